@@ -1,0 +1,71 @@
+//! Supervisors (`/api/v1/supervisors`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::acl::Acl;
+use crate::{JobId, Name, SupervisorId, Tag};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSupervisorRequest {
+    pub name: Name,
+    pub site: Name,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    #[serde(default)]
+    pub acl: Acl,
+    /// Defaults to true: a supervisor added by hand is meant to be used.
+    #[serde(default)]
+    pub ready_for_service: Option<bool>,
+}
+
+/// The answer to a supervisor's creation; the only one that carries its token.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct NewSupervisor {
+    pub id: SupervisorId,
+    pub name: Name,
+    pub token: String,
+}
+
+impl std::fmt::Debug for NewSupervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewSupervisor")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Changes to a supervisor; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSupervisorRequest {
+    #[serde(default)]
+    pub tags: Option<Vec<Tag>>,
+    #[serde(default)]
+    pub retired: Option<bool>,
+    #[serde(default)]
+    pub ready_for_service: Option<bool>,
+    #[serde(default)]
+    pub acl: Option<Acl>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SupervisorView {
+    pub id: SupervisorId,
+    pub name: Name,
+    pub site: Name,
+    pub tags: Vec<Tag>,
+    pub acl: Acl,
+    pub retired: bool,
+    pub ready_for_service: bool,
+    pub connected: bool,
+    pub current_job: Option<JobId>,
+    pub last_seen: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SupervisorList {
+    pub supervisors: Vec<SupervisorView>,
+}

@@ -1,0 +1,16 @@
+//! Domain types shared by every Paddock service: validated ids and names, the job lifecycle
+//! state machine, tag expressions, ACL evaluation, privileges and the wire types of the HTTP API
+//! and of the supervisor WebSocket protocol. No I/O and no database code lives here.
+
+pub mod acl;
+pub mod api;
+pub mod ids;
+pub mod lifecycle;
+pub mod privilege;
+pub mod protocol;
+pub mod tags;
+
+pub use ids::{ImageId, JobId, Name, SupervisorId};
+pub use lifecycle::{Actor, ExecutionState, ExitStatus, JobState, Transition, TransitionError};
+pub use privilege::Privilege;
+pub use tags::{Tag, TagExpr};
