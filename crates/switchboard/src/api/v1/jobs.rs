@@ -1,0 +1,305 @@
+//! `/api/v1/jobs`: enqueue, list, get, cancel, the event log (JSON or Server-Sent Events) and the
+//! console. Secret parameter values are accepted here and never returned.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Extension;
+use axum::extract::State;
+use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use paddock_core::api::jobs::{
+    EnqueueJobRequest, EnqueueJobResponse, JobEventList, JobList, JobView,
+};
+use paddock_core::protocol::SwitchboardMessage;
+use paddock_core::{
+    ExecutionState, ExitStatus, ImageId, JobId, Name, Privilege, TagExpr, Transition,
+};
+use serde::Deserialize;
+
+use crate::api::json::{Json, Path, Query};
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::db::jobs::{Change, Job, NewJob};
+use crate::error::ApiError;
+use crate::scheduler::user_may_use;
+
+const MAX_PARAMETERS: usize = 256;
+
+fn valid_parameter_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 128
+        && !n.starts_with('.')
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+}
+
+pub async fn enqueue(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(req): Json<EnqueueJobRequest>,
+) -> Result<(StatusCode, Json<EnqueueJobResponse>), ApiError> {
+    let image_id: ImageId = req
+        .image
+        .parse()
+        .map_err(|e| ApiError::BadRequest(format!("malformed image id: {e}")))?;
+    let expr: TagExpr = req
+        .tags
+        .parse()
+        .map_err(|e| ApiError::BadRequest(format!("malformed tag expression: {e}")))?;
+    if req.parameters.len() > MAX_PARAMETERS {
+        return Err(ApiError::BadRequest(format!(
+            "at most {MAX_PARAMETERS} parameters"
+        )));
+    }
+    if let Some(bad) = req.parameters.keys().find(|k| !valid_parameter_name(k)) {
+        return Err(ApiError::BadRequest(format!(
+            "invalid parameter name {bad:?}: use A-Z a-z 0-9 _ . -, not starting with '.'"
+        )));
+    }
+    if let Some(bad) = req
+        .ssh_keys
+        .iter()
+        .position(|k| k.trim().is_empty() || k.contains('\n'))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "ssh_keys[{bad}]: must be one non-empty line"
+        )));
+    }
+    let c = &app.config;
+    let timeout_s = req.timeout_s.unwrap_or(c.default_job_timeout_s);
+    if timeout_s == 0 || timeout_s > c.max_job_timeout_s {
+        return Err(ApiError::BadRequest(format!(
+            "timeout_s must be between 1 and {}",
+            c.max_job_timeout_s
+        )));
+    }
+    let queue_timeout_s = req.queue_timeout_s.unwrap_or(c.default_queue_timeout_s);
+    let could_match = app.db.active_supervisors().await?.iter().any(|s| {
+        expr.matches(&s.tag_strs()) && user_may_use(s, &c.acl, &caller.user, &caller.privileges)
+    });
+    let match_error =
+        (!could_match).then(|| format!("no supervisor matches {expr} for user {}", caller.user));
+    let new = NewJob {
+        user: caller.user.clone(),
+        image_id,
+        tag_expr: expr.to_string(),
+        parameters: req.parameters,
+        ssh_keys: req.ssh_keys,
+        timeout_s,
+        queue_timeout_s,
+        priority: req.priority,
+    };
+    let job = app.db.create_job(new, match_error).await?;
+    tracing::info!(job.id = %job.id, user = %caller.user, state = %job.state.execution_state, "job enqueued");
+    app.events_changed();
+    app.job_finished();
+    Ok((
+        StatusCode::CREATED,
+        Json(EnqueueJobResponse { job_id: job.id }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    state: Option<ExecutionState>,
+    user: Option<Name>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<JobList>, ApiError> {
+    let user = if caller.has(Privilege::ListJobs) {
+        q.user
+    } else {
+        Some(caller.user.clone())
+    };
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let before = q
+        .cursor
+        .map(|c| {
+            c.parse::<i64>()
+                .map_err(|_| ApiError::BadRequest("malformed cursor".into()))
+        })
+        .transpose()?;
+    let jobs = app
+        .db
+        .list_jobs(q.state, user.as_ref(), before, limit)
+        .await?;
+    let next_cursor = (jobs.len() as i64 == limit)
+        .then(|| jobs.last().map(|j| j.seq.to_string()))
+        .flatten();
+    Ok(Json(JobList {
+        jobs: jobs.iter().map(Job::view).collect(),
+        next_cursor,
+    }))
+}
+
+fn parse_id(id: &str) -> Result<JobId, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::BadRequest(format!("malformed job id {id:?}")))
+}
+
+/// Loads a job the caller may see: its own, or any with `list_jobs`. Others are 404.
+async fn visible_job(app: &AppState, caller: &Caller, id: &str) -> Result<Job, ApiError> {
+    let job = app.db.get_job(parse_id(id)?).await.map_err(|e| match e {
+        crate::db::StoreError::NotFound => ApiError::NotFound("job"),
+        e => e.into(),
+    })?;
+    if job.user != caller.user && !caller.has(Privilege::ListJobs) {
+        return Err(ApiError::NotFound("job"));
+    }
+    Ok(job)
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>, ApiError> {
+    Ok(Json(visible_job(&app, &caller, &id).await?.view()))
+}
+
+pub async fn console(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let job = visible_job(&app, &caller, &id).await?;
+    let text = app.db.console(job.id).await?;
+    Ok(([(CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
+}
+
+/// The event log: JSON by default; a Server-Sent Events stream when the client accepts
+/// `text/event-stream` (each event's `id` is the log id, so `Last-Event-ID` resumes). The stream
+/// ends after the event that terminates the job.
+pub async fn events(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let job = visible_job(&app, &caller, &id).await?;
+    let wants_sse = headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    if !wants_sse {
+        return Ok(Json(JobEventList {
+            events: app.db.job_events(job.id, 0).await?,
+        })
+        .into_response());
+    }
+    let after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0i64);
+    let mut changes = app.events.subscribe();
+    let stream = async_stream(move |tx| async move {
+        let mut last = after;
+        loop {
+            changes.mark_unchanged();
+            let events = match app.db.job_events(job.id, last).await {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(job.id = %job.id, error = format!("{e:#}"), "reading events for stream");
+                    return;
+                }
+            };
+            for e in events {
+                last = e.id;
+                let done = e.to_state == ExecutionState::Terminated;
+                let data = serde_json::to_string(&e).unwrap_or_default();
+                if tx
+                    .send(Ok(Event::default()
+                        .id(e.id.to_string())
+                        .event("job_event")
+                        .data(data)))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                if done {
+                    return;
+                }
+            }
+            tokio::select! {
+                _ = changes.changed() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+/// A stream fed by a task; the task ends when the client goes away.
+fn async_stream<F, Fut>(f: F) -> tokio_stream::wrappers::ReceiverStream<Result<Event, Infallible>>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<Event, Infallible>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(f(tx));
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// Cancels a job: a queued job terminates at once (`job_canceled`); a dispatched one gets
+/// `job_canceled` and its supervisor a `stop_job`; the supervisor then terminates it (or the
+/// reaper does after `stop_grace_s`).
+pub async fn cancel(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>, ApiError> {
+    let job = visible_job(&app, &caller, &id).await?;
+    if job.user != caller.user && !caller.has(Privilege::CancelJobs) {
+        return Err(ApiError::Forbidden(Privilege::CancelJobs.to_string()));
+    }
+    let by = format!("canceled by {}", caller.user);
+    let change = match job.state.execution_state {
+        ExecutionState::Terminated => {
+            return Err(ApiError::Conflict(format!(
+                "job {} is already terminated",
+                job.id
+            )));
+        }
+        ExecutionState::Queued => Change::by_switchboard(
+            Transition::to_with(ExecutionState::Terminated, ExitStatus::JobCanceled),
+            by,
+        ),
+        _ => {
+            let mut c = Change::by_switchboard(Transition::status(ExitStatus::JobCanceled), by);
+            c.request_stop = true;
+            c
+        }
+    };
+    let r = app.db.transition(job.id, &change).await?;
+    if !r.job.state.is_terminated() {
+        if let Some(sup) = r.job.supervisor_id {
+            app.hub.send(
+                sup,
+                SwitchboardMessage::StopJob {
+                    job_id: job.id,
+                    reason: "canceled".into(),
+                },
+            );
+        }
+    } else {
+        app.job_finished();
+    }
+    app.events_changed();
+    tracing::info!(job.id = %job.id, user = %caller.user, "job cancel requested");
+    Ok(Json(r.job.view()))
+}

@@ -1,0 +1,59 @@
+//! The `/api/v1` route table. Each group of routes is wrapped in the guard that authenticates
+//! the caller and checks the privileges it needs; only `login` and the supervisor socket (which
+//! authenticates supervisors itself) are outside a guard.
+
+pub mod jobs;
+pub mod socket;
+pub mod supervisors;
+pub mod tokens;
+pub mod users;
+
+use axum::Router;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{delete, get, post};
+use paddock_core::Privilege::*;
+
+use crate::app::AppState;
+use crate::auth::{Guard, guard};
+
+fn guarded(app: &AppState, g: Guard, r: Router<AppState>) -> Router<AppState> {
+    r.route_layer(from_fn_with_state((app.clone(), g), guard))
+}
+
+pub fn routes(app: AppState) -> Router<AppState> {
+    let any_user = Router::new()
+        .route("/whoami", get(tokens::whoami))
+        .route("/tokens", post(tokens::create))
+        .route("/tokens/{id}", delete(tokens::revoke));
+    let admin = Router::new().route("/users", get(users::list).post(users::create));
+    let submit = Router::new().route("/jobs", post(jobs::enqueue));
+    let read_jobs = Router::new()
+        .route("/jobs", get(jobs::list))
+        .route("/jobs/{id}", get(jobs::get))
+        .route("/jobs/{id}/events", get(jobs::events))
+        .route("/jobs/{id}/console", get(jobs::console));
+    let cancel = Router::new().route("/jobs/{id}/cancel", post(jobs::cancel));
+    let read_sups = Router::new()
+        .route("/supervisors", get(supervisors::list))
+        .route("/supervisors/{id}", get(supervisors::get));
+    let manage_sups = Router::new()
+        .route("/supervisors", post(supervisors::create))
+        .route(
+            "/supervisors/{id}",
+            axum::routing::patch(supervisors::update),
+        );
+    Router::new()
+        .route("/login", post(tokens::login))
+        .route("/supervisor/socket", get(socket::upgrade))
+        .merge(guarded(&app, Guard(&[]), any_user))
+        .merge(guarded(&app, Guard(&[Admin]), admin))
+        .merge(guarded(&app, Guard(&[SubmitJobs]), submit))
+        .merge(guarded(&app, Guard(&[ListJobs, SubmitJobs]), read_jobs))
+        .merge(guarded(&app, Guard(&[CancelJobs, SubmitJobs]), cancel))
+        .merge(guarded(
+            &app,
+            Guard(&[ListSupervisors, ManageSupervisors]),
+            read_sups,
+        ))
+        .merge(guarded(&app, Guard(&[ManageSupervisors]), manage_sups))
+}

@@ -1,0 +1,92 @@
+//! The running switchboard: shared state, the HTTP router, and `run`, which serves until the
+//! shutdown signal fires.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+
+/// A cloneable shutdown signal: flips to `true` once.
+pub type Shutdown = watch::Receiver<bool>;
+
+/// Everything handlers and tasks share. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub config: Arc<Config>,
+    pub hub: Hub,
+    pub metrics: Arc<Metrics>,
+    /// Wakes the scheduler.
+    pub wake: Arc<Notify>,
+    /// Bumped after any job event is written, so event streams re-read the log.
+    pub events: Arc<watch::Sender<u64>>,
+    /// Identifies this process in the supervisors' `connection` column.
+    pub instance: String,
+    stop: Arc<watch::Sender<bool>>,
+}
+
+impl AppState {
+    pub fn new(db: Db, config: Config) -> Self {
+        AppState {
+            db,
+            config: Arc::new(config),
+            hub: Hub::default(),
+            metrics: Arc::new(Metrics::default()),
+            wake: Arc::new(Notify::new()),
+            events: Arc::new(watch::Sender::new(0)),
+            instance: uuid::Uuid::new_v4().to_string(),
+            stop: Arc::new(watch::Sender::new(false)),
+        }
+    }
+
+    /// Asks every task and connection to stop.
+    pub fn shutdown(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// The shutdown signal, for tasks to select on.
+    pub fn shutdown_signal(&self) -> Shutdown {
+        self.stop.subscribe()
+    }
+
+    /// A job was enqueued or a supervisor became free: run the scheduler.
+    pub fn job_finished(&self) {
+        self.wake.notify_one();
+    }
+
+    pub fn events_changed(&self) {
+        self.events.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+pub fn router(app: AppState) -> Router {
+    let limit = app.config.max_body_bytes;
+    crate::api::routes(app).layer(DefaultBodyLimit::max(limit))
+}
+
+/// Serves the API on `listener` and runs the scheduler and the reaper until
+/// [`AppState::shutdown`].
+pub async fn run(app: AppState, listener: TcpListener) -> anyhow::Result<()> {
+    let shutdown = app.shutdown_signal();
+    let scheduler = tokio::spawn(crate::scheduler::run(
+        app.clone(),
+        app.wake.clone(),
+        shutdown.clone(),
+    ));
+    let reaper = tokio::spawn(crate::reaper::run(app.clone(), shutdown.clone()));
+    let mut stop = shutdown.clone();
+    let serve = axum::serve(listener, router(app)).with_graceful_shutdown(async move {
+        let _ = stop.wait_for(|s| *s).await;
+    });
+    let r = serve.await;
+    let _ = scheduler.await;
+    let _ = reaper.await;
+    r.map_err(Into::into)
+}

@@ -1,0 +1,118 @@
+//! The `paddock-switchboard` command line: `serve`, `check-config` and `user` administration.
+//! Exit codes: 0 success, 1 failure (the error chain is printed once), 2 usage error (clap).
+
+mod serve;
+mod user;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "paddock-switchboard",
+    version,
+    about = "Paddock's central coordinator: API, supervisor WebSocket, scheduler"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API and run the scheduler (SQLite in --data-dir unless --database-url is set).
+    Serve(Settings),
+    /// Check a configuration file and print the settings in effect.
+    CheckConfig {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Manage users directly in the database (bootstrap the first admin).
+    #[command(subcommand)]
+    User(user::UserCommand),
+}
+
+/// Where the configuration comes from: a file, then flags that override it.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// TOML configuration file (see switchboard.example.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Data directory holding the SQLite database [default: paddock-data].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Database URL (sqlite://PATH or postgres://...) [default: SQLite in the data directory].
+    #[arg(long, env = "PADDOCK_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+impl Settings {
+    pub fn load(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if let Some(d) = &self.data_dir {
+            config.data_dir = d.clone();
+        }
+        if let Some(l) = self.listen {
+            config.listen = l;
+        }
+        if let Some(u) = &self.database_url {
+            config.database_url = Some(u.clone());
+        }
+        config
+            .validate()
+            .map_err(|(field, msg)| anyhow::anyhow!("{field}: {msg}"))?;
+        Ok(config)
+    }
+
+    /// Opens the database, creating the data directory for SQLite.
+    pub async fn open_db(&self) -> anyhow::Result<(Config, crate::db::Db)> {
+        let config = self.load()?;
+        if config.database_url.is_none() {
+            std::fs::create_dir_all(&config.data_dir).with_context(|| {
+                format!("creating data directory {}", config.data_dir.display())
+            })?;
+        }
+        let url = config.database_url();
+        let db = crate::db::Db::connect(&url)
+            .await
+            .with_context(|| format!("opening database {}", redact_url(&url)))?;
+        Ok((config, db))
+    }
+}
+
+/// A database URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{}{}", &url[..s + 3], user, &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(s) => serve::serve(s).await,
+        Command::CheckConfig { config } => {
+            let c = Config::load(&config)?;
+            println!("{}: ok", config.display());
+            println!("listen = {}", c.listen);
+            println!("database = {}", redact_url(&c.database_url()));
+            Ok(())
+        }
+        Command::User(u) => user::run(u).await,
+    }
+}

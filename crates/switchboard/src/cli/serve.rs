@@ -1,0 +1,24 @@
+//! `paddock-switchboard serve`.
+
+use anyhow::Context;
+
+use super::Settings;
+use crate::app::{AppState, run};
+
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let (config, db) = settings.open_db().await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let app = AppState::new(db, config);
+    tracing::info!(%addr, backend = ?app.db.backend, "switchboard serving");
+    eprintln!("paddock-switchboard: serving on http://{addr}");
+    let stopper = app.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+        stopper.shutdown();
+    });
+    run(app, listener).await
+}

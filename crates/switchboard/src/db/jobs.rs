@@ -1,0 +1,614 @@
+//! Jobs: creation, reads, the one transition path (core's lifecycle function applied under an
+//! optimistic version check, with its event appended and the supervisor freed in the same
+//! transaction), and the scheduler's claim of jobs and supervisors together.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use paddock_core::api::format_ms;
+use paddock_core::api::jobs::{JobView, ParameterView};
+use paddock_core::lifecycle::Applied;
+use paddock_core::protocol::{JobParameter, StartJob};
+use paddock_core::{
+    Actor, ExecutionState, ExitStatus, ImageId, JobId, JobState, Name, Privilege, SupervisorId,
+    Transition,
+};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use super::events::insert_event;
+use super::supervisors::{COLUMNS as SUP_COLUMNS, Supervisor, row_to_supervisor};
+use super::users::split_privileges;
+use super::{Db, Result, StoreError, json_col, parse_col, parse_opt, to_json};
+
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub seq: i64,
+    pub id: JobId,
+    pub user: Name,
+    pub image_id: ImageId,
+    pub tag_expr: String,
+    pub parameters: BTreeMap<String, JobParameter>,
+    pub ssh_keys: Vec<String>,
+    pub timeout_s: i64,
+    pub queue_timeout_s: i64,
+    pub priority: i64,
+    pub state: JobState,
+    pub status_message: Option<String>,
+    pub supervisor_id: Option<SupervisorId>,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub scheduled_at: Option<i64>,
+    pub stop_requested_at: Option<i64>,
+    pub terminated_at: Option<i64>,
+}
+
+impl Job {
+    /// The read view: secret parameter values are left out.
+    pub fn view(&self) -> JobView {
+        JobView {
+            id: self.id,
+            user: self.user.clone(),
+            image_id: self.image_id.clone(),
+            tags: self.tag_expr.clone(),
+            parameters: self
+                .parameters
+                .iter()
+                .map(|(k, p)| {
+                    (
+                        k.clone(),
+                        ParameterView {
+                            value: (!p.secret).then(|| p.value.clone()),
+                            secret: p.secret,
+                        },
+                    )
+                })
+                .collect(),
+            ssh_keys: self.ssh_keys.clone(),
+            timeout_s: self.timeout_s as u64,
+            queue_timeout_s: self.queue_timeout_s as u64,
+            priority: self.priority as i32,
+            execution_state: self.state.execution_state,
+            exit_status: self.state.exit_status,
+            status_message: self.status_message.clone(),
+            supervisor_id: self.supervisor_id,
+            created_at: format_ms(self.created_at),
+            updated_at: format_ms(self.updated_at),
+            terminated_at: self.terminated_at.map(format_ms),
+        }
+    }
+
+    pub fn start_message(&self) -> StartJob {
+        StartJob {
+            job_id: self.id,
+            image_id: self.image_id.clone(),
+            parameters: self.parameters.clone(),
+            ssh_keys: self.ssh_keys.clone(),
+            timeout_s: self.timeout_s as u64,
+        }
+    }
+}
+
+const COLUMNS: &str = "seq, id, user_name, image_id, tag_expr, parameters, ssh_keys, timeout_s, queue_timeout_s, priority, \
+    execution_state, exit_status, status_message, supervisor_id, version, created_at, updated_at, scheduled_at, \
+    stop_requested_at, terminated_at";
+
+const ACTIVE: &str = "('scheduled', 'initializing', 'ready', 'terminating')";
+
+fn row_to_job(row: &AnyRow) -> Result<Job> {
+    Ok(Job {
+        seq: row.try_get("seq")?,
+        id: parse_col("id", &row.try_get::<String, _>("id")?)?,
+        user: parse_col("user_name", &row.try_get::<String, _>("user_name")?)?,
+        image_id: parse_col("image_id", &row.try_get::<String, _>("image_id")?)?,
+        tag_expr: row.try_get("tag_expr")?,
+        parameters: json_col("parameters", &row.try_get::<String, _>("parameters")?)?,
+        ssh_keys: json_col("ssh_keys", &row.try_get::<String, _>("ssh_keys")?)?,
+        timeout_s: row.try_get("timeout_s")?,
+        queue_timeout_s: row.try_get("queue_timeout_s")?,
+        priority: row.try_get("priority")?,
+        state: JobState {
+            execution_state: parse_col(
+                "execution_state",
+                &row.try_get::<String, _>("execution_state")?,
+            )?,
+            exit_status: parse_opt("exit_status", row.try_get("exit_status")?)?,
+        },
+        status_message: row.try_get("status_message")?,
+        supervisor_id: parse_opt("supervisor_id", row.try_get("supervisor_id")?)?,
+        version: row.try_get("version")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        scheduled_at: row.try_get("scheduled_at")?,
+        stop_requested_at: row.try_get("stop_requested_at")?,
+        terminated_at: row.try_get("terminated_at")?,
+    })
+}
+
+/// A job as submitted.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub user: Name,
+    pub image_id: ImageId,
+    pub tag_expr: String,
+    pub parameters: BTreeMap<String, JobParameter>,
+    pub ssh_keys: Vec<String>,
+    pub timeout_s: u64,
+    pub queue_timeout_s: u64,
+    pub priority: i32,
+}
+
+/// A requested change of a job's state.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub transition: Transition,
+    pub actor: Actor,
+    pub message: Option<String>,
+    /// Refuse unless the job is assigned to this supervisor (a supervisor acts only for itself).
+    pub on_supervisor: Option<SupervisorId>,
+    /// Record that the job was asked to stop (cancel, timeout); the reaper enforces a grace.
+    pub request_stop: bool,
+}
+
+impl Change {
+    pub fn by_switchboard(transition: Transition, message: impl Into<String>) -> Self {
+        Change {
+            transition,
+            actor: Actor::Switchboard,
+            message: Some(message.into()),
+            on_supervisor: None,
+            request_stop: false,
+        }
+    }
+}
+
+/// The result of an accepted change.
+#[derive(Debug, Clone)]
+pub struct Changed {
+    pub job: Job,
+    pub applied: Applied,
+    /// False when the change restated the current state.
+    pub changed: bool,
+}
+
+/// One scheduling decision, made in the claim transaction.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub job: Job,
+    pub supervisor_id: SupervisorId,
+}
+
+/// A queued job as the scheduler sees it, with its user's privileges.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub job: Job,
+    pub privileges: Vec<Privilege>,
+}
+
+fn redact_secrets(p: &BTreeMap<String, JobParameter>) -> BTreeMap<String, JobParameter> {
+    p.iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                if v.secret {
+                    JobParameter {
+                        value: String::new(),
+                        secret: true,
+                    }
+                } else {
+                    v.clone()
+                },
+            )
+        })
+        .collect()
+}
+
+impl Db {
+    /// Inserts a job. With `match_error` the job terminates at once with `SupervisorMatchError`
+    /// (both events are written in the same transaction).
+    pub async fn create_job(&self, new: NewJob, match_error: Option<String>) -> Result<Job> {
+        let id = JobId::new();
+        let now = paddock_core::api::now_ms();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO jobs (id, user_name, image_id, tag_expr, parameters, ssh_keys, timeout_s, queue_timeout_s, priority, \
+             execution_state, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', 0, $10, $10)",
+        )
+        .bind(id.to_string())
+        .bind(new.user.as_str())
+        .bind(new.image_id.as_str())
+        .bind(&new.tag_expr)
+        .bind(to_json(&new.parameters))
+        .bind(to_json(&new.ssh_keys))
+        .bind(new.timeout_s as i64)
+        .bind(new.queue_timeout_s as i64)
+        .bind(i64::from(new.priority))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        insert_event(
+            &mut tx,
+            id,
+            now,
+            Actor::Switchboard,
+            None,
+            JobState::QUEUED,
+            Some(&format!("enqueued by {}", new.user)),
+        )
+        .await?;
+        if let Some(why) = match_error {
+            let change = Change::by_switchboard(
+                Transition::to_with(ExecutionState::Terminated, ExitStatus::SupervisorMatchError),
+                why,
+            );
+            transition_in(self, &mut tx, id, &change).await?;
+        }
+        let job = fetch_job(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(job)
+    }
+
+    pub async fn get_job(&self, id: JobId) -> Result<Job> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM jobs WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        row_to_job(&row)
+    }
+
+    /// Newest first. `before_seq` is the pagination cursor.
+    pub async fn list_jobs(
+        &self,
+        state: Option<ExecutionState>,
+        user: Option<&Name>,
+        before_seq: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Job>> {
+        let mut sql = format!("SELECT {COLUMNS} FROM jobs WHERE 1 = 1");
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            n
+        };
+        if state.is_some() {
+            sql += &format!(" AND execution_state = ${}", next());
+        }
+        if user.is_some() {
+            sql += &format!(" AND user_name = ${}", next());
+        }
+        if before_seq.is_some() {
+            sql += &format!(" AND seq < ${}", next());
+        }
+        sql += &format!(" ORDER BY seq DESC LIMIT ${}", next());
+        let mut q = sqlx::query(&sql);
+        if let Some(s) = state {
+            q = q.bind(s.as_str());
+        }
+        if let Some(u) = user {
+            q = q.bind(u.as_str());
+        }
+        if let Some(b) = before_seq {
+            q = q.bind(b);
+        }
+        let rows = q.bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(row_to_job).collect()
+    }
+
+    /// Applies a change in its own transaction.
+    pub async fn transition(&self, id: JobId, change: &Change) -> Result<Changed> {
+        let mut tx = self.pool.begin().await?;
+        let r = transition_in(self, &mut tx, id, change).await?;
+        tx.commit().await?;
+        Ok(r)
+    }
+
+    /// Non-terminated jobs assigned to a supervisor.
+    pub async fn jobs_on_supervisor(&self, sup: SupervisorId) -> Result<Vec<Job>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM jobs WHERE supervisor_id = $1 AND execution_state IN {ACTIVE} ORDER BY seq"
+        ))
+        .bind(sup.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row_to_job).collect()
+    }
+
+    /// Queued jobs whose queue timeout has passed.
+    pub async fn queue_timed_out(&self, now: i64) -> Result<Vec<JobId>> {
+        self.ids("SELECT id FROM jobs WHERE execution_state = 'queued' AND created_at + queue_timeout_s * 1000 <= $1", now).await
+    }
+
+    /// Dispatched jobs past their job timeout that were not yet asked to stop.
+    pub async fn job_timed_out(&self, now: i64) -> Result<Vec<JobId>> {
+        self.ids(
+            &format!(
+                "SELECT id FROM jobs WHERE execution_state IN {ACTIVE} AND stop_requested_at IS NULL \
+                 AND scheduled_at + timeout_s * 1000 <= $1"
+            ),
+            now,
+        )
+        .await
+    }
+
+    /// Jobs asked to stop before `deadline` that are still not terminated.
+    pub async fn stop_overdue(&self, deadline: i64) -> Result<Vec<JobId>> {
+        self.ids(
+            &format!(
+                "SELECT id FROM jobs WHERE execution_state IN {ACTIVE} AND stop_requested_at <= $1"
+            ),
+            deadline,
+        )
+        .await
+    }
+
+    /// Jobs whose supervisor has not been seen since `deadline`.
+    pub async fn dropped(&self, deadline: i64) -> Result<Vec<JobId>> {
+        self.ids(
+            &format!(
+                "SELECT j.id FROM jobs j JOIN supervisors s ON s.id = j.supervisor_id \
+                 WHERE j.execution_state IN {ACTIVE} AND (s.last_seen IS NULL OR s.last_seen <= $1)"
+            ),
+            deadline,
+        )
+        .await
+    }
+
+    async fn ids(&self, sql: &str, at: i64) -> Result<Vec<JobId>> {
+        let rows = sqlx::query(sql).bind(at).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| parse_col("id", &r.try_get::<String, _>("id")?))
+            .collect()
+    }
+
+    pub async fn count_jobs_by_state(&self) -> Result<HashMap<String, i64>> {
+        let rows =
+            sqlx::query("SELECT execution_state, COUNT(*) AS n FROM jobs GROUP BY execution_state")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("execution_state")?, r.try_get("n")?)))
+            .collect()
+    }
+
+    /// Claims queued jobs and idle supervisors together, in one transaction. `eligible` lists the
+    /// supervisors this process may dispatch to; `pick` is the scheduling policy: given the
+    /// queued jobs (priority, then age) and the idle supervisors, it returns pairs of indexes.
+    pub async fn claim(
+        &self,
+        eligible: &HashSet<SupervisorId>,
+        batch: i64,
+        pick: impl FnOnce(&[Candidate], &[Supervisor]) -> Vec<(usize, usize)>,
+    ) -> Result<Vec<Claim>> {
+        let lock = self.skip_locked();
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {SUP_COLUMNS} FROM supervisors WHERE current_job IS NULL AND retired = 0 AND ready_for_service = 1 \
+             AND connection IS NOT NULL{lock}"
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut idle = Vec::new();
+        for row in &rows {
+            let s = row_to_supervisor(row)?;
+            if eligible.contains(&s.id) {
+                idle.push(s);
+            }
+        }
+        if idle.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM jobs WHERE execution_state = 'queued' ORDER BY priority DESC, seq LIMIT $1{lock}"
+        ))
+        .bind(batch)
+        .fetch_all(&mut *tx)
+        .await?;
+        let jobs = rows.iter().map(row_to_job).collect::<Result<Vec<_>>>()?;
+        let mut privileges: HashMap<String, Vec<Privilege>> = HashMap::new();
+        for job in &jobs {
+            if !privileges.contains_key(job.user.as_str()) {
+                let p = sqlx::query("SELECT privileges FROM users WHERE name = $1")
+                    .bind(job.user.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .map(|r| r.try_get::<String, _>("privileges"))
+                    .transpose()?;
+                privileges.insert(
+                    job.user.to_string(),
+                    p.as_deref()
+                        .map(split_privileges)
+                        .transpose()?
+                        .unwrap_or_default(),
+                );
+            }
+        }
+        let candidates: Vec<Candidate> = jobs
+            .into_iter()
+            .map(|job| Candidate {
+                privileges: privileges
+                    .get(job.user.as_str())
+                    .cloned()
+                    .unwrap_or_default(),
+                job,
+            })
+            .collect();
+        let now = paddock_core::api::now_ms();
+        let mut claims = Vec::new();
+        for (ji, si) in pick(&candidates, &idle) {
+            let (Some(c), Some(sup)) = (candidates.get(ji), idle.get(si)) else {
+                continue;
+            };
+            let job = &c.job;
+            let freed = sqlx::query(
+                "UPDATE supervisors SET current_job = $1 WHERE id = $2 AND current_job IS NULL",
+            )
+            .bind(job.id.to_string())
+            .bind(sup.id.to_string())
+            .execute(&mut *tx)
+            .await?;
+            if freed.rows_affected() == 0 {
+                continue;
+            }
+            let moved = sqlx::query(
+                "UPDATE jobs SET execution_state = 'scheduled', supervisor_id = $1, scheduled_at = $2, updated_at = $2, \
+                 version = version + 1 WHERE id = $3 AND version = $4",
+            )
+            .bind(sup.id.to_string())
+            .bind(now)
+            .bind(job.id.to_string())
+            .bind(job.version)
+            .execute(&mut *tx)
+            .await?;
+            if moved.rows_affected() == 0 {
+                // Someone else changed the job meanwhile: give the supervisor back.
+                sqlx::query(
+                    "UPDATE supervisors SET current_job = NULL WHERE id = $1 AND current_job = $2",
+                )
+                .bind(sup.id.to_string())
+                .bind(job.id.to_string())
+                .execute(&mut *tx)
+                .await?;
+                continue;
+            }
+            let to = JobState {
+                execution_state: ExecutionState::Scheduled,
+                exit_status: None,
+            };
+            insert_event(
+                &mut tx,
+                job.id,
+                now,
+                Actor::Switchboard,
+                Some(job.state),
+                to,
+                Some(&format!("scheduled on {}", sup.name)),
+            )
+            .await?;
+            let mut job = job.clone();
+            job.state = to;
+            job.supervisor_id = Some(sup.id);
+            job.scheduled_at = Some(now);
+            job.version += 1;
+            claims.push(Claim {
+                job,
+                supervisor_id: sup.id,
+            });
+        }
+        tx.commit().await?;
+        Ok(claims)
+    }
+}
+
+async fn fetch_job(tx: &mut Transaction<'_, Any>, id: JobId) -> Result<Job> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM jobs WHERE id = $1"))
+        .bind(id.to_string())
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    row_to_job(&row)
+}
+
+/// The one path by which a job's state changes after creation.
+pub(crate) async fn transition_in(
+    db: &Db,
+    tx: &mut Transaction<'_, Any>,
+    id: JobId,
+    change: &Change,
+) -> Result<Changed> {
+    let lock = db.skip_locked().replace(" SKIP LOCKED", "");
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM jobs WHERE id = $1{lock}"))
+        .bind(id.to_string())
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let mut job = row_to_job(&row)?;
+    if let Some(sup) = change.on_supervisor {
+        if job.supervisor_id != Some(sup) {
+            return Err(StoreError::Conflict(format!(
+                "job {id} is not assigned to this supervisor"
+            )));
+        }
+    }
+    let applied = job.state.apply(change.transition, change.actor)?;
+    let stop =
+        change.request_stop && job.stop_requested_at.is_none() && !applied.state.is_terminated();
+    let changed = applied.state != job.state || stop;
+    if !changed {
+        return Ok(Changed {
+            job,
+            applied,
+            changed,
+        });
+    }
+    let now = paddock_core::api::now_ms();
+    let terminated = applied.state.is_terminated();
+    if stop {
+        job.stop_requested_at = Some(now);
+    }
+    if terminated {
+        job.terminated_at = Some(now);
+        job.parameters = redact_secrets(&job.parameters);
+    }
+    if change.message.is_some() {
+        job.status_message = change.message.clone();
+    }
+    let r = sqlx::query(
+        "UPDATE jobs SET execution_state = $1, exit_status = $2, status_message = $3, stop_requested_at = $4, \
+         terminated_at = $5, parameters = $6, updated_at = $7, version = version + 1 WHERE id = $8 AND version = $9",
+    )
+    .bind(applied.state.execution_state.as_str())
+    .bind(applied.state.exit_status.map(|s| s.as_str()))
+    .bind(job.status_message.as_deref())
+    .bind(job.stop_requested_at)
+    .bind(job.terminated_at)
+    .bind(to_json(&job.parameters))
+    .bind(now)
+    .bind(id.to_string())
+    .bind(job.version)
+    .execute(&mut **tx)
+    .await?;
+    if r.rows_affected() == 0 {
+        return Err(StoreError::Conflict(format!(
+            "job {id} changed concurrently"
+        )));
+    }
+    let mut message = change.message.clone();
+    if let (Some(ignored), Some(kept)) = (applied.ignored_status, applied.state.exit_status) {
+        let note = format!("exit status {ignored} not taken: {kept} is final");
+        message = Some(match message {
+            Some(m) => format!("{m} ({note})"),
+            None => note,
+        });
+    }
+    insert_event(
+        tx,
+        id,
+        now,
+        change.actor,
+        Some(job.state),
+        applied.state,
+        message.as_deref(),
+    )
+    .await?;
+    if terminated {
+        if let Some(sup) = job.supervisor_id {
+            sqlx::query(
+                "UPDATE supervisors SET current_job = NULL WHERE id = $1 AND current_job = $2",
+            )
+            .bind(sup.to_string())
+            .bind(id.to_string())
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    job.state = applied.state;
+    job.version += 1;
+    job.updated_at = now;
+    Ok(Changed {
+        job,
+        applied,
+        changed,
+    })
+}

@@ -1,0 +1,135 @@
+//! Storage: one sqlx `Any` pool over SQLite (the embedded default, WAL) or PostgreSQL, with
+//! migrations per backend. Every query is written once with `$n` placeholders, which both
+//! backends accept; the few backend differences (row locks) are spelled out where they occur.
+//! All job and supervisor state lives here, never only in one process's memory.
+
+pub mod console;
+pub mod events;
+pub mod jobs;
+pub mod supervisors;
+pub mod tokens;
+pub mod users;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor};
+
+/// Which database a pool talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A storage failure. `NotFound` and `Conflict` are expected outcomes callers map to answers.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("illegal transition")]
+    Transition(#[from] paddock_core::TransitionError),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://...")]
+    UnsupportedUrl(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The database handle shared by every part of the switchboard.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub backend: Backend,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The default database of a data directory: `switchboard.db`, created when missing.
+pub fn sqlite_url_for(data_dir: &Path) -> String {
+    format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join("switchboard.db").display()
+    )
+}
+
+impl Db {
+    /// Connects and brings the schema up to date.
+    pub async fn connect(url: &str) -> Result<Db> {
+        install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_string()));
+        };
+        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
+        let pool = match backend {
+            // One connection: SQLite has one writer anyway, and a single connection makes every
+            // transaction serializable without BUSY retries. WAL keeps readers of other
+            // processes (backups, sqlite3 shell) unblocked.
+            Backend::Sqlite => {
+                options
+                    .max_connections(1)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute("PRAGMA synchronous = NORMAL").await?;
+                            conn.execute("PRAGMA busy_timeout = 5000").await?;
+                            conn.execute("PRAGMA foreign_keys = ON").await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await?
+            }
+            Backend::Postgres => options.max_connections(16).connect(url).await?,
+        };
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&pool).await?;
+        Ok(Db { pool, backend })
+    }
+
+    /// `FOR UPDATE SKIP LOCKED` where the backend has row locks; SQLite's single writer makes
+    /// the transaction itself the lock.
+    pub(crate) fn skip_locked(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        }
+    }
+}
+
+/// Parses a stored enum/id column, naming the column when it is corrupt.
+pub(crate) fn parse_col<T: FromStr>(column: &str, value: &str) -> Result<T> {
+    value
+        .parse()
+        .map_err(|_| StoreError::Corrupt(format!("{column}={value:?}")))
+}
+
+pub(crate) fn parse_opt<T: FromStr>(column: &str, value: Option<String>) -> Result<Option<T>> {
+    value.map(|v| parse_col(column, &v)).transpose()
+}
+
+pub(crate) fn json_col<T: serde::de::DeserializeOwned>(column: &str, value: &str) -> Result<T> {
+    serde_json::from_str(value).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
+    // Serializing plain data structs into a String cannot fail.
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_string())
+}

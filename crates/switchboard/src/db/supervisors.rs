@@ -1,0 +1,213 @@
+//! Supervisor records: identity, tags, ACL, token hash, retirement and readiness (desired
+//! state), plus connection, last-seen time and the job it holds (observed state).
+
+use paddock_core::acl::Acl;
+use paddock_core::api::format_ms;
+use paddock_core::api::supervisors::{SupervisorView, UpdateSupervisorRequest};
+use paddock_core::{JobId, Name, SupervisorId, Tag};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Db, Result, StoreError, json_col, parse_col, parse_opt, to_json};
+
+#[derive(Debug, Clone)]
+pub struct Supervisor {
+    pub id: SupervisorId,
+    pub name: Name,
+    pub site: Name,
+    pub tags: Vec<Tag>,
+    pub acl: Acl,
+    pub retired: bool,
+    pub ready_for_service: bool,
+    pub connection: Option<String>,
+    pub last_seen: Option<i64>,
+    pub current_job: Option<JobId>,
+    pub created_at: i64,
+}
+
+impl Supervisor {
+    /// Connected: a live connection whose heartbeats are younger than `liveness_ms`.
+    pub fn is_connected(&self, now: i64, liveness_ms: i64) -> bool {
+        self.connection.is_some() && self.last_seen.is_some_and(|t| t > now - liveness_ms)
+    }
+
+    pub fn tag_strs(&self) -> Vec<&str> {
+        self.tags.iter().map(Tag::as_str).collect()
+    }
+
+    pub fn view(&self, now: i64, liveness_ms: i64) -> SupervisorView {
+        SupervisorView {
+            id: self.id,
+            name: self.name.clone(),
+            site: self.site.clone(),
+            tags: self.tags.clone(),
+            acl: self.acl.clone(),
+            retired: self.retired,
+            ready_for_service: self.ready_for_service,
+            connected: self.is_connected(now, liveness_ms),
+            current_job: self.current_job,
+            last_seen: self.last_seen.map(format_ms),
+            created_at: format_ms(self.created_at),
+        }
+    }
+}
+
+pub(crate) const COLUMNS: &str = "id, name, site, tags, acl, retired, ready_for_service, connection, last_seen, current_job, created_at";
+
+pub(crate) fn row_to_supervisor(row: &AnyRow) -> Result<Supervisor> {
+    Ok(Supervisor {
+        id: parse_col("id", &row.try_get::<String, _>("id")?)?,
+        name: parse_col("name", &row.try_get::<String, _>("name")?)?,
+        site: parse_col("site", &row.try_get::<String, _>("site")?)?,
+        tags: json_col("tags", &row.try_get::<String, _>("tags")?)?,
+        acl: json_col("acl", &row.try_get::<String, _>("acl")?)?,
+        retired: row.try_get::<i64, _>("retired")? != 0,
+        ready_for_service: row.try_get::<i64, _>("ready_for_service")? != 0,
+        connection: row.try_get("connection")?,
+        last_seen: row.try_get("last_seen")?,
+        current_job: parse_opt("current_job", row.try_get("current_job")?)?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// A new supervisor's desired state.
+#[derive(Debug, Clone)]
+pub struct NewSupervisor<'a> {
+    pub name: &'a Name,
+    pub site: &'a Name,
+    pub tags: &'a [Tag],
+    pub acl: &'a Acl,
+    pub ready_for_service: bool,
+    pub token_hash: &'a str,
+}
+
+impl Db {
+    pub async fn create_supervisor(&self, s: NewSupervisor<'_>) -> Result<SupervisorId> {
+        let id = SupervisorId::new();
+        let r = sqlx::query(
+            "INSERT INTO supervisors (id, name, site, tags, acl, token_hash, retired, ready_for_service, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8)",
+        )
+        .bind(id.to_string())
+        .bind(s.name.as_str())
+        .bind(s.site.as_str())
+        .bind(to_json(&s.tags))
+        .bind(to_json(&s.acl))
+        .bind(s.token_hash)
+        .bind(i64::from(s.ready_for_service))
+        .bind(paddock_core::api::now_ms())
+        .execute(&self.pool)
+        .await;
+        match r {
+            Ok(_) => Ok(id),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(
+                format!("a supervisor named {} already exists", s.name),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn get_supervisor(&self, id: SupervisorId) -> Result<Supervisor> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM supervisors WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        row_to_supervisor(&row)
+    }
+
+    pub async fn supervisor_by_token(&self, token_hash: &str) -> Result<Option<Supervisor>> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM supervisors WHERE token_hash = $1"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(row_to_supervisor).transpose()
+    }
+
+    pub async fn list_supervisors(&self) -> Result<Vec<Supervisor>> {
+        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM supervisors ORDER BY name"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(row_to_supervisor).collect()
+    }
+
+    /// Supervisors that could ever run a job: every one not retired, connected or not.
+    pub async fn active_supervisors(&self) -> Result<Vec<Supervisor>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM supervisors WHERE retired = 0"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row_to_supervisor).collect()
+    }
+
+    pub async fn update_supervisor(
+        &self,
+        id: SupervisorId,
+        u: &UpdateSupervisorRequest,
+    ) -> Result<Supervisor> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM supervisors WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let mut s = row_to_supervisor(&row)?;
+        if let Some(tags) = &u.tags {
+            s.tags = tags.clone();
+        }
+        if let Some(acl) = &u.acl {
+            s.acl = acl.clone();
+        }
+        if let Some(r) = u.retired {
+            s.retired = r;
+        }
+        if let Some(r) = u.ready_for_service {
+            s.ready_for_service = r;
+        }
+        sqlx::query("UPDATE supervisors SET tags = $1, acl = $2, retired = $3, ready_for_service = $4 WHERE id = $5")
+            .bind(to_json(&s.tags))
+            .bind(to_json(&s.acl))
+            .bind(i64::from(s.retired))
+            .bind(i64::from(s.ready_for_service))
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(s)
+    }
+
+    /// Records a new connection (replacing any older one) and refreshes `last_seen`.
+    pub async fn supervisor_connected(&self, id: SupervisorId, connection: &str) -> Result<()> {
+        sqlx::query("UPDATE supervisors SET connection = $1, last_seen = $2 WHERE id = $3")
+            .bind(connection)
+            .bind(paddock_core::api::now_ms())
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn supervisor_seen(&self, id: SupervisorId, connection: &str) -> Result<()> {
+        sqlx::query("UPDATE supervisors SET last_seen = $1 WHERE id = $2 AND connection = $3")
+            .bind(paddock_core::api::now_ms())
+            .bind(id.to_string())
+            .bind(connection)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Clears the connection if it is still this one (a newer connection may have replaced it).
+    pub async fn supervisor_disconnected(&self, id: SupervisorId, connection: &str) -> Result<()> {
+        sqlx::query("UPDATE supervisors SET connection = NULL, last_seen = $1 WHERE id = $2 AND connection = $3")
+            .bind(paddock_core::api::now_ms())
+            .bind(id.to_string())
+            .bind(connection)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,19 @@
+//! paddock-switchboard: the central coordinator. It keeps users, tokens, supervisors and jobs in
+//! a database (SQLite or PostgreSQL), serves the JSON API and the supervisor WebSocket, and runs
+//! the scheduler and the reaper. `main.rs` only wires the command line to [`cli`].
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod hub;
+pub mod metrics;
+pub mod reaper;
+pub mod scheduler;
+pub mod tokens;
+
+pub use app::{AppState, run};
+pub use config::Config;

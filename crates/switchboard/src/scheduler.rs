@@ -1,0 +1,113 @@
+//! The scheduler: a task that claims queued jobs and idle supervisors together in one database
+//! transaction, then sends `start_job` to the supervisors connected to this process.
+//!
+//! Rules of the loop: it runs when woken (a job was enqueued, a supervisor connected or became
+//! idle) and at least once a second; each pass claims up to `BATCH` jobs; jobs go oldest first
+//! within priority, each to the first idle supervisor that is eligible (tags match, ACL allows).
+//! A job no idle supervisor fits does not hold back the jobs behind it. If `start_job` cannot be
+//! delivered (the connection just closed), the job stays `scheduled` and is sent again when the
+//! supervisor says `hello`, or ends as `supervisor_dropped_job` after the grace period.
+
+use std::time::Duration;
+
+use paddock_core::acl::{self, Acl, Decision, Subject};
+use paddock_core::protocol::SwitchboardMessage;
+use paddock_core::{Privilege, TagExpr};
+use tokio::sync::Notify;
+
+use crate::app::{AppState, Shutdown};
+use crate::db::jobs::Candidate;
+use crate::db::supervisors::Supervisor;
+
+const BATCH: i64 = 512;
+
+/// May the job's user run on this supervisor? Privileges (submit_jobs) and the ACLs.
+pub fn user_may_use(
+    sup: &Supervisor,
+    instance_acl: &Acl,
+    user: &paddock_core::Name,
+    privileges: &[Privilege],
+) -> bool {
+    Privilege::SubmitJobs.granted_by(privileges)
+        && acl::evaluate(&sup.acl, instance_acl, Subject { user, privileges }) == Decision::Allow
+}
+
+/// Is `sup` eligible for the job, apart from being connected and idle?
+pub fn eligible(sup: &Supervisor, expr: &TagExpr, instance_acl: &Acl, c: &Candidate) -> bool {
+    !sup.retired
+        && sup.ready_for_service
+        && expr.matches(&sup.tag_strs())
+        && user_may_use(sup, instance_acl, &c.job.user, &c.privileges)
+}
+
+/// The policy: pairs (job index, supervisor index), in job order.
+pub fn pick(jobs: &[Candidate], idle: &[Supervisor], instance_acl: &Acl) -> Vec<(usize, usize)> {
+    let mut taken = vec![false; idle.len()];
+    let mut out = Vec::new();
+    for (ji, c) in jobs.iter().enumerate() {
+        if taken.iter().all(|t| *t) {
+            break;
+        }
+        let Ok(expr) = c.job.tag_expr.parse::<TagExpr>() else {
+            continue;
+        };
+        if let Some(si) =
+            (0..idle.len()).find(|&si| !taken[si] && eligible(&idle[si], &expr, instance_acl, c))
+        {
+            taken[si] = true;
+            out.push((ji, si));
+        }
+    }
+    out
+}
+
+/// Runs one pass; returns how many jobs were claimed.
+pub async fn run_once(app: &AppState) -> anyhow::Result<usize> {
+    let local = app.hub.connected();
+    if local.is_empty() {
+        return Ok(0);
+    }
+    let acl = app.config.acl.clone();
+    let claims = app
+        .db
+        .claim(&local, BATCH, |jobs, idle| pick(jobs, idle, &acl))
+        .await?;
+    let now = paddock_core::api::now_ms();
+    for c in &claims {
+        let _span =
+            tracing::info_span!("schedule", job.id = %c.job.id, supervisor.id = %c.supervisor_id)
+                .entered();
+        if app.hub.send(
+            c.supervisor_id,
+            SwitchboardMessage::StartJob(c.job.start_message()),
+        ) {
+            app.metrics
+                .observe_scheduling_latency((now - c.job.created_at).max(0) as f64 / 1000.0);
+            tracing::debug!("start_job sent");
+        } else {
+            tracing::warn!("supervisor disconnected before start_job; will resend on hello");
+        }
+    }
+    Ok(claims.len())
+}
+
+/// The scheduler task.
+pub async fn run(app: AppState, wake: std::sync::Arc<Notify>, mut shutdown: Shutdown) {
+    loop {
+        let claimed = match run_once(&app).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "scheduling pass failed");
+                0
+            }
+        };
+        if claimed as i64 >= BATCH {
+            continue;
+        }
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
