@@ -13,6 +13,7 @@ pub mod hub;
 pub mod metrics;
 pub mod reaper;
 pub mod scheduler;
+pub mod sim;
 pub mod tokens;
 
 pub use app::{AppState, run};

@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, SEC_WEBSOCKET_PROTOCOL};
@@ -29,10 +30,12 @@ use crate::error::ApiError;
 const MAX_FRAME_BYTES: usize = 1024 * 1024;
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Authenticates first, so a request without a valid supervisor token is a 401 whatever else
+/// is wrong with it.
 pub async fn upgrade(
     State(app): State<AppState>,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let token = headers
         .get(AUTHORIZATION)
@@ -44,6 +47,7 @@ pub async fn upgrade(
         .supervisor_by_token(&hash_token(token.trim()))
         .await?
         .ok_or(ApiError::Unauthorized)?;
+    let ws = ws.map_err(|r| ApiError::Rejected(r.status(), r.body_text()))?;
     let offers_protocol = headers
         .get(SEC_WEBSOCKET_PROTOCOL)
         .and_then(|v| v.to_str().ok())

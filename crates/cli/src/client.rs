@@ -1,0 +1,96 @@
+//! A small client for the switchboard's JSON API. Non-2xx answers become errors carrying the
+//! status and the server's `error` message.
+
+use anyhow::{Context, anyhow};
+use paddock_core::api::error::ErrorBody;
+use reqwest::{Method, RequestBuilder, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::config::ClientConfig;
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    pub fn new(url: &str, token: Option<String>) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            base: url.trim_end_matches('/').to_string(),
+            token,
+        }
+    }
+
+    /// From the environment / config file; a token is required.
+    pub fn from_config() -> anyhow::Result<Client> {
+        let c = ClientConfig::load()?;
+        let url = c
+            .url
+            .ok_or_else(|| anyhow!("no switchboard URL: set PADDOCK_URL or run `paddock login`"))?;
+        let token = c
+            .token
+            .ok_or_else(|| anyhow!("no API token: set PADDOCK_TOKEN or run `paddock login`"))?;
+        Ok(Client::new(&url, Some(token)))
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let r = self
+            .http
+            .request(method, format!("{}/api/v1{path}", self.base));
+        match &self.token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    pub async fn send(&self, req: RequestBuilder) -> anyhow::Result<Response> {
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("connecting to {}", self.base))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let text = resp.text().await.unwrap_or_default();
+        let msg = serde_json::from_str::<ErrorBody>(&text)
+            .map(|b| b.error)
+            .unwrap_or(text);
+        Err(anyhow!(
+            "{} {}: {msg}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        ))
+    }
+
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> anyhow::Result<(T, serde_json::Value)> {
+        let v: serde_json::Value = self
+            .send(self.request(Method::GET, path))
+            .await?
+            .json()
+            .await?;
+        Ok((
+            serde_json::from_value(v.clone()).context("decoding the answer")?,
+            v,
+        ))
+    }
+
+    pub async fn post_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<T> {
+        Ok(self
+            .send(self.request(Method::POST, path).json(body))
+            .await?
+            .json()
+            .await?)
+    }
+}

@@ -1,0 +1,277 @@
+//! `paddock job enqueue|list|status|events|cancel|console`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use futures_util::StreamExt;
+use paddock_core::ExecutionState;
+use paddock_core::api::jobs::{
+    EnqueueJobRequest, EnqueueJobResponse, JobEvent, JobEventList, JobList, JobView,
+};
+use paddock_core::protocol::JobParameter;
+use reqwest::Method;
+
+use super::print_json;
+use crate::client::Client;
+
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// Enqueue a job; prints only its id.
+    Enqueue(Enqueue),
+    /// List jobs, newest first.
+    List {
+        #[arg(long)]
+        state: Option<ExecutionState>,
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a job's state (`--json`: the API's JSON, with `execution_state` and `exit_status`).
+    Status {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a job's event log; `--follow` streams it until the job terminates.
+    Events {
+        id: String,
+        #[arg(long)]
+        follow: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a job.
+    Cancel { id: String },
+    /// Print a job's console output.
+    Console { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct Enqueue {
+    /// Image id: the sha256 digest of the image manifest (64 hex characters).
+    image: String,
+    /// Tag expression selecting supervisors, e.g. 'board:nrf52840dk & !site:pton'.
+    #[arg(long)]
+    tags: String,
+    /// A parameter NAME=VALUE; repeat for several.
+    #[arg(long = "param", value_parser = key_value)]
+    params: Vec<(String, String)>,
+    /// A secret parameter NAME=VALUE: delivered to the job, never shown by the API.
+    #[arg(long = "secret-param", value_parser = key_value)]
+    secret_params: Vec<(String, String)>,
+    /// A file with SSH public keys allowed into the job's host; repeat for several.
+    #[arg(long = "ssh-key")]
+    ssh_keys: Vec<PathBuf>,
+    /// Job timeout in seconds [default: the switchboard's].
+    #[arg(long)]
+    timeout: Option<u64>,
+    /// Queue timeout in seconds [default: the switchboard's].
+    #[arg(long)]
+    queue_timeout: Option<u64>,
+    /// Higher runs first.
+    #[arg(long, default_value_t = 0)]
+    priority: i32,
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected NAME=VALUE, got {s:?}"))
+}
+
+pub async fn run(cmd: JobCommand) -> anyhow::Result<()> {
+    let client = Client::from_config()?;
+    match cmd {
+        JobCommand::Enqueue(e) => {
+            let mut parameters = BTreeMap::new();
+            for (k, v) in e.params {
+                parameters.insert(
+                    k,
+                    JobParameter {
+                        value: v,
+                        secret: false,
+                    },
+                );
+            }
+            for (k, v) in e.secret_params {
+                if parameters
+                    .insert(
+                        k.clone(),
+                        JobParameter {
+                            value: v,
+                            secret: true,
+                        },
+                    )
+                    .is_some()
+                {
+                    bail!("parameter {k} given twice");
+                }
+            }
+            let mut ssh_keys = Vec::new();
+            for f in &e.ssh_keys {
+                let text = std::fs::read_to_string(f)
+                    .with_context(|| format!("reading {}", f.display()))?;
+                ssh_keys.extend(
+                    text.lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                        .map(String::from),
+                );
+            }
+            let req = EnqueueJobRequest {
+                image: e.image,
+                tags: e.tags,
+                parameters,
+                ssh_keys,
+                timeout_s: e.timeout,
+                queue_timeout_s: e.queue_timeout,
+                priority: e.priority,
+            };
+            let r: EnqueueJobResponse = client.post_json("/jobs", &req).await?;
+            println!("{}", r.job_id);
+        }
+        JobCommand::List {
+            state,
+            user,
+            limit,
+            json,
+        } => {
+            let mut path = format!("/jobs?limit={limit}");
+            if let Some(s) = state {
+                path += &format!("&state={s}");
+            }
+            if let Some(u) = user {
+                path += &format!("&user={u}");
+            }
+            let (list, raw): (JobList, _) = client.get_json(&path).await?;
+            if json {
+                print_json(&raw);
+            } else {
+                println!(
+                    "{:<36}  {:<10}  {:<12}  {:<28}  TAGS",
+                    "ID", "USER", "STATE", "EXIT STATUS"
+                );
+                for j in list.jobs {
+                    let status = j.exit_status.map(|s| s.to_string()).unwrap_or_default();
+                    println!(
+                        "{:<36}  {:<10}  {:<12}  {:<28}  {}",
+                        j.id, j.user, j.execution_state, status, j.tags
+                    );
+                }
+            }
+        }
+        JobCommand::Status { id, json } => {
+            let (job, raw): (JobView, _) = client.get_json(&format!("/jobs/{id}")).await?;
+            if json {
+                print_json(&raw);
+            } else {
+                print_status(&job);
+            }
+        }
+        JobCommand::Events { id, follow, json } => {
+            if follow {
+                follow_events(&client, &id, json).await?;
+            } else {
+                let (list, raw): (JobEventList, _) =
+                    client.get_json(&format!("/jobs/{id}/events")).await?;
+                if json {
+                    print_json(&raw);
+                } else {
+                    list.events.iter().for_each(print_event);
+                }
+            }
+        }
+        JobCommand::Cancel { id } => {
+            let job: JobView = client
+                .send(client.request(Method::POST, &format!("/jobs/{id}/cancel")))
+                .await?
+                .json()
+                .await?;
+            eprintln!("cancel requested: {} is {}", job.id, job.execution_state);
+        }
+        JobCommand::Console { id } => {
+            let text = client
+                .send(client.request(Method::GET, &format!("/jobs/{id}/console")))
+                .await?
+                .text()
+                .await?;
+            print!("{text}");
+        }
+    }
+    Ok(())
+}
+
+fn print_status(j: &JobView) {
+    println!("job:            {}", j.id);
+    println!("user:           {}", j.user);
+    println!("image:          {}", j.image_id);
+    println!("tags:           {}", j.tags);
+    println!("state:          {}", j.execution_state);
+    println!(
+        "exit status:    {}",
+        j.exit_status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "-".into())
+    );
+    if let Some(m) = &j.status_message {
+        println!("message:        {m}");
+    }
+    if let Some(s) = j.supervisor_id {
+        println!("supervisor:     {s}");
+    }
+    println!("created:        {}", j.created_at);
+    if let Some(t) = &j.terminated_at {
+        println!("terminated:     {t}");
+    }
+}
+
+fn print_event(e: &JobEvent) {
+    let status = e.to_status.map(|s| format!(" ({s})")).unwrap_or_default();
+    let msg = e
+        .message
+        .as_deref()
+        .map(|m| format!(": {m}"))
+        .unwrap_or_default();
+    println!(
+        "{}  {:<11}  {}{status}{msg}",
+        e.at,
+        format!("{:?}", e.actor).to_lowercase(),
+        e.to_state
+    );
+}
+
+/// Reads the Server-Sent Events stream until it ends (the job terminated).
+async fn follow_events(client: &Client, id: &str, json: bool) -> anyhow::Result<()> {
+    let req = client
+        .request(Method::GET, &format!("/jobs/{id}/events"))
+        .header("accept", "text/event-stream");
+    let mut body = client.send(req).await?.bytes_stream();
+    let mut buf = String::new();
+    while let Some(chunk) = body.next().await {
+        buf.push_str(&String::from_utf8_lossy(
+            &chunk.context("reading the event stream")?,
+        ));
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let data: String = block
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(str::trim_start)
+                .collect();
+            if data.is_empty() {
+                continue;
+            }
+            if json {
+                println!("{data}");
+            } else if let Ok(e) = serde_json::from_str::<JobEvent>(&data) {
+                print_event(&e);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,114 @@
+//! `paddock supervisor add|list|status`.
+
+use clap::Subcommand;
+use paddock_core::api::supervisors::{
+    CreateSupervisorRequest, NewSupervisor, SupervisorList, SupervisorView,
+};
+use paddock_core::{Name, Tag};
+
+use super::print_json;
+use crate::client::Client;
+
+#[derive(Debug, Subcommand)]
+pub enum SupervisorCommand {
+    /// Register a supervisor; prints its token once, alone on the last line.
+    Add {
+        name: Name,
+        /// Comma-separated tags, e.g. board:nrf52840dk,site:lab1.
+        #[arg(long, value_delimiter = ',')]
+        tags: Vec<Tag>,
+        #[arg(long)]
+        site: Name,
+    },
+    /// List supervisors.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one supervisor, by id or name.
+    Status {
+        supervisor: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(cmd: SupervisorCommand) -> anyhow::Result<()> {
+    let client = Client::from_config()?;
+    match cmd {
+        SupervisorCommand::Add { name, tags, site } => {
+            let req = CreateSupervisorRequest {
+                name,
+                site,
+                tags,
+                acl: Default::default(),
+                ready_for_service: None,
+            };
+            let s: NewSupervisor = client.post_json("/supervisors", &req).await?;
+            eprintln!(
+                "supervisor {} has id {}; its token (shown once):",
+                s.name, s.id
+            );
+            println!("{}", s.token);
+        }
+        SupervisorCommand::List { json } => {
+            let (list, raw): (SupervisorList, _) = client.get_json("/supervisors").await?;
+            if json {
+                print_json(&raw);
+            } else {
+                println!(
+                    "{:<36}  {:<20}  {:<10}  {:<9}  {:<7}  TAGS",
+                    "ID", "NAME", "SITE", "CONNECTED", "RETIRED"
+                );
+                for s in list.supervisors {
+                    let tags: Vec<&str> = s.tags.iter().map(Tag::as_str).collect();
+                    println!(
+                        "{:<36}  {:<20}  {:<10}  {:<9}  {:<7}  {}",
+                        s.id,
+                        s.name,
+                        s.site,
+                        s.connected,
+                        s.retired,
+                        tags.join(",")
+                    );
+                }
+            }
+        }
+        SupervisorCommand::Status { supervisor, json } => {
+            let id = if supervisor.parse::<paddock_core::SupervisorId>().is_ok() {
+                supervisor
+            } else {
+                let (list, _): (SupervisorList, _) = client.get_json("/supervisors").await?;
+                list.supervisors
+                    .into_iter()
+                    .find(|s| s.name.as_str() == supervisor)
+                    .map(|s| s.id.to_string())
+                    .ok_or_else(|| anyhow::anyhow!("no supervisor named {supervisor}"))?
+            };
+            let (s, raw): (SupervisorView, _) =
+                client.get_json(&format!("/supervisors/{id}")).await?;
+            if json {
+                print_json(&raw);
+            } else {
+                let tags: Vec<&str> = s.tags.iter().map(Tag::as_str).collect();
+                println!("supervisor:     {} ({})", s.name, s.id);
+                println!("site:           {}", s.site);
+                println!("tags:           {}", tags.join(", "));
+                println!("connected:      {}", s.connected);
+                println!("retired:        {}", s.retired);
+                println!("ready:          {}", s.ready_for_service);
+                println!(
+                    "current job:    {}",
+                    s.current_job
+                        .map(|j| j.to_string())
+                        .unwrap_or_else(|| "-".into())
+                );
+                println!(
+                    "last seen:      {}",
+                    s.last_seen.as_deref().unwrap_or("never")
+                );
+            }
+        }
+    }
+    Ok(())
+}
