@@ -108,6 +108,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)]
     fn table() {
         let none: (&[&str], &[&str]) = (&[], &[]);
         #[rustfmt::skip]

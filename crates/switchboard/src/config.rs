@@ -125,16 +125,15 @@ impl Config {
         if self.max_body_bytes < 1024 {
             return Err(("max_body_bytes", "must be at least 1024".into()));
         }
-        if let Some(url) = &self.database_url {
-            if !(url.starts_with("sqlite:")
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("sqlite:")
                 || url.starts_with("postgres:")
                 || url.starts_with("postgresql:"))
-            {
-                return Err((
-                    "database_url",
-                    "must start with sqlite: or postgres:".into(),
-                ));
-            }
+        {
+            return Err((
+                "database_url",
+                "must start with sqlite: or postgres:".into(),
+            ));
         }
         Ok(())
     }

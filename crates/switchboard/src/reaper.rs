@@ -33,16 +33,16 @@ pub async fn run_once(app: &AppState) -> anyhow::Result<()> {
         let mut change =
             Change::by_switchboard(Transition::status(ExitStatus::JobTimeout), "job timeout");
         change.request_stop = true;
-        if let Some(job) = apply(app, id, change).await {
-            if let Some(sup) = job.supervisor_id {
-                app.hub.send(
-                    sup,
-                    SwitchboardMessage::StopJob {
-                        job_id: id,
-                        reason: "job timeout".into(),
-                    },
-                );
-            }
+        if let Some(job) = apply(app, id, change).await
+            && let Some(sup) = job.supervisor_id
+        {
+            app.hub.send(
+                sup,
+                SwitchboardMessage::StopJob {
+                    job_id: id,
+                    reason: "job timeout".into(),
+                },
+            );
         }
     }
     for id in app

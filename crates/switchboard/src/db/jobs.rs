@@ -524,12 +524,12 @@ pub(crate) async fn transition_in(
         .await?
         .ok_or(StoreError::NotFound)?;
     let mut job = row_to_job(&row)?;
-    if let Some(sup) = change.on_supervisor {
-        if job.supervisor_id != Some(sup) {
-            return Err(StoreError::Conflict(format!(
-                "job {id} is not assigned to this supervisor"
-            )));
-        }
+    if let Some(sup) = change.on_supervisor
+        && job.supervisor_id != Some(sup)
+    {
+        return Err(StoreError::Conflict(format!(
+            "job {id} is not assigned to this supervisor"
+        )));
     }
     let applied = job.state.apply(change.transition, change.actor)?;
     let stop =
@@ -592,16 +592,12 @@ pub(crate) async fn transition_in(
         message.as_deref(),
     )
     .await?;
-    if terminated {
-        if let Some(sup) = job.supervisor_id {
-            sqlx::query(
-                "UPDATE supervisors SET current_job = NULL WHERE id = $1 AND current_job = $2",
-            )
+    if terminated && let Some(sup) = job.supervisor_id {
+        sqlx::query("UPDATE supervisors SET current_job = NULL WHERE id = $1 AND current_job = $2")
             .bind(sup.to_string())
             .bind(id.to_string())
             .execute(&mut **tx)
             .await?;
-        }
     }
     job.state = applied.state;
     job.version += 1;

@@ -1,6 +1,10 @@
 //! `kill -9` of a real switchboard process in the middle of work, then a restart on the same
 //! data directory: no job is lost or stuck, every job reaches `terminated` with a legal status.
 
+#![allow(clippy::unwrap_used)]
+
+const IMAGE: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -10,8 +14,6 @@ use paddock_switchboard::sim::SimSupervisor;
 use reqwest::Method;
 use serde_json::json;
 use tokio::sync::watch;
-
-use crate::common::{IMAGE, TestApp};
 
 const BIN: &str = env!("CARGO_BIN_EXE_paddock-switchboard");
 
@@ -67,18 +69,18 @@ async fn patient_supervisor(base: String, token: String, release: watch::Receive
             continue;
         };
         loop {
-            if *release.borrow() {
-                if let Some(job_id) = running.take() {
-                    let done = SupervisorMessage::JobState {
-                        job_id,
-                        execution_state: Some(ExecutionState::Terminated),
-                        exit_status: Some(ExitStatus::WorkloadFinishedSuccess),
-                        message: None,
-                    };
-                    if sim.send(&done).await.is_err() {
-                        running = Some(job_id);
-                        break;
-                    }
+            if *release.borrow()
+                && let Some(job_id) = running.take()
+            {
+                let done = SupervisorMessage::JobState {
+                    job_id,
+                    execution_state: Some(ExecutionState::Terminated),
+                    exit_status: Some(ExitStatus::WorkloadFinishedSuccess),
+                    message: None,
+                };
+                if sim.send(&done).await.is_err() {
+                    running = Some(job_id);
+                    break;
                 }
             }
             tokio::select! {
@@ -191,9 +193,8 @@ async fn kill_9_loses_no_job() {
                 .to_string(),
         );
     }
-    let state = |id: String| {
-        let call = call.clone();
-        async move { call(Method::GET, format!("/api/v1/jobs/{id}"), json!(null)).await }
+    let state = |id: String| async move {
+        call(Method::GET, format!("/api/v1/jobs/{id}"), json!(null)).await
     };
     for id in [&job_a, &job_b] {
         for _ in 0..200 {
@@ -243,5 +244,4 @@ async fn kill_9_loses_no_job() {
     sup_a.abort();
     child.kill().unwrap();
     child.wait().unwrap();
-    let _ = TestApp::start; // the in-process harness is not used here: this test needs a real process
 }
