@@ -8,6 +8,7 @@
 //! delivered (the connection just closed), the job stays `scheduled` and is sent again when the
 //! supervisor says `hello`, or ends as `supervisor_dropped_job` after the grace period.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use paddock_core::acl::{self, Acl, Decision, Subject};
@@ -37,24 +38,26 @@ pub fn eligible(sup: &Supervisor, expr: &TagExpr, instance_acl: &Acl, c: &Candid
     !sup.retired
         && sup.ready_for_service
         && expr.matches(&sup.tag_strs())
-        && user_may_use(sup, instance_acl, &c.job.user, &c.privileges)
+        && user_may_use(sup, instance_acl, &c.user, &c.privileges)
 }
 
 /// The policy: pairs (job index, supervisor index), in job order.
 pub fn pick(jobs: &[Candidate], idle: &[Supervisor], instance_acl: &Acl) -> Vec<(usize, usize)> {
     let mut taken = vec![false; idle.len()];
+    let mut left = idle.len();
+    // Most queued jobs share a handful of expressions: parse each once per pass.
+    let mut parsed: HashMap<&str, Option<TagExpr>> = HashMap::new();
     let mut out = Vec::new();
     for (ji, c) in jobs.iter().enumerate() {
-        if taken.iter().all(|t| *t) {
+        if left == 0 {
             break;
         }
-        let Ok(expr) = c.job.tag_expr.parse::<TagExpr>() else {
+        let Some(expr) = parsed.entry(c.tag_expr.as_str()).or_insert_with(|| c.tag_expr.parse().ok()) else {
             continue;
         };
-        if let Some(si) =
-            (0..idle.len()).find(|&si| !taken[si] && eligible(&idle[si], &expr, instance_acl, c))
-        {
+        if let Some(si) = (0..idle.len()).find(|&si| !taken[si] && eligible(&idle[si], expr, instance_acl, c)) {
             taken[si] = true;
+            left -= 1;
             out.push((ji, si));
         }
     }

@@ -106,7 +106,11 @@ pub fn redact_url(url: &str) -> String {
 /// The whole program: parse arguments, set up logging, run, choose the exit code. Shared by the
 /// `paddock-switchboard` binaries of this package and of `paddock-cli`.
 pub fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    main_with(Cli::parse())
+}
+
+/// [`main`] with arguments already parsed.
+pub fn main_with(cli: Cli) -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

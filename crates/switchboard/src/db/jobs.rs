@@ -178,10 +178,13 @@ pub struct Claim {
     pub supervisor_id: SupervisorId,
 }
 
-/// A queued job as the scheduler sees it, with its user's privileges.
+/// A queued job as the scheduler sees it (light columns only), with its user's privileges.
 #[derive(Debug, Clone)]
 pub struct Candidate {
-    pub job: Job,
+    pub id: JobId,
+    pub user: Name,
+    pub tag_expr: String,
+    pub version: i64,
     pub privileges: Vec<Privilege>,
 }
 
@@ -373,7 +376,10 @@ impl Db {
 
     /// Claims queued jobs and idle supervisors together, in one transaction. `eligible` lists the
     /// supervisors this process may dispatch to; `pick` is the scheduling policy: given the
-    /// queued jobs (priority, then age) and the idle supervisors, it returns pairs of indexes.
+    /// queued jobs (priority, then age; at most `batch`) and the idle supervisors, it returns
+    /// pairs of indexes. The scan reads light columns only; each chosen job is then taken with a
+    /// version check (and `FOR UPDATE SKIP LOCKED` on PostgreSQL), so concurrent schedulers never
+    /// take the same job or supervisor twice and never wait on each other.
     pub async fn claim(
         &self,
         eligible: &HashSet<SupervisorId>,
@@ -399,102 +405,79 @@ impl Db {
             tx.commit().await?;
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM jobs WHERE execution_state = 'queued' ORDER BY priority DESC, seq LIMIT $1{lock}"
-        ))
+        let rows = sqlx::query(
+            "SELECT id, user_name, tag_expr, version FROM jobs WHERE execution_state = 'queued' \
+             ORDER BY priority DESC, seq LIMIT $1",
+        )
         .bind(batch)
         .fetch_all(&mut *tx)
         .await?;
-        let jobs = rows.iter().map(row_to_job).collect::<Result<Vec<_>>>()?;
         let mut privileges: HashMap<String, Vec<Privilege>> = HashMap::new();
-        for job in &jobs {
-            if !privileges.contains_key(job.user.as_str()) {
+        let mut candidates = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let user: String = row.try_get("user_name")?;
+            if !privileges.contains_key(&user) {
                 let p = sqlx::query("SELECT privileges FROM users WHERE name = $1")
-                    .bind(job.user.as_str())
+                    .bind(&user)
                     .fetch_optional(&mut *tx)
                     .await?
                     .map(|r| r.try_get::<String, _>("privileges"))
                     .transpose()?;
-                privileges.insert(
-                    job.user.to_string(),
-                    p.as_deref()
-                        .map(split_privileges)
-                        .transpose()?
-                        .unwrap_or_default(),
-                );
+                privileges.insert(user.clone(), p.as_deref().map(split_privileges).transpose()?.unwrap_or_default());
             }
+            candidates.push(Candidate {
+                id: parse_col("id", &row.try_get::<String, _>("id")?)?,
+                user: parse_col("user_name", &user)?,
+                tag_expr: row.try_get("tag_expr")?,
+                version: row.try_get("version")?,
+                privileges: privileges.get(&user).cloned().unwrap_or_default(),
+            });
         }
-        let candidates: Vec<Candidate> = jobs
-            .into_iter()
-            .map(|job| Candidate {
-                privileges: privileges
-                    .get(job.user.as_str())
-                    .cloned()
-                    .unwrap_or_default(),
-                job,
-            })
-            .collect();
         let now = paddock_core::api::now_ms();
         let mut claims = Vec::new();
         for (ji, si) in pick(&candidates, &idle) {
-            let (Some(c), Some(sup)) = (candidates.get(ji), idle.get(si)) else {
-                continue;
-            };
-            let job = &c.job;
-            let freed = sqlx::query(
-                "UPDATE supervisors SET current_job = $1 WHERE id = $2 AND current_job IS NULL",
-            )
-            .bind(job.id.to_string())
-            .bind(sup.id.to_string())
-            .execute(&mut *tx)
-            .await?;
-            if freed.rows_affected() == 0 {
-                continue;
+            let (Some(c), Some(sup)) = (candidates.get(ji), idle.get(si)) else { continue };
+            if !lock.is_empty() {
+                let free = sqlx::query(&format!("SELECT id FROM jobs WHERE id = $1 AND version = $2{lock}"))
+                    .bind(c.id.to_string())
+                    .bind(c.version)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if free.is_none() {
+                    continue;
+                }
             }
-            let moved = sqlx::query(
-                "UPDATE jobs SET execution_state = 'scheduled', supervisor_id = $1, scheduled_at = $2, updated_at = $2, \
-                 version = version + 1 WHERE id = $3 AND version = $4",
-            )
-            .bind(sup.id.to_string())
-            .bind(now)
-            .bind(job.id.to_string())
-            .bind(job.version)
-            .execute(&mut *tx)
-            .await?;
-            if moved.rows_affected() == 0 {
-                // Someone else changed the job meanwhile: give the supervisor back.
-                sqlx::query(
-                    "UPDATE supervisors SET current_job = NULL WHERE id = $1 AND current_job = $2",
-                )
+            let taken = sqlx::query("UPDATE supervisors SET current_job = $1 WHERE id = $2 AND current_job IS NULL")
+                .bind(c.id.to_string())
                 .bind(sup.id.to_string())
-                .bind(job.id.to_string())
                 .execute(&mut *tx)
                 .await?;
+            if taken.rows_affected() == 0 {
                 continue;
             }
-            let to = JobState {
-                execution_state: ExecutionState::Scheduled,
-                exit_status: None,
-            };
-            insert_event(
-                &mut tx,
-                job.id,
-                now,
-                Actor::Switchboard,
-                Some(job.state),
-                to,
-                Some(&format!("scheduled on {}", sup.name)),
-            )
+            let row = sqlx::query(&format!(
+                "UPDATE jobs SET execution_state = 'scheduled', supervisor_id = $1, scheduled_at = $2, updated_at = $2, \
+                 version = version + 1 WHERE id = $3 AND version = $4 AND execution_state = 'queued' RETURNING {COLUMNS}"
+            ))
+            .bind(sup.id.to_string())
+            .bind(now)
+            .bind(c.id.to_string())
+            .bind(c.version)
+            .fetch_optional(&mut *tx)
             .await?;
-            let mut job = job.clone();
-            job.state = to;
-            job.supervisor_id = Some(sup.id);
-            job.scheduled_at = Some(now);
-            job.version += 1;
-            claims.push(Claim {
-                job,
-                supervisor_id: sup.id,
-            });
+            let Some(row) = row else {
+                // Someone else changed the job meanwhile: give the supervisor back.
+                sqlx::query("UPDATE supervisors SET current_job = NULL WHERE id = $1 AND current_job = $2")
+                    .bind(sup.id.to_string())
+                    .bind(c.id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                continue;
+            };
+            let job = row_to_job(&row)?;
+            insert_event(&mut tx, job.id, now, Actor::Switchboard, Some(JobState::QUEUED), job.state, Some(&format!("scheduled on {}", sup.name)))
+                .await?;
+            claims.push(Claim { job, supervisor_id: sup.id });
         }
         tx.commit().await?;
         Ok(claims)

@@ -1,0 +1,57 @@
+//! `paddock-bench`: benchmark programs that print figures.
+//!
+//! `paddock-bench scheduler` runs a real switchboard as a child process (this same binary,
+//! re-executed as `paddock-bench switchboard …`), connects simulated supervisors over real
+//! WebSockets that finish every job at once, enqueues jobs over the HTTP API, and prints
+//! end-to-end throughput, enqueue → `start_job` latency, and the switchboard's resident memory
+//! with many idle supervisors connected. Run it with `--release`.
+
+mod scheduler;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "paddock-bench", about = "Paddock benchmarks (run with --release)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Scheduler throughput and latency on SQLite and PostgreSQL, and idle-connection memory.
+    Scheduler(scheduler::Options),
+    /// Internal: the switchboard under test (same arguments as `paddock-switchboard`).
+    #[command(hide = true)]
+    Switchboard {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Switchboard { args } => {
+            let argv = std::iter::once("paddock-switchboard".to_string()).chain(args);
+            let parsed = <paddock_switchboard::cli::Cli as Parser>::parse_from(argv);
+            paddock_switchboard::cli::main_with(parsed)
+        }
+        Command::Scheduler(opts) => {
+            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(scheduler::run(opts)) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
