@@ -11,7 +11,10 @@ mod scheduler;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "paddock-bench", about = "Paddock benchmarks (run with --release)")]
+#[command(
+    name = "paddock-bench",
+    about = "Paddock benchmarks (run with --release)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -38,7 +41,10 @@ fn main() -> std::process::ExitCode {
             paddock_switchboard::cli::main_with(parsed)
         }
         Command::Scheduler(opts) => {
-            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("error: {e}");

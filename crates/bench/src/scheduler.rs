@@ -56,12 +56,19 @@ impl Drop for Server {
 
 async fn database_url(backend: &str, dir: &std::path::Path, pg: &str) -> anyhow::Result<String> {
     match backend {
-        "sqlite" => Ok(format!("sqlite://{}?mode=rwc", dir.join("bench.db").display())),
+        "sqlite" => Ok(format!(
+            "sqlite://{}?mode=rwc",
+            dir.join("bench.db").display()
+        )),
         "postgres" => {
             sqlx::any::install_default_drivers();
             let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
-            let mut c = sqlx::AnyConnection::connect(pg).await.with_context(|| format!("connecting to {pg}"))?;
-            sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut c).await?;
+            let mut c = sqlx::AnyConnection::connect(pg)
+                .await
+                .with_context(|| format!("connecting to {pg}"))?;
+            sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                .execute(&mut c)
+                .await?;
             let sep = if pg.contains('?') { '&' } else { '?' };
             Ok(format!("{pg}{sep}options=-c%20search_path%3D{schema}"))
         }
@@ -74,7 +81,9 @@ async fn populate(url: &str, n: usize) -> anyhow::Result<(String, Vec<String>)> 
     let db = Db::connect(url).await?;
     let admin: Name = "bench".parse()?;
     db.create_user(&admin, None, &[Privilege::Admin]).await?;
-    let token = paddock_switchboard::tokens::mint(&db, &admin, None).await?.token;
+    let token = paddock_switchboard::tokens::mint(&db, &admin, None)
+        .await?
+        .token;
     let site: Name = "lab".parse()?;
     let tags = ["board:bench".parse()?];
     let mut tokens = Vec::with_capacity(n);
@@ -97,17 +106,34 @@ async fn populate(url: &str, n: usize) -> anyhow::Result<(String, Vec<String>)> 
 }
 
 async fn spawn_server(url: &str) -> anyhow::Result<Server> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let child = Command::new(std::env::current_exe()?)
-        .args(["switchboard", "serve", "--database-url", url, "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "switchboard",
+            "serve",
+            "--database-url",
+            url,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
         .context("starting the switchboard")?;
-    let server = Server { child, base: format!("http://127.0.0.1:{port}") };
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
     let http = reqwest::Client::new();
     for _ in 0..300 {
-        if http.get(format!("{}/healthz", server.base)).send().await.is_ok_and(|r| r.status().is_success()) {
+        if http
+            .get(format!("{}/healthz", server.base))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             return Ok(server);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -124,7 +150,12 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 async fn terminated_count(http: &reqwest::Client, base: &str) -> anyhow::Result<usize> {
-    let text = http.get(format!("{base}/metrics")).send().await?.text().await?;
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
     Ok(text
         .lines()
         .find_map(|l| l.strip_prefix("paddock_jobs{state=\"terminated\"} "))
@@ -166,13 +197,24 @@ async fn throughput(opts: &Options, backend: &str) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..opts.concurrency {
-        let (http, next, base, admin, n) = (http.clone(), next.clone(), server.base.clone(), admin.clone(), opts.jobs);
+        let (http, next, base, admin, n) = (
+            http.clone(),
+            next.clone(),
+            server.base.clone(),
+            admin.clone(),
+            opts.jobs,
+        );
         workers.push(tokio::spawn(async move {
             let mut sent = Vec::new();
             while next.fetch_add(1, Ordering::Relaxed) < n {
                 let at = Instant::now();
                 let body = serde_json::json!({"image": IMAGE, "tags": "board:bench"});
-                let r = http.post(format!("{base}/api/v1/jobs")).bearer_auth(&admin).json(&body).send().await?;
+                let r = http
+                    .post(format!("{base}/api/v1/jobs"))
+                    .bearer_auth(&admin)
+                    .json(&body)
+                    .send()
+                    .await?;
                 anyhow::ensure!(r.status().is_success(), "enqueue answered {}", r.status());
                 let v: serde_json::Value = r.json().await?;
                 let id: JobId = v["job_id"].as_str().unwrap_or_default().parse()?;
@@ -196,12 +238,21 @@ async fn throughput(opts: &Options, backend: &str) -> anyhow::Result<()> {
         }
     }
     while terminated_count(&http, &server.base).await? < opts.jobs {
-        anyhow::ensure!(t0.elapsed() < Duration::from_secs(600), "jobs did not all terminate");
+        anyhow::ensure!(
+            t0.elapsed() < Duration::from_secs(600),
+            "jobs did not all terminate"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let total_s = t0.elapsed().as_secs_f64();
-    let mut lat: Vec<f64> =
-        sent_at.iter().filter_map(|(id, s)| started_at.get(id).map(|t| t.duration_since(*s).as_secs_f64() * 1000.0)).collect();
+    let mut lat: Vec<f64> = sent_at
+        .iter()
+        .filter_map(|(id, s)| {
+            started_at
+                .get(id)
+                .map(|t| t.duration_since(*s).as_secs_f64() * 1000.0)
+        })
+        .collect();
     lat.sort_by(|a, b| a.total_cmp(b));
     println!(
         "scheduler {backend:<8} jobs={} supervisors={} concurrency={}  enqueue {:.0} jobs/s  end-to-end {:.0} jobs/s ({:.2} s)  enqueue->start_job p50 {:.1} ms p99 {:.1} ms max {:.1} ms",
@@ -263,7 +314,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         eprintln!("warning: a debug build; run with --release for meaningful figures");
     }
     for b in &opts.backends {
-        throughput(&opts, b).await.with_context(|| format!("{b} run"))?;
+        throughput(&opts, b)
+            .await
+            .with_context(|| format!("{b} run"))?;
     }
     if opts.idle_supervisors > 0 {
         memory(&opts).await.context("memory run")?;

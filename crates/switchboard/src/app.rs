@@ -1,7 +1,7 @@
 //! The running switchboard: shared state, the HTTP router, and `run`, which serves until the
 //! shutdown signal fires.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -9,12 +9,16 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
 use crate::config::Config;
-use crate::db::Db;
+use crate::db::supervisors::Supervisor;
+use crate::db::{Db, StoreError};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 
 /// A cloneable shutdown signal: flips to `true` once.
 pub type Shutdown = watch::Receiver<bool>;
+
+/// A supervisors generation and the non-retired supervisors at that generation.
+type SupervisorCache = (i64, Arc<Vec<Supervisor>>);
 
 /// Everything handlers and tasks share. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -30,6 +34,8 @@ pub struct AppState {
     /// Identifies this process in the supervisors' `connection` column.
     pub instance: String,
     stop: Arc<watch::Sender<bool>>,
+    /// Non-retired supervisors, valid for one supervisors generation.
+    supervisor_cache: Arc<Mutex<Option<SupervisorCache>>>,
 }
 
 impl AppState {
@@ -43,7 +49,29 @@ impl AppState {
             events: Arc::new(watch::Sender::new(0)),
             instance: uuid::Uuid::new_v4().to_string(),
             stop: Arc::new(watch::Sender::new(false)),
+            supervisor_cache: Arc::default(),
         }
+    }
+
+    /// Every non-retired supervisor (desired state only: tags, ACL, readiness). Read once per
+    /// change of the supervisors generation, which every process sees in the database.
+    pub async fn active_supervisors(&self) -> Result<Arc<Vec<Supervisor>>, StoreError> {
+        let generation = self.db.supervisors_generation().await?;
+        if let Some((g, list)) = self
+            .supervisor_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            && *g == generation
+        {
+            return Ok(list.clone());
+        }
+        let list = Arc::new(self.db.active_supervisors().await?);
+        *self
+            .supervisor_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some((generation, list.clone()));
+        Ok(list)
     }
 
     /// Asks every task and connection to stop.

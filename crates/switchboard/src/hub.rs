@@ -46,6 +46,11 @@ impl Hub {
         }
     }
 
+    /// Removes whatever connection of this supervisor is registered.
+    pub fn remove(&self, id: SupervisorId) {
+        self.lock().remove(&id);
+    }
+
     /// Sends to a supervisor connected here; false when it is not.
     pub fn send(&self, id: SupervisorId, msg: SwitchboardMessage) -> bool {
         self.lock().get(&id).is_some_and(|e| e.tx.send(msg).is_ok())

@@ -52,10 +52,15 @@ pub fn pick(jobs: &[Candidate], idle: &[Supervisor], instance_acl: &Acl) -> Vec<
         if left == 0 {
             break;
         }
-        let Some(expr) = parsed.entry(c.tag_expr.as_str()).or_insert_with(|| c.tag_expr.parse().ok()) else {
+        let Some(expr) = parsed
+            .entry(c.tag_expr.as_str())
+            .or_insert_with(|| c.tag_expr.parse().ok())
+        else {
             continue;
         };
-        if let Some(si) = (0..idle.len()).find(|&si| !taken[si] && eligible(&idle[si], expr, instance_acl, c)) {
+        if let Some(si) =
+            (0..idle.len()).find(|&si| !taken[si] && eligible(&idle[si], expr, instance_acl, c))
+        {
             taken[si] = true;
             left -= 1;
             out.push((ji, si));
@@ -108,7 +113,9 @@ pub async fn run(app: AppState, wake: std::sync::Arc<Notify>, mut shutdown: Shut
             continue;
         }
         tokio::select! {
-            _ = wake.notified() => {}
+            // A short pause after a wake lets a burst of enqueues and finished jobs be claimed
+            // in one pass instead of many.
+            _ = wake.notified() => tokio::time::sleep(Duration::from_millis(2)).await,
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = shutdown.changed() => return,
         }

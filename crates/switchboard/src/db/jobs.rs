@@ -384,7 +384,7 @@ impl Db {
         &self,
         eligible: &HashSet<SupervisorId>,
         batch: i64,
-        pick: impl FnOnce(&[Candidate], &[Supervisor]) -> Vec<(usize, usize)>,
+        pick: impl Fn(&[Candidate], &[Supervisor]) -> Vec<(usize, usize)>,
     ) -> Result<Vec<Claim>> {
         let lock = self.skip_locked();
         let mut tx = self.pool.begin().await?;
@@ -405,83 +405,154 @@ impl Db {
             tx.commit().await?;
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(
-            "SELECT id, user_name, tag_expr, version FROM jobs WHERE execution_state = 'queued' \
-             ORDER BY priority DESC, seq LIMIT $1",
-        )
-        .bind(batch)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut privileges: HashMap<String, Vec<Privilege>> = HashMap::new();
-        let mut candidates = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let user: String = row.try_get("user_name")?;
-            if !privileges.contains_key(&user) {
-                let p = sqlx::query("SELECT privileges FROM users WHERE name = $1")
-                    .bind(&user)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .map(|r| r.try_get::<String, _>("privileges"))
-                    .transpose()?;
-                privileges.insert(user.clone(), p.as_deref().map(split_privileges).transpose()?.unwrap_or_default());
-            }
-            candidates.push(Candidate {
-                id: parse_col("id", &row.try_get::<String, _>("id")?)?,
-                user: parse_col("user_name", &user)?,
-                tag_expr: row.try_get("tag_expr")?,
-                version: row.try_get("version")?,
-                privileges: privileges.get(&user).cloned().unwrap_or_default(),
-            });
-        }
+        // Scan the queue in chunks (keyset on priority, seq): usually the first small chunk fills
+        // every idle supervisor; jobs no idle supervisor fits do not hide the ones behind them,
+        // up to `batch` jobs per pass.
         let now = paddock_core::api::now_ms();
         let mut claims = Vec::new();
-        for (ji, si) in pick(&candidates, &idle) {
-            let (Some(c), Some(sup)) = (candidates.get(ji), idle.get(si)) else { continue };
-            if !lock.is_empty() {
-                let free = sqlx::query(&format!("SELECT id FROM jobs WHERE id = $1 AND version = $2{lock}"))
-                    .bind(c.id.to_string())
-                    .bind(c.version)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if free.is_none() {
+        let mut privileges: HashMap<String, Vec<Privilege>> = HashMap::new();
+        let mut after: Option<(i64, i64)> = None;
+        let mut scanned = 0i64;
+        while !idle.is_empty() && scanned < batch {
+            let chunk = (idle.len() as i64 * 2).max(16).min(batch - scanned);
+            let light = "SELECT seq, priority, id, user_name, tag_expr, version FROM jobs WHERE execution_state = 'queued'";
+            let order = "ORDER BY priority DESC, seq LIMIT";
+            let rows = match after {
+                None => {
+                    sqlx::query(&format!("{light} {order} $1"))
+                        .bind(chunk)
+                        .fetch_all(&mut *tx)
+                        .await?
+                }
+                Some((p, seq)) => {
+                    sqlx::query(&format!(
+                        "{light} AND (priority < $1 OR (priority = $1 AND seq > $2)) {order} $3"
+                    ))
+                    .bind(p)
+                    .bind(seq)
+                    .bind(chunk)
+                    .fetch_all(&mut *tx)
+                    .await?
+                }
+            };
+            scanned += rows.len() as i64;
+            let mut candidates = Vec::with_capacity(rows.len());
+            for row in &rows {
+                after = Some((row.try_get("priority")?, row.try_get("seq")?));
+                let user: String = row.try_get("user_name")?;
+                if !privileges.contains_key(&user) {
+                    let p = sqlx::query("SELECT privileges FROM users WHERE name = $1")
+                        .bind(&user)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .map(|r| r.try_get::<String, _>("privileges"))
+                        .transpose()?;
+                    privileges.insert(
+                        user.clone(),
+                        p.as_deref()
+                            .map(split_privileges)
+                            .transpose()?
+                            .unwrap_or_default(),
+                    );
+                }
+                candidates.push(Candidate {
+                    id: parse_col("id", &row.try_get::<String, _>("id")?)?,
+                    user: parse_col("user_name", &user)?,
+                    tag_expr: row.try_get("tag_expr")?,
+                    version: row.try_get("version")?,
+                    privileges: privileges.get(&user).cloned().unwrap_or_default(),
+                });
+            }
+            let mut used = Vec::new();
+            for (ji, si) in pick(&candidates, &idle) {
+                let (Some(c), Some(sup)) = (candidates.get(ji), idle.get(si)) else {
                     continue;
+                };
+                used.push(si);
+                if let Some(job) = take(self, &mut tx, c, sup, now).await? {
+                    claims.push(Claim {
+                        job,
+                        supervisor_id: sup.id,
+                    });
                 }
             }
-            let taken = sqlx::query("UPDATE supervisors SET current_job = $1 WHERE id = $2 AND current_job IS NULL")
-                .bind(c.id.to_string())
-                .bind(sup.id.to_string())
-                .execute(&mut *tx)
-                .await?;
-            if taken.rows_affected() == 0 {
-                continue;
+            used.sort_unstable();
+            for si in used.into_iter().rev() {
+                idle.swap_remove(si);
             }
-            let row = sqlx::query(&format!(
-                "UPDATE jobs SET execution_state = 'scheduled', supervisor_id = $1, scheduled_at = $2, updated_at = $2, \
-                 version = version + 1 WHERE id = $3 AND version = $4 AND execution_state = 'queued' RETURNING {COLUMNS}"
-            ))
-            .bind(sup.id.to_string())
-            .bind(now)
-            .bind(c.id.to_string())
-            .bind(c.version)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(row) = row else {
-                // Someone else changed the job meanwhile: give the supervisor back.
-                sqlx::query("UPDATE supervisors SET current_job = NULL WHERE id = $1 AND current_job = $2")
-                    .bind(sup.id.to_string())
-                    .bind(c.id.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-                continue;
-            };
-            let job = row_to_job(&row)?;
-            insert_event(&mut tx, job.id, now, Actor::Switchboard, Some(JobState::QUEUED), job.state, Some(&format!("scheduled on {}", sup.name)))
-                .await?;
-            claims.push(Claim { job, supervisor_id: sup.id });
+            if (rows.len() as i64) < chunk {
+                break;
+            }
         }
         tx.commit().await?;
         Ok(claims)
     }
+}
+
+/// Takes one chosen job and supervisor inside the claim transaction; `None` when either was
+/// taken meanwhile.
+async fn take(
+    db: &Db,
+    tx: &mut Transaction<'_, Any>,
+    c: &Candidate,
+    sup: &Supervisor,
+    now: i64,
+) -> Result<Option<Job>> {
+    let lock = db.skip_locked();
+    if !lock.is_empty() {
+        let free = sqlx::query(&format!(
+            "SELECT id FROM jobs WHERE id = $1 AND version = $2{lock}"
+        ))
+        .bind(c.id.to_string())
+        .bind(c.version)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if free.is_none() {
+            return Ok(None);
+        }
+    }
+    let taken = sqlx::query(
+        "UPDATE supervisors SET current_job = $1 WHERE id = $2 AND current_job IS NULL",
+    )
+    .bind(c.id.to_string())
+    .bind(sup.id.to_string())
+    .execute(&mut **tx)
+    .await?;
+    if taken.rows_affected() == 0 {
+        return Ok(None);
+    }
+    let row = sqlx::query(&format!(
+        "UPDATE jobs SET execution_state = 'scheduled', supervisor_id = $1, scheduled_at = $2, updated_at = $2, \
+         version = version + 1 WHERE id = $3 AND version = $4 AND execution_state = 'queued' RETURNING {COLUMNS}"
+    ))
+    .bind(sup.id.to_string())
+    .bind(now)
+    .bind(c.id.to_string())
+    .bind(c.version)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else {
+        // Someone else changed the job meanwhile: give the supervisor back.
+        sqlx::query("UPDATE supervisors SET current_job = NULL WHERE id = $1 AND current_job = $2")
+            .bind(sup.id.to_string())
+            .bind(c.id.to_string())
+            .execute(&mut **tx)
+            .await?;
+        return Ok(None);
+    };
+    let job = row_to_job(&row)?;
+    let note = format!("scheduled on {}", sup.name);
+    insert_event(
+        tx,
+        job.id,
+        now,
+        Actor::Switchboard,
+        Some(JobState::QUEUED),
+        job.state,
+        Some(&note),
+    )
+    .await?;
+    Ok(Some(job))
 }
 
 async fn fetch_job(tx: &mut Transaction<'_, Any>, id: JobId) -> Result<Job> {

@@ -81,9 +81,27 @@ pub struct NewSupervisor<'a> {
     pub token_hash: &'a str,
 }
 
+/// Marks the supervisor set as changed (see [`Db::supervisors_generation`]).
+async fn bump_generation(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
+    sqlx::query("UPDATE meta SET value = value + 1 WHERE key = 'supervisors_generation'")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 impl Db {
+    /// A counter bumped in the same transaction as every change of a supervisor's desired state
+    /// (creation, tags, ACL, retirement, readiness), so any process can cache that state.
+    pub async fn supervisors_generation(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT value FROM meta WHERE key = 'supervisors_generation'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("value")?)
+    }
+
     pub async fn create_supervisor(&self, s: NewSupervisor<'_>) -> Result<SupervisorId> {
         let id = SupervisorId::new();
+        let mut tx = self.pool.begin().await?;
         let r = sqlx::query(
             "INSERT INTO supervisors (id, name, site, tags, acl, token_hash, retired, ready_for_service, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8)",
@@ -96,10 +114,14 @@ impl Db {
         .bind(s.token_hash)
         .bind(i64::from(s.ready_for_service))
         .bind(paddock_core::api::now_ms())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await;
         match r {
-            Ok(_) => Ok(id),
+            Ok(_) => {
+                bump_generation(&mut tx).await?;
+                tx.commit().await?;
+                Ok(id)
+            }
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(
                 format!("a supervisor named {} already exists", s.name),
             )),
@@ -175,6 +197,7 @@ impl Db {
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
+        bump_generation(&mut tx).await?;
         tx.commit().await?;
         Ok(s)
     }

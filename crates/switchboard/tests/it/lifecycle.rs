@@ -418,10 +418,11 @@ async fn scheduling_respects_tags_acl_priority_and_retirement(backend: Backend) 
     .await
     .unwrap();
     t.wait_state(&high, "terminated").await;
-    assert!(matches!(
-        sim.recv_timeout(Duration::from_millis(1500)).await,
-        Err(paddock_switchboard::sim::SimError::Timeout)
-    ));
+    let next = sim.recv_timeout(Duration::from_millis(1500)).await;
+    assert!(
+        matches!(next, Err(paddock_switchboard::sim::SimError::Timeout)),
+        "{next:?} high={high} low={low}"
+    );
     assert_eq!(t.job(&low).await["execution_state"], "queued");
     let (s, _) = t
         .admin(

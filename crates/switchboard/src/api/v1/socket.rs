@@ -95,14 +95,17 @@ async fn session(app: AppState, sup: Supervisor, mut socket: WebSocket) {
         supervisor_id: sup.id,
         heartbeat_interval_s: interval,
     });
-    app.hub.register(sup.id, connection.clone(), tx.clone());
+    // An older connection of this supervisor stops receiving at once (its task then ends).
+    app.hub.remove(sup.id);
     if let Err(e) = app.db.supervisor_connected(sup.id, &connection).await {
         tracing::error!(error = format!("{e:#}"), "recording connection");
-        app.hub.unregister(sup.id, &connection);
         return;
     }
     tracing::info!(running = hello.len(), "supervisor connected");
+    // Reconcile before registering: until then the scheduler cannot dispatch to this
+    // connection, so a job it schedules now is never also re-sent by the reconcile.
     reconcile(&app, sup.id, &hello, &tx).await;
+    app.hub.register(sup.id, connection.clone(), tx.clone());
     app.job_finished();
 
     let mut shutdown = app.shutdown_signal();
