@@ -1,41 +1,13 @@
-//! The per-job event log: every transition, who made it, when, from what to what, and why.
+//! The per-job event log: every transition, who made it, when, from what to what, and why. Rows
+//! are written by database triggers on `jobs` (migration 0003), in the same statement as the
+//! change they record.
 
 use paddock_core::api::format_ms;
 use paddock_core::api::jobs::JobEvent;
-use paddock_core::{Actor, JobId, JobState};
-use sqlx::{Any, Row, Transaction};
+use paddock_core::{Actor, JobId};
+use sqlx::Row;
 
 use super::{Db, Result, parse_col, parse_opt};
-
-pub(crate) async fn insert_event(
-    tx: &mut Transaction<'_, Any>,
-    job: JobId,
-    at: i64,
-    actor: Actor,
-    from: Option<JobState>,
-    to: JobState,
-    message: Option<&str>,
-) -> Result<()> {
-    let actor = match actor {
-        Actor::Switchboard => "switchboard",
-        Actor::Supervisor => "supervisor",
-    };
-    sqlx::query(
-        "INSERT INTO job_events (job_id, at, actor, from_state, to_state, from_status, to_status, message) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(job.to_string())
-    .bind(at)
-    .bind(actor)
-    .bind(from.map(|f| f.execution_state.as_str()))
-    .bind(to.execution_state.as_str())
-    .bind(from.and_then(|f| f.exit_status).map(|s| s.as_str()))
-    .bind(to.exit_status.map(|s| s.as_str()))
-    .bind(message)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
 
 impl Db {
     /// Events of a job with an id above `after`, oldest first.

@@ -15,7 +15,6 @@ use paddock_core::{
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::events::insert_event;
 use super::supervisors::{COLUMNS as SUP_COLUMNS, Supervisor, row_to_supervisor};
 use super::users::split_privileges;
 use super::{Db, Result, StoreError, json_col, parse_col, parse_opt, to_json};
@@ -207,48 +206,61 @@ fn redact_secrets(p: &BTreeMap<String, JobParameter>) -> BTreeMap<String, JobPar
 }
 
 impl Db {
-    /// Inserts a job. With `match_error` the job terminates at once with `SupervisorMatchError`
-    /// (both events are written in the same transaction).
+    /// Inserts a job; the creation event is written by the same statement (a trigger). With
+    /// `match_error` the job then terminates at once with `SupervisorMatchError`, in the same
+    /// transaction.
     pub async fn create_job(&self, new: NewJob, match_error: Option<String>) -> Result<Job> {
         let id = JobId::new();
         let now = paddock_core::api::now_ms();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO jobs (id, user_name, image_id, tag_expr, parameters, ssh_keys, timeout_s, queue_timeout_s, priority, \
-             execution_state, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', 0, $10, $10)",
+        let parameters = to_json(&new.parameters);
+        let ssh_keys = to_json(&new.ssh_keys);
+        let note = format!("enqueued by {}", new.user);
+        let insert = sqlx::query(
+            "INSERT INTO jobs (id, user_name, image_id, tag_expr, parameters, ssh_keys, timeout_s, queue_timeout_s, \
+             priority, execution_state, version, created_at, updated_at, last_actor, last_message) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', 0, $10, $10, 'switchboard', $11) RETURNING seq",
         )
         .bind(id.to_string())
         .bind(new.user.as_str())
         .bind(new.image_id.as_str())
         .bind(&new.tag_expr)
-        .bind(to_json(&new.parameters))
-        .bind(to_json(&new.ssh_keys))
+        .bind(parameters)
+        .bind(ssh_keys)
         .bind(new.timeout_s as i64)
         .bind(new.queue_timeout_s as i64)
         .bind(i64::from(new.priority))
         .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        insert_event(
-            &mut tx,
-            id,
-            now,
-            Actor::Switchboard,
-            None,
-            JobState::QUEUED,
-            Some(&format!("enqueued by {}", new.user)),
-        )
-        .await?;
-        if let Some(why) = match_error {
-            let change = Change::by_switchboard(
-                Transition::to_with(ExecutionState::Terminated, ExitStatus::SupervisorMatchError),
-                why,
-            );
-            transition_in(self, &mut tx, id, &change).await?;
-        }
-        let job = fetch_job(&mut tx, id).await?;
+        .bind(note);
+        let Some(why) = match_error else {
+            let seq: i64 = insert.fetch_one(&self.pool).await?.try_get("seq")?;
+            return Ok(Job {
+                seq,
+                id,
+                user: new.user,
+                image_id: new.image_id,
+                tag_expr: new.tag_expr,
+                parameters: new.parameters,
+                ssh_keys: new.ssh_keys,
+                timeout_s: new.timeout_s as i64,
+                queue_timeout_s: new.queue_timeout_s as i64,
+                priority: i64::from(new.priority),
+                state: JobState::QUEUED,
+                status_message: None,
+                supervisor_id: None,
+                version: 0,
+                created_at: now,
+                updated_at: now,
+                scheduled_at: None,
+                stop_requested_at: None,
+                terminated_at: None,
+            });
+        };
+        let mut tx = self.pool.begin().await?;
+        insert.fetch_one(&mut *tx).await?;
+        let t = Transition::to_with(ExecutionState::Terminated, ExitStatus::SupervisorMatchError);
+        let changed = transition_on(&mut tx, id, &Change::by_switchboard(t, why)).await?;
         tx.commit().await?;
-        Ok(job)
+        Ok(changed.job)
     }
 
     pub async fn get_job(&self, id: JobId) -> Result<Job> {
@@ -298,12 +310,10 @@ impl Db {
         rows.iter().map(row_to_job).collect()
     }
 
-    /// Applies a change in its own transaction.
+    /// Applies a change (see [`transition_on`]).
     pub async fn transition(&self, id: JobId, change: &Change) -> Result<Changed> {
-        let mut tx = self.pool.begin().await?;
-        let r = transition_in(self, &mut tx, id, change).await?;
-        tx.commit().await?;
-        Ok(r)
+        let mut conn = self.pool.acquire().await?;
+        transition_on(&mut conn, id, change).await
     }
 
     /// Non-terminated jobs assigned to a supervisor.
@@ -464,16 +474,17 @@ impl Db {
                 });
             }
             let mut used = Vec::new();
+            let mut pairs = Vec::new();
             for (ji, si) in pick(&candidates, &idle) {
-                let (Some(c), Some(sup)) = (candidates.get(ji), idle.get(si)) else {
-                    continue;
-                };
-                used.push(si);
-                if let Some(job) = take(self, &mut tx, c, sup, now).await? {
-                    claims.push(Claim {
-                        job,
-                        supervisor_id: sup.id,
-                    });
+                if let (Some(c), Some(sup)) = (candidates.get(ji), idle.get(si)) {
+                    used.push(si);
+                    pairs.push((c, sup));
+                }
+            }
+            // At most 256 pairs a statement keeps the bound parameters within both backends' limits.
+            for slice in pairs.chunks(256) {
+                for (job, supervisor_id) in take_many(self, &mut tx, slice, now).await? {
+                    claims.push(Claim { job, supervisor_id });
                 }
             }
             used.sort_unstable();
@@ -489,176 +500,224 @@ impl Db {
     }
 }
 
-/// Takes one chosen job and supervisor inside the claim transaction; `None` when either was
-/// taken meanwhile.
-async fn take(
+/// `SELECT $# AS a, $# AS b UNION ALL SELECT $#, $# ...`: a table of bound rows that both
+/// SQLite and PostgreSQL accept in `FROM`; [`renumber`] turns each `$#` into the next `$n`.
+fn bound_rows(columns: &[&str], rows: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cells: Vec<String> = columns
+                .iter()
+                .map(|c| {
+                    if r == 0 {
+                        format!("$# AS {c}")
+                    } else {
+                        "$#".to_string()
+                    }
+                })
+                .collect();
+            format!("SELECT {}", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+}
+
+/// Takes the chosen jobs and supervisors inside the claim transaction, with one statement per
+/// table whatever their number. A pair whose job or supervisor was taken meanwhile is left out.
+async fn take_many(
     db: &Db,
     tx: &mut Transaction<'_, Any>,
-    c: &Candidate,
-    sup: &Supervisor,
+    pairs: &[(&Candidate, &Supervisor)],
     now: i64,
-) -> Result<Option<Job>> {
+) -> Result<Vec<(Job, SupervisorId)>> {
+    if pairs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pairs: Vec<(&Candidate, &Supervisor)> = pairs.to_vec();
     let lock = db.skip_locked();
     if !lock.is_empty() {
-        let free = sqlx::query(&format!(
-            "SELECT id FROM jobs WHERE id = $1 AND version = $2{lock}"
-        ))
-        .bind(c.id.to_string())
-        .bind(c.version)
-        .fetch_optional(&mut **tx)
-        .await?;
-        if free.is_none() {
-            return Ok(None);
+        let list: Vec<String> = (1..=pairs.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT id FROM jobs WHERE id IN ({}) AND execution_state = 'queued'{lock}",
+            list.join(", ")
+        );
+        let mut q = sqlx::query_scalar::<_, String>(&sql);
+        for (c, _) in &pairs {
+            q = q.bind(c.id.to_string());
+        }
+        let free: HashSet<String> = q.fetch_all(&mut **tx).await?.into_iter().collect();
+        pairs.retain(|(c, _)| free.contains(&c.id.to_string()));
+        if pairs.is_empty() {
+            return Ok(Vec::new());
         }
     }
-    let taken = sqlx::query(
-        "UPDATE supervisors SET current_job = $1 WHERE id = $2 AND current_job IS NULL",
-    )
-    .bind(c.id.to_string())
-    .bind(sup.id.to_string())
-    .execute(&mut **tx)
-    .await?;
-    if taken.rows_affected() == 0 {
-        return Ok(None);
+    let sql = format!(
+        "UPDATE supervisors SET current_job = (SELECT v_job FROM ({}) v WHERE v.v_sup = supervisors.id) \
+         WHERE current_job IS NULL AND id IN (SELECT v_sup FROM ({}) w) RETURNING id",
+        bound_rows(&["v_sup", "v_job"], pairs.len()),
+        bound_rows(&["v_sup"], pairs.len()),
+    );
+    let sql = renumber(&sql, &mut 0);
+    let mut q = sqlx::query_scalar::<_, String>(&sql);
+    for (c, sup) in &pairs {
+        q = q.bind(sup.id.to_string()).bind(c.id.to_string());
     }
-    let row = sqlx::query(&format!(
-        "UPDATE jobs SET execution_state = 'scheduled', supervisor_id = $1, scheduled_at = $2, updated_at = $2, \
-         version = version + 1 WHERE id = $3 AND version = $4 AND execution_state = 'queued' RETURNING {COLUMNS}"
-    ))
-    .bind(sup.id.to_string())
-    .bind(now)
-    .bind(c.id.to_string())
-    .bind(c.version)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let Some(row) = row else {
-        // Someone else changed the job meanwhile: give the supervisor back.
+    for (_, sup) in &pairs {
+        q = q.bind(sup.id.to_string());
+    }
+    let taken: HashSet<String> = q.fetch_all(&mut **tx).await?.into_iter().collect();
+    pairs.retain(|(_, sup)| taken.contains(&sup.id.to_string()));
+    if pairs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "UPDATE jobs SET execution_state = 'scheduled', \
+         supervisor_id = (SELECT v_sup FROM ({rows}) v WHERE v.v_id = jobs.id), \
+         last_message = (SELECT v_msg FROM ({rows}) v WHERE v.v_id = jobs.id), \
+         scheduled_at = $1, updated_at = $1, last_actor = 'switchboard', version = version + 1 \
+         WHERE execution_state = 'queued' AND (id, version) IN (SELECT v_id, v_ver FROM ({rows}) v) RETURNING {COLUMNS}",
+        rows = bound_rows(&["v_id", "v_sup", "v_ver", "v_msg"], pairs.len()),
+    );
+    // Parameters: $1 is the time, then the rows (renumbered from $2).
+    let mut next = 1;
+    let sql = renumber(&sql, &mut next);
+    let mut q = sqlx::query(&sql).bind(now);
+    for _ in 0..3 {
+        for (c, sup) in &pairs {
+            q = q
+                .bind(c.id.to_string())
+                .bind(sup.id.to_string())
+                .bind(c.version)
+                .bind(format!("scheduled on {}", sup.name));
+        }
+    }
+    let rows = q.fetch_all(&mut **tx).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    let mut done = HashSet::new();
+    for row in &rows {
+        let job = row_to_job(row)?;
+        done.insert(job.id);
+        if let Some(sup) = job.supervisor_id {
+            out.push((job, sup));
+        }
+    }
+    for (c, sup) in pairs.iter().filter(|(c, _)| !done.contains(&c.id)) {
+        // The job changed meanwhile: give its supervisor back.
         sqlx::query("UPDATE supervisors SET current_job = NULL WHERE id = $1 AND current_job = $2")
             .bind(sup.id.to_string())
             .bind(c.id.to_string())
             .execute(&mut **tx)
             .await?;
-        return Ok(None);
-    };
-    let job = row_to_job(&row)?;
-    let note = format!("scheduled on {}", sup.name);
-    insert_event(
-        tx,
-        job.id,
-        now,
-        Actor::Switchboard,
-        Some(JobState::QUEUED),
-        job.state,
-        Some(&note),
-    )
-    .await?;
-    Ok(Some(job))
+    }
+    Ok(out)
 }
 
-async fn fetch_job(tx: &mut Transaction<'_, Any>, id: JobId) -> Result<Job> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM jobs WHERE id = $1"))
-        .bind(id.to_string())
-        .fetch_optional(&mut **tx)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    row_to_job(&row)
+/// Replaces each `$#` placeholder by `$n`, numbering on from `*last` (so the same bound-rows
+/// text may appear several times, each with its own parameters).
+fn renumber(sql: &str, last: &mut usize) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(i) = rest.find("$#") {
+        out.push_str(&rest[..i]);
+        *last += 1;
+        out.push_str(&format!("${last}"));
+        rest = &rest[i + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
-/// The one path by which a job's state changes after creation.
-pub(crate) async fn transition_in(
-    db: &Db,
-    tx: &mut Transaction<'_, Any>,
+/// How often a change is retried when the job changed between reading and writing it.
+const RETRIES: usize = 5;
+
+/// The one path by which a job's state changes after creation: read the job, ask
+/// [`JobState::apply`], and write the result conditional on the version read. The write's
+/// triggers append the event and, when the job terminates, free its supervisor, so the change is
+/// atomic without an explicit transaction; a concurrent change is retried on fresh data.
+pub(crate) async fn transition_on(
+    conn: &mut sqlx::AnyConnection,
     id: JobId,
     change: &Change,
 ) -> Result<Changed> {
-    let lock = db.skip_locked().replace(" SKIP LOCKED", "");
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM jobs WHERE id = $1{lock}"))
+    for _ in 0..RETRIES {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM jobs WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let mut job = row_to_job(&row)?;
+        if let Some(sup) = change.on_supervisor
+            && job.supervisor_id != Some(sup)
+        {
+            return Err(StoreError::Conflict(format!(
+                "job {id} is not assigned to this supervisor"
+            )));
+        }
+        let applied = job.state.apply(change.transition, change.actor)?;
+        let stop = change.request_stop
+            && job.stop_requested_at.is_none()
+            && !applied.state.is_terminated();
+        let changed = applied.state != job.state || stop;
+        if !changed {
+            return Ok(Changed {
+                job,
+                applied,
+                changed,
+            });
+        }
+        let now = paddock_core::api::now_ms();
+        if stop {
+            job.stop_requested_at = Some(now);
+        }
+        if applied.state.is_terminated() {
+            job.terminated_at = Some(now);
+            job.parameters = redact_secrets(&job.parameters);
+        }
+        if change.message.is_some() {
+            job.status_message = change.message.clone();
+        }
+        let mut event_message = change.message.clone();
+        if let (Some(ignored), Some(kept)) = (applied.ignored_status, applied.state.exit_status) {
+            let note = format!("exit status {ignored} not taken: {kept} is final");
+            event_message = Some(match event_message {
+                Some(m) => format!("{m} ({note})"),
+                None => note,
+            });
+        }
+        let actor = match change.actor {
+            Actor::Switchboard => "switchboard",
+            Actor::Supervisor => "supervisor",
+        };
+        let r = sqlx::query(
+            "UPDATE jobs SET execution_state = $1, exit_status = $2, status_message = $3, stop_requested_at = $4, \
+             terminated_at = $5, parameters = $6, updated_at = $7, last_actor = $8, last_message = $9, \
+             version = version + 1 WHERE id = $10 AND version = $11",
+        )
+        .bind(applied.state.execution_state.as_str())
+        .bind(applied.state.exit_status.map(|s| s.as_str()))
+        .bind(job.status_message.as_deref())
+        .bind(job.stop_requested_at)
+        .bind(job.terminated_at)
+        .bind(to_json(&job.parameters))
+        .bind(now)
+        .bind(actor)
+        .bind(event_message)
         .bind(id.to_string())
-        .fetch_optional(&mut **tx)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    let mut job = row_to_job(&row)?;
-    if let Some(sup) = change.on_supervisor
-        && job.supervisor_id != Some(sup)
-    {
-        return Err(StoreError::Conflict(format!(
-            "job {id} is not assigned to this supervisor"
-        )));
-    }
-    let applied = job.state.apply(change.transition, change.actor)?;
-    let stop =
-        change.request_stop && job.stop_requested_at.is_none() && !applied.state.is_terminated();
-    let changed = applied.state != job.state || stop;
-    if !changed {
+        .bind(job.version)
+        .execute(&mut *conn)
+        .await?;
+        if r.rows_affected() == 0 {
+            continue;
+        }
+        job.state = applied.state;
+        job.version += 1;
+        job.updated_at = now;
         return Ok(Changed {
             job,
             applied,
             changed,
         });
     }
-    let now = paddock_core::api::now_ms();
-    let terminated = applied.state.is_terminated();
-    if stop {
-        job.stop_requested_at = Some(now);
-    }
-    if terminated {
-        job.terminated_at = Some(now);
-        job.parameters = redact_secrets(&job.parameters);
-    }
-    if change.message.is_some() {
-        job.status_message = change.message.clone();
-    }
-    let r = sqlx::query(
-        "UPDATE jobs SET execution_state = $1, exit_status = $2, status_message = $3, stop_requested_at = $4, \
-         terminated_at = $5, parameters = $6, updated_at = $7, version = version + 1 WHERE id = $8 AND version = $9",
-    )
-    .bind(applied.state.execution_state.as_str())
-    .bind(applied.state.exit_status.map(|s| s.as_str()))
-    .bind(job.status_message.as_deref())
-    .bind(job.stop_requested_at)
-    .bind(job.terminated_at)
-    .bind(to_json(&job.parameters))
-    .bind(now)
-    .bind(id.to_string())
-    .bind(job.version)
-    .execute(&mut **tx)
-    .await?;
-    if r.rows_affected() == 0 {
-        return Err(StoreError::Conflict(format!(
-            "job {id} changed concurrently"
-        )));
-    }
-    let mut message = change.message.clone();
-    if let (Some(ignored), Some(kept)) = (applied.ignored_status, applied.state.exit_status) {
-        let note = format!("exit status {ignored} not taken: {kept} is final");
-        message = Some(match message {
-            Some(m) => format!("{m} ({note})"),
-            None => note,
-        });
-    }
-    insert_event(
-        tx,
-        id,
-        now,
-        change.actor,
-        Some(job.state),
-        applied.state,
-        message.as_deref(),
-    )
-    .await?;
-    if terminated && let Some(sup) = job.supervisor_id {
-        sqlx::query("UPDATE supervisors SET current_job = NULL WHERE id = $1 AND current_job = $2")
-            .bind(sup.to_string())
-            .bind(id.to_string())
-            .execute(&mut **tx)
-            .await?;
-    }
-    job.state = applied.state;
-    job.version += 1;
-    job.updated_at = now;
-    Ok(Changed {
-        job,
-        applied,
-        changed,
-    })
+    Err(StoreError::Conflict(format!(
+        "job {id} keeps changing concurrently"
+    )))
 }

@@ -77,7 +77,7 @@ pub async fn enqueue(
         )));
     }
     let queue_timeout_s = req.queue_timeout_s.unwrap_or(c.default_queue_timeout_s);
-    let could_match = app.db.active_supervisors().await?.iter().any(|s| {
+    let could_match = app.active_supervisors().await?.iter().any(|s| {
         expr.matches(&s.tag_strs()) && user_may_use(s, &c.acl, &caller.user, &caller.privileges)
     });
     let match_error =
