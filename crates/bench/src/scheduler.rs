@@ -118,7 +118,10 @@ async fn spawn_server(url: &str) -> anyhow::Result<Server> {
             "--listen",
             &format!("127.0.0.1:{port}"),
         ])
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("PADDOCK_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::null())
         .spawn()
         .context("starting the switchboard")?;

@@ -76,10 +76,16 @@ pub async fn run_once(app: &AppState) -> anyhow::Result<usize> {
         return Ok(0);
     }
     let acl = app.config.acl.clone();
+    let started = std::time::Instant::now();
     let claims = app
         .db
         .claim(&local, BATCH, |jobs, idle| pick(jobs, idle, &acl))
         .await?;
+    tracing::debug!(
+        claimed = claims.len(),
+        duration_us = started.elapsed().as_micros() as u64,
+        "scheduling pass"
+    );
     let now = paddock_core::api::now_ms();
     for c in &claims {
         let _span =

@@ -43,7 +43,7 @@ impl Db {
     pub async fn console(&self, job: JobId) -> Result<String> {
         let rows = sqlx::query("SELECT data FROM console_chunks WHERE job_id = $1 ORDER BY id")
             .bind(job.to_string())
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader)
             .await?;
         let mut out = String::new();
         for r in rows {

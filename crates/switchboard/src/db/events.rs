@@ -18,7 +18,7 @@ impl Db {
         )
         .bind(job.to_string())
         .bind(after)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?;
         rows.iter()
             .map(|r| {

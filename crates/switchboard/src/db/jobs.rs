@@ -266,7 +266,7 @@ impl Db {
     pub async fn get_job(&self, id: JobId) -> Result<Job> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM jobs WHERE id = $1"))
             .bind(id.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await?
             .ok_or(StoreError::NotFound)?;
         row_to_job(&row)
@@ -306,7 +306,7 @@ impl Db {
         if let Some(b) = before_seq {
             q = q.bind(b);
         }
-        let rows = q.bind(limit).fetch_all(&self.pool).await?;
+        let rows = q.bind(limit).fetch_all(&self.reader).await?;
         rows.iter().map(row_to_job).collect()
     }
 
@@ -322,7 +322,7 @@ impl Db {
             "SELECT {COLUMNS} FROM jobs WHERE supervisor_id = $1 AND execution_state IN {ACTIVE} ORDER BY seq"
         ))
         .bind(sup.to_string())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?;
         rows.iter().map(row_to_job).collect()
     }
@@ -368,7 +368,7 @@ impl Db {
     }
 
     async fn ids(&self, sql: &str, at: i64) -> Result<Vec<JobId>> {
-        let rows = sqlx::query(sql).bind(at).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(sql).bind(at).fetch_all(&self.reader).await?;
         rows.iter()
             .map(|r| parse_col("id", &r.try_get::<String, _>("id")?))
             .collect()
@@ -377,7 +377,7 @@ impl Db {
     pub async fn count_jobs_by_state(&self) -> Result<HashMap<String, i64>> {
         let rows =
             sqlx::query("SELECT execution_state, COUNT(*) AS n FROM jobs GROUP BY execution_state")
-                .fetch_all(&self.pool)
+                .fetch_all(&self.reader)
                 .await?;
         rows.iter()
             .map(|r| Ok((r.try_get("execution_state")?, r.try_get("n")?)))
@@ -397,7 +397,9 @@ impl Db {
         pick: impl Fn(&[Candidate], &[Supervisor]) -> Vec<(usize, usize)>,
     ) -> Result<Vec<Claim>> {
         let lock = self.skip_locked();
+        let t0 = std::time::Instant::now();
         let mut tx = self.pool.begin().await?;
+        let t_begin = t0.elapsed().as_micros() as u64;
         let rows = sqlx::query(&format!(
             "SELECT {SUP_COLUMNS} FROM supervisors WHERE current_job IS NULL AND retired = 0 AND ready_for_service = 1 \
              AND connection IS NOT NULL{lock}"
@@ -495,7 +497,15 @@ impl Db {
                 break;
             }
         }
+        let t_work = t0.elapsed().as_micros() as u64;
         tx.commit().await?;
+        tracing::debug!(
+            claimed = claims.len(),
+            begin_us = t_begin,
+            work_us = t_work,
+            commit_us = t0.elapsed().as_micros() as u64 - t_work,
+            "claim"
+        );
         Ok(claims)
     }
 }

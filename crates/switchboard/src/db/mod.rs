@@ -48,7 +48,11 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// The database handle shared by every part of the switchboard.
 #[derive(Debug, Clone)]
 pub struct Db {
+    /// Writes (and reads that must see them in the same transaction).
     pub pool: AnyPool,
+    /// Plain reads. For SQLite, read-only connections beside the single writer (WAL lets them
+    /// run while it writes); for PostgreSQL, the same pool.
+    pub reader: AnyPool,
     pub backend: Backend,
 }
 
@@ -101,7 +105,35 @@ impl Db {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await?;
-        Ok(Db { pool, backend })
+        let reader = match backend {
+            Backend::Postgres => pool.clone(),
+            Backend::Sqlite => {
+                let ro = match url.find("mode=") {
+                    Some(i) => {
+                        let end = url[i..].find('&').map_or(url.len(), |e| i + e);
+                        format!("{}mode=ro{}", &url[..i], &url[end..])
+                    }
+                    None if url.contains('?') => format!("{url}&mode=ro"),
+                    None => format!("{url}?mode=ro"),
+                };
+                AnyPoolOptions::new()
+                    .max_connections(4)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA busy_timeout = 5000").await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&ro)
+                    .await?
+            }
+        };
+        Ok(Db {
+            pool,
+            reader,
+            backend,
+        })
     }
 
     /// `FOR UPDATE SKIP LOCKED` where the backend has row locks; SQLite's single writer makes

@@ -94,7 +94,7 @@ impl Db {
     /// (creation, tags, ACL, retirement, readiness), so any process can cache that state.
     pub async fn supervisors_generation(&self) -> Result<i64> {
         let row = sqlx::query("SELECT value FROM meta WHERE key = 'supervisors_generation'")
-            .fetch_one(&self.pool)
+            .fetch_one(&self.reader)
             .await?;
         Ok(row.try_get("value")?)
     }
@@ -132,7 +132,7 @@ impl Db {
     pub async fn get_supervisor(&self, id: SupervisorId) -> Result<Supervisor> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM supervisors WHERE id = $1"))
             .bind(id.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await?
             .ok_or(StoreError::NotFound)?;
         row_to_supervisor(&row)
@@ -143,14 +143,14 @@ impl Db {
             "SELECT {COLUMNS} FROM supervisors WHERE token_hash = $1"
         ))
         .bind(token_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?;
         row.as_ref().map(row_to_supervisor).transpose()
     }
 
     pub async fn list_supervisors(&self) -> Result<Vec<Supervisor>> {
         let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM supervisors ORDER BY name"))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader)
             .await?;
         rows.iter().map(row_to_supervisor).collect()
     }
@@ -160,7 +160,7 @@ impl Db {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM supervisors WHERE retired = 0"
         ))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?;
         rows.iter().map(row_to_supervisor).collect()
     }

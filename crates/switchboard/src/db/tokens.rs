@@ -41,7 +41,7 @@ impl Db {
         )
         .bind(token_hash)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some(TokenOwner {

@@ -79,7 +79,7 @@ impl Db {
         let row =
             sqlx::query("SELECT name, email, privileges, created_at FROM users WHERE name = $1")
                 .bind(name.as_str())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.reader)
                 .await?
                 .ok_or(StoreError::NotFound)?;
         row_to_user(&row)
@@ -88,7 +88,7 @@ impl Db {
     pub async fn list_users(&self) -> Result<Vec<User>> {
         let rows =
             sqlx::query("SELECT name, email, privileges, created_at FROM users ORDER BY name")
-                .fetch_all(&self.pool)
+                .fetch_all(&self.reader)
                 .await?;
         rows.iter().map(row_to_user).collect()
     }
