@@ -62,6 +62,9 @@ pub async fn upgrade(
     Ok(ws
         .protocols([SUBPROTOCOL])
         .max_message_size(MAX_FRAME_BYTES)
+        // Small buffers: an idle supervisor should cost kilobytes, not the 128 KiB default.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
         .on_upgrade(move |socket| session(app, sup, socket).instrument(span)))
 }
 
