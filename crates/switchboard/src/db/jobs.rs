@@ -17,7 +17,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::supervisors::{COLUMNS as SUP_COLUMNS, Supervisor, row_to_supervisor};
 use super::users::split_privileges;
-use super::{Db, Result, StoreError, json_col, parse_col, parse_opt, to_json};
+use super::{Backend, Db, Result, StoreError, json_col, parse_col, parse_opt, to_json};
 
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -397,9 +397,7 @@ impl Db {
         pick: impl Fn(&[Candidate], &[Supervisor]) -> Vec<(usize, usize)>,
     ) -> Result<Vec<Claim>> {
         let lock = self.skip_locked();
-        let t0 = std::time::Instant::now();
         let mut tx = self.pool.begin().await?;
-        let t_begin = t0.elapsed().as_micros() as u64;
         let rows = sqlx::query(&format!(
             "SELECT {SUP_COLUMNS} FROM supervisors WHERE current_job IS NULL AND retired = 0 AND ready_for_service = 1 \
              AND connection IS NOT NULL{lock}"
@@ -497,38 +495,25 @@ impl Db {
                 break;
             }
         }
-        let t_work = t0.elapsed().as_micros() as u64;
         tx.commit().await?;
-        tracing::debug!(
-            claimed = claims.len(),
-            begin_us = t_begin,
-            work_us = t_work,
-            commit_us = t0.elapsed().as_micros() as u64 - t_work,
-            "claim"
-        );
         Ok(claims)
     }
 }
 
-/// `SELECT $# AS a, $# AS b UNION ALL SELECT $#, $# ...`: a table of bound rows that both
-/// SQLite and PostgreSQL accept in `FROM`; [`renumber`] turns each `$#` into the next `$n`.
-fn bound_rows(columns: &[&str], rows: usize) -> String {
-    (0..rows)
-        .map(|r| {
-            let cells: Vec<String> = columns
-                .iter()
-                .map(|c| {
-                    if r == 0 {
-                        format!("$# AS {c}")
-                    } else {
-                        "$#".to_string()
-                    }
-                })
-                .collect();
-            format!("SELECT {}", cells.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ")
+/// The chosen pairs as rows `v(v_id, v_sup, v_ver, v_msg)` built from one JSON parameter, so the
+/// statements below have one text whatever the number of pairs (and are prepared once).
+fn pair_rows(backend: Backend, param: &str) -> String {
+    match backend {
+        Backend::Postgres => {
+            format!(
+                "json_to_recordset({param}::json) AS v(v_id text, v_sup text, v_ver bigint, v_msg text)"
+            )
+        }
+        Backend::Sqlite => format!(
+            "(SELECT json_extract(value, '$.v_id') AS v_id, json_extract(value, '$.v_sup') AS v_sup, \
+             json_extract(value, '$.v_ver') AS v_ver, json_extract(value, '$.v_msg') AS v_msg FROM json_each({param})) AS v"
+        ),
+    }
 }
 
 /// Takes the chosen jobs and supervisors inside the claim transaction, with one statement per
@@ -539,68 +524,76 @@ async fn take_many(
     pairs: &[(&Candidate, &Supervisor)],
     now: i64,
 ) -> Result<Vec<(Job, SupervisorId)>> {
+    let rows_json = |pairs: &[(&Candidate, &Supervisor)]| {
+        let rows: Vec<serde_json::Value> = pairs
+            .iter()
+            .map(|(c, sup)| {
+                serde_json::json!({
+                    "v_id": c.id.to_string(),
+                    "v_sup": sup.id.to_string(),
+                    "v_ver": c.version,
+                    "v_msg": format!("scheduled on {}", sup.name),
+                })
+            })
+            .collect();
+        serde_json::Value::Array(rows).to_string()
+    };
+    let mut pairs: Vec<(&Candidate, &Supervisor)> = pairs.to_vec();
+    if db.backend == Backend::Postgres {
+        let sql = format!(
+            "SELECT id FROM jobs WHERE execution_state = 'queued' AND id IN (SELECT v_id FROM {}) FOR UPDATE SKIP LOCKED",
+            pair_rows(db.backend, "$1")
+        );
+        let free: HashSet<String> = sqlx::query_scalar::<_, String>(&sql)
+            .bind(rows_json(&pairs))
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .collect();
+        pairs.retain(|(c, _)| free.contains(&c.id.to_string()));
+    }
     if pairs.is_empty() {
         return Ok(Vec::new());
     }
-    let mut pairs: Vec<(&Candidate, &Supervisor)> = pairs.to_vec();
-    let lock = db.skip_locked();
-    if !lock.is_empty() {
-        let list: Vec<String> = (1..=pairs.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT id FROM jobs WHERE id IN ({}) AND execution_state = 'queued'{lock}",
-            list.join(", ")
-        );
-        let mut q = sqlx::query_scalar::<_, String>(&sql);
-        for (c, _) in &pairs {
-            q = q.bind(c.id.to_string());
-        }
-        let free: HashSet<String> = q.fetch_all(&mut **tx).await?.into_iter().collect();
-        pairs.retain(|(c, _)| free.contains(&c.id.to_string()));
-        if pairs.is_empty() {
-            return Ok(Vec::new());
-        }
-    }
     let sql = format!(
-        "UPDATE supervisors SET current_job = (SELECT v_job FROM ({}) v WHERE v.v_sup = supervisors.id) \
-         WHERE current_job IS NULL AND id IN (SELECT v_sup FROM ({}) w) RETURNING id",
-        bound_rows(&["v_sup", "v_job"], pairs.len()),
-        bound_rows(&["v_sup"], pairs.len()),
+        "UPDATE supervisors SET current_job = v.v_id FROM {} WHERE supervisors.id = v.v_sup \
+         AND supervisors.current_job IS NULL RETURNING supervisors.id",
+        pair_rows(db.backend, "$1")
     );
-    let sql = renumber(&sql, &mut 0);
-    let mut q = sqlx::query_scalar::<_, String>(&sql);
-    for (c, sup) in &pairs {
-        q = q.bind(sup.id.to_string()).bind(c.id.to_string());
-    }
-    for (_, sup) in &pairs {
-        q = q.bind(sup.id.to_string());
-    }
-    let taken: HashSet<String> = q.fetch_all(&mut **tx).await?.into_iter().collect();
+    let sql = if db.backend == Backend::Sqlite {
+        sql.replace("RETURNING supervisors.id", "RETURNING id")
+    } else {
+        sql
+    };
+    let taken: HashSet<String> = sqlx::query_scalar::<_, String>(&sql)
+        .bind(rows_json(&pairs))
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .collect();
     pairs.retain(|(_, sup)| taken.contains(&sup.id.to_string()));
     if pairs.is_empty() {
         return Ok(Vec::new());
     }
     let sql = format!(
-        "UPDATE jobs SET execution_state = 'scheduled', \
-         supervisor_id = (SELECT v_sup FROM ({rows}) v WHERE v.v_id = jobs.id), \
-         last_message = (SELECT v_msg FROM ({rows}) v WHERE v.v_id = jobs.id), \
-         scheduled_at = $1, updated_at = $1, last_actor = 'switchboard', version = version + 1 \
-         WHERE execution_state = 'queued' AND (id, version) IN (SELECT v_id, v_ver FROM ({rows}) v) RETURNING {COLUMNS}",
-        rows = bound_rows(&["v_id", "v_sup", "v_ver", "v_msg"], pairs.len()),
-    );
-    // Parameters: $1 is the time, then the rows (renumbered from $2).
-    let mut next = 1;
-    let sql = renumber(&sql, &mut next);
-    let mut q = sqlx::query(&sql).bind(now);
-    for _ in 0..3 {
-        for (c, sup) in &pairs {
-            q = q
-                .bind(c.id.to_string())
-                .bind(sup.id.to_string())
-                .bind(c.version)
-                .bind(format!("scheduled on {}", sup.name));
+        "UPDATE jobs SET execution_state = 'scheduled', supervisor_id = v.v_sup, last_message = v.v_msg, \
+         scheduled_at = $1, updated_at = $1, last_actor = 'switchboard', version = jobs.version + 1 \
+         FROM {} WHERE jobs.id = v.v_id AND jobs.version = v.v_ver AND jobs.execution_state = 'queued' RETURNING {}",
+        pair_rows(db.backend, "$2"),
+        match db.backend {
+            Backend::Postgres => COLUMNS
+                .split(", ")
+                .map(|c| format!("jobs.{c}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            Backend::Sqlite => COLUMNS.to_string(),
         }
-    }
-    let rows = q.fetch_all(&mut **tx).await?;
+    );
+    let rows = sqlx::query(&sql)
+        .bind(now)
+        .bind(rows_json(&pairs))
+        .fetch_all(&mut **tx)
+        .await?;
     let mut out = Vec::with_capacity(rows.len());
     let mut done = HashSet::new();
     for row in &rows {
@@ -619,21 +612,6 @@ async fn take_many(
             .await?;
     }
     Ok(out)
-}
-
-/// Replaces each `$#` placeholder by `$n`, numbering on from `*last` (so the same bound-rows
-/// text may appear several times, each with its own parameters).
-fn renumber(sql: &str, last: &mut usize) -> String {
-    let mut out = String::with_capacity(sql.len());
-    let mut rest = sql;
-    while let Some(i) = rest.find("$#") {
-        out.push_str(&rest[..i]);
-        *last += 1;
-        out.push_str(&format!("${last}"));
-        rest = &rest[i + 2..];
-    }
-    out.push_str(rest);
-    out
 }
 
 /// How often a change is retried when the job changed between reading and writing it.
