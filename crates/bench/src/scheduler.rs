@@ -37,9 +37,13 @@ pub struct Options {
     /// PostgreSQL server; each run uses a fresh schema.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
     postgres_url: String,
-    /// Concurrent enqueue requests.
+    /// Concurrent enqueue requests (the most in flight at once).
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
+    /// Offered load in jobs per second (open loop: job i is due at start + i/rate, and its
+    /// latency counts from then). Without it, each connection enqueues as fast as it can.
+    #[arg(long)]
+    rate: Option<f64>,
 }
 
 struct Server {
@@ -200,17 +204,23 @@ async fn throughput(opts: &Options, backend: &str) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..opts.concurrency {
-        let (http, next, base, admin, n) = (
-            http.clone(),
-            next.clone(),
-            server.base.clone(),
-            admin.clone(),
-            opts.jobs,
-        );
+        let (http, next, base, admin, n, rate) =
+            (http.clone(), next.clone(), server.base.clone(), admin.clone(), opts.jobs, opts.rate);
         workers.push(tokio::spawn(async move {
             let mut sent = Vec::new();
-            while next.fetch_add(1, Ordering::Relaxed) < n {
-                let at = Instant::now();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let at = match rate {
+                    Some(r) => {
+                        let due = t0 + Duration::from_secs_f64(i as f64 / r);
+                        tokio::time::sleep_until(due.into()).await;
+                        due
+                    }
+                    None => Instant::now(),
+                };
                 let body = serde_json::json!({"image": IMAGE, "tags": "board:bench"});
                 let r = http
                     .post(format!("{base}/api/v1/jobs"))
@@ -258,10 +268,11 @@ async fn throughput(opts: &Options, backend: &str) -> anyhow::Result<()> {
         .collect();
     lat.sort_by(|a, b| a.total_cmp(b));
     println!(
-        "scheduler {backend:<8} jobs={} supervisors={} concurrency={}  enqueue {:.0} jobs/s  end-to-end {:.0} jobs/s ({:.2} s)  enqueue->start_job p50 {:.1} ms p99 {:.1} ms max {:.1} ms",
+        "scheduler {backend:<8} jobs={} supervisors={} concurrency={} rate={}  enqueue {:.0} jobs/s  end-to-end {:.0} jobs/s ({:.2} s)  enqueue->start_job p50 {:.1} ms p99 {:.1} ms max {:.1} ms",
         opts.jobs,
         opts.supervisors,
         opts.concurrency,
+        opts.rate.map_or("max".to_string(), |r| format!("{r:.0}/s")),
         opts.jobs as f64 / enqueue_s,
         opts.jobs as f64 / total_s,
         total_s,
