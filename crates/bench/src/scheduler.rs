@@ -204,8 +204,14 @@ async fn throughput(opts: &Options, backend: &str) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..opts.concurrency {
-        let (http, next, base, admin, n, rate) =
-            (http.clone(), next.clone(), server.base.clone(), admin.clone(), opts.jobs, opts.rate);
+        let (http, next, base, admin, n, rate) = (
+            http.clone(),
+            next.clone(),
+            server.base.clone(),
+            admin.clone(),
+            opts.jobs,
+            opts.rate,
+        );
         workers.push(tokio::spawn(async move {
             let mut sent = Vec::new();
             loop {

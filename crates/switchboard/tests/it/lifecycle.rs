@@ -491,3 +491,33 @@ async fn events_stream_as_sse(backend: Backend) {
     );
 }
 both_backends!(events_stream_as_sse);
+
+async fn a_job_is_started_once_when_its_supervisor_connects(backend: Backend) {
+    // Regression: the scheduler used to see a new connection before reconcile ran, and
+    // reconcile then re-sent the start_job the scheduler had just sent.
+    let t = TestApp::start(backend).await;
+    let (_, token) = t.add_supervisor("s1", &["board:x"]).await;
+    for _ in 0..5 {
+        let id = t.enqueue("board:x", json!({})).await;
+        let mut sim = SimSupervisor::connect(&t.base, &token, vec![])
+            .await
+            .unwrap();
+        assert_eq!(expect_start(&mut sim).await.job_id.to_string(), id);
+        let next = sim.recv_timeout(Duration::from_millis(1200)).await;
+        assert!(
+            matches!(next, Err(paddock_switchboard::sim::SimError::Timeout)),
+            "{next:?}"
+        );
+        let job_id: JobId = id.parse().unwrap();
+        sim.send(&state(
+            job_id,
+            Some(ExecutionState::Terminated),
+            Some(ExitStatus::WorkloadFinishedSuccess),
+        ))
+        .await
+        .unwrap();
+        t.wait_state(&id, "terminated").await;
+        sim.close().await;
+    }
+}
+both_backends!(a_job_is_started_once_when_its_supervisor_connects);
