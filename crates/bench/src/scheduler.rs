@@ -38,7 +38,7 @@ pub struct Options {
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
     postgres_url: String,
     /// Concurrent enqueue requests (the most in flight at once).
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 16)]
     concurrency: usize,
     /// Offered load in jobs per second (open loop: job i is due at start + i/rate, and its
     /// latency counts from then). Without it, each connection enqueues as fast as it can.

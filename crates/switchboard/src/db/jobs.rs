@@ -258,7 +258,8 @@ impl Db {
         let mut tx = self.pool.begin().await?;
         insert.fetch_one(&mut *tx).await?;
         let t = Transition::to_with(ExecutionState::Terminated, ExitStatus::SupervisorMatchError);
-        let changed = transition_on(&mut tx, id, &Change::by_switchboard(t, why)).await?;
+        let changed =
+            transition_on(Via::Conn(&mut tx), id, &Change::by_switchboard(t, why)).await?;
         tx.commit().await?;
         Ok(changed.job)
     }
@@ -311,9 +312,18 @@ impl Db {
     }
 
     /// Applies a change (see [`transition_on`]).
+    /// The job is read on the reader pool (the write is conditional on what was read), so the
+    /// single SQLite writer only does the write.
     pub async fn transition(&self, id: JobId, change: &Change) -> Result<Changed> {
-        let mut conn = self.pool.acquire().await?;
-        transition_on(&mut conn, id, change).await
+        transition_on(
+            Via::Pools {
+                read: &self.reader,
+                write: &self.pool,
+            },
+            id,
+            change,
+        )
+        .await
     }
 
     /// Non-terminated jobs assigned to a supervisor.
@@ -614,6 +624,16 @@ async fn take_many(
     Ok(out)
 }
 
+/// Where a transition reads and writes: one connection (inside a transaction), or a read pool
+/// and the write pool.
+pub(crate) enum Via<'a> {
+    Conn(&'a mut sqlx::AnyConnection),
+    Pools {
+        read: &'a sqlx::AnyPool,
+        write: &'a sqlx::AnyPool,
+    },
+}
+
 /// How often a change is retried when the job changed between reading and writing it.
 const RETRIES: usize = 5;
 
@@ -621,17 +641,15 @@ const RETRIES: usize = 5;
 /// [`JobState::apply`], and write the result conditional on the version read. The write's
 /// triggers append the event and, when the job terminates, free its supervisor, so the change is
 /// atomic without an explicit transaction; a concurrent change is retried on fresh data.
-pub(crate) async fn transition_on(
-    conn: &mut sqlx::AnyConnection,
-    id: JobId,
-    change: &Change,
-) -> Result<Changed> {
+pub(crate) async fn transition_on(mut via: Via<'_>, id: JobId, change: &Change) -> Result<Changed> {
     for _ in 0..RETRIES {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM jobs WHERE id = $1"))
-            .bind(id.to_string())
-            .fetch_optional(&mut *conn)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let select = format!("SELECT {COLUMNS} FROM jobs WHERE id = $1");
+        let query = sqlx::query(&select).bind(id.to_string());
+        let row = match &mut via {
+            Via::Conn(conn) => query.fetch_optional(&mut **conn).await?,
+            Via::Pools { read, .. } => query.fetch_optional(*read).await?,
+        }
+        .ok_or(StoreError::NotFound)?;
         let mut job = row_to_job(&row)?;
         if let Some(sup) = change.on_supervisor
             && job.supervisor_id != Some(sup)
@@ -675,7 +693,7 @@ pub(crate) async fn transition_on(
             Actor::Switchboard => "switchboard",
             Actor::Supervisor => "supervisor",
         };
-        let r = sqlx::query(
+        let update = sqlx::query(
             "UPDATE jobs SET execution_state = $1, exit_status = $2, status_message = $3, stop_requested_at = $4, \
              terminated_at = $5, parameters = $6, updated_at = $7, last_actor = $8, last_message = $9, \
              version = version + 1 WHERE id = $10 AND version = $11",
@@ -690,9 +708,11 @@ pub(crate) async fn transition_on(
         .bind(actor)
         .bind(event_message)
         .bind(id.to_string())
-        .bind(job.version)
-        .execute(&mut *conn)
-        .await?;
+        .bind(job.version);
+        let r = match &mut via {
+            Via::Conn(conn) => update.execute(&mut **conn).await?,
+            Via::Pools { write, .. } => update.execute(*write).await?,
+        };
         if r.rows_affected() == 0 {
             continue;
         }
