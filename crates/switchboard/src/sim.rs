@@ -80,7 +80,7 @@ impl SimSupervisor {
         Ok(())
     }
 
-    /// The next message that is not a heartbeat (heartbeats are answered).
+    /// The next message that is not a heartbeat (answered) or a status request (ignored).
     pub async fn recv(&mut self) -> Result<SwitchboardMessage, SimError> {
         loop {
             let frame = self.ws.next().await.ok_or(SimError::Closed)??;
@@ -90,6 +90,10 @@ impl SimSupervisor {
                         .map_err(|e| SimError::Protocol(e.to_string()))?;
                     if msg == SwitchboardMessage::Heartbeat {
                         self.send(&SupervisorMessage::Heartbeat).await?;
+                        continue;
+                    }
+                    // The simulation keeps no job list to report; the switchboard needs no answer.
+                    if msg == SwitchboardMessage::StatusRequest {
                         continue;
                     }
                     return Ok(msg);

@@ -521,3 +521,45 @@ async fn a_job_is_started_once_when_its_supervisor_connects(backend: Backend) {
     }
 }
 both_backends!(a_job_is_started_once_when_its_supervisor_connects);
+
+async fn status_reports_are_reconciled(backend: Backend) {
+    let t = TestApp::start(backend).await;
+    let (_, token) = t.add_supervisor("s1", &["board:x"]).await;
+    let mut sim = SimSupervisor::connect(&t.base, &token, vec![])
+        .await
+        .unwrap();
+    let id = t.enqueue("board:x", json!({})).await;
+    let start = expect_start(&mut sim).await;
+    sim.send(&state(start.job_id, Some(ExecutionState::Ready), None))
+        .await
+        .unwrap();
+    t.wait_state(&id, "ready").await;
+    // A status listing the job changes nothing; one listing an unknown job stops that job.
+    let unknown = JobId::new();
+    let running = vec![
+        RunningJob {
+            job_id: start.job_id,
+            execution_state: ExecutionState::Ready,
+        },
+        RunningJob {
+            job_id: unknown,
+            execution_state: ExecutionState::Ready,
+        },
+    ];
+    sim.send(&SupervisorMessage::Status {
+        running_jobs: running,
+    })
+    .await
+    .unwrap();
+    expect_stop(&mut sim, unknown).await;
+    assert_eq!(t.job(&id).await["execution_state"], "ready");
+    // A status without the ready job: the supervisor dropped it.
+    sim.send(&SupervisorMessage::Status {
+        running_jobs: vec![],
+    })
+    .await
+    .unwrap();
+    let j = t.wait_state(&id, "terminated").await;
+    assert_eq!(j["exit_status"], "supervisor_dropped_job");
+}
+both_backends!(status_reports_are_reconciled);

@@ -4,7 +4,8 @@
 //! it reports on must be assigned to it. After `hello` the switchboard reconciles: a job the
 //! supervisor no longer runs is re-sent (`scheduled`, never started) or ends as
 //! `supervisor_dropped_job`; a job it runs that the switchboard does not want is stopped.
-//! Heartbeats go both ways; three silent intervals close the connection.
+//! Heartbeats go both ways; three silent intervals close the connection. Every sixth heartbeat
+//! the switchboard also sends `status_request`; the `status` answer is reconciled too.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -29,6 +30,8 @@ use crate::error::ApiError;
 
 const MAX_FRAME_BYTES: usize = 1024 * 1024;
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// A `status_request` every this many heartbeats: the answer is reconciled like a `hello`.
+const STATUS_EVERY_TICKS: u64 = 6;
 
 /// Authenticates first, so a request without a valid supervisor token is a 401 whatever else
 /// is wrong with it.
@@ -107,13 +110,14 @@ async fn session(app: AppState, sup: Supervisor, mut socket: WebSocket) {
     tracing::info!(running = hello.len(), "supervisor connected");
     // Reconcile before registering: until then the scheduler cannot dispatch to this
     // connection, so a job it schedules now is never also re-sent by the reconcile.
-    reconcile(&app, sup.id, &hello, &tx).await;
+    reconcile(&app, sup.id, &hello, &tx, Moment::Hello).await;
     app.hub.register(sup.id, connection.clone(), tx.clone());
     app.job_finished();
 
     let mut shutdown = app.shutdown_signal();
     let mut tick = tokio::time::interval(Duration::from_secs(interval));
     let mut last_heard = Instant::now();
+    let mut ticks: u64 = 0;
     let silence = Duration::from_secs(interval * 3);
     loop {
         tokio::select! {
@@ -144,6 +148,10 @@ async fn session(app: AppState, sup: Supervisor, mut socket: WebSocket) {
                     tracing::error!(error = format!("{e:#}"), "recording heartbeat");
                 }
                 let _ = tx.send(SwitchboardMessage::Heartbeat);
+                ticks += 1;
+                if ticks.is_multiple_of(STATUS_EVERY_TICKS) {
+                    let _ = tx.send(SwitchboardMessage::StatusRequest);
+                }
             }
             _ = shutdown.changed() => break,
         }
@@ -192,7 +200,7 @@ async fn handle(
             }
         }
         SupervisorMessage::Status { running_jobs } => {
-            reconcile(app, sup.id, &running_jobs, tx).await
+            reconcile(app, sup.id, &running_jobs, tx, Moment::Status).await
         }
         SupervisorMessage::Hello { .. } => tracing::debug!("repeated hello ignored"),
         SupervisorMessage::Heartbeat => {}
@@ -261,11 +269,21 @@ fn refuse(
 }
 
 /// Brings the two sides' views of the supervisor's jobs together (see the module doc).
+/// When a reconcile happens: at `hello`, nothing is in flight to the new connection, so a
+/// `scheduled` job it lacks is re-sent; at `status` a `start_job` may still be on its way, so a
+/// `scheduled` job is left alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Moment {
+    Hello,
+    Status,
+}
+
 async fn reconcile(
     app: &AppState,
     sup: SupervisorId,
     reported: &[RunningJob],
     tx: &mpsc::UnboundedSender<SwitchboardMessage>,
+    moment: Moment,
 ) {
     let assigned = match app.db.jobs_on_supervisor(sup).await {
         Ok(a) => a,
@@ -283,6 +301,9 @@ async fn reconcile(
                     reason: "stop requested".into(),
                 });
             }
+        } else if job.state.execution_state == ExecutionState::Scheduled && moment == Moment::Status
+        {
+            continue;
         } else if job.state.execution_state == ExecutionState::Scheduled
             && job.stop_requested_at.is_none()
         {
@@ -291,7 +312,11 @@ async fn reconcile(
         } else {
             let t =
                 Transition::to_with(ExecutionState::Terminated, ExitStatus::SupervisorDroppedJob);
-            let change = Change::by_switchboard(t, "supervisor reconnected without the job");
+            let why = match moment {
+                Moment::Hello => "supervisor reconnected without the job",
+                Moment::Status => "supervisor no longer runs the job",
+            };
+            let change = Change::by_switchboard(t, why);
             match app.db.transition(job.id, &change).await {
                 Ok(_) => {
                     tracing::warn!(job.id = %job.id, "supervisor dropped the job");
