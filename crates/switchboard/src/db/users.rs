@@ -116,28 +116,4 @@ impl Db {
             .transpose()?
             .flatten())
     }
-
-    /// Privileges of many users at once (for scheduling); unknown users are absent.
-    pub async fn privileges_of(
-        &self,
-        names: &[&str],
-    ) -> Result<std::collections::HashMap<String, Vec<Privilege>>> {
-        let mut out = std::collections::HashMap::new();
-        for name in names {
-            if out.contains_key(*name) {
-                continue;
-            }
-            if let Some(row) = sqlx::query("SELECT privileges FROM users WHERE name = $1")
-                .bind(*name)
-                .fetch_optional(&self.pool)
-                .await?
-            {
-                out.insert(
-                    name.to_string(),
-                    split_privileges(&row.try_get::<String, _>("privileges")?)?,
-                );
-            }
-        }
-        Ok(out)
-    }
 }
