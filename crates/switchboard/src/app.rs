@@ -109,6 +109,7 @@ pub async fn run(app: AppState, listener: TcpListener) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     let reaper = tokio::spawn(crate::reaper::run(app.clone(), shutdown.clone()));
+    let liveness = tokio::spawn(crate::liveness::run(app.clone(), shutdown.clone()));
     let mut stop = shutdown.clone();
     let serve = axum::serve(listener, router(app)).with_graceful_shutdown(async move {
         let _ = stop.wait_for(|s| *s).await;
@@ -116,5 +117,6 @@ pub async fn run(app: AppState, listener: TcpListener) -> anyhow::Result<()> {
     let r = serve.await;
     let _ = scheduler.await;
     let _ = reaper.await;
+    let _ = liveness.await;
     r.map_err(Into::into)
 }

@@ -56,6 +56,11 @@ impl Hub {
         self.lock().get(&id).is_some_and(|e| e.tx.send(msg).is_ok())
     }
 
+    /// The connection ids registered here (all of them alive: a silent one is closed).
+    pub fn connections(&self) -> Vec<String> {
+        self.lock().values().map(|e| e.connection.clone()).collect()
+    }
+
     pub fn connected(&self) -> HashSet<SupervisorId> {
         self.lock().keys().copied().collect()
     }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod hub;
+pub mod liveness;
 pub mod metrics;
 pub mod reaper;
 pub mod scheduler;

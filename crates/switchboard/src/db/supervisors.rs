@@ -8,7 +8,7 @@ use paddock_core::{JobId, Name, SupervisorId, Tag};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, Result, StoreError, json_col, parse_col, parse_opt, to_json};
+use super::{Backend, Db, Result, StoreError, json_col, parse_col, parse_opt, to_json};
 
 #[derive(Debug, Clone)]
 pub struct Supervisor {
@@ -213,13 +213,22 @@ impl Db {
         Ok(())
     }
 
-    pub async fn supervisor_seen(&self, id: SupervisorId, connection: &str) -> Result<()> {
-        sqlx::query("UPDATE supervisors SET last_seen = $1 WHERE id = $2 AND connection = $3")
-            .bind(paddock_core::api::now_ms())
-            .bind(id.to_string())
-            .bind(connection)
-            .execute(&self.pool)
-            .await?;
+    /// Records that these connections are alive, in one statement whatever their number.
+    pub async fn connections_seen(&self, connections: &[String]) -> Result<()> {
+        if connections.is_empty() {
+            return Ok(());
+        }
+        let list = match self.backend {
+            Backend::Sqlite => "SELECT value FROM json_each($2)",
+            Backend::Postgres => "SELECT json_array_elements_text($2::json)",
+        };
+        sqlx::query(&format!(
+            "UPDATE supervisors SET last_seen = $1 WHERE connection IN ({list})"
+        ))
+        .bind(paddock_core::api::now_ms())
+        .bind(serde_json::Value::from(connections.to_vec()).to_string())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

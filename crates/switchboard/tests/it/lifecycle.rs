@@ -343,6 +343,9 @@ async fn dropped_jobs_and_reconcile(backend: Backend) {
     let mut sim = SimSupervisor::connect(&t.base, &token, running)
         .await
         .unwrap();
+    // Connected longer than the grace period: heartbeats keep the job alive.
+    let _ = sim.recv_timeout(Duration::from_secs(4)).await;
+    assert_eq!(t.job(&id).await["execution_state"], "ready");
     sim.send(&state(
         start.job_id,
         Some(ExecutionState::Terminated),

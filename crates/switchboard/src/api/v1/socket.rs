@@ -144,9 +144,6 @@ async fn session(app: AppState, sup: Supervisor, mut socket: WebSocket) {
                     tracing::warn!("no heartbeat for {silence:?}; closing");
                     break;
                 }
-                if let Err(e) = app.db.supervisor_seen(sup.id, &connection).await {
-                    tracing::error!(error = format!("{e:#}"), "recording heartbeat");
-                }
                 let _ = tx.send(SwitchboardMessage::Heartbeat);
                 ticks += 1;
                 if ticks.is_multiple_of(STATUS_EVERY_TICKS) {
