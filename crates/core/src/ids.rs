@@ -94,6 +94,11 @@ impl ImageId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The id of a raw sha256 digest.
+    pub fn from_digest(bytes: [u8; 32]) -> ImageId {
+        ImageId(hex::encode(bytes))
+    }
 }
 
 impl FromStr for ImageId {

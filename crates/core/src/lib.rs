@@ -6,6 +6,7 @@ pub mod acl;
 pub mod api;
 pub mod ids;
 pub mod lifecycle;
+pub mod manifest;
 pub mod privilege;
 pub mod protocol;
 pub mod tags;
