@@ -6,6 +6,7 @@
 //! to a temporary file in the same directory, hash while writing, fsync, rename only when the
 //! digest matches).
 
+pub mod import;
 pub mod local;
 
 pub use local::{LocalStore, StoreError, VerifiedImage};

@@ -37,6 +37,8 @@ pub enum StoreError {
     },
     #[error("manifest of image {id}")]
     Manifest { id: String, source: ManifestError },
+    #[error("cannot import: {0}")]
+    Import(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
