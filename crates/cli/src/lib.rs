@@ -31,6 +31,9 @@ pub enum Command {
     /// Add and inspect supervisors.
     #[command(subcommand)]
     Supervisor(cmd::supervisor::SupervisorCommand),
+    /// Build and list images in a local image store.
+    #[command(subcommand)]
+    Image(cmd::image::ImageCommand),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -38,5 +41,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Login(l) => cmd::login::run(l).await,
         Command::Job(j) => cmd::job::run(j).await,
         Command::Supervisor(s) => cmd::supervisor::run(s).await,
+        Command::Image(i) => cmd::image::run(i),
     }
 }

@@ -1,0 +1,63 @@
+//! `paddock image import` and `paddock image list` against a local store, with the real binary.
+
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+
+const PADDOCK: &str = env!("CARGO_BIN_EXE_paddock");
+
+#[test]
+fn import_then_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let script = dir.path().join("hello.sh");
+    std::fs::write(&script, "#!/bin/sh\necho hello\n").unwrap();
+    let out = Command::new(PADDOCK)
+        .args(["image", "import"])
+        .arg(&script)
+        .args(["--label", "hello", "--description", "says hello", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(
+        id.parse::<paddock_core::ImageId>().is_ok(),
+        "prints only the id: {id:?}"
+    );
+
+    let out = Command::new(PADDOCK)
+        .args(["image", "list", "--json"])
+        .env("PADDOCK_STORE", &store)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["id"], id.as_str());
+    assert_eq!(v[0]["label"], "hello");
+    assert_eq!(v[0]["revision"], 1);
+    assert_eq!(v[0]["size"], 21);
+
+    let out = Command::new(PADDOCK)
+        .args([
+            "image",
+            "import",
+            "/nonexistent/thing",
+            "--label",
+            "x",
+            "--store",
+        ])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/thing"));
+}
