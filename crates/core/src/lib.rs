@@ -9,6 +9,7 @@ pub mod lifecycle;
 pub mod manifest;
 pub mod privilege;
 pub mod protocol;
+pub mod puppet;
 pub mod tags;
 
 pub use ids::{ImageId, JobId, Name, SupervisorId};

@@ -1,0 +1,55 @@
+//! `paddock-puppet`: report to the supervisor from inside a job. Exit codes: 0 the supervisor
+//! took it, 1 it refused or could not be reached, 2 usage.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use paddock_core::puppet::{PuppetRequest, SOCKET_ENV, WorkloadOutcome};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "paddock-puppet",
+    version,
+    about = "Report readiness and results of a Paddock job to its supervisor"
+)]
+struct Cli {
+    /// The supervisor's puppet socket.
+    #[arg(long, env = SOCKET_ENV)]
+    socket: PathBuf,
+    /// Seconds to wait for the supervisor's answer.
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The workload is up (the job becomes `ready`).
+    Ready,
+    /// The workload's result: success, error or unknown.
+    Exit {
+        outcome: WorkloadOutcome,
+        #[arg(long)]
+        message: Option<String>,
+    },
+    /// Ask the supervisor to terminate this job.
+    Terminate,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let request = match cli.command {
+        Command::Ready => PuppetRequest::Ready,
+        Command::Exit { outcome, message } => PuppetRequest::Exit { outcome, message },
+        Command::Terminate => PuppetRequest::Terminate,
+    };
+    match paddock_puppet::send(&cli.socket, &request, Duration::from_secs(cli.timeout)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("paddock-puppet: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
