@@ -85,7 +85,7 @@ impl AppState {
     }
 
     /// A job was enqueued or a supervisor became free: run the scheduler.
-    pub fn job_finished(&self) {
+    pub fn wake_scheduler(&self) {
         self.wake.notify_one();
     }
 

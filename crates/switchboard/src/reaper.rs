@@ -85,7 +85,7 @@ async fn apply(app: &AppState, id: JobId, change: Change) -> Option<crate::db::j
     {
         Ok(r) => {
             if r.job.state.is_terminated() {
-                app.job_finished();
+                app.wake_scheduler();
             }
             app.events_changed();
             let _guard = span.enter();

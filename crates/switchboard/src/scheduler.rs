@@ -102,6 +102,10 @@ pub async fn run_once(app: &AppState) -> anyhow::Result<usize> {
             tracing::warn!("supervisor disconnected before start_job; will resend on hello");
         }
     }
+    if !claims.is_empty() {
+        // Event streams waiting on these jobs see `scheduled` now, not at their next poll.
+        app.events_changed();
+    }
     Ok(claims.len())
 }
 

@@ -23,6 +23,16 @@ fn state(job_id: JobId, s: Option<ExecutionState>, x: Option<ExitStatus>) -> Sup
     }
 }
 
+/// The supervisor reports the job finished successfully.
+async fn finish(sim: &mut SimSupervisor, job_id: JobId) {
+    let done = state(
+        job_id,
+        Some(ExecutionState::Terminated),
+        Some(ExitStatus::WorkloadFinishedSuccess),
+    );
+    sim.send(&done).await.unwrap();
+}
+
 async fn expect_start(sim: &mut SimSupervisor) -> paddock_core::protocol::StartJob {
     loop {
         match sim.recv_timeout(T).await.unwrap() {
@@ -89,13 +99,7 @@ async fn job_runs_end_to_end(backend: Backend) {
     .await
     .unwrap();
     t.wait_state(&id, "ready").await;
-    sim.send(&state(
-        start.job_id,
-        Some(ExecutionState::Terminated),
-        Some(ExitStatus::WorkloadFinishedSuccess),
-    ))
-    .await
-    .unwrap();
+    finish(&mut sim, start.job_id).await;
     let j = t.wait_state(&id, "terminated").await;
     assert_eq!(j["exit_status"], "workload_finished_success");
 
@@ -121,6 +125,19 @@ async fn job_runs_end_to_end(backend: Backend) {
         ["queued", "scheduled", "initializing", "ready", "terminated"]
     );
     assert!(!ev.to_string().contains("hunter2"));
+    let metrics = t
+        .http
+        .get(format!("{}/metrics", t.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("paddock_scheduling_latency_seconds_count 1"),
+        "{metrics}"
+    );
     // The supervisor is free again: the next job goes to it.
     let id2 = t.enqueue("board:nrf52840dk", json!({})).await;
     assert_eq!(expect_start(&mut sim).await.job_id.to_string(), id2);
@@ -346,13 +363,7 @@ async fn dropped_jobs_and_reconcile(backend: Backend) {
     // Connected longer than the grace period: heartbeats keep the job alive.
     let _ = sim.recv_timeout(Duration::from_secs(4)).await;
     assert_eq!(t.job(&id).await["execution_state"], "ready");
-    sim.send(&state(
-        start.job_id,
-        Some(ExecutionState::Terminated),
-        Some(ExitStatus::WorkloadFinishedSuccess),
-    ))
-    .await
-    .unwrap();
+    finish(&mut sim, start.job_id).await;
     assert_eq!(
         t.wait_state(&id, "terminated").await["exit_status"],
         "workload_finished_success"
@@ -413,13 +424,7 @@ async fn scheduling_respects_tags_acl_priority_and_retirement(backend: Backend) 
         )
         .await;
     assert_eq!(s, StatusCode::OK);
-    sim.send(&state(
-        first.job_id,
-        Some(ExecutionState::Terminated),
-        Some(ExitStatus::WorkloadFinishedSuccess),
-    ))
-    .await
-    .unwrap();
+    finish(&mut sim, first.job_id).await;
     t.wait_state(&high, "terminated").await;
     let next = sim.recv_timeout(Duration::from_millis(1500)).await;
     assert!(
@@ -459,13 +464,7 @@ async fn events_stream_as_sse(backend: Backend) {
     sim.send(&state(start.job_id, Some(ExecutionState::Ready), None))
         .await
         .unwrap();
-    sim.send(&state(
-        start.job_id,
-        Some(ExecutionState::Terminated),
-        Some(ExitStatus::WorkloadFinishedSuccess),
-    ))
-    .await
-    .unwrap();
+    finish(&mut sim, start.job_id).await;
     // The stream ends by itself after the terminating event.
     let body = tokio::time::timeout(T, resp.text())
         .await
@@ -512,13 +511,7 @@ async fn a_job_is_started_once_when_its_supervisor_connects(backend: Backend) {
             "{next:?}"
         );
         let job_id: JobId = id.parse().unwrap();
-        sim.send(&state(
-            job_id,
-            Some(ExecutionState::Terminated),
-            Some(ExitStatus::WorkloadFinishedSuccess),
-        ))
-        .await
-        .unwrap();
+        finish(&mut sim, job_id).await;
         t.wait_state(&id, "terminated").await;
         sim.close().await;
     }
@@ -566,3 +559,32 @@ async fn status_reports_are_reconciled(backend: Backend) {
     assert_eq!(j["exit_status"], "supervisor_dropped_job");
 }
 both_backends!(status_reports_are_reconciled);
+
+async fn a_silent_supervisor_is_disconnected(backend: Backend) {
+    let t = TestApp::start_with(backend, |c| {
+        c.heartbeat_interval_s = 1;
+        c.supervisor_grace_s = 3;
+    })
+    .await;
+    let (sup_id, token) = t.add_supervisor("s1", &["board:x"]).await;
+    // Connected, then silent: this client never reads, so it never answers a heartbeat.
+    let _sim = SimSupervisor::connect(&t.base, &token, vec![])
+        .await
+        .unwrap();
+    let path = format!("/api/v1/supervisors/{sup_id}");
+    assert_eq!(t.admin(Method::GET, &path, None).await.1["connected"], true);
+    assert_eq!(t.app.hub.len(), 1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while t.app.hub.len() == 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "silent supervisor never disconnected"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        t.admin(Method::GET, &path, None).await.1["connected"],
+        false
+    );
+}
+both_backends!(a_silent_supervisor_is_disconnected);

@@ -95,7 +95,7 @@ pub async fn enqueue(
     let job = app.db.create_job(new, match_error).await?;
     tracing::info!(job.id = %job.id, user = %caller.user, state = %job.state.execution_state, "job enqueued");
     app.events_changed();
-    app.job_finished();
+    app.wake_scheduler();
     Ok((
         StatusCode::CREATED,
         Json(EnqueueJobResponse { job_id: job.id }),
@@ -297,7 +297,7 @@ pub async fn cancel(
             );
         }
     } else {
-        app.job_finished();
+        app.wake_scheduler();
     }
     app.events_changed();
     tracing::info!(job.id = %job.id, user = %caller.user, "job cancel requested");

@@ -112,7 +112,7 @@ async fn session(app: AppState, sup: Supervisor, mut socket: WebSocket) {
     // connection, so a job it schedules now is never also re-sent by the reconcile.
     reconcile(&app, sup.id, &hello, &tx, Moment::Hello).await;
     app.hub.register(sup.id, connection.clone(), tx.clone());
-    app.job_finished();
+    app.wake_scheduler();
 
     let mut shutdown = app.shutdown_signal();
     let mut tick = tokio::time::interval(Duration::from_secs(interval));
@@ -219,7 +219,7 @@ async fn job_state(
     {
         Ok(r) => {
             if r.job.state.is_terminated() {
-                app.job_finished();
+                app.wake_scheduler();
             }
             if r.changed {
                 app.events_changed();

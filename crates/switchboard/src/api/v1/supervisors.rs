@@ -94,7 +94,7 @@ pub async fn update(
         .update_supervisor(parse_id(&id)?, &req)
         .await
         .map_err(not_found)?;
-    app.job_finished();
+    app.wake_scheduler();
     Ok(Json(s.view(
         paddock_core::api::now_ms(),
         app.config.liveness_ms(),
