@@ -34,6 +34,8 @@ pub enum Command {
     /// Build and list images in a local image store.
     #[command(subcommand)]
     Image(cmd::image::ImageCommand),
+    /// Run a whole lab on this machine: switchboard, image store and local supervisors.
+    Up(cmd::up::Up),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -42,5 +44,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Job(j) => cmd::job::run(j).await,
         Command::Supervisor(s) => cmd::supervisor::run(s).await,
         Command::Image(i) => cmd::image::run(i),
+        Command::Up(u) => cmd::up::run(u).await,
     }
 }

@@ -16,6 +16,9 @@ use crate::local::{LocalStore, StoreError};
 
 pub const ATTR_KIND: &str = "org.paddock.local.kind";
 pub const ATTR_ENTRY_POINT: &str = "org.paddock.local.entry-point";
+/// When the job becomes `ready`: `start` (default: when the workload starts) or `puppet` (when
+/// the workload runs `paddock-puppet ready`, as a VM's puppet agent would).
+pub const ATTR_READY: &str = "org.paddock.local.ready";
 pub const WORKLOAD_BLOB: &str = "workload";
 
 /// What to call the image.
@@ -27,6 +30,8 @@ pub struct ImportOptions {
     pub description: String,
     /// For a directory: the file to run inside it (default `run.sh`).
     pub entry_point: Option<String>,
+    /// The job becomes `ready` only when the workload says so (`paddock-puppet ready`).
+    pub ready_on_puppet: bool,
 }
 
 /// One image of a store, as listed.
@@ -98,6 +103,15 @@ impl LocalStore {
             attrs: BTreeMap::from([
                 (ATTR_KIND.to_string(), kind.to_string()),
                 (ATTR_ENTRY_POINT.to_string(), entry),
+                (
+                    ATTR_READY.to_string(),
+                    if opts.ready_on_puppet {
+                        "puppet"
+                    } else {
+                        "start"
+                    }
+                    .to_string(),
+                ),
             ]),
             blobs: BTreeMap::from([(
                 WORKLOAD_BLOB.to_string(),
@@ -256,6 +270,7 @@ mod tests {
             revision: None,
             description: "demo".into(),
             entry_point: None,
+            ready_on_puppet: false,
         }
     }
 

@@ -9,4 +9,4 @@
 pub mod import;
 pub mod local;
 
-pub use local::{LocalStore, StoreError, VerifiedImage};
+pub use local::{LocalStore, StoreError, VerifiedImage, copy_verified};

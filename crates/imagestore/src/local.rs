@@ -80,6 +80,55 @@ fn hash_file(path: &Path) -> Result<(ImageId, u64), StoreError> {
     Ok((ImageId::from_digest(h.finalize().into()), len))
 }
 
+/// Copies a verified blob to `dest` and checks the copy's digest and size again, so a blob
+/// changed between verification and use is never used: on a mismatch `dest` is removed.
+pub fn copy_verified(
+    source: &Path,
+    dest: &Path,
+    expected: &ImageId,
+    size: u64,
+) -> Result<(), StoreError> {
+    let result = (|| {
+        let mut input = File::open(source).map_err(io_err(source))?;
+        let mut out = File::create(dest).map_err(io_err(dest))?;
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut len = 0u64;
+        loop {
+            let n = input.read(&mut buf).map_err(io_err(source))?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+            out.write_all(&buf[..n]).map_err(io_err(dest))?;
+            len += n as u64;
+        }
+        let actual = ImageId::from_digest(h.finalize().into());
+        if &actual != expected {
+            return Err(StoreError::Mismatch {
+                what: "blob",
+                expected: expected.to_string(),
+                actual: actual.to_string(),
+                path: source.to_path_buf(),
+            });
+        }
+        if len != size {
+            return Err(StoreError::Size {
+                what: "blob",
+                expected: expected.to_string(),
+                actual: len,
+                size,
+                path: source.to_path_buf(),
+            });
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(dest);
+    }
+    result
+}
+
 impl LocalStore {
     pub fn new(root: impl Into<PathBuf>) -> LocalStore {
         LocalStore { root: root.into() }

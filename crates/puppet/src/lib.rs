@@ -3,6 +3,8 @@
 //! `paddock-puppet terminate`; each sends one request over the supervisor's local socket and
 //! waits for its reply.
 
+pub mod cli;
+
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;

@@ -36,6 +36,9 @@ pub struct Config {
     pub reaper_interval_ms: u64,
     /// Lifetime of tokens made by `login` when the request does not say, in seconds.
     pub token_ttl_s: u64,
+    /// A local image store directory. When set, `POST /jobs` also accepts an image label
+    /// (`hello`: its newest revision) or `label@revision` instead of an image id.
+    pub image_store: Option<PathBuf>,
     /// Instance-level ACL, evaluated after each supervisor's own ACL.
     pub acl: Acl,
 }
@@ -55,6 +58,7 @@ impl Default for Config {
             stop_grace_s: 60,
             reaper_interval_ms: 1000,
             token_ttl_s: 30 * 24 * 3600,
+            image_store: None,
             acl: Acl::default(),
         }
     }

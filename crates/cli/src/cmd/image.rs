@@ -10,8 +10,8 @@ use paddock_imagestore::import::ImportOptions;
 
 #[derive(Debug, Args)]
 pub struct StoreArg {
-    /// The local image store directory.
-    #[arg(long, env = "PADDOCK_STORE", default_value = "paddock-data/store")]
+    /// The local image store directory (`paddock up` uses DATA_DIR/store).
+    #[arg(long, env = "PADDOCK_STORE", default_value = ".paddock/store")]
     store: PathBuf,
 }
 
@@ -31,6 +31,10 @@ pub enum ImageCommand {
         /// For a directory: the file inside it to run.
         #[arg(long, default_value = "run.sh")]
         entry_point: String,
+        /// The job becomes ready only when the workload runs `paddock-puppet ready`
+        /// (default: as soon as it starts).
+        #[arg(long)]
+        ready_on_puppet: bool,
         #[command(flatten)]
         store: StoreArg,
     },
@@ -51,6 +55,7 @@ pub fn run(cmd: ImageCommand) -> anyhow::Result<()> {
             revision,
             description,
             entry_point,
+            ready_on_puppet,
             store,
         } => {
             let s = LocalStore::new(&store.store);
@@ -59,6 +64,7 @@ pub fn run(cmd: ImageCommand) -> anyhow::Result<()> {
                 revision,
                 description,
                 entry_point: Some(entry_point),
+                ready_on_puppet,
             };
             let id = s
                 .import(&source, &opts)

@@ -47,13 +47,23 @@ pub enum JobCommand {
     },
     /// Cancel a job.
     Cancel { id: String },
-    /// Print a job's console output.
+    /// Print a job's console output (same as `logs`).
     Console { id: String },
+    /// Print a job's console output; `--follow` keeps printing until the job terminates.
+    Logs {
+        id: String,
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Print a job's states as they happen, then its console; returns when the job terminates.
+    /// Exit code 0 only if it ended workload_finished_success.
+    Watch { id: String },
 }
 
 #[derive(Debug, Args)]
 pub struct Enqueue {
-    /// Image id: the sha256 digest of the image manifest (64 hex characters).
+    /// Image: its id (the manifest's sha256, 64 hex characters), or with a switchboard that
+    /// has an image store (`paddock up` does), a label (its newest revision) or label@revision.
     image: String,
     /// Tag expression selecting supervisors, e.g. 'board:nrf52840dk & !site:pton'.
     #[arg(long)]
@@ -194,16 +204,65 @@ pub async fn run(cmd: JobCommand) -> anyhow::Result<()> {
                 .await?;
             eprintln!("cancel requested: {} is {}", job.id, job.execution_state);
         }
-        JobCommand::Console { id } => {
-            let text = client
-                .send(client.request(Method::GET, &format!("/jobs/{id}/console")))
-                .await?
-                .text()
-                .await?;
+        JobCommand::Console { id } | JobCommand::Logs { id, follow: false } => {
+            let (text, _) = console_after(&client, &id, 0).await?;
             print!("{text}");
+        }
+        JobCommand::Logs { id, follow: true } => follow_console(&client, &id).await?,
+        JobCommand::Watch { id } => {
+            follow_events(&client, &id, false).await?;
+            let (job, _): (JobView, _) = client.get_json(&format!("/jobs/{id}")).await?;
+            let (text, _) = console_after(&client, &id, 0).await?;
+            if !text.is_empty() {
+                println!("--- console ---");
+                print!("{text}");
+                if !text.ends_with('\n') {
+                    println!();
+                }
+            }
+            let status = job
+                .exit_status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "none".into());
+            if job.exit_status != Some(paddock_core::ExitStatus::WorkloadFinishedSuccess) {
+                bail!("job {} ended {status}", job.id);
+            }
+            eprintln!("job {} ended {status}", job.id);
         }
     }
     Ok(())
+}
+
+/// The console after `cursor`, and the cursor to continue from.
+async fn console_after(client: &Client, id: &str, cursor: i64) -> anyhow::Result<(String, i64)> {
+    let resp = client
+        .send(client.request(Method::GET, &format!("/jobs/{id}/console?after={cursor}")))
+        .await?;
+    let next = resp
+        .headers()
+        .get("x-paddock-console-cursor")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(cursor);
+    Ok((resp.text().await?, next))
+}
+
+/// Prints the console as it grows until the job has terminated and all output is shown.
+async fn follow_console(client: &Client, id: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut cursor = 0;
+    loop {
+        // Read the state first: output that arrives before termination is then read below.
+        let (job, _): (JobView, _) = client.get_json(&format!("/jobs/{id}")).await?;
+        let (text, next) = console_after(client, id, cursor).await?;
+        cursor = next;
+        print!("{text}");
+        std::io::stdout().flush()?;
+        if job.execution_state == ExecutionState::Terminated {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
 }
 
 fn print_status(j: &JobView) {

@@ -4,6 +4,7 @@ pub mod image;
 pub mod job;
 pub mod login;
 pub mod supervisor;
+pub mod up;
 
 /// Prints a JSON value, pretty.
 pub fn print_json(v: &serde_json::Value) {

@@ -41,14 +41,24 @@ impl Db {
 
     /// The whole console of a job, all streams interleaved in arrival order.
     pub async fn console(&self, job: JobId) -> Result<String> {
-        let rows = sqlx::query("SELECT data FROM console_chunks WHERE job_id = $1 ORDER BY id")
-            .bind(job.to_string())
-            .fetch_all(&self.reader)
-            .await?;
+        Ok(self.console_after(job, 0).await?.0)
+    }
+
+    /// The console after `cursor` (0: from the start), and the cursor to continue from.
+    pub async fn console_after(&self, job: JobId, cursor: i64) -> Result<(String, i64)> {
+        let rows = sqlx::query(
+            "SELECT id, data FROM console_chunks WHERE job_id = $1 AND id > $2 ORDER BY id",
+        )
+        .bind(job.to_string())
+        .bind(cursor)
+        .fetch_all(&self.reader)
+        .await?;
         let mut out = String::new();
+        let mut last = cursor;
         for r in rows {
             out.push_str(&r.try_get::<String, _>("data")?);
+            last = r.try_get::<i64, _>("id")?;
         }
-        Ok(out)
+        Ok((out, last))
     }
 }

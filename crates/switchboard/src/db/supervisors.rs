@@ -129,6 +129,19 @@ impl Db {
         }
     }
 
+    /// Replaces a supervisor's token (the old one stops working at once).
+    pub async fn set_supervisor_token(&self, id: SupervisorId, token_hash: &str) -> Result<()> {
+        let r = sqlx::query("UPDATE supervisors SET token_hash = $1 WHERE id = $2")
+            .bind(token_hash)
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
     pub async fn get_supervisor(&self, id: SupervisorId) -> Result<Supervisor> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM supervisors WHERE id = $1"))
             .bind(id.to_string())

@@ -36,15 +36,50 @@ fn valid_parameter_name(n: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
+/// An image id as given, or, with an image store configured, a label (`hello`: its newest
+/// revision) or `label@revision`.
+async fn resolve_image(app: &AppState, image: &str) -> Result<ImageId, ApiError> {
+    if let Ok(id) = image.parse::<ImageId>() {
+        return Ok(id);
+    }
+    let Some(store) = app.config.image_store.clone() else {
+        return Err(ApiError::BadRequest(format!(
+            "malformed image id {image:?}: expected 64 hex characters (labels need an \
+             image_store in the switchboard configuration)"
+        )));
+    };
+    let (label, revision) = match image.split_once('@') {
+        Some((l, r)) => {
+            let r: u64 = r
+                .parse()
+                .map_err(|_| ApiError::BadRequest(format!("bad revision in {image:?}")))?;
+            (l.to_string(), Some(r))
+        }
+        None => (image.to_string(), None),
+    };
+    let images =
+        tokio::task::spawn_blocking(move || paddock_imagestore::LocalStore::new(store).list())
+            .await
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("listing images: {e}")))?
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("listing images: {e}")))?;
+    images
+        .into_iter()
+        .filter(|i| i.label == label && revision.is_none_or(|r| i.revision == r))
+        .max_by_key(|i| i.revision)
+        .map(|i| i.id)
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "no image {image:?} in the image store (by id, label or label@revision)"
+            ))
+        })
+}
+
 pub async fn enqueue(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Json(req): Json<EnqueueJobRequest>,
 ) -> Result<(StatusCode, Json<EnqueueJobResponse>), ApiError> {
-    let image_id: ImageId = req
-        .image
-        .parse()
-        .map_err(|e| ApiError::BadRequest(format!("malformed image id: {e}")))?;
+    let image_id = resolve_image(&app, &req.image).await?;
     let expr: TagExpr = req
         .tags
         .parse()
@@ -167,15 +202,38 @@ pub async fn get(
     Ok(Json(visible_job(&app, &caller, &id).await?.view()))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleQuery {
+    /// Only output after this cursor (from a previous response's `X-Paddock-Console-Cursor`).
+    after: Option<i64>,
+}
+
+/// The console as plain text. `X-Paddock-Console-Cursor` is where the next `?after=` starts,
+/// so `paddock job logs --follow` reads each byte once.
 pub async fn console(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    Query(q): Query<ConsoleQuery>,
 ) -> Result<Response, ApiError> {
     let job = visible_job(&app, &caller, &id).await?;
-    let text = app.db.console(job.id).await?;
-    Ok(([(CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
+    let (text, cursor) = app.db.console_after(job.id, q.after.unwrap_or(0)).await?;
+    Ok((
+        [
+            (CONTENT_TYPE, "text/plain; charset=utf-8".to_string()),
+            (
+                axum::http::HeaderName::from_static(CONSOLE_CURSOR),
+                cursor.to_string(),
+            ),
+        ],
+        text,
+    )
+        .into_response())
 }
+
+/// Response header carrying the console cursor.
+pub const CONSOLE_CURSOR: &str = "x-paddock-console-cursor";
 
 /// The event log: JSON by default; a Server-Sent Events stream when the client accepts
 /// `text/event-stream` (each event's `id` is the log id, so `Last-Event-ID` resumes). The stream

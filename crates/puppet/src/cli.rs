@@ -1,5 +1,6 @@
-//! `paddock-puppet`: report to the supervisor from inside a job. Exit codes: 0 the supervisor
-//! took it, 1 it refused or could not be reached, 2 usage.
+//! The `paddock-puppet` command line (the binary is installed by paddock-cli): report to the
+//! supervisor from inside a job. Exit codes: 0 the supervisor took it, 1 it refused or could not
+//! be reached, 2 usage.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use paddock_core::puppet::{PuppetRequest, SOCKET_ENV, WorkloadOutcome};
     version,
     about = "Report readiness and results of a Paddock job to its supervisor"
 )]
-struct Cli {
+pub struct Cli {
     /// The supervisor's puppet socket.
     #[arg(long, env = SOCKET_ENV)]
     socket: PathBuf,
@@ -38,14 +39,14 @@ enum Command {
     Terminate,
 }
 
-fn main() -> std::process::ExitCode {
+pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let request = match cli.command {
         Command::Ready => PuppetRequest::Ready,
         Command::Exit { outcome, message } => PuppetRequest::Exit { outcome, message },
         Command::Terminate => PuppetRequest::Terminate,
     };
-    match paddock_puppet::send(&cli.socket, &request, Duration::from_secs(cli.timeout)) {
+    match crate::send(&cli.socket, &request, Duration::from_secs(cli.timeout)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("paddock-puppet: {e}");

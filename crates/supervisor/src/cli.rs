@@ -1,0 +1,140 @@
+//! The `paddock-supervisor` command line: `run` and `check-config`. Exit codes: 0 success,
+//! 1 failure (the error chain is printed once), 2 usage error.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, DriverConfig};
+use crate::connection::LinkSettings;
+use crate::driver::local::LocalDriver;
+use crate::supervisor::Settings;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "paddock-supervisor",
+    version,
+    about = "Paddock's site agent: runs jobs on its host and reports to the switchboard",
+    after_help = "See supervisor.example.toml for every configuration field. Logs go to standard \
+                  error; RUST_LOG sets the level (default info)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Connect to the switchboard and run jobs until SIGINT or SIGTERM; then stop every job
+    /// (it ends with internal_supervisor_error) and exit.
+    Run {
+        #[arg(long, env = "PADDOCK_SUPERVISOR_CONFIG")]
+        config: PathBuf,
+    },
+    /// Check a configuration file (and that the token file is readable) and print the settings.
+    CheckConfig {
+        #[arg(long, env = "PADDOCK_SUPERVISOR_CONFIG")]
+        config: PathBuf,
+    },
+}
+
+impl Config {
+    /// The run-time settings; reads the token file.
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        Ok(Settings {
+            link: LinkSettings {
+                switchboard_url: self.switchboard_url.clone(),
+                token: self.token()?,
+                supervisor_id: self.supervisor_id,
+                reconnect_min: Duration::from_millis(self.reconnect_min_ms),
+                reconnect_max: Duration::from_millis(self.reconnect_max_ms),
+            },
+            stores: self.images.stores.clone(),
+        })
+    }
+}
+
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::CheckConfig { config } => {
+            let c = Config::load(&config)?;
+            c.token()?;
+            println!("{}: ok", config.display());
+            println!("switchboard_url = {}", c.switchboard_url);
+            println!("work_dir = {}", c.work_dir.display());
+            for s in &c.images.stores {
+                println!("image store = {}", s.display());
+            }
+            match &c.driver {
+                DriverConfig::Local(l) => println!(
+                    "driver = local (stop_grace_s = {}, path = {})",
+                    l.stop_grace_s, l.path
+                ),
+            }
+            Ok(())
+        }
+        Command::Run { config } => {
+            let c = Config::load(&config)?;
+            let settings = c.settings()?;
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                tracing::info!("signal received; stopping jobs");
+                stop_tx.send_replace(true);
+            });
+            match c.driver {
+                DriverConfig::Local(l) => {
+                    let driver = LocalDriver::new(l, &c.work_dir)
+                        .with_context(|| format!("preparing {}", c.work_dir.display()))?;
+                    crate::supervisor::run(settings, driver, stop_rx, None).await;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! The supervisor's configuration file (TOML). Every field is documented here and in
+//! `supervisor.example.toml`, which a test parses.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use paddock_core::SupervisorId;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Base URL of the switchboard, `http://HOST:PORT` (the WebSocket is
+    /// `/api/v1/supervisor/socket` under it).
+    pub switchboard_url: String,
+    /// This supervisor's id, as `paddock supervisor add` printed it. Optional: the token
+    /// identifies the supervisor; when set, a switchboard that welcomes a different id is refused.
+    #[serde(default)]
+    pub supervisor_id: Option<SupervisorId>,
+    /// File holding the supervisor's bearer token (one line). Keep it mode 0600.
+    pub token_file: PathBuf,
+    /// Directory for job directories (`jobs/<job id>/`). Created when missing; leftovers of a
+    /// crashed run are cleaned up at start.
+    pub work_dir: PathBuf,
+    /// Where images come from.
+    #[serde(default)]
+    pub images: ImagesConfig,
+    /// The host driver and its settings.
+    #[serde(default)]
+    pub driver: DriverConfig,
+    /// Reconnect backoff: first delay, in milliseconds.
+    #[serde(default = "default_reconnect_min_ms")]
+    pub reconnect_min_ms: u64,
+    /// Reconnect backoff: largest delay, in milliseconds (the delay doubles up to it, with
+    /// random jitter).
+    #[serde(default = "default_reconnect_max_ms")]
+    pub reconnect_max_ms: u64,
+}
+
+fn default_reconnect_min_ms() -> u64 {
+    500
+}
+fn default_reconnect_max_ms() -> u64 {
+    30_000
+}
+
+/// Image sources, tried in order.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImagesConfig {
+    /// Local store directories (`images/aa/bb/cc/<id>`, `blobs/aa/bb/cc/<sha256>`). Every
+    /// manifest and blob is verified against its digest before use.
+    #[serde(default)]
+    pub stores: Vec<PathBuf>,
+}
+
+/// Which driver starts the host. Only `local` exists so far; `qemu` and `netboot` follow.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DriverConfig {
+    Local(LocalDriverConfig),
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        DriverConfig::Local(LocalDriverConfig::default())
+    }
+}
+
+/// The `local` driver: the workload runs as a child process of the supervisor.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocalDriverConfig {
+    /// `PATH` of the workload. The directory of the supervisor's own executable is put first,
+    /// so `paddock-puppet` installed beside it is found.
+    pub path: String,
+    /// Extra environment variables for every workload.
+    pub env: BTreeMap<String, String>,
+    /// Seconds between SIGTERM and SIGKILL when a job's process group is stopped.
+    pub stop_grace_s: u64,
+}
+
+impl Default for LocalDriverConfig {
+    fn default() -> Self {
+        LocalDriverConfig {
+            path: "/usr/local/bin:/usr/bin:/bin".into(),
+            env: BTreeMap::new(),
+            stop_grace_s: 5,
+        }
+    }
+}
+
+/// Why a configuration file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {field}: {message}")]
+    Invalid {
+        path: PathBuf,
+        field: &'static str,
+        message: String,
+    },
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses and validates; `path` only names the file in errors. Relative paths in the file
+    /// are taken relative to the file's directory.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let mut c: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [&mut c.token_file, &mut c.work_dir]
+            .into_iter()
+            .chain(c.images.stores.iter_mut())
+        {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        c.validate()
+            .map_err(|(field, message)| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                field,
+                message,
+            })?;
+        Ok(c)
+    }
+
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let url = &self.switchboard_url;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err((
+                "switchboard_url",
+                format!("{url:?} must start with http:// or https://"),
+            ));
+        }
+        if self.reconnect_min_ms == 0 || self.reconnect_min_ms > self.reconnect_max_ms {
+            return Err((
+                "reconnect_min_ms",
+                "must be at least 1 and at most reconnect_max_ms".into(),
+            ));
+        }
+        match &self.driver {
+            DriverConfig::Local(l) => {
+                if l.path.is_empty() {
+                    return Err(("driver.path", "must not be empty".into()));
+                }
+                if let Some(k) = l.env.keys().find(|k| k.is_empty() || k.contains('=')) {
+                    return Err(("driver.env", format!("bad variable name {k:?}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The token, read from `token_file`.
+    pub fn token(&self) -> Result<String, ConfigError> {
+        let text =
+            std::fs::read_to_string(&self.token_file).map_err(|source| ConfigError::Read {
+                path: self.token_file.clone(),
+                source,
+            })?;
+        let token = text.trim().to_string();
+        if token.is_empty() {
+            return Err(ConfigError::Invalid {
+                path: self.token_file.clone(),
+                field: "token_file",
+                message: "the token file is empty".into(),
+            });
+        }
+        Ok(token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn example_parses() {
+        let text = include_str!("../supervisor.example.toml");
+        let c = Config::parse(Path::new("/etc/paddock/supervisor.toml"), text).unwrap();
+        assert_eq!(c.switchboard_url, "http://127.0.0.1:8080");
+        assert!(c.work_dir.is_absolute());
+        let DriverConfig::Local(l) = &c.driver;
+        assert_eq!(l.stop_grace_s, 5);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = Config::parse(
+            Path::new("s.toml"),
+            "switchboard_url = \"ftp://x\"\ntoken_file = \"t\"\nwork_dir = \"w\"\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("switchboard_url"), "{e}");
+        let e = Config::parse(
+            Path::new("s.toml"),
+            "switchboard_url = \"http://x\"\ntoken_file = \"t\"\nwork_dir = \"w\"\nbogus = 1\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+        let e = Config::parse(
+            Path::new("s.toml"),
+            "switchboard_url = \"http://x\"\ntoken_file = \"t\"\nwork_dir = \"w\"\n[driver]\nkind = \"qemu\"\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("qemu"), "{e}");
+    }
+}

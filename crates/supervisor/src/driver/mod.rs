@@ -1,0 +1,104 @@
+//! Host drivers: what starts and stops the host a job runs on. The `local` driver runs the
+//! workload as a child process; `qemu` (a VM) and `netboot` (a physical board powered through a
+//! PDU) will implement the same trait.
+//!
+//! The contract, the same for every driver:
+//! - [`HostDriver::start`] prepares the host (disk images, parameters, the puppet channel) and
+//!   starts it. It returns once the host is started, or with a [`HostError`], which the
+//!   supervisor reports as `supervisor_host_start_error`. A driver must leave nothing behind
+//!   when `start` fails.
+//! - Everything the host does afterwards arrives as [`HostEvent`]s on the channel given to
+//!   `start`: `Ready` when the workload runs (at once for a process, on the puppet's `ready`
+//!   for a VM), console output, puppet requests, and `Exited` when the host stops by itself.
+//! - [`Host::stop`] stops the host and releases everything it held; it may be called at any
+//!   time, also after `Exited`, and more than once.
+
+pub mod local;
+pub mod process_group;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use paddock_core::protocol::{ConsoleStream, JobParameter};
+use paddock_core::puppet::PuppetRequest;
+use paddock_core::{JobId, SupervisorId};
+use paddock_imagestore::VerifiedImage;
+use tokio::sync::mpsc;
+
+/// What a driver needs to start a job's host.
+#[derive(Debug, Clone)]
+pub struct HostJob {
+    pub job_id: JobId,
+    pub supervisor_id: Option<SupervisorId>,
+    /// The image, its manifest and blobs verified against their digests.
+    pub image: VerifiedImage,
+    /// Secret values are never logged (`JobParameter`'s `Debug` redacts them).
+    pub parameters: BTreeMap<String, JobParameter>,
+    pub ssh_keys: Vec<String>,
+}
+
+/// Something the host did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostEvent {
+    /// The host is up and runs the workload.
+    Ready,
+    /// Console output, in order per stream.
+    Console { stream: ConsoleStream, data: String },
+    /// A request from the workload or the puppet agent over the puppet channel.
+    Puppet(PuppetRequest),
+    /// The host stopped by itself. `code` is the workload's exit code where the driver knows
+    /// one (a process); `None` means it ended without one (killed by a signal, VM powered off).
+    Exited { code: Option<i32>, detail: String },
+}
+
+/// Where a host's events go. Bounded: a host that floods its console is slowed down.
+pub type EventSink = mpsc::Sender<HostEvent>;
+
+/// Why a host could not be started or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("{0}")]
+    Image(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl HostError {
+    pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> HostError {
+        let what = what.into();
+        move |source| HostError::Io { what, source }
+    }
+}
+
+/// A kind of host.
+pub trait HostDriver: Send + Sync + 'static {
+    type Host: Host;
+
+    /// A short name for logs (`local`, `qemu`, ...).
+    fn name(&self) -> &'static str;
+
+    /// Prepares and starts the host of `job`; see the module documentation.
+    fn start(
+        &self,
+        job: HostJob,
+        events: EventSink,
+    ) -> impl Future<Output = Result<Self::Host, HostError>> + Send;
+
+    /// Removes what a crashed earlier run left behind (processes, job directories, VMs). Called
+    /// once at start, before any job.
+    fn cleanup_leftovers(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// A started host.
+pub trait Host: Send + 'static {
+    /// Stops the host and releases everything it held. Idempotent.
+    fn stop(&mut self) -> impl Future<Output = Result<(), HostError>> + Send;
+
+    /// Whether the host still runs.
+    fn is_running(&self) -> bool;
+}

@@ -1,0 +1,157 @@
+//! The supervisor's main loop: takes `start_job`, `stop_job` and `config` from the connection,
+//! runs each job in its own task (`job.rs`), and on shutdown stops every job and reports it
+//! before closing the connection.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use paddock_core::JobId;
+use paddock_core::protocol::SwitchboardMessage;
+use paddock_imagestore::LocalStore;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::connection::{self, JobTable, LinkSettings};
+use crate::driver::HostDriver;
+use crate::job::{self, JobContext, StopReason};
+
+/// Everything a supervisor needs at run time (built from the TOML [`crate::config::Config`],
+/// or directly by `paddock up` and the benchmarks).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub link: LinkSettings,
+    pub stores: Vec<PathBuf>,
+}
+
+/// The live configuration pushed by the switchboard, with its generation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppliedConfig {
+    pub generation: u64,
+    pub config: serde_json::Value,
+}
+
+/// Keeps the newest config: returns whether `generation` was newer than the applied one.
+pub fn accept_config(current: &Mutex<Option<u64>>, generation: u64) -> bool {
+    let mut g = current.lock().unwrap_or_else(|p| p.into_inner());
+    match *g {
+        Some(old) if old >= generation => false,
+        _ => {
+            *g = Some(generation);
+            true
+        }
+    }
+}
+
+/// How many finished job ids are remembered, so a repeated `start_job` is not run twice.
+const RECENT: usize = 256;
+
+/// Runs until `shutdown` turns true, then stops every job, reports it, and returns.
+/// `config_out` receives each newer config the switchboard pushes.
+pub async fn run<D: HostDriver>(
+    settings: Settings,
+    driver: D,
+    mut shutdown: watch::Receiver<bool>,
+    config_out: Option<watch::Sender<Option<AppliedConfig>>>,
+) {
+    driver.cleanup_leftovers().await;
+    let jobs: JobTable = JobTable::default();
+    let generation = Arc::new(Mutex::new(None));
+    let (link, mut inbound, conn) =
+        connection::spawn(settings.link.clone(), jobs.clone(), generation.clone());
+    let ctx = JobContext {
+        driver: Arc::new(driver),
+        stores: Arc::new(settings.stores.iter().map(LocalStore::new).collect()),
+        link: link.clone(),
+        supervisor_id: settings.link.supervisor_id,
+    };
+    let mut running: HashMap<JobId, watch::Sender<Option<StopReason>>> = HashMap::new();
+    let mut recent: VecDeque<JobId> = VecDeque::new();
+    let mut tasks: JoinSet<JobId> = JoinSet::new();
+    loop {
+        tokio::select! {
+            m = inbound.recv() => {
+                // The connection task only ends once the link is dropped.
+                let Some(m) = m else { break };
+                match m {
+                    SwitchboardMessage::StartJob(start) => {
+                        let id = start.job_id;
+                        if running.contains_key(&id) || recent.contains(&id) || link.is_tracked(&id) {
+                            tracing::debug!(job.id = %id, "repeated start_job ignored");
+                            continue;
+                        }
+                        if !running.is_empty() {
+                            tracing::warn!(job.id = %id, running = running.len(), "a job starts while others still run");
+                        }
+                        tracing::info!(job.id = %id, "start_job");
+                        link.track(id);
+                        let (tx, rx) = watch::channel(None);
+                        running.insert(id, tx);
+                        let ctx = ctx.clone();
+                        tasks.spawn(async move {
+                            job::run(ctx, start, rx).await;
+                            id
+                        });
+                    }
+                    SwitchboardMessage::StopJob { job_id, reason } => {
+                        match running.get(&job_id) {
+                            Some(stop) => {
+                                tracing::info!(job.id = %job_id, %reason, "stop_job");
+                                stop.send_replace(Some(StopReason::Switchboard));
+                            }
+                            None => tracing::debug!(job.id = %job_id, %reason, "stop_job for a job not running here"),
+                        }
+                    }
+                    SwitchboardMessage::Config { generation: g, config } => {
+                        if accept_config(&generation, g) {
+                            tracing::info!(generation = g, "config applied");
+                            if let Some(out) = &config_out {
+                                out.send_replace(Some(AppliedConfig { generation: g, config }));
+                            }
+                        } else {
+                            tracing::debug!(generation = g, "older or repeated config ignored");
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Ok(id) = done {
+                    running.remove(&id);
+                    recent.push_back(id);
+                    if recent.len() > RECENT {
+                        recent.pop_front();
+                    }
+                }
+            }
+            _ = shutdown.wait_for(|s| *s) => break,
+        }
+    }
+    tracing::info!(jobs = running.len(), "supervisor shutting down");
+    for stop in running.values() {
+        stop.send_replace(Some(StopReason::Shutdown));
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(60), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    drop(ctx);
+    drop(link);
+    let _ = tokio::time::timeout(Duration::from_secs(10), conn).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn older_config_generations_are_ignored() {
+        let g = Mutex::new(None);
+        assert!(accept_config(&g, 3));
+        assert!(!accept_config(&g, 3), "repeated");
+        assert!(!accept_config(&g, 2), "older");
+        assert!(accept_config(&g, 4));
+        assert_eq!(*g.lock().unwrap_or_else(|p| p.into_inner()), Some(4));
+    }
+}
