@@ -1,0 +1,290 @@
+//! End to end with real processes: `paddock-switchboard serve`, `paddock-supervisor run` with
+//! the local driver, real workloads, over loopback.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use support::{Lab, alive, gone, read_pid};
+
+const SECRET: &str = "s3cret-Vq9Zr";
+
+/// Checks it was given the secret, prints the rest, exits 0.
+const CHECKS_SECRET: &str = r#"#!/bin/sh
+echo "job=$PADDOCK_JOB_ID"
+echo "greeting=$(cat "$PADDOCK_PARAMETERS_DIR/greeting")"
+[ "$(cat "$PADDOCK_PARAMETERS_DIR/key")" = "s3cret-Vq9Zr" ] || { echo "secret missing" >&2; exit 1; }
+[ -n "$(find "$PADDOCK_PARAMETERS_DIR/key" -perm 600)" ] || { echo "secret not 0600" >&2; exit 1; }
+echo "secret-ok" >&2
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_runs_end_to_end_and_its_secret_stays_secret() {
+    let mut lab = Lab::start().await;
+    lab.add_supervisor("s1", &["board:demo"]).await;
+    let image = lab.image("check", CHECKS_SECRET, false);
+    let id = lab
+        .enqueue(json!({
+            "image": "check",
+            "tags": "board:demo",
+            "parameters": {
+                "greeting": {"value": "hi"},
+                "key": {"value": SECRET, "secret": true},
+            },
+        }))
+        .await;
+    let job = lab.terminated(&id).await;
+    assert_eq!(job["exit_status"], "workload_finished_success", "{job}");
+    assert_eq!(
+        job["image_id"],
+        json!(image),
+        "the label resolved to the image"
+    );
+    let console = lab.console(&id).await;
+    assert!(console.contains(&format!("job={id}")), "{console}");
+    assert!(console.contains("greeting=hi"), "{console}");
+    assert!(console.contains("secret-ok"), "{console}");
+    // States in order, by the supervisor.
+    let (_, events) = lab
+        .call(Method::GET, &format!("/jobs/{id}/events"), Value::Null)
+        .await;
+    let states: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["to_state"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        states,
+        [
+            "queued",
+            "scheduled",
+            "initializing",
+            "ready",
+            "terminating",
+            "terminated"
+        ]
+    );
+    // The secret is in no API response and no log line (switchboard and supervisor at debug).
+    for path in [
+        format!("/jobs/{id}"),
+        "/jobs".to_string(),
+        format!("/jobs/{id}/events"),
+        format!("/jobs/{id}/console"),
+    ] {
+        let (_, v) = lab.call(Method::GET, &path, Value::Null).await;
+        assert!(!v.to_string().contains(SECRET), "{path} leaks the secret");
+    }
+    let logs = lab.logs();
+    assert!(logs.contains("start_job"), "debug logs were captured");
+    assert!(!logs.contains(SECRET), "a log line holds the secret");
+    // The job directory is gone.
+    let jobs_dir = lab.sups[0].work.join("jobs");
+    assert_eq!(std::fs::read_dir(&jobs_dir).unwrap().count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_codes_and_puppet_reports_decide_the_exit_status() {
+    let mut lab = Lab::start().await;
+    lab.add_supervisor("s1", &["board:demo"]).await;
+    lab.image("fails", "#!/bin/sh\necho about to fail\nexit 3\n", false);
+    lab.image(
+        "reports",
+        "#!/bin/sh\npaddock-puppet exit error --message '2 of 9 tests failed' || exit 0\nsleep 30\n",
+        false,
+    );
+    lab.image(
+        "quits",
+        "#!/bin/sh\npaddock-puppet terminate || exit 0\nsleep 30\n",
+        false,
+    );
+    let id = lab
+        .enqueue(json!({"image": "fails", "tags": "board:demo"}))
+        .await;
+    let job = lab.terminated(&id).await;
+    assert_eq!(job["exit_status"], "workload_finished_error", "{job}");
+    assert!(lab.console(&id).await.contains("about to fail"));
+    let (_, events) = lab
+        .call(Method::GET, &format!("/jobs/{id}/events"), Value::Null)
+        .await;
+    assert!(
+        events.to_string().contains("exited with code 3"),
+        "{events}"
+    );
+
+    // The workload's own report wins, and ends the job at once (no 30 s sleep).
+    let t0 = std::time::Instant::now();
+    let id = lab
+        .enqueue(json!({"image": "reports", "tags": "board:demo"}))
+        .await;
+    let job = lab.terminated(&id).await;
+    assert_eq!(job["exit_status"], "workload_finished_error", "{job}");
+    assert!(t0.elapsed() < Duration::from_secs(20));
+    let (_, events) = lab
+        .call(Method::GET, &format!("/jobs/{id}/events"), Value::Null)
+        .await;
+    assert!(
+        events.to_string().contains("2 of 9 tests failed"),
+        "{events}"
+    );
+
+    let id = lab
+        .enqueue(json!({"image": "quits", "tags": "board:demo"}))
+        .await;
+    let job = lab.terminated(&id).await;
+    assert_eq!(job["exit_status"], "workload_finished_unknown", "{job}");
+}
+
+/// Forks a background process that ignores SIGTERM, records its pid, then waits.
+const FORKS: &str = r#"#!/bin/sh
+(trap '' TERM; exec sleep 300) &
+echo $! > "$(cat "$PADDOCK_PARAMETERS_DIR/pidfile")"
+echo forked
+wait
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_queued_starting_and_running_jobs_leaves_no_process() {
+    let mut lab = Lab::start().await;
+    lab.add_supervisor("s1", &["board:demo"]).await;
+    lab.image("forks", FORKS, false);
+    // Never says ready: stays `initializing`, as a host that is still booting.
+    lab.image(
+        "boots",
+        "#!/bin/sh\necho $$ > \"$(cat \"$PADDOCK_PARAMETERS_DIR/pidfile\")\"\nexec sleep 300\n",
+        true,
+    );
+
+    // Running: cancel kills the whole process group, the forked child included.
+    let pidfile = lab.path().join("bg.pid");
+    let running = lab
+        .enqueue(json!({"image": "forks", "tags": "board:demo",
+            "parameters": {"pidfile": {"value": pidfile.display().to_string()}}}))
+        .await;
+    lab.wait_state(&running, "ready", Duration::from_secs(20))
+        .await;
+    let bg = read_pid(&pidfile).await;
+    assert!(alive(bg));
+    // Queued behind it on the only supervisor.
+    let queued = lab
+        .enqueue(json!({"image": "forks", "tags": "board:demo"}))
+        .await;
+    assert_eq!(lab.job(&queued).await["execution_state"], "queued");
+    lab.cancel(&queued).await;
+    let job = lab.terminated(&queued).await;
+    assert_eq!(job["exit_status"], "job_canceled");
+
+    lab.cancel(&running).await;
+    let job = lab.terminated(&running).await;
+    assert_eq!(job["exit_status"], "job_canceled", "{job}");
+    assert!(
+        gone(bg).await,
+        "the forked process {bg} survived the cancel"
+    );
+    assert!(lab.console(&running).await.contains("forked"));
+
+    // Starting: the host is up but not ready.
+    let pidfile = lab.path().join("boot.pid");
+    let starting = lab
+        .enqueue(json!({"image": "boots", "tags": "board:demo",
+            "parameters": {"pidfile": {"value": pidfile.display().to_string()}}}))
+        .await;
+    let pid = read_pid(&pidfile).await;
+    assert_eq!(lab.job(&starting).await["execution_state"], "initializing");
+    lab.cancel(&starting).await;
+    let job = lab.terminated(&starting).await;
+    assert_eq!(job["exit_status"], "job_canceled", "{job}");
+    assert!(gone(pid).await, "the booting workload {pid} survived");
+    let jobs_dir = lab.sups[0].work.join("jobs");
+    assert_eq!(std::fs::read_dir(&jobs_dir).unwrap().count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_unmatched_tags_and_tampered_blob() {
+    let mut lab = Lab::start().await;
+    lab.add_supervisor("s1", &["board:demo"]).await;
+    lab.image(
+        "sleeps",
+        "#!/bin/sh\necho $$ > \"$(cat \"$PADDOCK_PARAMETERS_DIR/pidfile\")\"\nexec sleep 300\n",
+        false,
+    );
+
+    let pidfile = lab.path().join("sleep.pid");
+    let id = lab
+        .enqueue(
+            json!({"image": "sleeps", "tags": "board:demo", "timeout_s": 2,
+            "parameters": {"pidfile": {"value": pidfile.display().to_string()}}}),
+        )
+        .await;
+    let pid = read_pid(&pidfile).await;
+    let job = lab.terminated(&id).await;
+    assert_eq!(job["exit_status"], "job_timeout", "{job}");
+    assert!(gone(pid).await, "the timed-out workload survived");
+
+    let id = lab
+        .enqueue(json!({"image": "sleeps", "tags": "board:nowhere"}))
+        .await;
+    let job = lab.terminated(&id).await;
+    assert_eq!(job["exit_status"], "supervisor_match_error", "{job}");
+
+    // One byte of the blob changed after import: refused before anything runs.
+    let image = lab.image("tampered", "#!/bin/sh\necho should never run\n", false);
+    let manifest = lab.store.verified_image(&image.parse().unwrap()).unwrap();
+    let blob = &manifest.blobs[0].1;
+    let mut bytes = std::fs::read(blob).unwrap();
+    let last = bytes.len() - 2;
+    bytes[last] ^= 0x20;
+    std::fs::write(blob, bytes).unwrap();
+    let id = lab
+        .enqueue(json!({"image": image, "tags": "board:demo"}))
+        .await;
+    let job = lab.terminated(&id).await;
+    assert_eq!(job["exit_status"], "supervisor_host_start_error", "{job}");
+    assert!(
+        job["status_message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("corrupt"),
+        "{job}"
+    );
+    assert!(!lab.console(&id).await.contains("should never run"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_killed_mid_job_drops_it_and_gets_new_work_after_restart() {
+    let mut lab = Lab::start().await;
+    let s = lab.add_supervisor("s1", &["board:demo"]).await;
+    lab.image("forks", FORKS, false);
+    lab.image("hello", "#!/bin/sh\necho hello again\n", false);
+    let pidfile = lab.path().join("bg.pid");
+    let id = lab
+        .enqueue(json!({"image": "forks", "tags": "board:demo",
+            "parameters": {"pidfile": {"value": pidfile.display().to_string()}}}))
+        .await;
+    lab.wait_state(&id, "ready", Duration::from_secs(20)).await;
+    let bg = read_pid(&pidfile).await;
+    lab.kill_supervisor(s);
+    // The switchboard waits out the grace period (3 s here), then gives the job up.
+    let job = lab.terminated(&id).await;
+    assert_eq!(job["exit_status"], "supervisor_dropped_job", "{job}");
+    assert!(
+        alive(bg),
+        "kill -9 leaves the workload behind for the restart to clean"
+    );
+
+    lab.start_supervisor(s).await;
+    assert!(
+        gone(bg).await,
+        "the restarted supervisor did not clean up {bg}"
+    );
+    let id = lab
+        .enqueue(json!({"image": "hello", "tags": "board:demo"}))
+        .await;
+    let job = lab.terminated(&id).await;
+    assert_eq!(job["exit_status"], "workload_finished_success", "{job}");
+    assert!(lab.console(&id).await.contains("hello again"));
+}
