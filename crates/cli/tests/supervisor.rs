@@ -288,3 +288,66 @@ async fn a_supervisor_killed_mid_job_drops_it_and_gets_new_work_after_restart() 
     assert_eq!(job["exit_status"], "workload_finished_success", "{job}");
     assert!(lab.console(&id).await.contains("hello again"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supervisor_reconnects_and_reconciles_with_a_restarted_switchboard() {
+    let mut lab = Lab::start().await;
+    lab.add_supervisor("s1", &["board:demo"]).await;
+    lab.image(
+        "waits",
+        "#!/bin/sh\necho started\nwhile [ ! -e \"$(cat \"$PADDOCK_PARAMETERS_DIR/go\")\" ]; do sleep 0.1; done\necho finishing\n",
+        false,
+    );
+    // 1. A switchboard restart: the job keeps running, the supervisor reconnects with it in `hello`,
+    //    and its result lands.
+    let go = lab.path().join("go");
+    let id = lab
+        .enqueue(json!({"image": "waits", "tags": "board:demo",
+            "parameters": {"go": {"value": go.display().to_string()}}}))
+        .await;
+    lab.wait_state(&id, "ready", Duration::from_secs(20)).await;
+    lab.kill_switchboard();
+    std::fs::write(&go, "").unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    lab.restart_switchboard().await;
+    let job = lab.terminated(&id).await;
+    assert_eq!(job["exit_status"], "workload_finished_success", "{job}");
+    assert!(lab.console(&id).await.contains("finishing"));
+
+    // 2. The supervisor frozen (SIGSTOP) past the grace period: the switchboard gives the job
+    //    up; when the supervisor comes back with the job in its `hello`, it is told to stop
+    //    it, and the workload is killed.
+    let pidfile = lab.path().join("p2");
+    lab.image(
+        "waits2",
+        "#!/bin/sh\necho $$ > \"$(cat \"$PADDOCK_PARAMETERS_DIR/pidfile\")\"\nexec sleep 300\n",
+        false,
+    );
+    let id = lab
+        .enqueue(json!({"image": "waits2", "tags": "board:demo",
+            "parameters": {"pidfile": {"value": pidfile.display().to_string()}}}))
+        .await;
+    lab.wait_state(&id, "ready", Duration::from_secs(20)).await;
+    let pid = read_pid(&pidfile).await;
+    let sup_pid = lab.sups[0].child.as_ref().unwrap().id().to_string();
+    let signal = |sig: &str| {
+        let st = std::process::Command::new("kill")
+            .args([sig, &sup_pid])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    signal("-STOP");
+    let job = lab.terminated(&id).await;
+    assert_eq!(job["exit_status"], "supervisor_dropped_job", "{job}");
+    assert!(alive(pid));
+    signal("-CONT");
+    assert!(gone(pid).await, "the unwanted job's workload still runs");
+    // The supervisor is still usable.
+    let id = lab
+        .enqueue(json!({"image": "waits", "tags": "board:demo",
+            "parameters": {"go": {"value": go.display().to_string()}}}))
+        .await;
+    let job = lab.terminated(&id).await;
+    assert_eq!(job["exit_status"], "workload_finished_success", "{job}");
+}

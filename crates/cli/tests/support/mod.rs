@@ -43,6 +43,8 @@ pub struct Lab {
     pub http: reqwest::Client,
     pub store: LocalStore,
     switchboard: Child,
+    conf: PathBuf,
+    port: u16,
     pub sups: Vec<Sup>,
     logs: Vec<PathBuf>,
 }
@@ -62,6 +64,18 @@ impl Drop for Lab {
 
 fn log_file(path: &Path) -> std::fs::File {
     std::fs::File::create(path).unwrap()
+}
+
+fn spawn_switchboard(conf: &Path, port: u16, log: &Path) -> Child {
+    Command::new(SWITCHBOARD)
+        .args(["serve", "--config"])
+        .arg(conf)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(log_file(log))
+        .spawn()
+        .unwrap()
 }
 
 impl Lab {
@@ -93,19 +107,28 @@ impl Lab {
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
         let log = dir.path().join("switchboard.log");
-        let switchboard = Command::new(SWITCHBOARD)
-            .args(["serve", "--config"])
-            .arg(&conf)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env("RUST_LOG", "debug")
-            .stdout(Stdio::null())
-            .stderr(log_file(&log))
-            .spawn()
-            .unwrap();
-        let http = reqwest::Client::new();
+        let switchboard = spawn_switchboard(&conf, port, &log);
+        let lab = Lab {
+            store: LocalStore::new(&store_dir),
+            dir,
+            base,
+            admin,
+            http: reqwest::Client::new(),
+            switchboard,
+            conf,
+            port,
+            sups: Vec::new(),
+            logs: vec![log],
+        };
+        lab.wait_healthy().await;
+        lab
+    }
+
+    async fn wait_healthy(&self) {
         let t0 = Instant::now();
-        while !http
-            .get(format!("{base}/healthz"))
+        while !self
+            .http
+            .get(format!("{}/healthz", self.base))
             .send()
             .await
             .is_ok_and(|r| r.status().is_success())
@@ -116,16 +139,22 @@ impl Lab {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Lab {
-            store: LocalStore::new(&store_dir),
-            dir,
-            base,
-            admin,
-            http,
-            switchboard,
-            sups: Vec::new(),
-            logs: vec![log],
-        }
+    }
+
+    /// SIGKILL of the switchboard.
+    pub fn kill_switchboard(&mut self) {
+        let _ = self.switchboard.kill();
+        let _ = self.switchboard.wait();
+    }
+
+    /// Starts the switchboard again on the same port and data.
+    pub async fn restart_switchboard(&mut self) {
+        let log = self
+            .path()
+            .join(format!("switchboard-{}.log", self.logs.len()));
+        self.switchboard = spawn_switchboard(&self.conf, self.port, &log);
+        self.logs.push(log);
+        self.wait_healthy().await;
     }
 
     pub fn path(&self) -> &Path {
