@@ -6,6 +6,7 @@
 //! end-to-end throughput, enqueue → `start_job` latency, and the switchboard's resident memory
 //! with many idle supervisors connected. Run it with `--release`.
 
+mod local;
 mod scheduler;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +25,9 @@ struct Cli {
 enum Command {
     /// Scheduler throughput and latency on SQLite and PostgreSQL, and idle-connection memory.
     Scheduler(scheduler::Options),
+    /// Jobs/s and enqueue -> ready latency with real local supervisors running a trivial
+    /// workload.
+    Local(local::Options),
     /// Internal: the switchboard under test (same arguments as `paddock-switchboard`).
     #[command(hide = true)]
     Switchboard {
@@ -40,24 +44,27 @@ fn main() -> std::process::ExitCode {
             let parsed = <paddock_switchboard::cli::Cli as Parser>::parse_from(argv);
             paddock_switchboard::cli::main_with(parsed)
         }
-        Command::Scheduler(opts) => {
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return std::process::ExitCode::FAILURE;
-                }
-            };
-            match rt.block_on(scheduler::run(opts)) {
-                Ok(()) => std::process::ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    std::process::ExitCode::FAILURE
-                }
-            }
+        Command::Scheduler(opts) => block_on(scheduler::run(opts)),
+        Command::Local(opts) => block_on(local::run(opts)),
+    }
+}
+
+fn block_on(f: impl std::future::Future<Output = anyhow::Result<()>>) -> std::process::ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(f) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
         }
     }
 }

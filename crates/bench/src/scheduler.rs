@@ -46,9 +46,9 @@ pub struct Options {
     rate: Option<f64>,
 }
 
-struct Server {
-    child: Child,
-    base: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base: String,
 }
 
 impl Drop for Server {
@@ -58,7 +58,11 @@ impl Drop for Server {
     }
 }
 
-async fn database_url(backend: &str, dir: &std::path::Path, pg: &str) -> anyhow::Result<String> {
+pub(crate) async fn database_url(
+    backend: &str,
+    dir: &std::path::Path,
+    pg: &str,
+) -> anyhow::Result<String> {
     match backend {
         "sqlite" => Ok(format!(
             "sqlite://{}?mode=rwc",
@@ -81,7 +85,7 @@ async fn database_url(backend: &str, dir: &std::path::Path, pg: &str) -> anyhow:
 }
 
 /// Creates the admin and `n` supervisors; returns the admin token and the supervisor tokens.
-async fn populate(url: &str, n: usize) -> anyhow::Result<(String, Vec<String>)> {
+pub(crate) async fn populate(url: &str, n: usize) -> anyhow::Result<(String, Vec<String>)> {
     let db = Db::connect(url).await?;
     let admin: Name = "bench".parse()?;
     db.create_user(&admin, None, &[Privilege::Admin]).await?;
@@ -109,7 +113,7 @@ async fn populate(url: &str, n: usize) -> anyhow::Result<(String, Vec<String>)> 
     Ok((token, tokens))
 }
 
-async fn spawn_server(url: &str) -> anyhow::Result<Server> {
+pub(crate) async fn spawn_server(url: &str) -> anyhow::Result<Server> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -148,7 +152,7 @@ async fn spawn_server(url: &str) -> anyhow::Result<Server> {
     bail!("the switchboard did not become healthy")
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -156,7 +160,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-async fn terminated_count(http: &reqwest::Client, base: &str) -> anyhow::Result<usize> {
+pub(crate) async fn terminated_count(http: &reqwest::Client, base: &str) -> anyhow::Result<usize> {
     let text = http
         .get(format!("{base}/metrics"))
         .send()

@@ -1,6 +1,8 @@
 //! Job parameters as files: `<dir>/<name>`, one file per parameter, written atomically
-//! (temporary file, fsync, rename) so a workload never reads half a value. Secret parameters
-//! are mode 0600, the others 0644.
+//! (temporary file, then rename) so a workload never reads half a value. Secret parameters
+//! are mode 0600, the others 0644. There is no fsync: a job directory does not outlive a crash
+//! of its supervisor (leftovers are removed at start), so only atomicity matters, not
+//! durability, and an fsync per file would cost milliseconds per job.
 
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
@@ -19,7 +21,7 @@ pub fn valid_name(n: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
-/// Writes `contents` to `path` atomically with `mode`.
+/// Writes `contents` to `path` atomically (for readers) with `mode`.
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
@@ -35,10 +37,7 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<
             .mode(mode)
             .open(&tmp)?;
         f.write_all(contents)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        // The rename is durable once the directory is synced.
-        fs::File::open(dir)?.sync_all()
+        fs::rename(&tmp, path)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
