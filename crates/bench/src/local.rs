@@ -187,14 +187,24 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         if let (Some(q), Some(r)) = (at(ExecutionState::Queued), at(ExecutionState::Ready)) {
             lat.push((ms(&r.at)? - ms(&q.at)?) as f64);
         }
-        if at(ExecutionState::Terminated)
-            .is_some_and(|e| e.to_status == Some(ExitStatus::WorkloadFinishedSuccess))
-            || events
+        let last_status = events.events.iter().rev().find_map(|e| e.to_status);
+        if last_status == Some(ExitStatus::WorkloadFinishedSuccess) {
+            ok += 1;
+        } else {
+            let log: Vec<String> = events
                 .events
                 .iter()
-                .any(|e| e.to_status == Some(ExitStatus::WorkloadFinishedSuccess))
-        {
-            ok += 1;
+                .map(|e| {
+                    format!(
+                        "{} {} {:?} {}",
+                        e.at,
+                        e.to_state,
+                        e.to_status,
+                        e.message.as_deref().unwrap_or("")
+                    )
+                })
+                .collect();
+            eprintln!("job {id} did not succeed:\n  {}", log.join("\n  "));
         }
     }
     lat.sort_by(|a, b| a.total_cmp(b));

@@ -5,9 +5,8 @@
 //! <work_dir>/jobs/<job id>/
 //!   workload/                  the image's script, or its tar archive unpacked
 //!   run/paddock/parameters/    one file per parameter (secret ones mode 0600)
-//!   run/paddock/authorized_keys
+//!   run/paddock/authorized_keys  (when the job has SSH keys)
 //!   tmp/                       TMPDIR
-//!   pgid                       the process group, for cleanup after a crash
 //! ```
 //!
 //! Stop (and the end of the workload) signals the whole process group, SIGTERM then SIGKILL
@@ -286,12 +285,11 @@ impl LocalDriver {
                 let program = install_workload(&workload, &dir.join("workload"))?;
                 let run = dir.join("run/paddock");
                 write_parameters(&run.join("parameters"), &params).map_err(HostError::Other)?;
-                let mut k = keys.join("\n");
-                if !k.is_empty() {
-                    k.push('\n');
+                if !keys.is_empty() {
+                    let k = keys.join("\n") + "\n";
+                    write_atomic(&run.join("authorized_keys"), k.as_bytes(), 0o600)
+                        .map_err(HostError::io("writing authorized_keys"))?;
                 }
-                write_atomic(&run.join("authorized_keys"), k.as_bytes(), 0o600)
-                    .map_err(HostError::io("writing authorized_keys"))?;
                 make_private_dir(&dir.join("tmp"))?;
                 Ok(program)
             })
@@ -339,11 +337,10 @@ impl LocalDriver {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        let mut child = cmd
-            .spawn()
+        let mut child = spawn_retrying(&mut cmd)
+            .await
             .map_err(HostError::io(format!("starting {}", program.display())))?;
         let pgid = child.id().map(|p| p as i32).unwrap_or(0);
-        let _ = fs::write(dir.join("pgid"), format!("{pgid}\n"));
         tracing::info!(pgid, program = %program.display(), "workload started");
 
         let stdout = child.stdout.take().map(|s| {
@@ -396,6 +393,23 @@ impl LocalDriver {
             monitor: Some(monitor),
             puppet: Some(puppet),
         })
+    }
+}
+
+/// Spawns, retrying briefly on ETXTBSY: the program was just written, and a process forked
+/// meanwhile by another thread (another job starting) may still hold the write descriptor
+/// between its fork and exec.
+async fn spawn_retrying(cmd: &mut Command) -> std::io::Result<tokio::process::Child> {
+    const ETXTBSY: i32 = 26;
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(ETXTBSY) && tries < 50 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            r => return r,
+        }
     }
 }
 
