@@ -351,3 +351,45 @@ async fn supervisor_reconnects_and_reconciles_with_a_restarted_switchboard() {
     let job = lab.terminated(&id).await;
     assert_eq!(job["exit_status"], "workload_finished_success", "{job}");
 }
+
+#[test]
+fn check_config_names_the_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("supervisor.toml");
+    let run = |text: &str| {
+        std::fs::write(&conf, text).unwrap();
+        std::process::Command::new(support::SUPERVISOR)
+            .args(["check-config", "--config"])
+            .arg(&conf)
+            .output()
+            .unwrap()
+    };
+    std::fs::write(dir.path().join("token"), "pds_x\n").unwrap();
+    let good = "switchboard_url = \"http://127.0.0.1:8080\"\ntoken_file = \"token\"\nwork_dir = \"work\"\n";
+    let out = run(good);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("driver = local"));
+
+    let out = run(&good.replace("http://", "ftp://"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("supervisor.toml") && err.contains("switchboard_url"),
+        "{err}"
+    );
+
+    let out = run(&good.replace("\"token\"", "\"missing-token\""));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("missing-token"), "{err}");
+
+    let out = run(&format!(
+        "{good}[driver]\nkind = \"local\"\nstop_grace = 3\n"
+    ));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("stop_grace") && err.contains("line"), "{err}");
+}
