@@ -31,7 +31,7 @@ pub enum Command {
     /// Add and inspect supervisors.
     #[command(subcommand)]
     Supervisor(cmd::supervisor::SupervisorCommand),
-    /// Build and list images in a local image store.
+    /// Build, push, list, pull and mirror images.
     #[command(subcommand)]
     Image(cmd::image::ImageCommand),
     /// Run a whole lab on this machine: switchboard, image store and local supervisors.
@@ -43,7 +43,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Login(l) => cmd::login::run(l).await,
         Command::Job(j) => cmd::job::run(j).await,
         Command::Supervisor(s) => cmd::supervisor::run(s).await,
-        Command::Image(i) => cmd::image::run(i),
+        Command::Image(i) => cmd::image::run(i).await,
         Command::Up(u) => cmd::up::run(u).await,
     }
 }

@@ -19,6 +19,11 @@ fn main() -> std::process::ExitCode {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
+    } else if matches!(cli.command, paddock_cli::Command::Image(_)) {
+        // Mirrors and pushes hash while they transfer: use every core.
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
     } else {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()

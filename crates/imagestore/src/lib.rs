@@ -6,7 +6,17 @@
 //! to a temporary file in the same directory, hash while writing, fsync, rename only when the
 //! digest matches).
 
+pub mod catalog;
+pub mod cli;
+pub mod client;
+pub mod config;
 pub mod import;
+pub mod index;
 pub mod local;
+pub mod maintenance;
+pub mod mirror;
+pub mod paths;
+pub mod server;
+pub mod tokens;
 
 pub use local::{LocalStore, StoreError, VerifiedImage, copy_verified};

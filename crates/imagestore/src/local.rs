@@ -64,7 +64,7 @@ pub struct LocalStore {
 }
 
 /// Streams a file through sha256; returns the digest and the length.
-fn hash_file(path: &Path) -> Result<(ImageId, u64), StoreError> {
+pub(crate) fn hash_file(path: &Path) -> Result<(ImageId, u64), StoreError> {
     let mut f = File::open(path).map_err(io_err(path))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
@@ -276,7 +276,7 @@ impl LocalStore {
     }
 
     /// Renames a finished temporary file to its final path (creating the directories).
-    fn publish(&self, tmp: &Path, relative: &Path) -> Result<(), StoreError> {
+    pub(crate) fn publish(&self, tmp: &Path, relative: &Path) -> Result<(), StoreError> {
         let dest = self.root.join(relative);
         if let Some(dir) = dest.parent() {
             fs::create_dir_all(dir).map_err(io_err(dir))?;
@@ -286,7 +286,7 @@ impl LocalStore {
 }
 
 /// A process-unique number for temporary file names.
-fn unique() -> u64 {
+pub(crate) fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)

@@ -1,104 +1,331 @@
-//! `paddock image import|list`: local image stores (the image store server and `push`,
-//! `pull`, `mirror` come with the image store issue).
+//! `paddock image …`: build images (`import` into a local store, `push` to a store server),
+//! read them (`list`, `show`, from a server with `PADDOCK_IMAGESTORE_URL` or from a local
+//! store), and copy them (`pull` one image, `mirror` a whole store).
 
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use paddock_imagestore::LocalStore;
+use paddock_imagestore::client::StoreClient;
 use paddock_imagestore::import::ImportOptions;
+use paddock_imagestore::mirror::{MirrorOptions, mirror};
+
+const DEFAULT_STORE: &str = ".paddock/store";
 
 #[derive(Debug, Args)]
 pub struct StoreArg {
     /// The local image store directory (`paddock up` uses DATA_DIR/store).
-    #[arg(long, env = "PADDOCK_STORE", default_value = ".paddock/store")]
+    #[arg(long, env = "PADDOCK_STORE", default_value = DEFAULT_STORE)]
     store: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoteArg {
+    /// The image store server, e.g. http://127.0.0.1:8081.
+    #[arg(long = "url", env = "PADDOCK_IMAGESTORE_URL")]
+    url: Option<String>,
+    /// A push token (from `paddock-imagestore token add`).
+    #[arg(long, env = "PADDOCK_IMAGESTORE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+/// Where a read command reads: `--store` wins; else the server when a URL is set; else the
+/// default local store.
+#[derive(Debug, Args)]
+pub struct SourceArg {
+    /// A local image store directory [default: the server if PADDOCK_IMAGESTORE_URL is set,
+    /// else .paddock/store].
+    #[arg(long, env = "PADDOCK_STORE")]
+    store: Option<PathBuf>,
+    #[command(flatten)]
+    remote: RemoteArg,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// A script to run, or a directory to archive (its entry point is run).
+    source: PathBuf,
+    #[arg(long)]
+    label: String,
+    /// Default: one more than the newest revision of this label in the store.
+    #[arg(long)]
+    revision: Option<u64>,
+    #[arg(long, default_value = "")]
+    description: String,
+    /// For a directory: the file inside it to run.
+    #[arg(long, default_value = "run.sh")]
+    entry_point: String,
+    /// The job becomes ready only when the workload runs `paddock-puppet ready`
+    /// (default: as soon as it starts).
+    #[arg(long)]
+    ready_on_puppet: bool,
+}
+
+impl BuildArgs {
+    fn options(&self, revision: Option<u64>) -> ImportOptions {
+        ImportOptions {
+            label: self.label.clone(),
+            revision: self.revision.or(revision),
+            description: self.description.clone(),
+            entry_point: Some(self.entry_point.clone()),
+            ready_on_puppet: self.ready_on_puppet,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
-    /// Build a local-driver image from a script file or a directory; prints the image id.
+    /// Build a local-driver image from a script file or a directory into a local store;
+    /// prints only the image id.
     Import {
-        /// A script to run, or a directory to archive (its entry point is run).
-        source: PathBuf,
-        #[arg(long)]
-        label: String,
-        /// Default: one more than the newest revision of this label in the store.
-        #[arg(long)]
-        revision: Option<u64>,
-        #[arg(long, default_value = "")]
-        description: String,
-        /// For a directory: the file inside it to run.
-        #[arg(long, default_value = "run.sh")]
-        entry_point: String,
-        /// The job becomes ready only when the workload runs `paddock-puppet ready`
-        /// (default: as soon as it starts).
-        #[arg(long)]
-        ready_on_puppet: bool,
+        #[command(flatten)]
+        build: BuildArgs,
         #[command(flatten)]
         store: StoreArg,
     },
-    /// List the store's images: label, revision, id, size.
+    /// Build an image like `import` and upload it to a store server; prints only the image id.
+    Push {
+        #[command(flatten)]
+        build: BuildArgs,
+        #[command(flatten)]
+        remote: RemoteArg,
+    },
+    /// List images: label, revision, id, size.
     List {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        store: StoreArg,
+        source: SourceArg,
+    },
+    /// Show one image (id, label or label@revision) with its manifest.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        source: SourceArg,
+    },
+    /// Download one image (id, label or label@revision) from a store server into a local
+    /// store directory, every file verified.
+    Pull {
+        name: String,
+        dir: PathBuf,
+        #[command(flatten)]
+        remote: RemoteArg,
+    },
+    /// Copy a whole store (Paddock or Treadmill format, read through its all.txt) into DIR:
+    /// parallel, resumable, every file verified. Exit status 1 if any file failed.
+    Mirror {
+        url: String,
+        dir: PathBuf,
+        /// Downloads at once.
+        #[arg(long, default_value_t = 8)]
+        parallel: usize,
+        /// Print the report as JSON on standard output.
+        #[arg(long)]
+        json: bool,
     },
 }
 
-pub fn run(cmd: ImageCommand) -> anyhow::Result<()> {
+fn client(remote: &RemoteArg) -> anyhow::Result<StoreClient> {
+    let url = remote
+        .url
+        .as_deref()
+        .context("no image store server: set PADDOCK_IMAGESTORE_URL or pass --url")?;
+    Ok(StoreClient::new(url, remote.token.clone()))
+}
+
+/// A scratch directory removed when dropped.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn print_table(images: &[serde_json::Value]) {
+    println!("{:<32}  {:>8}  {:<64}  SIZE", "LABEL", "REVISION", "ID");
+    for i in images {
+        println!(
+            "{:<32}  {:>8}  {:<64}  {}",
+            i["label"].as_str().unwrap_or(""),
+            i["revision"],
+            i["id"].as_str().unwrap_or(""),
+            i["size"]
+        );
+    }
+}
+
+fn local_list(store: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
+    Ok(LocalStore::new(store)
+        .list()
+        .with_context(|| format!("reading {}", store.display()))?
+        .iter()
+        .map(paddock_imagestore::catalog::summary_json)
+        .collect())
+}
+
+pub async fn run(cmd: ImageCommand) -> anyhow::Result<()> {
     match cmd {
-        ImageCommand::Import {
-            source,
-            label,
-            revision,
-            description,
-            entry_point,
-            ready_on_puppet,
-            store,
-        } => {
+        ImageCommand::Import { build, store } => {
             let s = LocalStore::new(&store.store);
-            let opts = ImportOptions {
-                label,
-                revision,
-                description,
-                entry_point: Some(entry_point),
-                ready_on_puppet,
-            };
             let id = s
-                .import(&source, &opts)
-                .with_context(|| format!("importing {}", source.display()))?;
+                .import(&build.source, &build.options(None))
+                .with_context(|| format!("importing {}", build.source.display()))?;
             eprintln!(
                 "imported {} into {}",
-                source.display(),
+                build.source.display(),
                 store.store.display()
             );
             println!("{id}");
         }
-        ImageCommand::List { json, store } => {
-            let images = LocalStore::new(&store.store)
-                .list()
-                .with_context(|| format!("reading {}", store.store.display()))?;
+        ImageCommand::Push { build, remote } => {
+            let c = client(&remote)?;
+            let next = c.list().await?["images"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|i| i["label"].as_str() == Some(build.label.as_str()))
+                .filter_map(|i| i["revision"].as_u64())
+                .max()
+                .map_or(1, |r| r + 1);
+            let scratch = Scratch(std::env::temp_dir().join(format!(
+                "paddock-push-{}-{:x}",
+                std::process::id(),
+                rand::random::<u64>()
+            )));
+            let s = LocalStore::new(&scratch.0);
+            let id = s
+                .import(&build.source, &build.options(Some(next)))
+                .with_context(|| format!("building {}", build.source.display()))?;
+            let sent = c.push(&s, &id).await?;
+            eprintln!(
+                "pushed {} as {} revision {} ({sent} bytes uploaded)",
+                build.source.display(),
+                build.label,
+                build.revision.unwrap_or(next)
+            );
+            println!("{id}");
+        }
+        ImageCommand::List { json, source } => {
+            let images = match (&source.store, &source.remote.url) {
+                (None, Some(_)) => client(&source.remote)?.list().await?["images"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+                (s, _) => local_list(s.as_deref().unwrap_or(Path::new(DEFAULT_STORE)))?,
+            };
             if json {
-                let v: Vec<serde_json::Value> = images
-                    .iter()
-                    .map(|i| {
-                        serde_json::json!({
-                            "id": i.id, "label": i.label, "revision": i.revision,
-                            "description": i.description, "size": i.size,
-                        })
-                    })
-                    .collect();
-                super::print_json(&serde_json::Value::Array(v));
+                super::print_json(&serde_json::Value::Array(images));
             } else {
-                println!("{:<32}  {:>8}  {:<64}  SIZE", "LABEL", "REVISION", "ID");
-                for i in images {
-                    println!(
-                        "{:<32}  {:>8}  {:<64}  {}",
-                        i.label, i.revision, i.id, i.size
-                    );
+                print_table(&images);
+            }
+        }
+        ImageCommand::Show { name, json, source } => {
+            let v = match (&source.store, &source.remote.url) {
+                (None, Some(_)) => client(&source.remote)?.show(&name).await?,
+                (s, _) => {
+                    let store = LocalStore::new(s.as_deref().unwrap_or(Path::new(DEFAULT_STORE)));
+                    let list = store.list()?;
+                    let i =
+                        paddock_imagestore::catalog::resolve(&list, &name).with_context(|| {
+                            format!("no image {name:?} in {}", store.root().display())
+                        })?;
+                    let img = store.verified_image(&i.id)?;
+                    let mut v = paddock_imagestore::catalog::summary_json(i);
+                    v["manifest"] = serde_json::to_value(&img.manifest)?;
+                    v
                 }
+            };
+            if json {
+                super::print_json(&v);
+            } else {
+                println!("id:          {}", v["id"].as_str().unwrap_or(""));
+                println!("label:       {}", v["label"].as_str().unwrap_or(""));
+                println!("revision:    {}", v["revision"]);
+                println!("description: {}", v["description"].as_str().unwrap_or(""));
+                println!("size:        {}", v["size"]);
+                if let Some(blobs) =
+                    v["manifest"]["org.tockos.treadmill.manifest-ext.base.blobs"].as_object()
+                {
+                    for (name, b) in blobs {
+                        println!(
+                            "blob {name}: {} ({} bytes)",
+                            b["org.tockos.treadmill.manifest-ext.base.sha256-digest"]
+                                .as_str()
+                                .unwrap_or(""),
+                            b["org.tockos.treadmill.manifest-ext.base.size"]
+                        );
+                    }
+                }
+            }
+        }
+        ImageCommand::Pull { name, dir, remote } => {
+            let id = client(&remote)?.pull(&name, &dir).await?;
+            eprintln!("pulled {name} into {}", dir.display());
+            println!("{id}");
+        }
+        ImageCommand::Mirror {
+            url,
+            dir,
+            parallel,
+            json,
+        } => {
+            let opts = MirrorOptions {
+                parallel,
+                progress: std::io::stderr().is_terminal() && !json,
+                ..MirrorOptions::default()
+            };
+            let r = mirror(&url, &dir, &opts).await?;
+            if json {
+                super::print_json(&serde_json::json!({
+                    "listed": r.listed,
+                    "present": r.present,
+                    "fetched": r.fetched,
+                    "fetched_bytes": r.fetched_bytes,
+                    "resumed": r.resumed,
+                    "ignored_lines": r.ignored_lines,
+                    "seconds": r.seconds,
+                    "failed": r.failed.iter().map(|(p, why)| serde_json::json!({"path": p, "error": why})).collect::<Vec<_>>(),
+                }));
+            }
+            if r.fetched == 0 && r.failed.is_empty() {
+                eprintln!(
+                    "mirror: nothing to transfer: all {} files of {url} are already in {}",
+                    r.listed,
+                    dir.display()
+                );
+            } else {
+                let mib = r.fetched_bytes as f64 / (1024.0 * 1024.0);
+                eprintln!(
+                    "mirror: {} files listed, {} already present, {} fetched ({mib:.1} MiB in {:.1} s, {:.1} MiB/s{}), every file verified; {} failed",
+                    r.listed,
+                    r.present,
+                    r.fetched,
+                    r.seconds,
+                    mib / r.seconds.max(0.001),
+                    if r.resumed > 0 {
+                        format!(", {} resumed", r.resumed)
+                    } else {
+                        String::new()
+                    },
+                    r.failed.len()
+                );
+            }
+            if r.ignored_lines > 0 {
+                eprintln!(
+                    "mirror: ignored {} lines of all.txt that are not store paths",
+                    r.ignored_lines
+                );
+            }
+            if !r.failed.is_empty() {
+                for (p, why) in &r.failed {
+                    eprintln!("  FAILED {p}: {why}");
+                }
+                bail!("{} files could not be mirrored", r.failed.len());
             }
         }
     }

@@ -48,25 +48,13 @@ async fn resolve_image(app: &AppState, image: &str) -> Result<ImageId, ApiError>
              image_store in the switchboard configuration)"
         )));
     };
-    let (label, revision) = match image.split_once('@') {
-        Some((l, r)) => {
-            let r: u64 = r
-                .parse()
-                .map_err(|_| ApiError::BadRequest(format!("bad revision in {image:?}")))?;
-            (l.to_string(), Some(r))
-        }
-        None => (image.to_string(), None),
-    };
     let images =
         tokio::task::spawn_blocking(move || paddock_imagestore::LocalStore::new(store).list())
             .await
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("listing images: {e}")))?
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("listing images: {e}")))?;
-    images
-        .into_iter()
-        .filter(|i| i.label == label && revision.is_none_or(|r| i.revision == r))
-        .max_by_key(|i| i.revision)
-        .map(|i| i.id)
+    paddock_imagestore::catalog::resolve(&images, image)
+        .map(|i| i.id.clone())
         .ok_or_else(|| {
             ApiError::BadRequest(format!(
                 "no image {image:?} in the image store (by id, label or label@revision)"

@@ -1,0 +1,151 @@
+//! Issue 4's acceptance walk-through, as written, with the real `paddock-imagestore` and
+//! `paddock` binaries, plus `pull`, `show`, `list` against the server, `gc` and `check`.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::Command;
+
+const PADDOCK: &str = env!("CARGO_BIN_EXE_paddock");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn bash(dir: &Path, script: &str) -> (String, String) {
+    let bin = Path::new(PADDOCK).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .env("PATH", path)
+        .env_remove("PADDOCK_IMAGESTORE_URL")
+        .env_remove("PADDOCK_IMAGESTORE_TOKEN")
+        .env_remove("PADDOCK_STORE")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let serve = std::fs::read_to_string(dir.join("serve.err")).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "script failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}\n--- serve\n{serve}",
+        out.status
+    );
+    (stdout, stderr)
+}
+
+#[test]
+fn acceptance_walkthrough() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("some-file"),
+        "#!/bin/sh\necho demo workload\n",
+    )
+    .unwrap();
+    let script = format!(
+        r#"
+set -euo pipefail
+PORT={port}
+TOKEN=$(paddock-imagestore token add ci --root S | tail -1)
+paddock-imagestore serve --root S --listen 127.0.0.1:$PORT 2> serve.err &
+SERVER=$!
+trap 'kill $SERVER' EXIT
+for i in $(seq 100); do curl -sf http://127.0.0.1:$PORT/healthz >/dev/null && break; sleep 0.1; done
+export PADDOCK_IMAGESTORE_URL=http://127.0.0.1:$PORT PADDOCK_IMAGESTORE_TOKEN=$TOKEN
+ID=$(paddock image push ./some-file --label demo)
+echo "$ID" > id.txt
+sleep 0.3
+curl -s $PADDOCK_IMAGESTORE_URL/all.txt > all.txt
+paddock image mirror $PADDOCK_IMAGESTORE_URL M 2> mirror1.err
+paddock image mirror $PADDOCK_IMAGESTORE_URL M 2> mirror2.err
+OTHER=aabbcc$(printf '0%.0s' $(seq 58))
+curl -s -o /dev/null -w '%{{http_code}}' -X PUT --data-binary 'x' -H "Authorization: Bearer $TOKEN" $PADDOCK_IMAGESTORE_URL/blobs/aa/bb/cc/$OTHER > put.txt
+# Beyond the walk-through.
+paddock image push ./some-file --label demo > id2.txt
+paddock image list --json > list.json
+paddock image show demo@1 --json > show.json
+paddock image pull demo P > pulled.txt
+paddock-imagestore check --root M > check.txt
+"#,
+        port = free_port()
+    );
+    let d = dir.path();
+    bash(d, &script);
+    let read = |f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+    let id = read("id.txt").trim().to_string();
+    assert!(
+        id.parse::<paddock_core::ImageId>().is_ok(),
+        "only the id: {id:?}"
+    );
+    let all = read("all.txt");
+    let lines: Vec<&str> = all.lines().collect();
+    assert_eq!(lines.len(), 2, "{all}");
+    assert!(
+        lines
+            .contains(&format!("./images/{}/{}/{}/{id}", &id[0..2], &id[2..4], &id[4..6]).as_str())
+    );
+    assert!(lines.iter().any(|l| l.starts_with("./blobs/")));
+    assert!(
+        read("mirror1.err").contains("2 fetched"),
+        "{}",
+        read("mirror1.err")
+    );
+    assert!(
+        read("mirror2.err").contains("nothing to transfer"),
+        "{}",
+        read("mirror2.err")
+    );
+    for l in &lines {
+        assert!(d.join("M").join(l.trim_start_matches("./")).is_file());
+    }
+    assert_eq!(read("put.txt"), "400");
+    // A second push of the same file is revision 2.
+    let id2 = read("id2.txt").trim().to_string();
+    assert_ne!(id2, id);
+    let list: serde_json::Value = serde_json::from_str(&read("list.json")).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    let show: serde_json::Value = serde_json::from_str(&read("show.json")).unwrap();
+    assert_eq!(show["id"], id);
+    assert_eq!(
+        read("pulled.txt").trim(),
+        id2,
+        "a label pulls its newest revision"
+    );
+    paddock_imagestore::LocalStore::new(d.join("P"))
+        .verified_image(&id2.parse().unwrap())
+        .unwrap();
+
+    // gc and check on the server's store, offline.
+    let (_, err) = bash(d, "paddock-imagestore gc --root S --grace-s 0 --dry-run");
+    assert!(err.contains("0 unreferenced"), "{err}");
+    let blob = lines.iter().find(|l| l.starts_with("./blobs/")).unwrap();
+    std::fs::write(d.join("S").join(blob.trim_start_matches("./")), "rot").unwrap();
+    let out = Command::new(
+        Path::new(PADDOCK)
+            .parent()
+            .unwrap()
+            .join("paddock-imagestore"),
+    )
+    .args(["check", "--root", "S"])
+    .current_dir(d)
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("CORRUPT"));
+    bash(
+        d,
+        "paddock-imagestore check --root S --repair > repaired.txt",
+    );
+    assert!(read("repaired.txt").contains("moved to"));
+    assert!(!d.join("S").join(blob.trim_start_matches("./")).exists());
+}

@@ -1,0 +1,62 @@
+//! Naming images: by id, by label (its newest revision) or by `label@revision`; and the JSON
+//! shape of an image in listings (`GET /api/v1/images`, `paddock image list --json`).
+
+use crate::import::ImageSummary;
+
+/// Finds the image `name` refers to.
+pub fn resolve<'a>(images: &'a [ImageSummary], name: &str) -> Option<&'a ImageSummary> {
+    if let Some(i) = images.iter().find(|i| i.id.as_str() == name) {
+        return Some(i);
+    }
+    let (label, revision) = match name.split_once('@') {
+        Some((l, r)) => (l, Some(r.parse::<u64>().ok()?)),
+        None => (name, None),
+    };
+    images
+        .iter()
+        .filter(|i| i.label == label && revision.is_none_or(|r| i.revision == r))
+        .max_by_key(|i| i.revision)
+}
+
+pub fn summary_json(i: &ImageSummary) -> serde_json::Value {
+    serde_json::json!({
+        "id": i.id.to_string(),
+        "label": i.label,
+        "revision": i.revision,
+        "description": i.description,
+        "size": i.size,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paddock_core::ImageId;
+
+    fn img(label: &str, revision: u64, n: u8) -> ImageSummary {
+        ImageSummary {
+            id: ImageId::from_digest([n; 32]),
+            label: label.into(),
+            revision,
+            description: String::new(),
+            size: 1,
+        }
+    }
+
+    #[test]
+    fn labels_resolve_to_the_newest_revision() {
+        let list = vec![
+            img("hello", 1, 1),
+            img("hello", 3, 3),
+            img("hello", 2, 2),
+            img("x", 9, 9),
+        ];
+        assert_eq!(resolve(&list, "hello").unwrap().revision, 3);
+        assert_eq!(resolve(&list, "hello@2").unwrap().revision, 2);
+        assert!(resolve(&list, "hello@7").is_none());
+        assert!(resolve(&list, "hello@x").is_none());
+        assert!(resolve(&list, "nope").is_none());
+        let id = list[3].id.to_string();
+        assert_eq!(resolve(&list, &id).unwrap().label, "x");
+    }
+}

@@ -1,0 +1,263 @@
+//! The `paddock-imagestore` command line (the binary is installed by paddock-cli): `serve`,
+//! `check-config`, `token add|list|revoke`, `gc`, `check`. Exit codes: 0 success, 1 failure,
+//! 2 usage.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+use crate::server::ServerSettings;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "paddock-imagestore",
+    version,
+    about = "Paddock's image store: serve a content-addressed store over HTTP, and maintain it",
+    after_help = "Layout: ROOT/images/aa/bb/cc/<id>, ROOT/blobs/aa/bb/cc/<sha256>, ROOT/all.txt. \
+                  See imagestore.example.toml and docs/images.md."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct RootArg {
+    /// The store directory.
+    #[arg(long, env = "PADDOCK_IMAGESTORE_ROOT")]
+    root: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the store (GET/HEAD/PUT of images/, blobs/, all.txt; /api/v1/images).
+    Serve {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The store directory [default: from --config, else ./store].
+        #[arg(long)]
+        root: Option<PathBuf>,
+        /// Address to listen on [default: 127.0.0.1:8081].
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Check a configuration file and print the settings.
+    CheckConfig {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Manage push tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Remove blobs no manifest references, once older than the grace period.
+    Gc {
+        #[command(flatten)]
+        root: RootArg,
+        /// Seconds an unreferenced blob is kept (an upload's manifest may still be coming).
+        #[arg(long, default_value_t = 86_400)]
+        grace_s: u64,
+        /// Only say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Re-hash every file; `--repair` moves corrupt ones to ROOT/quarantine/.
+    Check {
+        #[command(flatten)]
+        root: RootArg,
+        #[arg(long)]
+        repair: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a push token; it is printed once, alone on the last line.
+    Add {
+        name: String,
+        #[command(flatten)]
+        root: RootArg,
+    },
+    /// List push tokens (names and creation times, never the tokens).
+    List {
+        #[command(flatten)]
+        root: RootArg,
+    },
+    /// Revoke a push token.
+    Revoke {
+        name: String,
+        #[command(flatten)]
+        root: RootArg,
+    },
+}
+
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve {
+            config,
+            root,
+            listen,
+        } => {
+            let mut c = match &config {
+                Some(p) => Config::load(p)?,
+                None => Config::default(),
+            };
+            if let Some(r) = root {
+                c.root = r;
+            }
+            if let Some(l) = listen {
+                c.listen = l;
+            }
+            std::fs::create_dir_all(&c.root)
+                .with_context(|| format!("creating {}", c.root.display()))?;
+            let settings = ServerSettings {
+                root: c.root.clone(),
+                listen: c.listen,
+                max_upload_bytes: c.max_upload_bytes,
+            };
+            let listener = tokio::net::TcpListener::bind(c.listen)
+                .await
+                .with_context(|| format!("listening on {}", c.listen))?;
+            let addr = listener.local_addr()?;
+            eprintln!(
+                "paddock-imagestore: serving {} on http://{addr}",
+                c.root.display()
+            );
+            crate::server::serve(&settings, listener, async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .context("serving")?;
+            Ok(())
+        }
+        Command::CheckConfig { config } => {
+            let c = Config::load(&config)?;
+            println!("{}: ok", config.display());
+            println!("root = {}", c.root.display());
+            println!("listen = {}", c.listen);
+            println!("max_upload_bytes = {}", c.max_upload_bytes);
+            Ok(())
+        }
+        Command::Token(TokenCommand::Add { name, root }) => {
+            let t = crate::tokens::add(&root.root, &name)?;
+            eprintln!(
+                "push token {name} for {} (shown once):",
+                root.root.display()
+            );
+            println!("{t}");
+            Ok(())
+        }
+        Command::Token(TokenCommand::List { root }) => {
+            for t in crate::tokens::load(&root.root)? {
+                println!("{}\tcreated {}", t.name, t.created_at);
+            }
+            Ok(())
+        }
+        Command::Token(TokenCommand::Revoke { name, root }) => {
+            crate::tokens::revoke(&root.root, &name)?;
+            eprintln!("revoked {name}");
+            Ok(())
+        }
+        Command::Gc {
+            root,
+            grace_s,
+            dry_run,
+        } => {
+            let r = crate::maintenance::gc(&root.root, Duration::from_secs(grace_s), dry_run)?;
+            let bytes: u64 = r.removed.iter().map(|(_, s)| s).sum();
+            for (p, s) in &r.removed {
+                println!(
+                    "{} {} ({s} bytes)",
+                    if dry_run { "would remove" } else { "removed" },
+                    p.display()
+                );
+            }
+            eprintln!(
+                "gc: {} images reference {} blobs; {} unreferenced blobs ({bytes} bytes) {}; {} younger than {grace_s} s kept; {} stale uploads {}",
+                r.images,
+                r.referenced,
+                r.removed.len(),
+                if dry_run {
+                    "would be removed"
+                } else {
+                    "removed"
+                },
+                r.young,
+                r.stale_temporaries,
+                if dry_run {
+                    "would be removed"
+                } else {
+                    "removed"
+                },
+            );
+            Ok(())
+        }
+        Command::Check { root, repair } => {
+            let tty = std::io::stderr().is_terminal();
+            let r = crate::maintenance::check(&root.root, repair, |i, n| {
+                if tty && (i % 64 == 0 || i == n) {
+                    eprint!("\r\x1b[Kcheck: {i}/{n} files");
+                }
+            })?;
+            if tty {
+                eprintln!();
+            }
+            for c in &r.corrupt {
+                println!(
+                    "CORRUPT {}: hashes to {}{}",
+                    c.path.display(),
+                    c.actual,
+                    c.quarantined
+                        .as_ref()
+                        .map(|q| format!(", moved to {}", q.display()))
+                        .unwrap_or_default()
+                );
+            }
+            eprintln!(
+                "check: {} files, {} bytes, {} corrupt",
+                r.checked,
+                r.bytes,
+                r.corrupt.len()
+            );
+            if !r.corrupt.is_empty() && !repair {
+                bail!(
+                    "{} corrupt files (run with --repair to quarantine them)",
+                    r.corrupt.len()
+                );
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! A client for a store server: push an image from a local store, list, show and pull.
+
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+
+use paddock_core::ImageId;
+use paddock_core::manifest::{blob_path, image_path, sha256_id};
+
+use crate::local::LocalStore;
+use crate::paths::StorePath;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{url}: {message}")]
+    Http { url: String, message: String },
+    #[error(transparent)]
+    Store(#[from] crate::local::StoreError),
+    #[error("{0}")]
+    Other(String),
+}
+
+fn http_err(url: &str, message: impl Into<String>) -> ClientError {
+    ClientError::Http {
+        url: url.to_string(),
+        message: message.into(),
+    }
+}
+
+/// A store server at `base` (`http://HOST:PORT`), with an optional push token.
+#[derive(Debug, Clone)]
+pub struct StoreClient {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl StoreClient {
+    pub fn new(base: &str, token: Option<String>) -> StoreClient {
+        StoreClient {
+            base: base.trim_end_matches('/').to_string(),
+            token,
+            http: crate::mirror::http_client(),
+        }
+    }
+
+    fn url(&self, rel: &Path) -> String {
+        format!("{}/{}", self.base, rel.display())
+    }
+
+    async fn put(&self, url: &str, body: reqwest::Body) -> Result<(), ClientError> {
+        let token = self.token.as_deref().ok_or_else(|| {
+            ClientError::Other("pushing needs a token (PADDOCK_IMAGESTORE_TOKEN)".into())
+        })?;
+        let r = self
+            .http
+            .put(url)
+            .bearer_auth(token)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| http_err(url, e.to_string()))?;
+        if r.status().is_success() {
+            return Ok(());
+        }
+        let s = r.status();
+        let text = r.text().await.unwrap_or_default();
+        Err(http_err(url, format!("HTTP {s}: {}", text.trim())))
+    }
+
+    async fn exists(&self, url: &str) -> Result<bool, ClientError> {
+        let r = self
+            .http
+            .head(url)
+            .send()
+            .await
+            .map_err(|e| http_err(url, e.to_string()))?;
+        Ok(r.status().is_success())
+    }
+
+    /// Uploads image `id` of `store`: its blobs (those the server lacks), then its manifest.
+    /// Returns the bytes uploaded.
+    pub async fn push(&self, store: &LocalStore, id: &ImageId) -> Result<u64, ClientError> {
+        let image = store.verified_image(id)?;
+        let mut sent = 0;
+        for (_, path) in &image.blobs {
+            let digest = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.parse::<ImageId>().ok())
+                .ok_or_else(|| ClientError::Other(format!("bad blob path {}", path.display())))?;
+            let url = self.url(&blob_path(&digest));
+            if self.exists(&url).await? {
+                continue;
+            }
+            let file = tokio::fs::File::open(path)
+                .await
+                .map_err(|e| ClientError::Other(format!("{}: {e}", path.display())))?;
+            let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+            let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024);
+            self.put(&url, reqwest::Body::wrap_stream(stream)).await?;
+            sent += len;
+        }
+        let bytes = std::fs::read(store.root().join(image_path(id)))
+            .map_err(|e| ClientError::Other(e.to_string()))?;
+        sent += bytes.len() as u64;
+        self.put(&self.url(&image_path(id)), bytes.into()).await?;
+        Ok(sent)
+    }
+
+    async fn get_json(&self, path: &str) -> Result<serde_json::Value, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let r = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| http_err(&url, e.to_string()))?;
+        if !r.status().is_success() {
+            let s = r.status();
+            let text = r.text().await.unwrap_or_default();
+            return Err(http_err(&url, format!("HTTP {s}: {}", text.trim())));
+        }
+        r.json().await.map_err(|e| http_err(&url, e.to_string()))
+    }
+
+    /// `GET /api/v1/images`.
+    pub async fn list(&self) -> Result<serde_json::Value, ClientError> {
+        self.get_json("/api/v1/images").await
+    }
+
+    /// `GET /api/v1/images/NAME` (id, label or label@revision), with the manifest.
+    pub async fn show(&self, name: &str) -> Result<serde_json::Value, ClientError> {
+        self.get_json(&format!("/api/v1/images/{name}")).await
+    }
+
+    /// Downloads image `name` (id, label or label@revision) into the store at `dir`, every
+    /// file verified. Returns the image id.
+    pub async fn pull(&self, name: &str, dir: &Path) -> Result<ImageId, ClientError> {
+        let shown = self.show(name).await?;
+        let id: ImageId = shown["id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| ClientError::Other("the server named no image id".into()))?;
+        let counter = AtomicU64::new(0);
+        // The manifest is held in memory until its blobs are in: a store never has a manifest
+        // whose blobs are missing.
+        let url = self.url(&image_path(&id));
+        let r = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| http_err(&url, e.to_string()))?;
+        if !r.status().is_success() {
+            return Err(http_err(&url, format!("HTTP {}", r.status())));
+        }
+        let bytes = r.bytes().await.map_err(|e| http_err(&url, e.to_string()))?;
+        let actual = sha256_id(&bytes);
+        if actual != id {
+            return Err(http_err(
+                &url,
+                format!("the manifest hashes to {actual}, not {id}"),
+            ));
+        }
+        let m = paddock_core::manifest::ImageManifest::parse(&bytes)
+            .map_err(|e| ClientError::Other(e.to_string()))?;
+        for spec in m.blobs.values() {
+            let d: ImageId = spec
+                .sha256_digest
+                .parse()
+                .map_err(|_| ClientError::Other("bad digest in manifest".into()))?;
+            if dir.join(blob_path(&d)).is_file() {
+                continue;
+            }
+            crate::mirror::fetch_file(&self.http, &self.base, &StorePath::Blob(d), dir, &counter)
+                .await
+                .map_err(ClientError::Other)?;
+        }
+        let _ = std::fs::remove_dir(dir.join(".partial"));
+        let store = LocalStore::new(dir);
+        store.put_manifest(&bytes)?;
+        store.verified_image(&id)?;
+        Ok(id)
+    }
+}

@@ -1,0 +1,224 @@
+//! Store maintenance run by the operator: `gc` removes blobs no manifest references (after a
+//! grace period), `check` re-hashes every file and quarantines the corrupt ones.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use paddock_core::ImageId;
+use paddock_core::manifest::{ImageManifest, sha256_id};
+
+use crate::local::{StoreError, hash_file};
+use crate::paths::StorePath;
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What a garbage collection did (or, dry, would do).
+#[derive(Debug, Default)]
+pub struct GcReport {
+    pub images: usize,
+    pub referenced: usize,
+    /// Unreferenced blobs removed (or to remove), with their sizes.
+    pub removed: Vec<(PathBuf, u64)>,
+    /// Unreferenced blobs younger than the grace period, kept.
+    pub young: usize,
+    /// Stale temporary files (abandoned uploads) removed.
+    pub stale_temporaries: usize,
+}
+
+/// Removes blobs that no manifest references and that are older than `grace` (a blob just
+/// uploaded, whose manifest is still on its way, is younger). Refuses to run while any
+/// manifest is unreadable or corrupt: its blobs would look unreferenced.
+pub fn gc(root: &Path, grace: Duration, dry_run: bool) -> Result<GcReport, StoreError> {
+    let mut report = GcReport::default();
+    let mut referenced: HashSet<String> = HashSet::new();
+    for line in crate::index::list(root).map_err(io(root))? {
+        let Ok(p) = StorePath::parse(&line) else {
+            continue;
+        };
+        if let StorePath::Image(id) = &p {
+            let path = root.join(p.relative());
+            let bytes = fs::read(&path).map_err(io(&path))?;
+            if &sha256_id(&bytes) != id {
+                return Err(StoreError::Import(format!(
+                    "{} is corrupt; run `paddock-imagestore check --repair` before gc",
+                    path.display()
+                )));
+            }
+            let m = ImageManifest::parse(&bytes).map_err(|source| StoreError::Manifest {
+                id: id.to_string(),
+                source,
+            })?;
+            report.images += 1;
+            referenced.extend(m.blobs.values().map(|b| b.sha256_digest.clone()));
+        }
+    }
+    report.referenced = referenced.len();
+    let cutoff = SystemTime::now() - grace;
+    let old = |path: &Path| {
+        fs::metadata(path)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t < cutoff)
+    };
+    for line in crate::index::list(root).map_err(io(root))? {
+        let Ok(StorePath::Blob(d)) = StorePath::parse(&line) else {
+            continue;
+        };
+        if referenced.contains(d.as_str()) {
+            continue;
+        }
+        let path = root.join(StorePath::Blob(d).relative());
+        if !old(&path) {
+            report.young += 1;
+            continue;
+        }
+        let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        if !dry_run {
+            fs::remove_file(&path).map_err(io(&path))?;
+        }
+        report.removed.push((path, size));
+    }
+    if let Ok(entries) = fs::read_dir(root.join("tmp")) {
+        for e in entries.flatten() {
+            if old(&e.path()) {
+                if !dry_run {
+                    let _ = fs::remove_file(e.path());
+                }
+                report.stale_temporaries += 1;
+            }
+        }
+    }
+    if !dry_run && !report.removed.is_empty() {
+        crate::index::write(root).map_err(io(root))?;
+    }
+    Ok(report)
+}
+
+/// One corrupt file found by `check`.
+#[derive(Debug)]
+pub struct Corrupt {
+    pub path: PathBuf,
+    pub expected: ImageId,
+    pub actual: ImageId,
+    /// Where it was moved with `--repair`.
+    pub quarantined: Option<PathBuf>,
+}
+
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    pub checked: usize,
+    pub bytes: u64,
+    pub corrupt: Vec<Corrupt>,
+}
+
+/// Re-hashes every file of the store; with `repair`, moves corrupt ones to
+/// `ROOT/quarantine/` (out of `all.txt`) so that a mirror or a fresh upload can replace them.
+pub fn check(
+    root: &Path,
+    repair: bool,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<CheckReport, StoreError> {
+    let lines = crate::index::list(root).map_err(io(root))?;
+    let mut report = CheckReport::default();
+    for (i, line) in lines.iter().enumerate() {
+        progress(i, lines.len());
+        let Ok(p) = StorePath::parse(line) else {
+            continue;
+        };
+        let Some(expected) = p.digest().cloned() else {
+            continue;
+        };
+        let path = root.join(p.relative());
+        let (actual, len) = hash_file(&path)?;
+        report.checked += 1;
+        report.bytes += len;
+        if actual != expected {
+            let quarantined = if repair {
+                let q = root.join("quarantine");
+                fs::create_dir_all(&q).map_err(io(&q))?;
+                let dest = q.join(format!("{}.{}", expected, actual));
+                fs::rename(&path, &dest).map_err(io(&path))?;
+                Some(dest)
+            } else {
+                None
+            };
+            report.corrupt.push(Corrupt {
+                path,
+                expected,
+                actual,
+                quarantined,
+            });
+        }
+    }
+    progress(lines.len(), lines.len());
+    if repair && !report.corrupt.is_empty() {
+        crate::index::write(root).map_err(io(root))?;
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::ImportOptions;
+    use crate::local::LocalStore;
+
+    #[test]
+    fn gc_keeps_referenced_and_young_blobs_and_check_quarantines() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        let script = dir.path().join("s.sh");
+        fs::write(&script, "echo kept\n").unwrap();
+        let id = store
+            .import(
+                &script,
+                &ImportOptions {
+                    label: "kept".into(),
+                    revision: None,
+                    description: String::new(),
+                    entry_point: None,
+                    ready_on_puppet: false,
+                },
+            )
+            .unwrap();
+        let orphan_src = dir.path().join("orphan");
+        fs::write(&orphan_src, "nobody references me").unwrap();
+        let (orphan, _) = store.put_blob_file(&orphan_src).unwrap();
+        let orphan_path = dir.path().join(StorePath::Blob(orphan).relative());
+
+        // Young: kept whatever the mode.
+        let r = gc(dir.path(), Duration::from_secs(3600), false).unwrap();
+        assert_eq!((r.images, r.removed.len(), r.young), (1, 0, 1));
+        assert!(orphan_path.exists());
+        // Old enough: a dry run only reports it; a real run removes it.
+        let r = gc(dir.path(), Duration::ZERO, true).unwrap();
+        assert_eq!(r.removed.len(), 1);
+        assert!(orphan_path.exists());
+        let r = gc(dir.path(), Duration::ZERO, false).unwrap();
+        assert_eq!(r.removed.len(), 1);
+        assert!(!orphan_path.exists());
+        store.verified_image(&id).unwrap();
+
+        // Corrupt a blob: check finds it, --repair moves it out of the store and the index.
+        let blob = store.verified_image(&id).unwrap().blobs[0].1.clone();
+        fs::write(&blob, "echo evil\n").unwrap();
+        let r = check(dir.path(), false, |_, _| {}).unwrap();
+        assert_eq!(r.corrupt.len(), 1);
+        assert!(blob.exists());
+        let r = check(dir.path(), true, |_, _| {}).unwrap();
+        assert!(r.corrupt[0].quarantined.as_ref().unwrap().exists());
+        assert!(!blob.exists());
+        let index = fs::read_to_string(dir.path().join("all.txt")).unwrap();
+        assert!(!index.contains(&r.corrupt[0].expected.to_string()));
+        // A corrupt manifest stops gc from deleting blobs it might reference.
+        let manifest = dir.path().join(StorePath::Image(id).relative());
+        fs::write(&manifest, "garbage").unwrap();
+        assert!(gc(dir.path(), Duration::ZERO, false).is_err());
+    }
+}

@@ -1,0 +1,378 @@
+//! The mirror client: copies a store over HTTP (a Paddock store, or any Treadmill-format store
+//! with an `all.txt`) into a local directory. What the book's `wget … -i all.txt` one-liner
+//! does, but with parallel keep-alive connections, resumed partial downloads (`Range`), every
+//! file verified against the digest in its name before it is renamed into place, progress, and
+//! a list of what failed.
+//!
+//! Manifests come first: they give the sizes of the blobs, so progress can show bytes and ETA.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use paddock_core::manifest::ImageManifest;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::paths::StorePath;
+
+/// How to mirror.
+#[derive(Debug, Clone)]
+pub struct MirrorOptions {
+    /// Downloads at once.
+    pub parallel: usize,
+    /// Attempts per file (a retry resumes where the last one stopped).
+    pub attempts: u32,
+    /// Print progress to standard error (on a terminal).
+    pub progress: bool,
+}
+
+impl Default for MirrorOptions {
+    fn default() -> Self {
+        MirrorOptions {
+            parallel: 8,
+            attempts: 4,
+            progress: false,
+        }
+    }
+}
+
+/// What a mirror run did.
+#[derive(Debug, Default)]
+pub struct MirrorReport {
+    /// Files named by the remote `all.txt`.
+    pub listed: usize,
+    /// Lines of `all.txt` that are not store paths (ignored).
+    pub ignored_lines: usize,
+    /// Files already present locally.
+    pub present: usize,
+    pub fetched: usize,
+    pub fetched_bytes: u64,
+    /// Downloads that continued a partial file.
+    pub resumed: usize,
+    pub seconds: f64,
+    /// `(path, why)` of every file that could not be mirrored.
+    pub failed: Vec<(String, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    #[error("fetching {url}: {message}")]
+    Index { url: String, message: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A client with keep-alive connections, shared by every download of a run.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(20))
+        .build()
+        .unwrap_or_default()
+}
+
+/// Downloads one store file from `base` into the store at `dir`, resuming a partial download
+/// in `dir/.partial/`, verifying the digest before the rename. Returns the bytes transferred
+/// and whether it resumed. `counter` is advanced as bytes arrive.
+pub async fn fetch_file(
+    client: &reqwest::Client,
+    base: &str,
+    path: &StorePath,
+    dir: &Path,
+    counter: &AtomicU64,
+) -> Result<(u64, bool), String> {
+    let digest = path.digest().ok_or("all.txt is not fetched as a file")?;
+    let dest = dir.join(path.relative());
+    let partial_dir = dir.join(".partial");
+    tokio::fs::create_dir_all(&partial_dir)
+        .await
+        .map_err(|e| format!("{}: {e}", partial_dir.display()))?;
+    let part = partial_dir.join(format!("{digest}.part"));
+    // Hash what an earlier attempt already has.
+    let mut hasher = Sha256::new();
+    let mut have: u64 = 0;
+    if let Ok(mut f) = tokio::fs::File::open(&part).await {
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = f.read(&mut buf).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            have += n as u64;
+        }
+    }
+    let url = format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        path.relative().display()
+    );
+    let mut req = client.get(&url);
+    if have > 0 {
+        req = req.header("range", format!("bytes={have}-"));
+    }
+    let resp = req.send().await.map_err(|e| format!("{url}: {e}"))?;
+    let status = resp.status();
+    let resumed = have > 0 && status == reqwest::StatusCode::PARTIAL_CONTENT;
+    let mut file = if status == reqwest::StatusCode::PARTIAL_CONTENT && have > 0 {
+        tokio::fs::OpenOptions::new()
+            .append(true)
+            .open(&part)
+            .await
+            .map_err(|e| e.to_string())?
+    } else if status == reqwest::StatusCode::RANGE_NOT_SATISFIABLE && have > 0 {
+        // The partial file is already whole (or longer than the file): check it as it is.
+        tokio::fs::OpenOptions::new()
+            .append(true)
+            .open(&part)
+            .await
+            .map_err(|e| e.to_string())?
+    } else if status.is_success() {
+        hasher = Sha256::new();
+        have = 0;
+        tokio::fs::File::create(&part)
+            .await
+            .map_err(|e| e.to_string())?
+    } else {
+        return Err(format!("{url}: HTTP {status}"));
+    };
+    let mut transferred = 0u64;
+    if status != reqwest::StatusCode::RANGE_NOT_SATISFIABLE {
+        let mut body = resp.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| format!("{url}: {e}"))?;
+            hasher.update(&chunk);
+            file.write_all(&chunk).await.map_err(|e| e.to_string())?;
+            transferred += chunk.len() as u64;
+            counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        }
+    }
+    file.sync_all().await.map_err(|e| e.to_string())?;
+    drop(file);
+    let actual = hex::encode(hasher.finalize());
+    if actual != digest.as_str() {
+        let _ = tokio::fs::remove_file(&part).await;
+        return Err(format!(
+            "{url}: content hashes to {actual}, not {digest} ({} bytes); discarded",
+            have + transferred
+        ));
+    }
+    if let Some(parent) = dest.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(|e| format!("{}: {e}", parent.display()))?;
+    }
+    tokio::fs::rename(&part, &dest)
+        .await
+        .map_err(|e| format!("{}: {e}", dest.display()))?;
+    Ok((transferred, resumed))
+}
+
+fn human_bytes(n: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", UNITS[u])
+}
+
+/// Mirrors `base` (the URL `all.txt` is under) into the directory `dir`.
+pub async fn mirror(
+    base: &str,
+    dir: &Path,
+    opts: &MirrorOptions,
+) -> Result<MirrorReport, MirrorError> {
+    let t0 = Instant::now();
+    let client = http_client();
+    let index_url = format!("{}/all.txt", base.trim_end_matches('/'));
+    let index_err = |message: String| MirrorError::Index {
+        url: index_url.clone(),
+        message,
+    };
+    let resp = client
+        .get(&index_url)
+        .send()
+        .await
+        .map_err(|e| index_err(e.to_string()))?;
+    if !resp.status().is_success() {
+        return Err(index_err(format!("HTTP {}", resp.status())));
+    }
+    let text = resp.text().await.map_err(|e| index_err(e.to_string()))?;
+    tokio::fs::create_dir_all(dir)
+        .await
+        .map_err(|source| MirrorError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+
+    let mut report = MirrorReport::default();
+    let mut images = Vec::new();
+    let mut blobs = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        match StorePath::parse(line) {
+            Ok(p @ StorePath::Image(_)) => images.push(p),
+            Ok(p @ StorePath::Blob(_)) => blobs.push(p),
+            _ => report.ignored_lines += 1,
+        }
+    }
+    report.listed = images.len() + blobs.len();
+    let missing = |v: Vec<StorePath>, report: &mut MirrorReport| -> Vec<StorePath> {
+        v.into_iter()
+            .filter(|p| {
+                let present = dir.join(p.relative()).is_file();
+                if present {
+                    report.present += 1;
+                }
+                !present
+            })
+            .collect()
+    };
+    let images = missing(images, &mut report);
+    let blobs = missing(blobs, &mut report);
+
+    let counter = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let total_files = images.len() + blobs.len();
+    // Phase 1: manifests (small); their blob sizes make the byte total for phase 2.
+    let r1 = run_phase(&client, base, dir, images.clone(), opts, &counter, &done).await;
+    let mut sizes: HashMap<String, u64> = HashMap::new();
+    for p in &images {
+        if let Ok(bytes) = std::fs::read(dir.join(p.relative()))
+            && let Ok(m) = ImageManifest::parse(&bytes)
+        {
+            for b in m.blobs.values() {
+                sizes.insert(b.sha256_digest.clone(), b.size);
+            }
+        }
+    }
+    // Blobs already present locally may be named by local manifests too; only sizes of the
+    // missing ones count.
+    let total_bytes: u64 = blobs
+        .iter()
+        .filter_map(|p| p.digest().and_then(|d| sizes.get(d.as_str())))
+        .sum();
+    let progress = opts.progress.then(|| {
+        let (counter, done) = (counter.clone(), done.clone());
+        tokio::spawn(async move {
+            let start = Instant::now();
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let bytes = counter.load(Ordering::Relaxed) as f64;
+                let secs = start.elapsed().as_secs_f64().max(0.001);
+                let rate = bytes / secs;
+                let eta = if total_bytes > 0 && rate > 0.0 {
+                    let left = (total_bytes as f64 - bytes).max(0.0) / rate;
+                    format!("ETA {:.0} s", left)
+                } else {
+                    "ETA ?".into()
+                };
+                eprint!(
+                    "\r\x1b[Kmirror: {}/{} files  {} / {}  {}/s  {eta}",
+                    done.load(Ordering::Relaxed),
+                    total_files,
+                    human_bytes(bytes),
+                    human_bytes(total_bytes as f64),
+                    human_bytes(rate),
+                );
+            }
+        })
+    });
+    let r2 = run_phase(&client, base, dir, blobs, opts, &counter, &done).await;
+    if let Some(p) = progress {
+        p.abort();
+        eprintln!();
+    }
+    for r in [r1, r2] {
+        report.fetched += r.fetched;
+        report.fetched_bytes += r.fetched_bytes;
+        report.resumed += r.resumed;
+        report.failed.extend(r.failed);
+    }
+    report.failed.sort();
+    // The mirror serves as a store itself: keep its own index.
+    let root = dir.to_path_buf();
+    let _ = tokio::task::spawn_blocking(move || crate::index::write(&root)).await;
+    let _ = std::fs::remove_dir(dir.join(".partial"));
+    report.seconds = t0.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+#[derive(Debug, Default)]
+struct PhaseResult {
+    fetched: usize,
+    fetched_bytes: u64,
+    resumed: usize,
+    failed: Vec<(String, String)>,
+}
+
+async fn run_phase(
+    client: &reqwest::Client,
+    base: &str,
+    dir: &Path,
+    paths: Vec<StorePath>,
+    opts: &MirrorOptions,
+    counter: &Arc<AtomicU64>,
+    done: &Arc<AtomicUsize>,
+) -> PhaseResult {
+    let queue = Arc::new(Mutex::new(paths.into_iter().collect::<VecDeque<_>>()));
+    let result = Arc::new(Mutex::new(PhaseResult::default()));
+    let mut workers = Vec::new();
+    for _ in 0..opts.parallel.max(1) {
+        let (queue, result, client, base, dir, counter, done, attempts) = (
+            queue.clone(),
+            result.clone(),
+            client.clone(),
+            base.to_string(),
+            dir.to_path_buf(),
+            counter.clone(),
+            done.clone(),
+            opts.attempts.max(1),
+        );
+        workers.push(tokio::spawn(async move {
+            loop {
+                let Some(p) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() else {
+                    break;
+                };
+                let mut last = String::new();
+                let mut ok = None;
+                for attempt in 0..attempts {
+                    if attempt > 0 {
+                        tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                    }
+                    match fetch_file(&client, &base, &p, &dir, &counter).await {
+                        Ok(r) => {
+                            ok = Some(r);
+                            break;
+                        }
+                        Err(e) => last = e,
+                    }
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+                let mut r = result.lock().unwrap_or_else(|e| e.into_inner());
+                match ok {
+                    Some((bytes, resumed)) => {
+                        r.fetched += 1;
+                        r.fetched_bytes += bytes;
+                        r.resumed += usize::from(resumed);
+                    }
+                    None => r.failed.push((p.index_line(), last)),
+                }
+            }
+        }));
+    }
+    for w in workers {
+        let _ = w.await;
+    }
+    std::mem::take(&mut *result.lock().unwrap_or_else(|e| e.into_inner()))
+}

@@ -1,0 +1,452 @@
+//! The store's HTTP server: serves `images/…`, `blobs/…` and `all.txt` (GET, HEAD, byte
+//! ranges, `ETag` = the digest, immutable caching, streamed bodies), takes authenticated
+//! uploads with `PUT` on the same paths (verified before they become visible), lists images
+//! under `/api/v1/images`, and keeps `all.txt` current.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::header::{
+    ACCEPT_RANGES, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG,
+    IF_NONE_MATCH, RANGE, WWW_AUTHENTICATE,
+};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures_util::StreamExt;
+use paddock_core::manifest::{ImageManifest, blob_path, sha256_id};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use tokio::sync::Notify;
+
+use crate::catalog;
+use crate::local::LocalStore;
+use crate::paths::{PathError, StorePath};
+use crate::tokens::TokenCache;
+
+/// Largest manifest accepted.
+const MAX_MANIFEST: usize = 1024 * 1024;
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// Settings of a running server.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub root: PathBuf,
+    pub listen: SocketAddr,
+    /// Largest blob accepted by `PUT`, in bytes.
+    pub max_upload_bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Srv {
+    root: Arc<PathBuf>,
+    store: LocalStore,
+    tokens: Arc<TokenCache>,
+    /// Set when the store changed: the index task rewrites `all.txt`.
+    changed: Arc<Notify>,
+    max_upload: u64,
+}
+
+fn text(status: StatusCode, msg: impl Into<String>) -> Response {
+    let mut m = msg.into();
+    m.push('\n');
+    (status, [(CONTENT_TYPE, "text/plain; charset=utf-8")], m).into_response()
+}
+
+/// The router, and the task that keeps `all.txt` current (it runs until the runtime stops).
+pub fn app(root: &Path, max_upload_bytes: u64) -> Router {
+    let srv = Srv {
+        root: Arc::new(root.to_path_buf()),
+        store: LocalStore::new(root),
+        tokens: Arc::new(TokenCache::new(root)),
+        changed: Arc::new(Notify::new()),
+        max_upload: max_upload_bytes,
+    };
+    tokio::spawn(index_task(srv.root.clone(), srv.changed.clone()));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/api/v1/images", get(list_images))
+        .route("/api/v1/images/{name}", get(show_image))
+        .fallback(files)
+        .with_state(srv)
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    settings: &ServerSettings,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(settings.root.join("tmp"))?;
+    crate::index::write(&settings.root)?;
+    axum::serve(listener, app(&settings.root, settings.max_upload_bytes))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn index_task(root: Arc<PathBuf>, changed: Arc<Notify>) {
+    loop {
+        changed.notified().await;
+        // Coalesce a burst of uploads into one rewrite.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let r = root.clone();
+        match tokio::task::spawn_blocking(move || crate::index::write(&r)).await {
+            Ok(Ok(n)) => tracing::debug!(files = n, "all.txt rewritten"),
+            Ok(Err(e)) => tracing::error!(error = %e, "rewriting all.txt"),
+            Err(e) => tracing::error!(error = %e, "rewriting all.txt"),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    label: Option<String>,
+}
+
+async fn list_images(State(srv): State<Srv>, Query(q): Query<ListQuery>) -> Response {
+    let store = srv.store.clone();
+    match tokio::task::spawn_blocking(move || store.list()).await {
+        Ok(Ok(list)) => {
+            let images: Vec<_> = list
+                .iter()
+                .filter(|i| q.label.as_ref().is_none_or(|l| &i.label == l))
+                .map(catalog::summary_json)
+                .collect();
+            axum::Json(serde_json::json!({ "images": images })).into_response()
+        }
+        Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// One image by id, label (newest revision) or `label@revision`, with its manifest.
+async fn show_image(
+    State(srv): State<Srv>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    let store = srv.store.clone();
+    let found = tokio::task::spawn_blocking(move || -> Result<_, String> {
+        let list = store.list().map_err(|e| e.to_string())?;
+        let Some(s) = catalog::resolve(&list, &name).cloned() else {
+            return Ok(None);
+        };
+        let bytes = std::fs::read(store.root().join(paddock_core::manifest::image_path(&s.id)))
+            .map_err(|e| e.to_string())?;
+        let m = ImageManifest::parse(&bytes).map_err(|e| e.to_string())?;
+        Ok(Some((s, m)))
+    })
+    .await;
+    match found {
+        Ok(Ok(Some((s, m)))) => {
+            let mut v = catalog::summary_json(&s);
+            v["manifest"] = serde_json::to_value(&m).unwrap_or_default();
+            axum::Json(v).into_response()
+        }
+        Ok(Ok(None)) => text(StatusCode::NOT_FOUND, "no such image"),
+        Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn files(
+    State(srv): State<Srv>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let path = match StorePath::parse(uri.path()) {
+        Ok(p) => p,
+        Err(PathError::NotFound) => return text(StatusCode::NOT_FOUND, "not found"),
+        Err(PathError::Malformed(m)) => return text(StatusCode::BAD_REQUEST, m),
+    };
+    match method {
+        Method::GET | Method::HEAD => get_file(&srv, &path, &headers, method == Method::HEAD).await,
+        Method::PUT => {
+            let token = headers
+                .get(AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            let Some(who) = token.and_then(|t| srv.tokens.check(t.trim())) else {
+                let mut r = text(StatusCode::UNAUTHORIZED, "a push token is required");
+                r.headers_mut()
+                    .insert(WWW_AUTHENTICATE, "Bearer".parse().expect("static header"));
+                return r;
+            };
+            let span = tracing::info_span!("put", path = %path.index_line(), token = %who);
+            let _g = span.enter();
+            match &path {
+                StorePath::AllTxt => text(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "all.txt is maintained by the server",
+                ),
+                StorePath::Blob(d) => put_blob(&srv, d, body).await,
+                StorePath::Image(id) => put_manifest(&srv, id, body).await,
+            }
+        }
+        _ => text(StatusCode::METHOD_NOT_ALLOWED, "GET, HEAD or PUT"),
+    }
+}
+
+/// Parses a single `bytes=` range against a length: `Ok(None)` means the whole file
+/// (no header, or one this server does not serve partially, like several ranges).
+fn parse_range(h: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(spec) = h.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let (a, b) = spec.split_once('-').ok_or(())?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().map_err(|_| ())?;
+            if n == 0 {
+                return Err(());
+            }
+            (len.saturating_sub(n), len.saturating_sub(1))
+        }
+        (s, "") => (s.parse().map_err(|_| ())?, len.saturating_sub(1)),
+        (s, e) => {
+            let s: u64 = s.parse().map_err(|_| ())?;
+            let e: u64 = e.parse().map_err(|_| ())?;
+            if e < s {
+                return Err(());
+            }
+            (s, e.min(len.saturating_sub(1)))
+        }
+    };
+    if len == 0 || start >= len {
+        return Err(());
+    }
+    Ok(Some((start, end)))
+}
+
+async fn get_file(srv: &Srv, path: &StorePath, headers: &HeaderMap, head: bool) -> Response {
+    let full = srv.root.join(path.relative());
+    let mut file = match tokio::fs::File::open(&full).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return text(StatusCode::NOT_FOUND, "not found");
+        }
+        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let meta = match file.metadata().await {
+        Ok(m) => m,
+        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let len = meta.len();
+    let (etag, cache, ctype) = match path {
+        StorePath::Image(d) => (format!("\"{d}\""), IMMUTABLE, "application/toml"),
+        StorePath::Blob(d) => (format!("\"{d}\""), IMMUTABLE, "application/octet-stream"),
+        StorePath::AllTxt => {
+            let m = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            (
+                format!("W/\"{len:x}-{m:x}\""),
+                "no-cache",
+                "text/plain; charset=utf-8",
+            )
+        }
+    };
+    let mut h = HeaderMap::new();
+    let put = |h: &mut HeaderMap, k, v: &str| {
+        if let Ok(v) = v.parse() {
+            h.insert(k, v);
+        }
+    };
+    put(&mut h, ETAG, &etag);
+    put(&mut h, CACHE_CONTROL, cache);
+    put(&mut h, CONTENT_TYPE, ctype);
+    put(&mut h, ACCEPT_RANGES, "bytes");
+    if headers
+        .get(IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    {
+        return (StatusCode::NOT_MODIFIED, h).into_response();
+    }
+    let range = parse_range(headers.get(RANGE).and_then(|v| v.to_str().ok()), len);
+    let (status, start, count) = match range {
+        Ok(None) => (StatusCode::OK, 0, len),
+        Ok(Some((s, e))) => {
+            put(&mut h, CONTENT_RANGE, &format!("bytes {s}-{e}/{len}"));
+            (StatusCode::PARTIAL_CONTENT, s, e - s + 1)
+        }
+        Err(()) => {
+            put(&mut h, CONTENT_RANGE, &format!("bytes */{len}"));
+            return (StatusCode::RANGE_NOT_SATISFIABLE, h).into_response();
+        }
+    };
+    put(&mut h, CONTENT_LENGTH, &count.to_string());
+    if head {
+        return (status, h).into_response();
+    }
+    if start > 0
+        && let Err(e) = file.seek(std::io::SeekFrom::Start(start)).await
+    {
+        return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    }
+    let reader = tokio::io::AsyncReadExt::take(file, count);
+    let stream = tokio_util::io::ReaderStream::with_capacity(reader, 256 * 1024);
+    (status, h, Body::from_stream(stream)).into_response()
+}
+
+/// Removes a temporary upload file unless it was published.
+struct TempUpload(PathBuf);
+
+impl Drop for TempUpload {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+async fn put_blob(srv: &Srv, digest: &paddock_core::ImageId, body: Body) -> Response {
+    let staging = srv.root.join("tmp");
+    if let Err(e) = tokio::fs::create_dir_all(&staging).await {
+        return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    }
+    let tmp = TempUpload(staging.join(format!(
+        "upload-{}-{}",
+        std::process::id(),
+        crate::local::unique()
+    )));
+    let mut file = match tokio::fs::File::create(&tmp.0).await {
+        Ok(f) => f,
+        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let mut hasher = Sha256::new();
+    let mut len: u64 = 0;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => return text(StatusCode::BAD_REQUEST, format!("reading the upload: {e}")),
+        };
+        len += chunk.len() as u64;
+        if len > srv.max_upload {
+            return text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("blobs are limited to {} bytes", srv.max_upload),
+            );
+        }
+        hasher.update(&chunk);
+        if let Err(e) = file.write_all(&chunk).await {
+            return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+        }
+    }
+    if let Err(e) = file.sync_all().await {
+        return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    }
+    drop(file);
+    let actual = hex::encode(hasher.finalize());
+    if actual != digest.as_str() {
+        tracing::warn!(%actual, "blob upload refused: digest mismatch");
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!("the content hashes to {actual}, not {digest}; nothing was stored"),
+        );
+    }
+    let dest = srv.root.join(blob_path(digest));
+    if tokio::fs::metadata(&dest).await.is_ok() {
+        // Already there: refresh its time so a garbage collection about to remove it as
+        // unreferenced waits another grace period (a manifest naming it may follow).
+        let _ =
+            std::fs::File::open(&dest).and_then(|f| f.set_modified(std::time::SystemTime::now()));
+        return text(StatusCode::OK, "already stored");
+    }
+    let (store, t) = (srv.store.clone(), tmp.0.clone());
+    let rel = blob_path(digest);
+    match tokio::task::spawn_blocking(move || store.publish(&t, &rel)).await {
+        Ok(Ok(())) => {
+            tracing::info!(bytes = len, "blob stored");
+            srv.changed.notify_one();
+            text(StatusCode::CREATED, "stored")
+        }
+        Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn put_manifest(srv: &Srv, id: &paddock_core::ImageId, body: Body) -> Response {
+    let bytes = match axum::body::to_bytes(body, MAX_MANIFEST).await {
+        Ok(b) => b,
+        Err(_) => {
+            return text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("manifests are limited to {MAX_MANIFEST} bytes"),
+            );
+        }
+    };
+    let actual = sha256_id(&bytes);
+    if &actual != id {
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!("the manifest hashes to {actual}, not {id}; nothing was stored"),
+        );
+    }
+    let manifest = match ImageManifest::parse(&bytes) {
+        Ok(m) => m,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("manifest refused: {e}")),
+    };
+    let mut missing = Vec::new();
+    for (name, spec) in &manifest.blobs {
+        let ok = spec
+            .sha256_digest
+            .parse::<paddock_core::ImageId>()
+            .ok()
+            .and_then(|d| std::fs::metadata(srv.root.join(blob_path(&d))).ok())
+            .is_some_and(|m| m.len() == spec.size);
+        if !ok {
+            missing.push(format!("{name} ({})", spec.sha256_digest));
+        }
+    }
+    if !missing.is_empty() {
+        return text(
+            StatusCode::CONFLICT,
+            format!(
+                "upload these blobs first (missing, or of another size): {}",
+                missing.join(", ")
+            ),
+        );
+    }
+    let store = srv.store.clone();
+    match tokio::task::spawn_blocking(move || store.put_manifest(&bytes)).await {
+        Ok(Ok(_)) => {
+            tracing::info!(label = %manifest.label, revision = manifest.revision, "image stored");
+            srv.changed.notify_one();
+            text(StatusCode::CREATED, "stored")
+        }
+        Ok(Err(e)) => text(StatusCode::CONFLICT, e.to_string()),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range(None, 10), Ok(None));
+        assert_eq!(parse_range(Some("bytes=0-3"), 10), Ok(Some((0, 3))));
+        assert_eq!(parse_range(Some("bytes=4-"), 10), Ok(Some((4, 9))));
+        assert_eq!(parse_range(Some("bytes=-3"), 10), Ok(Some((7, 9))));
+        assert_eq!(parse_range(Some("bytes=5-100"), 10), Ok(Some((5, 9))));
+        assert_eq!(parse_range(Some("bytes=0-1,4-5"), 10), Ok(None));
+        assert_eq!(parse_range(Some("bytes=10-"), 10), Err(()));
+        assert_eq!(parse_range(Some("bytes=5-2"), 10), Err(()));
+        assert_eq!(parse_range(Some("bytes=x-2"), 10), Err(()));
+        assert_eq!(parse_range(Some("bytes=0-0"), 0), Err(()));
+    }
+}

@@ -1,0 +1,534 @@
+//! The store server over real HTTP on loopback: uploads verified before they are visible,
+//! traversal refused, ranges, caching headers, `all.txt`, label resolution, and the mirror
+//! client against it (a Treadmill-format store, resume, corruption).
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use paddock_core::ImageId;
+use paddock_core::manifest::{ImageManifest, sha256_id};
+use paddock_imagestore::mirror::{MirrorOptions, fetch_file, mirror};
+use paddock_imagestore::paths::StorePath;
+use paddock_imagestore::server::ServerSettings;
+
+struct Server {
+    base: String,
+    addr: std::net::SocketAddr,
+    root: PathBuf,
+    token: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("S");
+    std::fs::create_dir_all(&root).unwrap();
+    let token = paddock_imagestore::tokens::add(&root, "ci").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let settings = ServerSettings {
+        root: root.clone(),
+        listen: addr,
+        max_upload_bytes: 1 << 30,
+    };
+    tokio::spawn(async move {
+        paddock_imagestore::server::serve(&settings, listener, std::future::pending())
+            .await
+            .unwrap();
+    });
+    Server {
+        base: format!("http://{addr}"),
+        addr,
+        root,
+        token,
+        _dir: dir,
+    }
+}
+
+fn digest(bytes: &[u8]) -> ImageId {
+    sha256_id(bytes)
+}
+
+fn blob_url(base: &str, d: &ImageId) -> String {
+    format!("{base}/{}", StorePath::Blob(d.clone()).relative().display())
+}
+
+fn image_url(base: &str, d: &ImageId) -> String {
+    format!(
+        "{base}/{}",
+        StorePath::Image(d.clone()).relative().display()
+    )
+}
+
+/// A manifest in Treadmill's own spelling: a layered qcow2 image of two blobs.
+fn treadmill_manifest(label: &str, revision: u64, lower: &[u8], head: &[u8]) -> String {
+    format!(
+        r#"manifest_version = 0
+manifest_extensions = ["org.tockos.treadmill.manifest-ext.base"]
+"org.tockos.treadmill.manifest-ext.base.label" = "{label}"
+"org.tockos.treadmill.manifest-ext.base.revision" = {revision}
+"org.tockos.treadmill.manifest-ext.base.description" = "layered test image"
+
+["org.tockos.treadmill.manifest-ext.base.attrs"]
+"org.tockos.treadmill.image.qemu_layered_v0.head" = "layer-1"
+
+["org.tockos.treadmill.manifest-ext.base.blobs".layer-0]
+"org.tockos.treadmill.manifest-ext.base.sha256-digest" = "{}"
+"org.tockos.treadmill.manifest-ext.base.size" = {}
+"org.tockos.treadmill.manifest-ext.base.attrs" = {{}}
+
+["org.tockos.treadmill.manifest-ext.base.blobs".layer-1]
+"org.tockos.treadmill.manifest-ext.base.sha256-digest" = "{}"
+"org.tockos.treadmill.manifest-ext.base.size" = {}
+
+["org.tockos.treadmill.manifest-ext.base.blobs".layer-1."org.tockos.treadmill.manifest-ext.base.attrs"]
+"org.tockos.treadmill.image.qemu_layered_v0.lower" = "layer-0"
+"#,
+        digest(lower),
+        lower.len(),
+        digest(head),
+        head.len()
+    )
+}
+
+/// Sends a raw request line (no client-side normalisation of `..` or `%2F`); returns the
+/// status code.
+fn raw_status(addr: std::net::SocketAddr, method: &str, target: &str, token: &str) -> u16 {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "{method} {target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx"
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+async fn wait_index(root: &Path, line: &str) -> String {
+    for _ in 0..200 {
+        let text = std::fs::read_to_string(root.join("all.txt")).unwrap_or_default();
+        if text.lines().any(|l| l == line) {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("all.txt never listed {line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_are_verified_and_served_with_ranges_and_cache_headers() {
+    let s = start().await;
+    let http = reqwest::Client::new();
+    let lower = vec![7u8; 300_000];
+    let head = b"head layer".to_vec();
+    let (dl, dh) = (digest(&lower), digest(&head));
+
+    // No token, wrong token: 401.
+    let r = http
+        .put(blob_url(&s.base, &dl))
+        .body(lower.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = http
+        .put(blob_url(&s.base, &dl))
+        .bearer_auth("pdi_nope")
+        .body(lower.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // Content that does not match its name: 400, and nothing is left anywhere.
+    let r = http
+        .put(blob_url(&s.base, &dl))
+        .bearer_auth(&s.token)
+        .body(head.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(!s.root.join(StorePath::Blob(dl.clone()).relative()).exists());
+    assert_eq!(std::fs::read_dir(s.root.join("tmp")).unwrap().count(), 0);
+
+    // A manifest before its blobs: refused.
+    let m = treadmill_manifest("vm-test", 1, &lower, &head);
+    let id = digest(m.as_bytes());
+    let r = http
+        .put(image_url(&s.base, &id))
+        .bearer_auth(&s.token)
+        .body(m.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    assert!(r.text().await.unwrap().contains("layer-0"));
+
+    // Eight concurrent uploads of the same blob all succeed; one file results.
+    let mut puts = Vec::new();
+    for _ in 0..8 {
+        let (http, url, t, body) = (
+            http.clone(),
+            blob_url(&s.base, &dl),
+            s.token.clone(),
+            lower.clone(),
+        );
+        puts.push(tokio::spawn(async move {
+            http.put(url)
+                .bearer_auth(t)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    for p in puts {
+        assert!(matches!(p.await.unwrap(), 200 | 201));
+    }
+    let r = http
+        .put(blob_url(&s.base, &dh))
+        .bearer_auth(&s.token)
+        .body(head.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(std::fs::read_dir(s.root.join("tmp")).unwrap().count(), 0);
+
+    // A manifest whose bytes are not its name: 400.
+    let r = http
+        .put(image_url(&s.base, &dl))
+        .bearer_auth(&s.token)
+        .body(m.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = http
+        .put(image_url(&s.base, &id))
+        .bearer_auth(&s.token)
+        .body(m.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let index = wait_index(&s.root, &StorePath::Image(id.clone()).index_line()).await;
+    assert_eq!(
+        index,
+        {
+            let mut l = [
+                StorePath::Blob(dl.clone()).index_line(),
+                StorePath::Blob(dh.clone()).index_line(),
+                StorePath::Image(id.clone()).index_line(),
+            ];
+            l.sort();
+            l.join("\n") + "\n"
+        },
+        "all.txt is sorted find -type f output"
+    );
+    let served = http
+        .get(format!("{}/all.txt", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(served, index);
+
+    // GET, HEAD, Range, ETag, If-None-Match.
+    let url = blob_url(&s.base, &dl);
+    let r = http.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["etag"], format!("\"{dl}\"").as_str());
+    assert!(
+        r.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
+    assert_eq!(r.bytes().await.unwrap().as_ref(), lower.as_slice());
+    let r = http.head(&url).send().await.unwrap();
+    assert_eq!(r.headers()["content-length"], "300000");
+    assert_eq!(r.bytes().await.unwrap().len(), 0);
+    let r = http
+        .get(&url)
+        .header("range", "bytes=100-199")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.headers()["content-range"], "bytes 100-199/300000");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), &lower[100..200]);
+    let r = http
+        .get(&url)
+        .header("range", "bytes=-10")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap().len(), 10);
+    let r = http
+        .get(&url)
+        .header("range", "bytes=999999-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 416);
+    let r = http
+        .get(&url)
+        .header("if-none-match", format!("\"{dl}\""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    let other = digest(b"absent");
+    assert_eq!(
+        http.get(blob_url(&s.base, &other))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+
+    // Traversal and malformed paths: 400, whatever the method.
+    let hex = "aabbcc".to_string() + &"0".repeat(58);
+    for target in [
+        "/blobs/../../etc/passwd".to_string(),
+        "/blobs/aa/bb/cc/..%2F..%2Fetc%2Fpasswd".to_string(),
+        format!("/blobs/aa%2Fbb/cc/{hex}"),
+        format!("/blobs/aa/bb/cd/{hex}"),
+        format!("/blobs/AA/BB/CC/{}", hex.to_uppercase()),
+        "/images/aa/bb/cc/not-hex".to_string(),
+    ] {
+        assert_eq!(
+            raw_status(s.addr, "GET", &target, &s.token),
+            400,
+            "GET {target}"
+        );
+        assert_eq!(
+            raw_status(s.addr, "PUT", &target, &s.token),
+            400,
+            "PUT {target}"
+        );
+    }
+
+    // Listing and label resolution.
+    let list: serde_json::Value = http
+        .get(format!("{}/api/v1/images", s.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["images"][0]["label"], "vm-test");
+    assert_eq!(list["images"][0]["size"], 300_000 + head.len());
+    let m2 = treadmill_manifest("vm-test", 2, &lower, &head);
+    let id2 = digest(m2.as_bytes());
+    let r = http
+        .put(image_url(&s.base, &id2))
+        .bearer_auth(&s.token)
+        .body(m2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let shown: serde_json::Value = http
+        .get(format!("{}/api/v1/images/vm-test", s.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["id"], id2.to_string());
+    assert_eq!(shown["revision"], 2);
+    let r = http
+        .get(format!("{}/api/v1/images/vm-test@1", s.base))
+        .send()
+        .await
+        .unwrap();
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["id"], id.to_string());
+    let r = http
+        .get(format!("{}/api/v1/images/nope", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+/// Writes a Treadmill-format store by hand (as `rsync` of a Nix build result would leave it).
+fn write_treadmill_store(root: &Path, images: usize) -> Vec<ImageId> {
+    let mut ids = Vec::new();
+    for i in 0..images {
+        let lower = format!("lower layer of image {i}")
+            .repeat(1000)
+            .into_bytes();
+        let head = format!("head {i}").into_bytes();
+        for b in [&lower, &head] {
+            let p = root.join(StorePath::Blob(digest(b)).relative());
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b).unwrap();
+        }
+        let m = treadmill_manifest(&format!("vm-{i}"), 1, &lower, &head);
+        let id = digest(m.as_bytes());
+        let p = root.join(StorePath::Image(id.clone()).relative());
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, m).unwrap();
+        ids.push(id);
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_copies_a_treadmill_store_resumes_and_refuses_corruption() {
+    let s = start().await;
+    let ids = write_treadmill_store(&s.root, 5);
+    paddock_imagestore::index::write(&s.root).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("M");
+
+    // A partial download from an earlier, interrupted run is continued with Range.
+    let first = ImageManifest::parse(
+        &std::fs::read(s.root.join(StorePath::Image(ids[0].clone()).relative())).unwrap(),
+    )
+    .unwrap();
+    let big: ImageId = first.blobs["layer-0"].sha256_digest.parse().unwrap();
+    let big_bytes = std::fs::read(s.root.join(StorePath::Blob(big.clone()).relative())).unwrap();
+    std::fs::create_dir_all(m.join(".partial")).unwrap();
+    std::fs::write(
+        m.join(".partial").join(format!("{big}.part")),
+        &big_bytes[..big_bytes.len() / 2],
+    )
+    .unwrap();
+
+    let opts = MirrorOptions::default();
+    let r = mirror(&s.base, &m, &opts).await.unwrap();
+    assert_eq!(r.listed, 15);
+    assert_eq!(r.fetched, 15, "{:?}", r.failed);
+    assert_eq!(r.resumed, 1);
+    assert!(r.failed.is_empty());
+    assert!(
+        r.fetched_bytes < 5 * 22_000 + 1000,
+        "the resumed half was not fetched again"
+    );
+    // Every mirrored manifest parses, with Treadmill's layered attributes, and verifies.
+    let store = paddock_imagestore::LocalStore::new(&m);
+    for id in &ids {
+        let img = store.verified_image(id).unwrap();
+        assert_eq!(
+            img.manifest.attrs["org.tockos.treadmill.image.qemu_layered_v0.head"],
+            "layer-1"
+        );
+        assert_eq!(
+            img.manifest.blobs["layer-1"].attrs["org.tockos.treadmill.image.qemu_layered_v0.lower"],
+            "layer-0"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(m.join("all.txt")).unwrap(),
+        std::fs::read_to_string(s.root.join("all.txt")).unwrap()
+    );
+    // Second run: nothing to transfer.
+    let r = mirror(&s.base, &m, &opts).await.unwrap();
+    assert_eq!((r.fetched, r.present, r.fetched_bytes), (0, 15, 0));
+
+    // A corrupt file on the server is refused, reported, and never lands in the mirror.
+    let extra = write_treadmill_store(&s.root, 6).pop().unwrap();
+    let em = ImageManifest::parse(
+        &std::fs::read(s.root.join(StorePath::Image(extra.clone()).relative())).unwrap(),
+    )
+    .unwrap();
+    let bad: ImageId = em.blobs["layer-1"].sha256_digest.parse().unwrap();
+    std::fs::write(
+        s.root.join(StorePath::Blob(bad.clone()).relative()),
+        "tampered",
+    )
+    .unwrap();
+    paddock_imagestore::index::write(&s.root).unwrap();
+    let r = mirror(&s.base, &m, &opts).await.unwrap();
+    assert_eq!(r.failed.len(), 1, "{:?}", r.failed);
+    assert!(r.failed[0].0.contains(bad.as_str()));
+    assert!(r.failed[0].1.contains("hashes to"), "{}", r.failed[0].1);
+    assert!(!m.join(StorePath::Blob(bad.clone()).relative()).exists());
+
+    // fetch_file alone: a digest mismatch leaves no partial file behind.
+    let counter = AtomicU64::new(0);
+    let e = fetch_file(
+        &reqwest::Client::new(),
+        &s.base,
+        &StorePath::Blob(bad.clone()),
+        &m,
+        &counter,
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("discarded"), "{e}");
+    assert!(!m.join(".partial").join(format!("{bad}.part")).exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_reads_a_plain_static_file_server() {
+    // The Treadmill store as it is served today: static files (python3's http.server here,
+    // nginx in production), all.txt made by find.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("www");
+    std::fs::create_dir_all(&root).unwrap();
+    let ids = write_treadmill_store(&root, 3);
+    std::fs::write(root.join("image.txt"), "not part of the store\n").unwrap();
+    let find = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("find -type f ! -path './image.txt' ! -path './all.txt' > all.txt")
+        .current_dir(&root)
+        .status()
+        .unwrap();
+    assert!(find.success());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut py = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .current_dir(&root)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 is needed for this test");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        if http.get(format!("{base}/all.txt")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let m = dir.path().join("M");
+    let r = mirror(&base, &m, &MirrorOptions::default()).await;
+    let _ = py.kill();
+    let _ = py.wait();
+    let r = r.unwrap();
+    assert!(r.failed.is_empty(), "{:?}", r.failed);
+    assert_eq!(r.fetched, 9);
+    let store = paddock_imagestore::LocalStore::new(&m);
+    for id in &ids {
+        store.verified_image(id).unwrap();
+    }
+    assert!(!m.join("image.txt").exists());
+}
