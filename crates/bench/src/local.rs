@@ -81,6 +81,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 reconnect_max: Duration::from_secs(2),
             },
             stores: vec![store.root().to_path_buf()],
+            urls: Vec::new(),
+            cache_dir: dir.path().join(format!("cache{i}")),
+            cache_max_bytes: 1 << 30,
         };
         sups.push(tokio::spawn(paddock_supervisor::run(
             settings,

@@ -393,3 +393,66 @@ fn check_config_names_the_file_and_field() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("stop_grace") && err.contains("line"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_from_a_store_server_are_resolved_cached_and_run() {
+    // A real `paddock-imagestore serve`, an image pushed with `paddock image push`.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("S");
+    let token = paddock_imagestore::tokens::add(&root, "ci").unwrap();
+    let port = support::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let bin = std::path::Path::new(support::PADDOCK).parent().unwrap();
+    let mut server = std::process::Command::new(bin.join("paddock-imagestore"))
+        .args(["serve", "--root"])
+        .arg(&root)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if http.get(format!("{url}/healthz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let script = dir.path().join("remote.sh");
+    std::fs::write(&script, "#!/bin/sh\necho from the store server\n").unwrap();
+    let out = std::process::Command::new(support::PADDOCK)
+        .args(["image", "push"])
+        .arg(&script)
+        .args(["--label", "remote", "--url", &url, "--token", &token])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+
+    let mut lab = Lab::start_with(std::slice::from_ref(&url)).await;
+    let s = lab.add_supervisor("s1", &["board:demo"]).await;
+    // The label resolves at the store server; the supervisor fetches and caches the image.
+    let job = lab
+        .enqueue(json!({"image": "remote", "tags": "board:demo"}))
+        .await;
+    let j = lab.terminated(&job).await;
+    assert_eq!(j["exit_status"], "workload_finished_success", "{j}");
+    assert_eq!(j["image_id"], json!(id));
+    assert!(lab.console(&job).await.contains("from the store server"));
+    let cache_images = lab.sups[s].work.join("cache").join("images");
+    assert!(cache_images.is_dir(), "the image was cached");
+    // An image no store has: 404 at enqueue.
+    let (status, v) = lab
+        .call(
+            Method::POST,
+            "/jobs",
+            json!({"image": "no-such-image", "tags": "board:demo"}),
+        )
+        .await;
+    assert_eq!(status, 404, "{v}");
+    let _ = server.kill();
+    let _ = server.wait();
+}

@@ -52,6 +52,13 @@ impl Config {
                 reconnect_max: Duration::from_millis(self.reconnect_max_ms),
             },
             stores: self.images.stores.clone(),
+            urls: self.images.urls.clone(),
+            cache_dir: self
+                .images
+                .cache_dir
+                .clone()
+                .unwrap_or_else(|| self.work_dir.join("cache")),
+            cache_max_bytes: self.images.cache_max_bytes,
         })
     }
 }
@@ -94,6 +101,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("work_dir = {}", c.work_dir.display());
             for s in &c.images.stores {
                 println!("image store = {}", s.display());
+            }
+            for u in &c.images.urls {
+                println!("image server = {u}");
             }
             match &c.driver {
                 DriverConfig::Local(l) => println!(

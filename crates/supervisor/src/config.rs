@@ -44,14 +44,32 @@ fn default_reconnect_max_ms() -> u64 {
     30_000
 }
 
-/// Image sources, tried in order.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Image sources: local store directories first, then store servers through the cache.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct ImagesConfig {
     /// Local store directories (`images/aa/bb/cc/<id>`, `blobs/aa/bb/cc/<sha256>`). Every
     /// manifest and blob is verified against its digest before use.
-    #[serde(default)]
     pub stores: Vec<PathBuf>,
+    /// Image store servers (`http://HOST:PORT`), tried in order: the first that has the image
+    /// serves it.
+    pub urls: Vec<String>,
+    /// Where images from servers are cached. Default: `work_dir/cache`.
+    pub cache_dir: Option<PathBuf>,
+    /// Largest size of the cache in bytes; least recently used blobs not in use by a running
+    /// job are removed beyond it.
+    pub cache_max_bytes: u64,
+}
+
+impl Default for ImagesConfig {
+    fn default() -> Self {
+        ImagesConfig {
+            stores: Vec::new(),
+            urls: Vec::new(),
+            cache_dir: None,
+            cache_max_bytes: 20 * 1024 * 1024 * 1024,
+        }
+    }
 }
 
 /// Which driver starts the host. Only `local` exists so far; `qemu` and `netboot` follow.
@@ -128,6 +146,7 @@ impl Config {
         for p in [&mut c.token_file, &mut c.work_dir]
             .into_iter()
             .chain(c.images.stores.iter_mut())
+            .chain(c.images.cache_dir.iter_mut())
         {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -148,6 +167,17 @@ impl Config {
             return Err((
                 "switchboard_url",
                 format!("{url:?} must start with http:// or https://"),
+            ));
+        }
+        if let Some(u) = self
+            .images
+            .urls
+            .iter()
+            .find(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+        {
+            return Err((
+                "images.urls",
+                format!("{u:?} must start with http:// or https://"),
             ));
         }
         if self.reconnect_min_ms == 0 || self.reconnect_min_ms > self.reconnect_max_ms {

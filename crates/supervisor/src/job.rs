@@ -14,13 +14,13 @@ use std::sync::Arc;
 
 use paddock_core::protocol::StartJob;
 use paddock_core::puppet::{PuppetRequest, WorkloadOutcome};
-use paddock_core::{ExecutionState, ExitStatus, ImageId, SupervisorId};
-use paddock_imagestore::{LocalStore, StoreError, VerifiedImage};
+use paddock_core::{ExecutionState, ExitStatus, SupervisorId};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 use crate::connection::Link;
 use crate::driver::{Host, HostDriver, HostEvent, HostJob};
+use crate::image_cache::ImageSource;
 
 /// Why a job is stopped from outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +35,7 @@ pub enum StopReason {
 #[derive(Debug)]
 pub struct JobContext<D> {
     pub driver: Arc<D>,
-    pub stores: Arc<Vec<LocalStore>>,
+    pub images: Arc<ImageSource>,
     pub link: Link,
     pub supervisor_id: Option<SupervisorId>,
 }
@@ -44,42 +44,11 @@ impl<D> Clone for JobContext<D> {
     fn clone(&self) -> Self {
         JobContext {
             driver: self.driver.clone(),
-            stores: self.stores.clone(),
+            images: self.images.clone(),
             link: self.link.clone(),
             supervisor_id: self.supervisor_id,
         }
     }
-}
-
-/// Finds and verifies an image in the first store that has it.
-pub async fn verify_image(
-    stores: Arc<Vec<LocalStore>>,
-    id: ImageId,
-) -> Result<VerifiedImage, String> {
-    let what = id.clone();
-    tokio::task::spawn_blocking(move || {
-        if stores.is_empty() {
-            return Err(format!("image {id}: no image store is configured"));
-        }
-        let mut missing = Vec::new();
-        for s in stores.iter() {
-            match s.verified_image(&id) {
-                Ok(i) => return Ok(i),
-                Err(StoreError::Missing {
-                    what: "image",
-                    expected,
-                    ..
-                }) => missing.push(format!("{} ({expected})", s.root().display())),
-                Err(e) => return Err(format!("image {id} refused: {e}")),
-            }
-        }
-        Err(format!(
-            "image {id} is in none of the image stores: {}",
-            missing.join(", ")
-        ))
-    })
-    .await
-    .map_err(|e| format!("verifying image {what}: {e}"))?
 }
 
 async fn stopped(stop: &mut watch::Receiver<Option<StopReason>>) -> StopReason {
@@ -132,14 +101,15 @@ async fn run_inner<D: HostDriver>(
     link.report(id, Some(ExecutionState::Initializing), None, None);
 
     let image = tokio::select! {
-        r = verify_image(ctx.stores.clone(), start.image_id.clone()) => r,
+        r = ctx.images.get(&start.image_id) => r,
         r = stopped(&mut stop) => {
             let (status, message) = stop_status(r).unzip();
             link.report(id, Some(ExecutionState::Terminated), status, message);
             return;
         }
     };
-    let image = match image {
+    // The pin keeps the image's cached blobs until the job ends.
+    let (image, _pin) = match image {
         Ok(i) => i,
         Err(message) => {
             tracing::warn!(%message, "image refused");

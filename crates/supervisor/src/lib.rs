@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod driver;
+pub mod image_cache;
 pub mod job;
 pub mod parameters;
 pub mod puppet_socket;

@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use paddock_core::JobId;
 use paddock_core::protocol::SwitchboardMessage;
-use paddock_imagestore::LocalStore;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::connection::{self, JobTable, LinkSettings};
 use crate::driver::HostDriver;
+use crate::image_cache::ImageSource;
 use crate::job::{self, JobContext, StopReason};
 
 /// Everything a supervisor needs at run time (built from the TOML [`crate::config::Config`],
@@ -22,7 +22,13 @@ use crate::job::{self, JobContext, StopReason};
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub link: LinkSettings,
+    /// Local image store directories, tried first.
     pub stores: Vec<PathBuf>,
+    /// Image store servers, tried in order, through the cache.
+    pub urls: Vec<String>,
+    /// The image cache directory and its size limit in bytes.
+    pub cache_dir: PathBuf,
+    pub cache_max_bytes: u64,
 }
 
 /// The live configuration pushed by the switchboard, with its generation.
@@ -62,7 +68,12 @@ pub async fn run<D: HostDriver>(
         connection::spawn(settings.link.clone(), jobs.clone(), generation.clone());
     let ctx = JobContext {
         driver: Arc::new(driver),
-        stores: Arc::new(settings.stores.iter().map(LocalStore::new).collect()),
+        images: Arc::new(ImageSource::new(
+            settings.stores.clone(),
+            settings.urls.clone(),
+            &settings.cache_dir,
+            settings.cache_max_bytes,
+        )),
         link: link.clone(),
         supervisor_id: settings.link.supervisor_id,
     };

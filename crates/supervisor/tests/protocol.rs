@@ -113,6 +113,9 @@ async fn repeated_start_job_config_generations_and_hello_after_reconnect() {
             reconnect_max: Duration::from_millis(200),
         },
         stores: vec![store.root().to_path_buf()],
+        urls: Vec::new(),
+        cache_dir: dir.path().join("cache"),
+        cache_max_bytes: 1 << 30,
     };
     let driver = LocalDriver::new(LocalDriverConfig::default(), &dir.path().join("work")).unwrap();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -33,6 +33,8 @@ pub struct AppState {
     pub events: Arc<watch::Sender<u64>>,
     /// Identifies this process in the supervisors' `connection` column.
     pub instance: String,
+    /// For the image store servers (label resolution at enqueue).
+    pub http: reqwest::Client,
     stop: Arc<watch::Sender<bool>>,
     /// Non-retired supervisors, valid for one supervisors generation.
     supervisor_cache: Arc<Mutex<Option<SupervisorCache>>>,
@@ -48,6 +50,7 @@ impl AppState {
             wake: Arc::new(Notify::new()),
             events: Arc::new(watch::Sender::new(0)),
             instance: uuid::Uuid::new_v4().to_string(),
+            http: reqwest::Client::new(),
             stop: Arc::new(watch::Sender::new(false)),
             supervisor_cache: Arc::default(),
         }

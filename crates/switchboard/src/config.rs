@@ -39,6 +39,10 @@ pub struct Config {
     /// A local image store directory. When set, `POST /jobs` also accepts an image label
     /// (`hello`: its newest revision) or `label@revision` instead of an image id.
     pub image_store: Option<PathBuf>,
+    /// Image store servers (`http://HOST:PORT`). When set, enqueue resolves the image there
+    /// (the first that knows it) and refuses an image none has with 404; `image_store` is then
+    /// not used.
+    pub image_urls: Vec<String>,
     /// Instance-level ACL, evaluated after each supervisor's own ACL.
     pub acl: Acl,
 }
@@ -59,6 +63,7 @@ impl Default for Config {
             reaper_interval_ms: 1000,
             token_ttl_s: 30 * 24 * 3600,
             image_store: None,
+            image_urls: Vec::new(),
             acl: Acl::default(),
         }
     }
@@ -128,6 +133,16 @@ impl Config {
         }
         if self.max_body_bytes < 1024 {
             return Err(("max_body_bytes", "must be at least 1024".into()));
+        }
+        if let Some(u) = self
+            .image_urls
+            .iter()
+            .find(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+        {
+            return Err((
+                "image_urls",
+                format!("{u:?} must start with http:// or https://"),
+            ));
         }
         if let Some(url) = &self.database_url
             && !(url.starts_with("sqlite:")

@@ -224,6 +224,9 @@ pub async fn run(up: Up) -> anyhow::Result<()> {
                 reconnect_max: Duration::from_secs(5),
             },
             stores: vec![store_dir.clone()],
+            urls: Vec::new(),
+            cache_dir: dir.join("work").join("cache"),
+            cache_max_bytes: 1 << 30,
         };
         let span = tracing::info_span!("supervisor", supervisor.name = %name);
         supervisors.spawn(tracing::Instrument::instrument(

@@ -45,6 +45,7 @@ pub struct Lab {
     switchboard: Child,
     conf: PathBuf,
     port: u16,
+    image_urls: Vec<String>,
     pub sups: Vec<Sup>,
     logs: Vec<PathBuf>,
 }
@@ -81,15 +82,21 @@ fn spawn_switchboard(conf: &Path, port: u16, log: &Path) -> Child {
 impl Lab {
     /// A switchboard with fast timers (1 s heartbeats, 3 s grace) and an image store.
     pub async fn start() -> Lab {
+        Lab::start_with(&[]).await
+    }
+
+    /// Like [`Lab::start`], with image store servers for the switchboard and the supervisors.
+    pub async fn start_with(image_urls: &[String]) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         let store_dir = dir.path().join("store");
         let conf = dir.path().join("switchboard.toml");
         std::fs::write(
             &conf,
             format!(
-                "data_dir = {:?}\nheartbeat_interval_s = 1\nsupervisor_grace_s = 3\nreaper_interval_ms = 100\nstop_grace_s = 10\nimage_store = {:?}\n",
+                "data_dir = {:?}\nheartbeat_interval_s = 1\nsupervisor_grace_s = 3\nreaper_interval_ms = 100\nstop_grace_s = 10\nimage_store = {:?}\nimage_urls = {:?}\n",
                 dir.path().join("data").display().to_string(),
                 store_dir.display().to_string(),
+                image_urls,
             ),
         )
         .unwrap();
@@ -117,6 +124,7 @@ impl Lab {
             switchboard,
             conf,
             port,
+            image_urls: image_urls.to_vec(),
             sups: Vec::new(),
             logs: vec![log],
         };
@@ -214,10 +222,11 @@ impl Lab {
         std::fs::write(
             &config,
             format!(
-                "switchboard_url = {:?}\nsupervisor_id = {:?}\ntoken_file = \"token\"\nwork_dir = \"work\"\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n[images]\nstores = [{:?}]\n[driver]\nkind = \"local\"\nstop_grace_s = 2\n",
+                "switchboard_url = {:?}\nsupervisor_id = {:?}\ntoken_file = \"token\"\nwork_dir = \"work\"\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n[images]\nstores = [{:?}]\nurls = {:?}\n[driver]\nkind = \"local\"\nstop_grace_s = 2\n",
                 self.base,
                 v["id"].as_str().unwrap(),
                 self.store.root().display().to_string(),
+                self.image_urls,
             ),
         )
         .unwrap();

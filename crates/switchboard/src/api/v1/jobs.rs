@@ -36,30 +36,68 @@ fn valid_parameter_name(n: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
-/// An image id as given, or, with an image store configured, a label (`hello`: its newest
-/// revision) or `label@revision`.
+/// The image a job names: with image store servers configured (`image_urls`), the first that
+/// knows it resolves it (an id, a label: its newest revision, or `label@revision`); else with a
+/// local `image_store`, that store does; else it must be an id, taken as it is. An image no
+/// configured store has is a 404.
 async fn resolve_image(app: &AppState, image: &str) -> Result<ImageId, ApiError> {
-    if let Ok(id) = image.parse::<ImageId>() {
-        return Ok(id);
-    }
-    let Some(store) = app.config.image_store.clone() else {
-        return Err(ApiError::BadRequest(format!(
-            "malformed image id {image:?}: expected 64 hex characters (labels need an \
-             image_store in the switchboard configuration)"
-        )));
+    let not_found = |what: &str| {
+        ApiError::Rejected(
+            StatusCode::NOT_FOUND,
+            format!("no image {image:?} in {what} (by id, label or label@revision)"),
+        )
     };
-    let images =
-        tokio::task::spawn_blocking(move || paddock_imagestore::LocalStore::new(store).list())
-            .await
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("listing images: {e}")))?
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("listing images: {e}")))?;
-    paddock_imagestore::catalog::resolve(&images, image)
-        .map(|i| i.id.clone())
-        .ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "no image {image:?} in the image store (by id, label or label@revision)"
-            ))
-        })
+    if !app.config.image_urls.is_empty() {
+        let mut errors = Vec::new();
+        let mut answered = false;
+        for base in &app.config.image_urls {
+            let url = format!("{}/api/v1/images/{image}", base.trim_end_matches('/'));
+            match app
+                .http
+                .get(&url)
+                .timeout(std::time::Duration::from_secs(10))
+                .send()
+                .await
+            {
+                Ok(r) if r.status().is_success() => {
+                    let v: serde_json::Value = r
+                        .json()
+                        .await
+                        .map_err(|e| ApiError::Internal(anyhow::anyhow!("{url}: {e}")))?;
+                    if let Some(id) = v["id"].as_str().and_then(|s| s.parse().ok()) {
+                        return Ok(id);
+                    }
+                    errors.push(format!("{base}: no id in the answer"));
+                }
+                Ok(r) if r.status() == StatusCode::NOT_FOUND => answered = true,
+                Ok(r) => errors.push(format!("{base}: HTTP {}", r.status())),
+                Err(e) => errors.push(format!("{base}: {e}")),
+            }
+        }
+        if answered {
+            return Err(not_found("the image stores"));
+        }
+        return Err(ApiError::Rejected(
+            StatusCode::BAD_GATEWAY,
+            format!("no image store answered: {}", errors.join("; ")),
+        ));
+    }
+    if let Some(store) = app.config.image_store.clone() {
+        let images =
+            tokio::task::spawn_blocking(move || paddock_imagestore::LocalStore::new(store).list())
+                .await
+                .map_err(|e| ApiError::Internal(anyhow::anyhow!("listing images: {e}")))?
+                .map_err(|e| ApiError::Internal(anyhow::anyhow!("listing images: {e}")))?;
+        return paddock_imagestore::catalog::resolve(&images, image)
+            .map(|i| i.id.clone())
+            .ok_or_else(|| not_found("the image store"));
+    }
+    image.parse::<ImageId>().map_err(|_| {
+        ApiError::BadRequest(format!(
+            "malformed image id {image:?}: expected 64 hex characters (labels need an \
+             image store in the switchboard configuration)"
+        ))
+    })
 }
 
 pub async fn enqueue(
