@@ -6,6 +6,7 @@
 //! end-to-end throughput, enqueue → `start_job` latency, and the switchboard's resident memory
 //! with many idle supervisors connected. Run it with `--release`.
 
+mod images;
 mod local;
 mod scheduler;
 
@@ -28,6 +29,14 @@ enum Command {
     /// Jobs/s and enqueue -> ready latency with real local supervisors running a trivial
     /// workload.
     Local(local::Options),
+    /// Image store: mirror versus the wget one-liner, serving versus a static server.
+    Images(images::Options),
+    /// Internal: the image store server under test (same arguments as `paddock-imagestore`).
+    #[command(hide = true)]
+    Imagestore {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Internal: the switchboard under test (same arguments as `paddock-switchboard`).
     #[command(hide = true)]
     Switchboard {
@@ -46,6 +55,12 @@ fn main() -> std::process::ExitCode {
         }
         Command::Scheduler(opts) => block_on(scheduler::run(opts)),
         Command::Local(opts) => block_on(local::run(opts)),
+        Command::Images(opts) => block_on(images::run(opts)),
+        Command::Imagestore { args } => {
+            let argv = std::iter::once("paddock-imagestore".to_string()).chain(args);
+            let parsed = <paddock_imagestore::cli::Cli as Parser>::parse_from(argv);
+            paddock_imagestore::cli::main_with(parsed)
+        }
     }
 }
 

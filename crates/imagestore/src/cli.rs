@@ -96,7 +96,11 @@ pub enum TokenCommand {
 }
 
 pub fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    main_with(Cli::parse())
+}
+
+/// [`main`] with arguments already parsed (the benchmark re-executes itself as the server).
+pub fn main_with(cli: Cli) -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
