@@ -15,9 +15,11 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use paddock_core::manifest::ImageManifest;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::paths::StorePath;
+
+/// Files up to this size are received whole and written in one go.
+const SMALL_FILE: u64 = 1024 * 1024;
 
 /// How to mirror.
 #[derive(Debug, Clone)]
@@ -92,24 +94,31 @@ pub async fn fetch_file(
     let digest = path.digest().ok_or("all.txt is not fetched as a file")?;
     let dest = dir.join(path.relative());
     let partial_dir = dir.join(".partial");
-    tokio::fs::create_dir_all(&partial_dir)
-        .await
-        .map_err(|e| format!("{}: {e}", partial_dir.display()))?;
     let part = partial_dir.join(format!("{digest}.part"));
-    // Hash what an earlier attempt already has.
-    let mut hasher = Sha256::new();
-    let mut have: u64 = 0;
-    if let Ok(mut f) = tokio::fs::File::open(&part).await {
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = f.read(&mut buf).await.map_err(|e| e.to_string())?;
-            if n == 0 {
-                break;
+    // Hash what an earlier attempt already has (one blocking hop for all the file work).
+    let (mut hasher, mut have) = {
+        let (partial_dir, part) = (partial_dir.clone(), part.clone());
+        tokio::task::spawn_blocking(move || -> Result<(Sha256, u64), String> {
+            std::fs::create_dir_all(&partial_dir)
+                .map_err(|e| format!("{}: {e}", partial_dir.display()))?;
+            let mut hasher = Sha256::new();
+            let mut have = 0u64;
+            if let Ok(mut f) = std::fs::File::open(&part) {
+                let mut buf = vec![0u8; 256 * 1024];
+                loop {
+                    let n = std::io::Read::read(&mut f, &mut buf).map_err(|e| e.to_string())?;
+                    if n == 0 {
+                        break;
+                    }
+                    hasher.update(&buf[..n]);
+                    have += n as u64;
+                }
             }
-            hasher.update(&buf[..n]);
-            have += n as u64;
-        }
-    }
+            Ok((hasher, have))
+        })
+        .await
+        .map_err(|e| e.to_string())??
+    };
     let url = format!(
         "{}/{}",
         base.trim_end_matches('/'),
@@ -121,59 +130,115 @@ pub async fn fetch_file(
     }
     let resp = req.send().await.map_err(|e| format!("{url}: {e}"))?;
     let status = resp.status();
+    if status == reqwest::StatusCode::OK && resp.content_length().is_some_and(|n| n <= SMALL_FILE) {
+        // A small file: take it whole, then hash, write, fsync and rename in one blocking hop.
+        let body = resp.bytes().await.map_err(|e| format!("{url}: {e}"))?;
+        counter.fetch_add(body.len() as u64, Ordering::Relaxed);
+        let (digest, part, dest) = (digest.clone(), part.clone(), dest.clone());
+        return tokio::task::spawn_blocking(move || -> Result<(u64, bool), String> {
+            let actual = hex::encode(Sha256::digest(&body));
+            if actual != digest.as_str() {
+                let _ = std::fs::remove_file(&part);
+                return Err(format!(
+                    "{url}: content hashes to {actual}, not {digest} ({} bytes); discarded",
+                    body.len()
+                ));
+            }
+            let mut f = std::fs::File::create(&part).map_err(|e| e.to_string())?;
+            std::io::Write::write_all(&mut f, &body).map_err(|e| e.to_string())?;
+            f.sync_all().map_err(|e| e.to_string())?;
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("{}: {e}", parent.display()))?;
+            }
+            std::fs::rename(&part, &dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+            Ok((body.len() as u64, false))
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    }
     let resumed = have > 0 && status == reqwest::StatusCode::PARTIAL_CONTENT;
-    let mut file = if status == reqwest::StatusCode::PARTIAL_CONTENT && have > 0 {
-        tokio::fs::OpenOptions::new()
-            .append(true)
-            .open(&part)
-            .await
-            .map_err(|e| e.to_string())?
-    } else if status == reqwest::StatusCode::RANGE_NOT_SATISFIABLE && have > 0 {
+    let append = match status {
+        reqwest::StatusCode::PARTIAL_CONTENT if have > 0 => true,
         // The partial file is already whole (or longer than the file): check it as it is.
-        tokio::fs::OpenOptions::new()
-            .append(true)
-            .open(&part)
-            .await
-            .map_err(|e| e.to_string())?
-    } else if status.is_success() {
-        hasher = Sha256::new();
-        have = 0;
-        tokio::fs::File::create(&part)
-            .await
-            .map_err(|e| e.to_string())?
-    } else {
-        return Err(format!("{url}: HTTP {status}"));
+        reqwest::StatusCode::RANGE_NOT_SATISFIABLE if have > 0 => true,
+        s if s.is_success() => {
+            hasher = Sha256::new();
+            have = 0;
+            false
+        }
+        s => return Err(format!("{url}: HTTP {s}")),
     };
-    let mut transferred = 0u64;
+    // A blocking writer thread hashes and writes the chunks as they arrive (no thread hop
+    // per chunk), fsyncs, and renames into place only if the digest matches.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(32);
+    let complete = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let complete = complete.clone();
+        let (part, dest, digest, url) = (part.clone(), dest.clone(), digest.clone(), url.clone());
+        tokio::task::spawn_blocking(move || -> Result<u64, String> {
+            let mut f = if append {
+                std::fs::OpenOptions::new().append(true).open(&part)
+            } else {
+                std::fs::File::create(&part)
+            }
+            .map_err(|e| format!("{}: {e}", part.display()))?;
+            let mut written = 0u64;
+            while let Some(chunk) = rx.blocking_recv() {
+                hasher.update(&chunk);
+                std::io::Write::write_all(&mut f, &chunk).map_err(|e| e.to_string())?;
+                written += chunk.len() as u64;
+            }
+            f.sync_all().map_err(|e| e.to_string())?;
+            drop(f);
+            if !complete.load(Ordering::SeqCst) {
+                // Interrupted: the partial file stays for the next attempt to resume.
+                return Err(format!(
+                    "{url}: transfer interrupted after {} bytes",
+                    have + written
+                ));
+            }
+            let actual = hex::encode(hasher.finalize());
+            if actual != digest.as_str() {
+                let _ = std::fs::remove_file(&part);
+                return Err(format!(
+                    "{url}: content hashes to {actual}, not {digest} ({} bytes); discarded",
+                    have + written
+                ));
+            }
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("{}: {e}", parent.display()))?;
+            }
+            std::fs::rename(&part, &dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+            Ok(written)
+        })
+    };
+    let mut failed = None;
     if status != reqwest::StatusCode::RANGE_NOT_SATISFIABLE {
         let mut body = resp.bytes_stream();
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| format!("{url}: {e}"))?;
-            hasher.update(&chunk);
-            file.write_all(&chunk).await.map_err(|e| e.to_string())?;
-            transferred += chunk.len() as u64;
-            counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            match chunk {
+                Ok(c) => {
+                    counter.fetch_add(c.len() as u64, Ordering::Relaxed);
+                    if tx.send(c).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    failed = Some(format!("{url}: {e}"));
+                    break;
+                }
+            }
         }
     }
-    file.sync_all().await.map_err(|e| e.to_string())?;
-    drop(file);
-    let actual = hex::encode(hasher.finalize());
-    if actual != digest.as_str() {
-        let _ = tokio::fs::remove_file(&part).await;
-        return Err(format!(
-            "{url}: content hashes to {actual}, not {digest} ({} bytes); discarded",
-            have + transferred
-        ));
+    complete.store(failed.is_none(), Ordering::SeqCst);
+    drop(tx);
+    let written = writer.await.map_err(|e| e.to_string())?;
+    if let Some(e) = failed {
+        return Err(e);
     }
-    if let Some(parent) = dest.parent() {
-        tokio::fs::create_dir_all(parent)
-            .await
-            .map_err(|e| format!("{}: {e}", parent.display()))?;
-    }
-    tokio::fs::rename(&part, &dest)
-        .await
-        .map_err(|e| format!("{}: {e}", dest.display()))?;
-    Ok((transferred, resumed))
+    Ok((written?, resumed))
 }
 
 fn human_bytes(n: f64) -> String {
