@@ -532,3 +532,52 @@ async fn mirror_reads_a_plain_static_file_server() {
     }
     assert!(!m.join("image.txt").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_download_is_resumed() {
+    let s = start().await;
+    let blob: Vec<u8> = (0..3 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let d = digest(&blob);
+    let rel = StorePath::Blob(d.clone()).relative();
+    std::fs::create_dir_all(s.root.join(&rel).parent().unwrap()).unwrap();
+    std::fs::write(s.root.join(&rel), &blob).unwrap();
+    // A server that sends half the body, then drops the connection.
+    let half = blob[..blob.len() / 2].to_vec();
+    let len = blob.len();
+    let flaky = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let flaky_addr = flaky.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (mut c, _) = flaky.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = c.read(&mut buf);
+        write!(c, "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n").unwrap();
+        c.write_all(&half).unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let counter = AtomicU64::new(0);
+    let http = reqwest::Client::new();
+    let path = StorePath::Blob(d.clone());
+    let e = fetch_file(
+        &http,
+        &format!("http://{flaky_addr}"),
+        &path,
+        dir.path(),
+        &counter,
+    )
+    .await
+    .unwrap_err();
+    assert!(!dir.path().join(&rel).exists(), "{e}");
+    let part = dir.path().join(".partial").join(format!("{d}.part"));
+    assert_eq!(
+        std::fs::metadata(&part).unwrap().len() as usize,
+        len / 2,
+        "{e}"
+    );
+    // The next attempt (here from the real server) asks only for the rest.
+    let (bytes, resumed) = fetch_file(&http, &s.base, &path, dir.path(), &counter)
+        .await
+        .unwrap();
+    assert!(resumed);
+    assert_eq!(bytes as usize, len - len / 2);
+    assert_eq!(std::fs::read(dir.path().join(&rel)).unwrap(), blob);
+}
