@@ -66,15 +66,28 @@ pub struct LocalStore {
 /// Streams a file through sha256; returns the digest and the length.
 pub(crate) fn hash_file(path: &Path) -> Result<(ImageId, u64), StoreError> {
     let mut f = File::open(path).map_err(io_err(path))?;
+    copy_hashing(&mut f, path, None)
+}
+
+/// Reads `input` to its end, hashing it, and writes every byte to `out` when given. The one
+/// read loop of the store: hashing, verified copies and blob imports all go through it.
+fn copy_hashing(
+    input: &mut File,
+    source: &Path,
+    mut out: Option<(&mut File, &Path)>,
+) -> Result<(ImageId, u64), StoreError> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut len = 0u64;
     loop {
-        let n = f.read(&mut buf).map_err(io_err(path))?;
+        let n = input.read(&mut buf).map_err(io_err(source))?;
         if n == 0 {
             break;
         }
         h.update(&buf[..n]);
+        if let Some((f, path)) = out.as_mut() {
+            f.write_all(&buf[..n]).map_err(io_err(path))?;
+        }
         len += n as u64;
     }
     Ok((ImageId::from_digest(h.finalize().into()), len))
@@ -91,19 +104,7 @@ pub fn copy_verified(
     let result = (|| {
         let mut input = File::open(source).map_err(io_err(source))?;
         let mut out = File::create(dest).map_err(io_err(dest))?;
-        let mut h = Sha256::new();
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut len = 0u64;
-        loop {
-            let n = input.read(&mut buf).map_err(io_err(source))?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-            out.write_all(&buf[..n]).map_err(io_err(dest))?;
-            len += n as u64;
-        }
-        let actual = ImageId::from_digest(h.finalize().into());
+        let (actual, len) = copy_hashing(&mut input, source, Some((&mut out, dest)))?;
         if &actual != expected {
             return Err(StoreError::Mismatch {
                 what: "blob",
@@ -221,20 +222,8 @@ impl LocalStore {
         let tmp = staging.join(format!("blob-{}-{}", std::process::id(), unique()));
         let result = (|| {
             let mut out = File::create(&tmp).map_err(io_err(&tmp))?;
-            let mut h = Sha256::new();
-            let mut buf = vec![0u8; 256 * 1024];
-            let mut len = 0u64;
-            loop {
-                let n = input.read(&mut buf).map_err(io_err(source))?;
-                if n == 0 {
-                    break;
-                }
-                h.update(&buf[..n]);
-                out.write_all(&buf[..n]).map_err(io_err(&tmp))?;
-                len += n as u64;
-            }
+            let (digest, len) = copy_hashing(&mut input, source, Some((&mut out, &tmp)))?;
             out.sync_all().map_err(io_err(&tmp))?;
-            let digest = ImageId::from_digest(h.finalize().into());
             self.publish(&tmp, &blob_path(&digest))?;
             Ok((digest, len))
         })();

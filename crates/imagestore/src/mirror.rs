@@ -136,23 +136,13 @@ pub async fn fetch_file(
         counter.fetch_add(body.len() as u64, Ordering::Relaxed);
         let (digest, part, dest) = (digest.clone(), part.clone(), dest.clone());
         return tokio::task::spawn_blocking(move || -> Result<(u64, bool), String> {
-            let actual = hex::encode(Sha256::digest(&body));
-            if actual != digest.as_str() {
-                let _ = std::fs::remove_file(&part);
-                return Err(format!(
-                    "{url}: content hashes to {actual}, not {digest} ({} bytes); discarded",
-                    body.len()
-                ));
-            }
             let mut f = std::fs::File::create(&part).map_err(|e| e.to_string())?;
             std::io::Write::write_all(&mut f, &body).map_err(|e| e.to_string())?;
             f.sync_all().map_err(|e| e.to_string())?;
-            if let Some(parent) = dest.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| format!("{}: {e}", parent.display()))?;
-            }
-            std::fs::rename(&part, &dest).map_err(|e| format!("{}: {e}", dest.display()))?;
-            Ok((body.len() as u64, false))
+            let actual = hex::encode(Sha256::digest(&body));
+            let len = body.len() as u64;
+            publish_checked(&part, &dest, &digest, &actual, &url, len)?;
+            Ok((len, false))
         })
         .await
         .map_err(|e| e.to_string())?;
@@ -199,18 +189,7 @@ pub async fn fetch_file(
                 ));
             }
             let actual = hex::encode(hasher.finalize());
-            if actual != digest.as_str() {
-                let _ = std::fs::remove_file(&part);
-                return Err(format!(
-                    "{url}: content hashes to {actual}, not {digest} ({} bytes); discarded",
-                    have + written
-                ));
-            }
-            if let Some(parent) = dest.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| format!("{}: {e}", parent.display()))?;
-            }
-            std::fs::rename(&part, &dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+            publish_checked(&part, &dest, &digest, &actual, &url, have + written)?;
             Ok(written)
         })
     };
@@ -239,6 +218,28 @@ pub async fn fetch_file(
         return Err(e);
     }
     Ok((written?, resumed))
+}
+
+/// Renames a finished, fsynced download into place if it hashes to its name; otherwise
+/// removes it and says why.
+fn publish_checked(
+    part: &Path,
+    dest: &Path,
+    digest: &paddock_core::ImageId,
+    actual: &str,
+    url: &str,
+    len: u64,
+) -> Result<(), String> {
+    if actual != digest.as_str() {
+        let _ = std::fs::remove_file(part);
+        return Err(format!(
+            "{url}: content hashes to {actual}, not {digest} ({len} bytes); discarded"
+        ));
+    }
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    }
+    std::fs::rename(part, dest).map_err(|e| format!("{}: {e}", dest.display()))
 }
 
 fn human_bytes(n: f64) -> String {

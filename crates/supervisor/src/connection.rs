@@ -24,7 +24,7 @@ use paddock_core::protocol::{
 };
 use paddock_core::{ExecutionState, ExitStatus, JobId, SupervisorId};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -72,7 +72,6 @@ pub struct Link {
     jobs: JobTable,
     console_queued: Arc<AtomicUsize>,
     console_dropped: Arc<AtomicUsize>,
-    connected: watch::Receiver<Option<SupervisorId>>,
 }
 
 impl Link {
@@ -134,11 +133,6 @@ impl Link {
             .unwrap_or_else(|p| p.into_inner())
             .contains_key(job_id)
     }
-
-    /// The supervisor id the switchboard welcomed us as, while connected.
-    pub fn connected(&self) -> watch::Receiver<Option<SupervisorId>> {
-        self.connected.clone()
-    }
 }
 
 /// What the connection hands to the supervisor's main loop.
@@ -153,13 +147,11 @@ pub fn spawn(
 ) -> (Link, Inbound, JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let (in_tx, in_rx) = mpsc::unbounded_channel();
-    let (conn_tx, conn_rx) = watch::channel(None);
     let link = Link {
         tx,
         jobs: jobs.clone(),
         console_queued: Arc::default(),
         console_dropped: Arc::default(),
-        connected: conn_rx,
     };
     let task = Task {
         settings,
@@ -170,7 +162,6 @@ pub fn spawn(
         retry: VecDeque::new(),
         console_queued: link.console_queued.clone(),
         console_dropped: link.console_dropped.clone(),
-        connected: conn_tx,
     };
     (link, in_rx, tokio::spawn(task.run()))
 }
@@ -185,7 +176,6 @@ struct Task {
     retry: VecDeque<SupervisorMessage>,
     console_queued: Arc<AtomicUsize>,
     console_dropped: Arc<AtomicUsize>,
-    connected: watch::Sender<Option<SupervisorId>>,
 }
 
 /// How a session ended.
@@ -199,9 +189,7 @@ impl Task {
     async fn run(mut self) {
         let mut backoff = Backoff::new(self.settings.reconnect_min, self.settings.reconnect_max);
         loop {
-            let end = self.session(&mut backoff).await;
-            self.connected.send_replace(None);
-            match end {
+            match self.session(&mut backoff).await {
                 End::Done => break,
                 End::Lost(why) => {
                     if self.rx.is_closed() && self.rx.is_empty() && self.retry.is_empty() {
@@ -341,7 +329,6 @@ impl Task {
         }
         tracing::info!(supervisor.id = %id, "connected to the switchboard");
         backoff.reset();
-        self.connected.send_replace(Some(id));
 
         while let Some(msg) = self.retry.pop_front() {
             if let Err(e) = self.deliver(&mut ws, msg).await {

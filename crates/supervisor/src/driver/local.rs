@@ -197,17 +197,15 @@ fn install_workload(w: &Workload, dir: &Path) -> Result<PathBuf, HostError> {
     Ok(program)
 }
 
-/// A script without `#!` is run by `/bin/sh`; anything else is executed directly.
+/// A script without `#!` is run by `/bin/sh`; anything else (`#!`, an ELF binary) is executed
+/// directly.
 fn command_for(program: &Path) -> Command {
-    let mut head = [0u8; 2];
-    let has_shebang = fs::File::open(program)
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
-        .is_ok()
-        && &head == b"#!";
-    let is_elf = fs::read(program)
-        .map(|b| b.starts_with(b"\x7fELF"))
-        .unwrap_or(false);
-    if has_shebang || is_elf {
+    let mut head = [0u8; 4];
+    let n = fs::File::open(program)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .unwrap_or(0);
+    let head = &head[..n];
+    if head.starts_with(b"#!") || head.starts_with(b"\x7fELF") {
         Command::new(program)
     } else {
         let mut c = Command::new("/bin/sh");
@@ -490,5 +488,50 @@ impl Host for LocalHost {
 
     fn is_running(&self) -> bool {
         self.running.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test]
+    async fn console_output_never_splits_a_character() {
+        let (mut w, r) = tokio::io::duplex(64);
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        let pump = tokio::spawn(pump(Box::new(r), ConsoleStream::Stdout, tx));
+        // "é" is two bytes; the first write ends in the middle of it.
+        let bytes = "caf\u{e9} ok".as_bytes();
+        w.write_all(&bytes[..4]).await.unwrap();
+        w.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        w.write_all(&bytes[4..]).await.unwrap();
+        drop(w);
+        pump.await.unwrap();
+        let mut got = Vec::new();
+        while let Ok(HostEvent::Console { data, .. }) = rx.try_recv() {
+            assert!(
+                !data.contains('\u{fffd}'),
+                "a split character was replaced: {data:?}"
+            );
+            got.push(data);
+        }
+        assert_eq!(got.concat(), "caf\u{e9} ok");
+        assert!(
+            got.len() >= 2,
+            "the first read was sent before the rest: {got:?}"
+        );
+    }
+
+    #[test]
+    fn scripts_without_a_shebang_run_through_sh() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        std::fs::write(&a, "echo hi\n").unwrap();
+        assert_eq!(command_for(&a).as_std().get_program(), "/bin/sh");
+        std::fs::write(&a, "#!/bin/bash\necho hi\n").unwrap();
+        assert_eq!(command_for(&a).as_std().get_program(), a.as_os_str());
     }
 }
