@@ -42,6 +42,10 @@ pub struct Options {
     /// Small GETs per server for the latency figure.
     #[arg(long, default_value_t = 20_000)]
     requests: usize,
+    /// Timed rounds of each mirror figure (the order of wget and mirror alternates; the
+    /// medians are printed).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Where to build the stores (needs about 5 × big-mib × 2 MiB free).
     #[arg(long)]
     work_dir: Option<PathBuf>,
@@ -229,13 +233,19 @@ fn wget(base: &str, dest: &Path) -> anyhow::Result<f64> {
     Ok(secs)
 }
 
-async fn paddock_mirror(base: &str, dest: &Path, parallel: usize) -> anyhow::Result<f64> {
+async fn paddock_mirror(
+    base: &str,
+    dest: &Path,
+    parallel: usize,
+    sync: bool,
+) -> anyhow::Result<f64> {
     let t0 = Instant::now();
     let r = paddock_imagestore::mirror::mirror(
         base,
         dest,
         &paddock_imagestore::mirror::MirrorOptions {
             parallel,
+            sync,
             ..Default::default()
         },
     )
@@ -338,33 +348,83 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     }
     for (name, root) in &stores {
         let (_srv, base) = paddock_server(root).await?;
-        let w = dir.path().join(format!("wget-{name}"));
-        let m = dir.path().join(format!("mirror-{name}"));
         // Page cache warm for both: one untimed read of the store.
         let _ = paddock_mirror(
             &base,
             &dir.path().join(format!("warm-{name}")),
             opts.parallel,
+            false,
         )
         .await?;
-        let _ = std::fs::remove_dir_all(dir.path().join(format!("warm-{name}")));
-        let tw = wget(&base, &w)?;
-        // wget does not wait for the disk; the mirror fsyncs every file before renaming it.
-        let t_sync = Instant::now();
-        let _ = Command::new("sync").status();
-        let tws = tw + t_sync.elapsed().as_secs_f64();
-        let tm = paddock_mirror(&base, &m, opts.parallel).await?;
-        let again = Instant::now();
-        paddock_mirror(&base, &m, opts.parallel).await?;
-        let t_again = again.elapsed().as_secs_f64();
-        println!(
-            "mirror   store ({name})  wget one-liner {tw:.2} s (+ sync {tws:.2} s)   paddock image mirror --parallel {} {tm:.2} s (every byte verified, fsynced)   speed-up {:.2}x ({:.2}x against wget + sync)   second run {t_again:.3} s",
-            opts.parallel,
-            tw / tm,
-            tws / tm
+        if *name == "b" {
+            let _ = std::fs::remove_dir_all(dir.path().join(format!("warm-{name}")));
+        }
+        // The disk and page cache of a small machine drift from run to run: alternate the
+        // order of the contenders and print medians. Every run starts with nothing dirty.
+        let sync = || {
+            let t = Instant::now();
+            let _ = Command::new("sync").status();
+            t.elapsed().as_secs_f64()
+        };
+        let (mut tw, mut tws, mut tm, mut tms) = (vec![], vec![], vec![], vec![]);
+        let mut t_again = 0.0;
+        for round in 0..opts.rounds.max(1) {
+            // Fresh directories each round, removed only when no timing follows: ext4 skips
+            // inodes freed in the last 30 s when it allocates, so creating thousands of files
+            // right after deleting thousands is several times slower, for wget and mirror alike.
+            let w = dir.path().join(format!("wget-{name}-{round}"));
+            let m = dir.path().join(format!("mirror-{name}-{round}"));
+            let ms = dir.path().join(format!("mirror-sync-{name}-{round}"));
+            for turn in 0..2 {
+                sync();
+                if (round + turn) % 2 == 0 {
+                    // wget, then `sync` timed on top of it (wget never waits for the disk).
+                    let t = wget(&base, &w)?;
+                    tw.push(t);
+                    tws.push(t + sync());
+                } else {
+                    // mirror (writeback left to the kernel), then mirror --sync.
+                    tm.push(paddock_mirror(&base, &m, opts.parallel, false).await?);
+                    sync();
+                    tms.push(paddock_mirror(&base, &ms, opts.parallel, true).await?);
+                }
+            }
+            let again = Instant::now();
+            paddock_mirror(&base, &m, opts.parallel, false).await?;
+            t_again = again.elapsed().as_secs_f64();
+            if *name == "b" {
+                // Two large files each: little inode churn, and the space is needed.
+                for d in [&w, &m, &ms] {
+                    let _ = std::fs::remove_dir_all(d);
+                }
+            }
+        }
+        let med = |v: &mut Vec<f64>| {
+            v.sort_by(|a, b| a.total_cmp(b));
+            percentile(v, 0.5)
+        };
+        let list = |v: &[f64]| {
+            v.iter()
+                .map(|x| format!("{x:.2}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let rounds = format!(
+            "wget [{}] mirror [{}] wget+sync [{}] mirror --sync [{}]",
+            list(&tw),
+            list(&tm),
+            list(&tws),
+            list(&tms)
         );
-        let _ = std::fs::remove_dir_all(&w);
-        let _ = std::fs::remove_dir_all(&m);
+        let (tw, tws, tm, tms) = (med(&mut tw), med(&mut tws), med(&mut tm), med(&mut tms));
+        println!(
+            "mirror   store ({name})  medians of {r}: wget one-liner {tw:.2} s   paddock image mirror --parallel {p} {tm:.2} s (every byte verified)   speed-up {:.2}x   |   wget + sync {tws:.2} s   mirror --sync {tms:.2} s   speed-up {:.2}x   |   second run {t_again:.3} s",
+            tw / tm,
+            tws / tms,
+            r = opts.rounds.max(1),
+            p = opts.parallel,
+        );
+        println!("         store ({name})  rounds, s: {rounds}");
     }
     // Serving.
     let small_root = &stores[0].1;

@@ -172,9 +172,16 @@ impl StoreClient {
             if dir.join(blob_path(&d)).is_file() {
                 continue;
             }
-            crate::mirror::fetch_file(&self.http, &self.base, &StorePath::Blob(d), dir, &counter)
-                .await
-                .map_err(ClientError::Other)?;
+            crate::mirror::fetch_file(
+                &self.http,
+                &self.base,
+                &StorePath::Blob(d),
+                dir,
+                &counter,
+                crate::mirror::Durability::Fsync,
+            )
+            .await
+            .map_err(ClientError::Other)?;
         }
         let _ = std::fs::remove_dir(dir.join(".partial"));
         let store = LocalStore::new(dir);

@@ -18,5 +18,6 @@ pub mod mirror;
 pub mod paths;
 pub mod server;
 pub mod tokens;
+pub mod unsynced;
 
 pub use local::{LocalStore, StoreError, VerifiedImage, copy_verified};

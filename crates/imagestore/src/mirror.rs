@@ -6,7 +6,7 @@
 //!
 //! Manifests come first: they give the sizes of the blobs, so progress can show bytes and ETA.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,6 +30,10 @@ pub struct MirrorOptions {
     pub attempts: u32,
     /// Print progress to standard error (on a terminal).
     pub progress: bool,
+    /// End with one `syncfs`: everything mirrored is on disk when `mirror` returns. Without
+    /// it the data reaches the disk in the background and the next run settles it (see
+    /// [`crate::unsynced`]).
+    pub sync: bool,
 }
 
 impl Default for MirrorOptions {
@@ -38,6 +42,7 @@ impl Default for MirrorOptions {
             parallel: 8,
             attempts: 4,
             progress: false,
+            sync: false,
         }
     }
 }
@@ -58,6 +63,18 @@ pub struct MirrorReport {
     pub seconds: f64,
     /// `(path, why)` of every file that could not be mirrored.
     pub failed: Vec<(String, String)>,
+    /// What this run found of an earlier run's unsynced writes.
+    pub recovery: crate::unsynced::Recovery,
+}
+
+/// When a downloaded file is made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync before the rename: the file at its final path is on disk (the supervisor's cache,
+    /// `pull`).
+    Fsync,
+    /// No fsync: the caller covers the file with a [`crate::unsynced`] marker (the mirror).
+    Deferred,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +86,8 @@ pub enum MirrorError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Unsynced(#[from] crate::unsynced::UnsyncedError),
 }
 
 /// A client with keep-alive connections, shared by every download of a run.
@@ -90,13 +109,31 @@ pub async fn fetch_file(
     path: &StorePath,
     dir: &Path,
     counter: &AtomicU64,
+    durability: Durability,
 ) -> Result<(u64, bool), String> {
+    fetch(client, base, path, dir, counter, durability, true).await
+}
+
+/// `fetch_file`; `may_have_partial: false` says (from a listing of `.partial/` taken before)
+/// that there is no partial file to resume, which saves a blocking hop per file.
+async fn fetch(
+    client: &reqwest::Client,
+    base: &str,
+    path: &StorePath,
+    dir: &Path,
+    counter: &AtomicU64,
+    durability: Durability,
+    may_have_partial: bool,
+) -> Result<(u64, bool), String> {
+    let fsync = durability == Durability::Fsync;
     let digest = path.digest().ok_or("all.txt is not fetched as a file")?;
     let dest = dir.join(path.relative());
     let partial_dir = dir.join(".partial");
     let part = partial_dir.join(format!("{digest}.part"));
     // Hash what an earlier attempt already has (one blocking hop for all the file work).
-    let (mut hasher, mut have) = {
+    let (mut hasher, mut have) = if !may_have_partial {
+        (Sha256::new(), 0)
+    } else {
         let (partial_dir, part) = (partial_dir.clone(), part.clone());
         tokio::task::spawn_blocking(move || -> Result<(Sha256, u64), String> {
             std::fs::create_dir_all(&partial_dir)
@@ -131,17 +168,37 @@ pub async fn fetch_file(
     let resp = req.send().await.map_err(|e| format!("{url}: {e}"))?;
     let status = resp.status();
     if status == reqwest::StatusCode::OK && resp.content_length().is_some_and(|n| n <= SMALL_FILE) {
-        // A small file: take it whole, then hash, write, fsync and rename in one blocking hop.
+        // A small file: take it whole and hash it; only a matching one touches the disk, in
+        // one blocking hop. Its temporary file sits next to its final name (a rename within
+        // one directory; eight workers creating in one shared directory contend on its lock).
         let body = resp.bytes().await.map_err(|e| format!("{url}: {e}"))?;
         counter.fetch_add(body.len() as u64, Ordering::Relaxed);
-        let (digest, part, dest) = (digest.clone(), part.clone(), dest.clone());
+        let actual = hex::encode(Sha256::digest(&body));
+        let len = body.len() as u64;
+        if actual != digest.as_str() {
+            return Err(mismatch(&url, &actual, digest, len));
+        }
+        let digest = digest.clone();
         return tokio::task::spawn_blocking(move || -> Result<(u64, bool), String> {
-            let mut f = std::fs::File::create(&part).map_err(|e| e.to_string())?;
-            std::io::Write::write_all(&mut f, &body).map_err(|e| e.to_string())?;
-            f.sync_all().map_err(|e| e.to_string())?;
-            let actual = hex::encode(Sha256::digest(&body));
-            let len = body.len() as u64;
-            publish_checked(&part, &dest, &digest, &actual, &url, len)?;
+            let parent = dest.parent().unwrap_or(Path::new("."));
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+            let tmp = parent.join(format!(".{digest}.{}.tmp", crate::local::unique()));
+            let written = (|| {
+                let mut f = std::fs::File::create(&tmp)?;
+                std::io::Write::write_all(&mut f, &body)?;
+                if fsync {
+                    f.sync_all()?;
+                }
+                std::fs::rename(&tmp, &dest)
+            })();
+            if let Err(e) = written {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(format!("{}: {e}", dest.display()));
+            }
+            // An attempt that stopped half-way earlier leaves nothing to resume.
+            if have > 0 {
+                let _ = std::fs::remove_file(&part);
+            }
             Ok((len, false))
         })
         .await
@@ -160,26 +217,33 @@ pub async fn fetch_file(
         s => return Err(format!("{url}: HTTP {s}")),
     };
     // A blocking writer thread hashes and writes the chunks as they arrive (no thread hop
-    // per chunk), fsyncs, and renames into place only if the digest matches.
+    // per chunk), fsyncs (if asked), and renames into place only if the digest matches.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(32);
     let complete = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
         let complete = complete.clone();
         let (part, dest, digest, url) = (part.clone(), dest.clone(), digest.clone(), url.clone());
         tokio::task::spawn_blocking(move || -> Result<u64, String> {
-            let mut f = if append {
+            std::fs::create_dir_all(&partial_dir)
+                .map_err(|e| format!("{}: {e}", partial_dir.display()))?;
+            let f = if append {
                 std::fs::OpenOptions::new().append(true).open(&part)
             } else {
                 std::fs::File::create(&part)
             }
             .map_err(|e| format!("{}: {e}", part.display()))?;
+            // The network hands over chunks of a few KiB: write them 1 MiB at a time.
+            let mut out = std::io::BufWriter::with_capacity(1024 * 1024, f);
             let mut written = 0u64;
             while let Some(chunk) = rx.blocking_recv() {
                 hasher.update(&chunk);
-                std::io::Write::write_all(&mut f, &chunk).map_err(|e| e.to_string())?;
+                std::io::Write::write_all(&mut out, &chunk).map_err(|e| e.to_string())?;
                 written += chunk.len() as u64;
             }
-            f.sync_all().map_err(|e| e.to_string())?;
+            let f = out.into_inner().map_err(|e| e.error().to_string())?;
+            if fsync {
+                f.sync_all().map_err(|e| e.to_string())?;
+            }
             drop(f);
             if !complete.load(Ordering::SeqCst) {
                 // Interrupted: the partial file stays for the next attempt to resume.
@@ -220,7 +284,7 @@ pub async fn fetch_file(
     Ok((written?, resumed))
 }
 
-/// Renames a finished, fsynced download into place if it hashes to its name; otherwise
+/// Renames a finished download into place if it hashes to its name; otherwise
 /// removes it and says why.
 fn publish_checked(
     part: &Path,
@@ -232,14 +296,16 @@ fn publish_checked(
 ) -> Result<(), String> {
     if actual != digest.as_str() {
         let _ = std::fs::remove_file(part);
-        return Err(format!(
-            "{url}: content hashes to {actual}, not {digest} ({len} bytes); discarded"
-        ));
+        return Err(mismatch(url, actual, digest, len));
     }
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
     }
     std::fs::rename(part, dest).map_err(|e| format!("{}: {e}", dest.display()))
+}
+
+fn mismatch(url: &str, actual: &str, digest: &paddock_core::ImageId, len: u64) -> String {
+    format!("{url}: content hashes to {actual}, not {digest} ({len} bytes); discarded")
 }
 
 fn human_bytes(n: f64) -> String {
@@ -281,8 +347,19 @@ pub async fn mirror(
             path: dir.to_path_buf(),
             source,
         })?;
+    // Settle what an earlier run left unsynced (before anything is counted as present).
+    let root = dir.to_path_buf();
+    let recovery = tokio::task::spawn_blocking(move || crate::unsynced::begin(&root))
+        .await
+        .map_err(|e| MirrorError::Io {
+            path: dir.to_path_buf(),
+            source: std::io::Error::other(e),
+        })??;
 
-    let mut report = MirrorReport::default();
+    let mut report = MirrorReport {
+        recovery,
+        ..MirrorReport::default()
+    };
     let mut images = Vec::new();
     let mut blobs = Vec::new();
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
@@ -307,11 +384,30 @@ pub async fn mirror(
     let images = missing(images, &mut report);
     let blobs = missing(blobs, &mut report);
 
+    // Partial downloads an earlier run left (`<digest>.part`), listed once.
+    let partials: Arc<HashSet<String>> = Arc::new(
+        std::fs::read_dir(dir.join(".partial"))
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .filter_map(|e| {
+                        let name = e.file_name().into_string().ok()?;
+                        name.strip_suffix(".part").map(str::to_string)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    );
     let counter = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicUsize::new(0));
     let total_files = images.len() + blobs.len();
     // Phase 1: manifests (small); their blob sizes make the byte total for phase 2.
-    let r1 = run_phase(&client, base, dir, images.clone(), opts, &counter, &done).await;
+    let shared = Progress {
+        partials,
+        counter: counter.clone(),
+        done: done.clone(),
+    };
+    let r1 = run_phase(&client, base, dir, images.clone(), opts, &shared).await;
     let mut sizes: HashMap<String, u64> = HashMap::new();
     for p in &images {
         if let Ok(bytes) = std::fs::read(dir.join(p.relative()))
@@ -354,7 +450,7 @@ pub async fn mirror(
             }
         })
     });
-    let r2 = run_phase(&client, base, dir, blobs, opts, &counter, &done).await;
+    let r2 = run_phase(&client, base, dir, blobs, opts, &shared).await;
     if let Some(p) = progress {
         p.abort();
         eprintln!();
@@ -370,8 +466,27 @@ pub async fn mirror(
     let root = dir.to_path_buf();
     let _ = tokio::task::spawn_blocking(move || crate::index::write(&root)).await;
     let _ = std::fs::remove_dir(dir.join(".partial"));
+    if opts.sync {
+        let root = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || crate::unsynced::finish_synced(&root))
+            .await
+            .map_err(|e| MirrorError::Io {
+                path: dir.to_path_buf(),
+                source: std::io::Error::other(e),
+            })??;
+    }
     report.seconds = t0.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// What the workers of both phases share.
+struct Progress {
+    /// Digests with a partial download in `.partial/` when the run began.
+    partials: Arc<HashSet<String>>,
+    /// Bytes received.
+    counter: Arc<AtomicU64>,
+    /// Files finished (fetched or failed).
+    done: Arc<AtomicUsize>,
 }
 
 #[derive(Debug, Default)]
@@ -388,9 +503,13 @@ async fn run_phase(
     dir: &Path,
     paths: Vec<StorePath>,
     opts: &MirrorOptions,
-    counter: &Arc<AtomicU64>,
-    done: &Arc<AtomicUsize>,
+    progress: &Progress,
 ) -> PhaseResult {
+    let Progress {
+        partials,
+        counter,
+        done,
+    } = progress;
     let queue = Arc::new(Mutex::new(paths.into_iter().collect::<VecDeque<_>>()));
     let result = Arc::new(Mutex::new(PhaseResult::default()));
     let mut workers = Vec::new();
@@ -405,6 +524,7 @@ async fn run_phase(
             done.clone(),
             opts.attempts.max(1),
         );
+        let partials = partials.clone();
         workers.push(tokio::spawn(async move {
             loop {
                 let Some(p) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() else {
@@ -416,7 +536,20 @@ async fn run_phase(
                     if attempt > 0 {
                         tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
                     }
-                    match fetch_file(&client, &base, &p, &dir, &counter).await {
+                    // A failed attempt may leave a partial file: later attempts look for it.
+                    let may_have_partial =
+                        attempt > 0 || p.digest().is_some_and(|d| partials.contains(d.as_str()));
+                    match fetch(
+                        &client,
+                        &base,
+                        &p,
+                        &dir,
+                        &counter,
+                        Durability::Deferred,
+                        may_have_partial,
+                    )
+                    .await
+                    {
                         Ok(r) => {
                             ok = Some(r);
                             break;

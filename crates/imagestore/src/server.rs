@@ -22,7 +22,7 @@ use futures_util::StreamExt;
 use paddock_core::manifest::{ImageManifest, blob_path, sha256_id};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
 
 use crate::catalog;
@@ -233,17 +233,38 @@ fn parse_range(h: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, ()> {
     Ok(Some((start, end)))
 }
 
+/// Files up to this size are read whole in the same blocking hop that opens them.
+const SMALL_BODY: u64 = 64 * 1024;
+
+/// An opened store file: small ones already read.
+enum Opened {
+    Small(bytes::Bytes),
+    Large(std::fs::File),
+}
+
+/// Opens, stats and (when small) reads a file in one blocking hop.
+async fn open_file(full: PathBuf) -> std::io::Result<(Opened, std::fs::Metadata)> {
+    tokio::task::spawn_blocking(move || {
+        let mut file = std::fs::File::open(&full)?;
+        let meta = file.metadata()?;
+        if meta.len() <= SMALL_BODY {
+            let mut buf = Vec::with_capacity(meta.len() as usize);
+            std::io::Read::read_to_end(&mut file, &mut buf)?;
+            return Ok((Opened::Small(buf.into()), meta));
+        }
+        Ok((Opened::Large(file), meta))
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
 async fn get_file(srv: &Srv, path: &StorePath, headers: &HeaderMap, head: bool) -> Response {
     let full = srv.root.join(path.relative());
-    let mut file = match tokio::fs::File::open(&full).await {
+    let (opened, meta) = match open_file(full).await {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return text(StatusCode::NOT_FOUND, "not found");
         }
-        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    };
-    let meta = match file.metadata().await {
-        Ok(m) => m,
         Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     let len = meta.len();
@@ -297,14 +318,72 @@ async fn get_file(srv: &Srv, path: &StorePath, headers: &HeaderMap, head: bool) 
     if head {
         return (status, h).into_response();
     }
-    if start > 0
-        && let Err(e) = file.seek(std::io::SeekFrom::Start(start)).await
-    {
-        return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
-    }
-    let reader = tokio::io::AsyncReadExt::take(file, count);
-    let stream = tokio_util::io::ReaderStream::with_capacity(reader, 256 * 1024);
-    (status, h, Body::from_stream(stream)).into_response()
+    let file = match opened {
+        Opened::Small(bytes) => {
+            // The file may have been read after a concurrent change of length: never send
+            // more or less than Content-Length says.
+            let end = start.saturating_add(count);
+            if end > bytes.len() as u64 {
+                return text(StatusCode::INTERNAL_SERVER_ERROR, "file changed while read");
+            }
+            return (
+                status,
+                h,
+                Body::from(bytes.slice(start as usize..end as usize)),
+            )
+                .into_response();
+        }
+        Opened::Large(f) => f,
+    };
+    (status, h, Body::from_stream(read_range(file, start, count))).into_response()
+}
+
+/// Streams `count` bytes of `file` from `start`: one blocking thread reads 1 MiB at a time
+/// ahead of the socket (a few chunks in flight), instead of a thread hop per read.
+fn read_range(
+    mut file: std::fs::File,
+    start: u64,
+    count: u64,
+) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> {
+    const CHUNK: usize = 1024 * 1024;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Seek};
+        if start > 0
+            && let Err(e) = file.seek(std::io::SeekFrom::Start(start))
+        {
+            let _ = tx.blocking_send(Err(e));
+            return;
+        }
+        let mut left = count;
+        while left > 0 {
+            let want = left.min(CHUNK as u64) as usize;
+            let mut buf = bytes::BytesMut::zeroed(want);
+            let n = match file.read(&mut buf) {
+                Ok(0) => {
+                    let e = std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "file shorter than its length",
+                    );
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            };
+            buf.truncate(n);
+            left -= n as u64;
+            // The client went away: stop reading.
+            if tx.blocking_send(Ok(buf.freeze())).is_err() {
+                return;
+            }
+        }
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
 }
 
 /// Removes a temporary upload file unless it was published.

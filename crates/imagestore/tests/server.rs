@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use paddock_core::ImageId;
 use paddock_core::manifest::{ImageManifest, sha256_id};
-use paddock_imagestore::mirror::{MirrorOptions, fetch_file, mirror};
+use paddock_imagestore::mirror::{Durability, MirrorOptions, fetch_file, mirror};
 use paddock_imagestore::paths::StorePath;
 use paddock_imagestore::server::ServerSettings;
 
@@ -470,6 +470,7 @@ async fn mirror_copies_a_treadmill_store_resumes_and_refuses_corruption() {
         &StorePath::Blob(bad.clone()),
         &m,
         &counter,
+        Durability::Fsync,
     )
     .await
     .unwrap_err();
@@ -563,6 +564,7 @@ async fn an_interrupted_download_is_resumed() {
         &path,
         dir.path(),
         &counter,
+        Durability::Deferred,
     )
     .await
     .unwrap_err();
@@ -574,10 +576,83 @@ async fn an_interrupted_download_is_resumed() {
         "{e}"
     );
     // The next attempt (here from the real server) asks only for the rest.
-    let (bytes, resumed) = fetch_file(&http, &s.base, &path, dir.path(), &counter)
-        .await
-        .unwrap();
+    let (bytes, resumed) = fetch_file(
+        &http,
+        &s.base,
+        &path,
+        dir.path(),
+        &counter,
+        Durability::Deferred,
+    )
+    .await
+    .unwrap();
     assert!(resumed);
     assert_eq!(bytes as usize, len - len / 2);
     assert_eq!(std::fs::read(dir.path().join(&rel)).unwrap(), blob);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_after_a_restart_refetches_what_was_not_on_disk() {
+    use paddock_imagestore::unsynced::MARKER;
+    let s = start().await;
+    let ids = write_treadmill_store(&s.root, 3);
+    paddock_imagestore::index::write(&s.root).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("M");
+    let opts = MirrorOptions::default();
+    let r = mirror(&s.base, &m, &opts).await.unwrap();
+    assert!(r.failed.is_empty(), "{:?}", r.failed);
+    // Nothing was fsynced file by file: the marker says so, with this boot's id.
+    let marker = std::fs::read_to_string(m.join(MARKER)).unwrap();
+    let boot = paddock_imagestore::unsynced::boot_id().unwrap();
+    assert!(marker.contains(&format!("boot {boot}")), "{marker}");
+
+    // What a power cut before writeback leaves: a file at its final name with other content.
+    let first = ImageManifest::parse(
+        &std::fs::read(m.join(StorePath::Image(ids[0].clone()).relative())).unwrap(),
+    )
+    .unwrap();
+    let lost: ImageId = first.blobs["layer-0"].sha256_digest.parse().unwrap();
+    let lost_path = m.join(StorePath::Blob(lost.clone()).relative());
+    let good = std::fs::read(&lost_path).unwrap();
+    std::fs::write(&lost_path, vec![0u8; good.len()]).unwrap();
+
+    // Same boot: the page cache is the truth, one syncfs settles it and nothing is re-checked
+    // (the zeroed file stays: only a restart can lose data this way).
+    let r = mirror(&s.base, &m, &opts).await.unwrap();
+    assert!(r.recovery.synced);
+    assert_eq!(r.recovery.rechecked, 0);
+    assert_eq!(r.fetched, 0);
+
+    // Another boot: every file changed since the marker is hashed again, the bad one is
+    // removed and fetched again.
+    let since = marker.lines().find(|l| l.starts_with("since")).unwrap();
+    std::fs::write(
+        m.join(MARKER),
+        format!("boot before-the-power-cut\n{since}\n"),
+    )
+    .unwrap();
+    let r = mirror(&s.base, &m, &opts).await.unwrap();
+    assert!(!r.recovery.synced);
+    assert!(r.recovery.rechecked >= 6, "{:?}", r.recovery);
+    assert_eq!(
+        r.recovery.removed,
+        vec![StorePath::Blob(lost.clone()).index_line()]
+    );
+    assert_eq!(r.fetched, 1);
+    assert_eq!(std::fs::read(&lost_path).unwrap(), good);
+
+    // --sync: everything is on disk at the end and the marker is gone.
+    let r = mirror(
+        &s.base,
+        &m,
+        &MirrorOptions {
+            sync: true,
+            ..MirrorOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(r.failed.is_empty());
+    assert!(!m.join(MARKER).exists());
 }

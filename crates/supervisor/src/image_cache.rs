@@ -224,6 +224,7 @@ impl ImageSource {
                 &StorePath::Blob(d.clone()),
                 self.cache.root(),
                 &counter,
+                paddock_imagestore::mirror::Durability::Fsync,
             )
             .await
             {

@@ -123,6 +123,11 @@ pub enum ImageCommand {
         /// Downloads at once.
         #[arg(long, default_value_t = 8)]
         parallel: usize,
+        /// Wait until everything mirrored is on disk (one syncfs at the end). Without it the
+        /// data is written back in the background; files are never fsynced one by one, and a
+        /// later run after a machine restart re-checks what this run wrote.
+        #[arg(long)]
+        sync: bool,
         /// Print the report as JSON on standard output.
         #[arg(long)]
         json: bool,
@@ -272,14 +277,29 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<()> {
             url,
             dir,
             parallel,
+            sync,
             json,
         } => {
             let opts = MirrorOptions {
                 parallel,
+                sync,
                 progress: std::io::stderr().is_terminal() && !json,
                 ..MirrorOptions::default()
             };
             let r = mirror(&url, &dir, &opts).await?;
+            if r.recovery.synced {
+                eprintln!("mirror: an earlier run's writes are now on disk (syncfs)");
+            }
+            if r.recovery.rechecked > 0 {
+                eprintln!(
+                    "mirror: the machine restarted before an earlier run's writes were known to be on disk: re-checked {} files, {} corrupt and fetched again",
+                    r.recovery.rechecked,
+                    r.recovery.removed.len()
+                );
+                for p in &r.recovery.removed {
+                    eprintln!("  CORRUPT {p}");
+                }
+            }
             if json {
                 super::print_json(&serde_json::json!({
                     "listed": r.listed,
@@ -289,6 +309,9 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<()> {
                     "resumed": r.resumed,
                     "ignored_lines": r.ignored_lines,
                     "seconds": r.seconds,
+                    "synced": sync,
+                    "rechecked": r.recovery.rechecked,
+                    "corrupt_removed": r.recovery.removed,
                     "failed": r.failed.iter().map(|(p, why)| serde_json::json!({"path": p, "error": why})).collect::<Vec<_>>(),
                 }));
             }
