@@ -36,6 +36,9 @@ pub enum Command {
     Image(cmd::image::ImageCommand),
     /// Run a whole lab on this machine: switchboard, image store and local supervisors.
     Up(cmd::up::Up),
+    /// The deployments repo (GitOps): validate it.
+    #[command(subcommand)]
+    Deploy(cmd::deploy::DeployCommand),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -45,5 +48,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Supervisor(s) => cmd::supervisor::run(s).await,
         Command::Image(i) => cmd::image::run(i).await,
         Command::Up(u) => cmd::up::run(u).await,
+        Command::Deploy(d) => cmd::deploy::run(d).await,
     }
 }

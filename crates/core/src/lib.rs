@@ -4,6 +4,7 @@
 
 pub mod acl;
 pub mod api;
+pub mod deployments;
 pub mod ids;
 pub mod lifecycle;
 pub mod manifest;

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod deploy;
 pub mod image;
 pub mod job;
 pub mod login;

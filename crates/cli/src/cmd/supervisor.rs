@@ -31,9 +31,33 @@ pub enum SupervisorCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Supervisor credentials for the deployments repo.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a fresh supervisor id and token, offline. Prints the YAML lines for the
+    /// deployments repo (`id:` and `token_sha256:`, safe to commit) on standard error, and the
+    /// token, which goes into the site's secrets and never into git, alone on standard output.
+    New,
 }
 
 pub async fn run(cmd: SupervisorCommand) -> anyhow::Result<()> {
+    if let SupervisorCommand::Token(TokenCommand::New) = cmd {
+        let id = paddock_core::SupervisorId::new();
+        let token = paddock_switchboard::auth::new_token(
+            paddock_switchboard::auth::SUPERVISOR_TOKEN_PREFIX,
+        );
+        let hash = paddock_switchboard::auth::hash_token(&token);
+        eprintln!("# for db/sites/<site>.yaml (no secret in these two lines):");
+        eprintln!("  - id: {id}");
+        eprintln!("    token_sha256: {hash}");
+        eprintln!("# the supervisor's token (its config's token_file; keep it out of git):");
+        println!("{token}");
+        return Ok(());
+    }
     let client = Client::from_config()?;
     match cmd {
         SupervisorCommand::Add { name, tags, site } => {
@@ -109,6 +133,7 @@ pub async fn run(cmd: SupervisorCommand) -> anyhow::Result<()> {
                 );
             }
         }
+        SupervisorCommand::Token(TokenCommand::New) => unreachable!("handled above"),
     }
     Ok(())
 }
