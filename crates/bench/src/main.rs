@@ -6,6 +6,7 @@
 //! end-to-end throughput, enqueue → `start_job` latency, and the switchboard's resident memory
 //! with many idle supervisors connected. Run it with `--release`.
 
+mod deployments;
 mod images;
 mod local;
 mod scheduler;
@@ -31,6 +32,8 @@ enum Command {
     Local(local::Options),
     /// Image store: mirror versus the wget one-liner, serving versus a static server.
     Images(images::Options),
+    /// Deployments DB: validate + plan time of a synthetic fleet (10,000 supervisors).
+    Deployments(deployments::Options),
     /// Internal: the image store server under test (same arguments as `paddock-imagestore`).
     #[command(hide = true)]
     Imagestore {
@@ -56,6 +59,7 @@ fn main() -> std::process::ExitCode {
         Command::Scheduler(opts) => block_on(scheduler::run(opts)),
         Command::Local(opts) => block_on(local::run(opts)),
         Command::Images(opts) => block_on(images::run(opts)),
+        Command::Deployments(opts) => block_on(deployments::run(opts)),
         Command::Imagestore { args } => {
             let argv = std::iter::once("paddock-imagestore".to_string()).chain(args);
             let parsed = <paddock_imagestore::cli::Cli as Parser>::parse_from(argv);

@@ -40,9 +40,16 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> io::Result<()> {
     Ok(())
 }
 
-/// Rewrites `root/all.txt` atomically; returns the number of lines.
+/// Rewrites `root/all.txt` atomically from a walk of the store; returns the number of lines.
 pub fn write(root: &Path) -> io::Result<usize> {
-    let lines = list(root)?;
+    write_lines(root, list(root)?)
+}
+
+/// Rewrites `root/all.txt` atomically with `lines` (sorted here) when the caller knows the
+/// store's files without a walk (a mirror into an empty directory).
+pub fn write_lines(root: &Path, mut lines: Vec<String>) -> io::Result<usize> {
+    lines.sort();
+    lines.dedup();
     let mut text = lines.join("\n");
     if !text.is_empty() {
         text.push('\n');

@@ -347,6 +347,9 @@ pub async fn mirror(
             path: dir.to_path_buf(),
             source,
         })?;
+    // A directory with no store in it yet: its all.txt will be exactly what this run fetches
+    // (no walk of the tree at the end).
+    let fresh = !dir.join("images").exists() && !dir.join("blobs").exists();
     // Settle what an earlier run left unsynced (before anything is counted as present).
     let root = dir.to_path_buf();
     let recovery = tokio::task::spawn_blocking(move || crate::unsynced::begin(&root))
@@ -455,7 +458,9 @@ pub async fn mirror(
         p.abort();
         eprintln!();
     }
+    let mut fetched_lines = Vec::new();
     for r in [r1, r2] {
+        fetched_lines.extend(r.fetched_lines);
         report.fetched += r.fetched;
         report.fetched_bytes += r.fetched_bytes;
         report.resumed += r.resumed;
@@ -464,7 +469,14 @@ pub async fn mirror(
     report.failed.sort();
     // The mirror serves as a store itself: keep its own index.
     let root = dir.to_path_buf();
-    let _ = tokio::task::spawn_blocking(move || crate::index::write(&root)).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        if fresh {
+            crate::index::write_lines(&root, fetched_lines)
+        } else {
+            crate::index::write(&root)
+        }
+    })
+    .await;
     let _ = std::fs::remove_dir(dir.join(".partial"));
     if opts.sync {
         let root = dir.to_path_buf();
@@ -492,6 +504,8 @@ struct Progress {
 #[derive(Debug, Default)]
 struct PhaseResult {
     fetched: usize,
+    /// `all.txt` lines of the files fetched.
+    fetched_lines: Vec<String>,
     fetched_bytes: u64,
     resumed: usize,
     failed: Vec<(String, String)>,
@@ -562,6 +576,7 @@ async fn run_phase(
                 match ok {
                     Some((bytes, resumed)) => {
                         r.fetched += 1;
+                        r.fetched_lines.push(p.index_line());
                         r.fetched_bytes += bytes;
                         r.resumed += usize::from(resumed);
                     }
