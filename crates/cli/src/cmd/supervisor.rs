@@ -42,6 +42,10 @@ pub enum TokenCommand {
     /// deployments repo (`id:` and `token_sha256:`, safe to commit) on standard error, and the
     /// token, which goes into the site's secrets and never into git, alone on standard output.
     New,
+    /// Mint a new token for a supervisor (by id or name) on the switchboard; the old one stops
+    /// working. Prints the token once, alone on standard output. For supervisors the
+    /// deployments repo declares without `token_sha256`, or a lost token.
+    Reset { supervisor: String },
 }
 
 pub async fn run(cmd: SupervisorCommand) -> anyhow::Result<()> {
@@ -99,16 +103,7 @@ pub async fn run(cmd: SupervisorCommand) -> anyhow::Result<()> {
             }
         }
         SupervisorCommand::Status { supervisor, json } => {
-            let id = if supervisor.parse::<paddock_core::SupervisorId>().is_ok() {
-                supervisor
-            } else {
-                let (list, _): (SupervisorList, _) = client.get_json("/supervisors").await?;
-                list.supervisors
-                    .into_iter()
-                    .find(|s| s.name.as_str() == supervisor)
-                    .map(|s| s.id.to_string())
-                    .ok_or_else(|| anyhow::anyhow!("no supervisor named {supervisor}"))?
-            };
+            let id = resolve(&client, &supervisor).await?;
             let (s, raw): (SupervisorView, _) =
                 client.get_json(&format!("/supervisors/{id}")).await?;
             if json {
@@ -134,6 +129,30 @@ pub async fn run(cmd: SupervisorCommand) -> anyhow::Result<()> {
             }
         }
         SupervisorCommand::Token(TokenCommand::New) => unreachable!("handled above"),
+        SupervisorCommand::Token(TokenCommand::Reset { supervisor }) => {
+            let id = resolve(&client, &supervisor).await?;
+            let s: NewSupervisor = client
+                .post_json(&format!("/supervisors/{id}/token"), &serde_json::json!({}))
+                .await?;
+            eprintln!(
+                "supervisor {} ({}): new token (shown once; the old one no longer works):",
+                s.name, s.id
+            );
+            println!("{}", s.token);
+        }
     }
     Ok(())
+}
+
+/// A supervisor's id from its id or name.
+async fn resolve(client: &Client, supervisor: &str) -> anyhow::Result<String> {
+    if supervisor.parse::<paddock_core::SupervisorId>().is_ok() {
+        return Ok(supervisor.to_string());
+    }
+    let (list, _): (SupervisorList, _) = client.get_json("/supervisors").await?;
+    list.supervisors
+        .into_iter()
+        .find(|s| s.name.as_str() == supervisor)
+        .map(|s| s.id.to_string())
+        .ok_or_else(|| anyhow::anyhow!("no supervisor named {supervisor}"))
 }

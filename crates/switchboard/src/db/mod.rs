@@ -4,6 +4,7 @@
 //! All job and supervisor state lives here, never only in one process's memory.
 
 pub mod console;
+pub mod deployment;
 pub mod events;
 pub mod jobs;
 pub mod supervisors;

@@ -7,5 +7,6 @@ mod common;
 
 mod api_errors;
 mod auth;
+mod deployment;
 mod lifecycle;
 mod storage;

@@ -2,6 +2,7 @@
 //! the caller and checks the privileges it needs; only `login` and the supervisor socket (which
 //! authenticates supervisors itself) are outside a guard.
 
+pub mod deployment;
 pub mod jobs;
 pub mod socket;
 pub mod supervisors;
@@ -25,7 +26,12 @@ pub fn routes(app: AppState) -> Router<AppState> {
         .route("/whoami", get(tokens::whoami))
         .route("/tokens", post(tokens::create))
         .route("/tokens/{id}", delete(tokens::revoke));
-    let admin = Router::new().route("/users", get(users::list).post(users::create));
+    let admin = Router::new()
+        .route("/users", get(users::list).post(users::create))
+        .route(
+            "/deployment",
+            get(deployment::status).post(deployment::apply),
+        );
     let submit = Router::new().route("/jobs", post(jobs::enqueue));
     let read_jobs = Router::new()
         .route("/jobs", get(jobs::list))
@@ -41,7 +47,8 @@ pub fn routes(app: AppState) -> Router<AppState> {
         .route(
             "/supervisors/{id}",
             axum::routing::patch(supervisors::update),
-        );
+        )
+        .route("/supervisors/{id}/token", post(supervisors::reset_token));
     Router::new()
         .route("/login", post(tokens::login))
         .route("/supervisor/socket", get(socket::upgrade))

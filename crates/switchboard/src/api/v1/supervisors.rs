@@ -100,3 +100,24 @@ pub async fn update(
         app.config.liveness_ms(),
     )))
 }
+
+/// Mints a new token for a supervisor and shows it once (the old one stops working): for a
+/// supervisor the deployments repo declares without `token_sha256`, or a lost token.
+pub async fn reset_token(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<NewSupervisorView>, ApiError> {
+    let id = parse_id(&id)?;
+    let s = app.db.get_supervisor(id).await.map_err(not_found)?;
+    let token = new_token(SUPERVISOR_TOKEN_PREFIX);
+    app.db
+        .set_supervisor_token(id, &hash_token(&token))
+        .await
+        .map_err(not_found)?;
+    tracing::info!(supervisor.id = %id, supervisor.name = %s.name, "supervisor token reset");
+    Ok(Json(NewSupervisorView {
+        id,
+        name: s.name,
+        token,
+    }))
+}

@@ -1,0 +1,61 @@
+//! `/api/v1/deployment`: apply the deployments repo's desired state (admin; the deploy daemon
+//! calls it with each validated commit) and read which commit is applied.
+
+use axum::extract::State;
+use paddock_core::deployments::DesiredState;
+use serde::{Deserialize, Serialize};
+
+use crate::api::json::Json;
+use crate::app::AppState;
+use crate::db::deployment::Applied;
+use crate::error::ApiError;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyRequest {
+    /// The commit id the state was read from.
+    pub commit: String,
+    /// Increases with every state the daemon sends; an older one is refused (409).
+    pub generation: i64,
+    pub state: DesiredState,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ApplyResponse {
+    pub applied: Applied,
+    /// One line per change (`+ supervisor lab1/x (id)`, …); empty when nothing changed.
+    pub summary: Vec<String>,
+    pub changes: Vec<paddock_core::deployments::Change>,
+}
+
+pub async fn apply(
+    State(app): State<AppState>,
+    Json(req): Json<ApplyRequest>,
+) -> Result<Json<ApplyResponse>, ApiError> {
+    if req.commit.is_empty() || req.commit.len() > 128 {
+        return Err(ApiError::BadRequest(
+            "commit: 1 to 128 characters".to_string(),
+        ));
+    }
+    let outcome = app
+        .db
+        .apply_deployment(&req.commit, req.generation, &req.state)
+        .await?;
+    let summary: Vec<String> = outcome.changes.iter().map(|c| c.to_string()).collect();
+    for line in &summary {
+        tracing::info!(commit = %req.commit, generation = req.generation, "deployment: {line}");
+    }
+    if !summary.is_empty() {
+        // Retired or changed supervisors: the scheduler re-reads them.
+        app.wake.notify_one();
+    }
+    Ok(Json(ApplyResponse {
+        applied: outcome.applied,
+        summary,
+        changes: outcome.changes,
+    }))
+}
+
+pub async fn status(State(app): State<AppState>) -> Result<Json<Applied>, ApiError> {
+    Ok(Json(app.db.applied_deployment().await?))
+}

@@ -1,0 +1,192 @@
+//! `POST /api/v1/deployment`: a validated desired state applied in one transaction, idempotent,
+//! never rolled back by an older generation, never half-applied.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::common::{Backend, TestApp};
+
+fn example_state() -> Value {
+    let files = vec![
+        (
+            "db/switchboard.yaml".to_string(),
+            include_str!("../../../../examples/deployments/db/switchboard.yaml").to_string(),
+        ),
+        (
+            "db/sites/lab1.yaml".to_string(),
+            include_str!("../../../../examples/deployments/db/sites/lab1.yaml").to_string(),
+        ),
+    ];
+    serde_json::to_value(paddock_core::deployments::load(&files).unwrap()).unwrap()
+}
+
+async fn apply(app: &TestApp, commit: &str, generation: i64, state: &Value) -> (StatusCode, Value) {
+    app.admin(
+        Method::POST,
+        "/api/v1/deployment",
+        Some(json!({"commit": commit, "generation": generation, "state": state})),
+    )
+    .await
+}
+
+async fn supervisors(app: &TestApp) -> Vec<(String, bool)> {
+    let (s, v) = app.admin(Method::GET, "/api/v1/supervisors", None).await;
+    assert_eq!(s, StatusCode::OK);
+    v["supervisors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["retired"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+async fn apply_is_whole_idempotent_and_ordered(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let mut state = example_state();
+    // One supervisor's credential declared by its hash; the others get theirs from an admin.
+    let declared = "pds_declared-token-for-the-test";
+    state["sites"][0]["supervisors"][0]["token_sha256"] =
+        json!(paddock_switchboard::auth::hash_token(declared));
+    let (s, v) = apply(&app, "c1", 1, &state).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let summary: Vec<&str> = v["summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(summary.contains(&"+ user alice"), "{summary:?}");
+    assert!(
+        summary
+            .iter()
+            .any(|l| l.starts_with("+ supervisor lab1/lab1-nrf52 ")),
+        "{summary:?}"
+    );
+    assert_eq!(
+        supervisors(&app).await,
+        vec![
+            ("lab1-local-1".into(), false),
+            ("lab1-local-2".into(), false),
+            ("lab1-nrf52".into(), false)
+        ]
+    );
+    // Credentials: the declared hash works as it is; an undeclared one is minted once by an
+    // admin (`paddock supervisor token reset`).
+    let db = &app.app.db;
+    let hash = paddock_switchboard::auth::hash_token;
+    let found = db
+        .supervisor_by_token(&hash(declared))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.name.as_str(), "lab1-local-1");
+    let id = "0192f3a0-0000-7000-8000-000000000002";
+    let (s, v) = app
+        .admin(
+            Method::POST,
+            &format!("/api/v1/supervisors/{id}/token"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let minted = v["token"].as_str().unwrap();
+    let found = db
+        .supervisor_by_token(&hash(minted))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.name.as_str(), "lab1-local-2");
+    // The deployed user exists with its privileges.
+    let (_, users) = app.admin(Method::GET, "/api/v1/users", None).await;
+    assert!(users.to_string().contains("alice"), "{users}");
+
+    // The same commit again: nothing changes.
+    let (s, v) = apply(&app, "c1", 1, &state).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["summary"], json!([]));
+
+    // A commit that drops a supervisor and changes another's tags.
+    let mut next = state.clone();
+    let sups = next["sites"][0]["supervisors"].as_array_mut().unwrap();
+    sups.remove(1);
+    sups[0]["tags"] = json!(["arch:x86_64", "os:linux", "site:lab1", "gpu:none"]);
+    let (s, v) = apply(&app, "c2", 2, &next).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["summary"],
+        json!([
+            "~ supervisor lab1/lab1-local-1 (tags)",
+            "- supervisor lab1-local-2 (0192f3a0-0000-7000-8000-000000000002) retired: no longer in the repo"
+        ])
+    );
+    assert!(
+        supervisors(&app)
+            .await
+            .contains(&("lab1-local-2".into(), true))
+    );
+    let (_, st) = app.admin(Method::GET, "/api/v1/deployment", None).await;
+    assert_eq!(
+        (st["commit"].as_str(), st["generation"].as_i64()),
+        (Some("c2"), Some(2))
+    );
+
+    // An older generation never rolls the newer state back.
+    let (s, v) = apply(&app, "c1", 1, &state).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(
+        supervisors(&app)
+            .await
+            .contains(&("lab1-local-2".into(), true))
+    );
+
+    // Reverting (a new commit with the old content) brings the supervisor back.
+    let (s, v) = apply(&app, "c3", 3, &state).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(
+        supervisors(&app)
+            .await
+            .contains(&("lab1-local-2".into(), false))
+    );
+
+    // A state that collides with a supervisor added by hand is refused whole: the user it
+    // also adds is not created either.
+    app.add_supervisor("handmade", &["x"]).await;
+    let mut clash = state.clone();
+    clash["switchboard"]["users"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "newcomer", "privileges": []}));
+    let mut extra = clash["sites"][0]["supervisors"][0].clone();
+    extra["id"] = json!("0192f3a0-0000-7000-8000-0000000000aa");
+    extra["name"] = json!("handmade");
+    clash["sites"][0]["supervisors"]
+        .as_array_mut()
+        .unwrap()
+        .push(extra);
+    let (s, v) = apply(&app, "c4", 4, &clash).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(v.to_string().contains("handmade"), "{v}");
+    let (_, users) = app.admin(Method::GET, "/api/v1/users", None).await;
+    assert!(!users.to_string().contains("newcomer"), "{users}");
+    let (_, st) = app.admin(Method::GET, "/api/v1/deployment", None).await;
+    assert_eq!(st["commit"], "c3");
+
+    // Only admins apply.
+    let token = app.user("bob", &["manage_supervisors"]).await;
+    let (s, _) = app
+        .req(
+            Method::POST,
+            "/api/v1/deployment",
+            Some(&token),
+            Some(json!({"commit": "x", "generation": 9, "state": state})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}
+both_backends!(apply_is_whole_idempotent_and_ordered);
