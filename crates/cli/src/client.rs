@@ -37,6 +37,15 @@ impl Client {
         Ok(Client::new(&url, Some(token)))
     }
 
+    /// The same switchboard and token, for the deploy library.
+    pub fn deploy_target(&self) -> paddock_deploy::apply::Switchboard {
+        paddock_deploy::apply::Switchboard {
+            url: self.base.clone(),
+            token: self.token.clone().unwrap_or_default(),
+            http: self.http.clone(),
+        }
+    }
+
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
         let r = self
             .http

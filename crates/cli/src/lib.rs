@@ -36,7 +36,7 @@ pub enum Command {
     Image(cmd::image::ImageCommand),
     /// Run a whole lab on this machine: switchboard, image store and local supervisors.
     Up(cmd::up::Up),
-    /// The deployments repo (GitOps): validate it.
+    /// The deployments repo (GitOps): validate a working tree, apply a branch, show status.
     #[command(subcommand)]
     Deploy(cmd::deploy::DeployCommand),
 }

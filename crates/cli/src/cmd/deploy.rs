@@ -1,5 +1,6 @@
-//! `paddock deploy validate PATH`: the whole-repo check of a deployments working tree, the same
-//! one the switchboard side runs before applying anything (docs/deployments.md).
+//! `paddock deploy validate|apply|status`: the whole-repo check of a deployments working tree,
+//! one sync of a branch into the switchboard, and what the switchboard runs
+//! (docs/deployments.md).
 
 use std::path::{Path, PathBuf};
 
@@ -21,12 +22,94 @@ pub enum DeployCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Bring the switchboard (PADDOCK_URL, an admin's PADDOCK_TOKEN) to the newest commit of a
+    /// branch of the deployments repo, once: read with gix (a bare repo or a clone, no
+    /// checkout), validated whole, then applied in one transaction, or reported rejected with
+    /// every error. Exit status 1 when rejected.
+    Apply {
+        /// The git repository (bare or not) of the deployments repo.
+        repo: PathBuf,
+        #[arg(long, default_value = "main")]
+        branch: String,
+    },
+    /// What the switchboard runs: applied commit, generation and time, and the newest
+    /// rejected commit with its errors.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub async fn run(cmd: DeployCommand) -> anyhow::Result<()> {
     match cmd {
         DeployCommand::Validate { path, json } => validate(&path, json),
+        DeployCommand::Apply { repo, branch } => apply(&repo, &branch).await,
+        DeployCommand::Status { json } => status(json).await,
     }
+}
+
+async fn apply(repo: &Path, branch: &str) -> anyhow::Result<()> {
+    use paddock_deploy::apply::{Outcome, sync_once};
+    let client = crate::client::Client::from_config()?;
+    match sync_once(repo, branch, &client.deploy_target()).await? {
+        Outcome::Unchanged { commit } => eprintln!("deploy: {commit} is already applied"),
+        Outcome::Applied {
+            commit,
+            generation,
+            summary,
+        } => {
+            for line in &summary {
+                println!("{line}");
+            }
+            eprintln!(
+                "deploy: applied {commit} (generation {generation}, {} changes)",
+                summary.len()
+            );
+        }
+        Outcome::Rejected { commit, errors } => {
+            for e in &errors {
+                println!("{e}");
+            }
+            anyhow::bail!(
+                "deploy: {commit} rejected ({} errors); the previous state stays live",
+                errors.len()
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn status(json: bool) -> anyhow::Result<()> {
+    let client = crate::client::Client::from_config()?;
+    let (v, raw): (serde_json::Value, serde_json::Value) = client.get_json("/deployment").await?;
+    if json {
+        print_json(&raw);
+        return Ok(());
+    }
+    let commit = v["commit"].as_str().unwrap_or("");
+    if commit.is_empty() {
+        println!("applied:     nothing yet");
+    } else {
+        println!(
+            "applied:     {commit} (generation {}, at {})",
+            v["generation"],
+            paddock_core::api::format_ms(v["applied_at"].as_i64().unwrap_or(0))
+        );
+    }
+    match v["last_error"].as_object() {
+        None => println!("last error:  none"),
+        Some(e) => {
+            println!(
+                "last error:  commit {} rejected at {}:",
+                e["commit"].as_str().unwrap_or("?"),
+                paddock_core::api::format_ms(e["at"].as_i64().unwrap_or(0))
+            );
+            for line in e["errors"].as_array().into_iter().flatten() {
+                println!("  {}", line.as_str().unwrap_or(""));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `(path relative to the repo root, text)` of each file under `db/`.

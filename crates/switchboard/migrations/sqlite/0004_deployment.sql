@@ -8,7 +8,9 @@ CREATE TABLE deployment (
     commit_id TEXT NOT NULL,
     generation BIGINT NOT NULL,
     applied_at BIGINT NOT NULL,
-    state TEXT NOT NULL
+    state TEXT NOT NULL,
+    -- The newest rejected commit and its errors (JSON), cleared by the next successful apply.
+    last_error TEXT
 );
 INSERT INTO deployment (id, commit_id, generation, applied_at, state)
 VALUES (1, '', 0, 0, '{"switchboard":{"users":[]},"sites":[]}');

@@ -18,6 +18,19 @@ pub struct Applied {
     pub generation: i64,
     /// Milliseconds since the epoch; 0 before the first apply.
     pub applied_at: i64,
+    /// The newest rejected commit since the last apply, with its errors.
+    pub last_error: Option<Rejection>,
+}
+
+/// A commit the deploy daemon refused (invalid YAML, failed references, …).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Rejection {
+    pub commit: String,
+    /// Milliseconds since the epoch.
+    #[serde(default)]
+    pub at: i64,
+    /// `file:line:column: field: message` lines, or one line for a repository problem.
+    pub errors: Vec<String>,
 }
 
 /// What an apply did.
@@ -32,15 +45,29 @@ type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
 impl Db {
     /// The last applied commit and generation.
     pub async fn applied_deployment(&self) -> Result<Applied> {
-        let row =
-            sqlx::query("SELECT commit_id, generation, applied_at FROM deployment WHERE id = 1")
-                .fetch_one(&self.reader)
-                .await?;
+        let row = sqlx::query(
+            "SELECT commit_id, generation, applied_at, last_error FROM deployment WHERE id = 1",
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        let last_error: Option<String> = row.try_get("last_error")?;
         Ok(Applied {
             commit: row.try_get("commit_id")?,
             generation: row.try_get("generation")?,
             applied_at: row.try_get("applied_at")?,
+            last_error: last_error.map(|e| json_col("last_error", &e)).transpose()?,
         })
+    }
+
+    /// Records a rejected commit; the applied state is untouched.
+    pub async fn reject_deployment(&self, rejection: &Rejection) -> Result<()> {
+        let mut r = rejection.clone();
+        r.at = paddock_core::api::now_ms();
+        sqlx::query("UPDATE deployment SET last_error = $1 WHERE id = 1")
+            .bind(to_json(&r))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Applies `desired` (already validated) as commit `commit`, generation `generation`.
@@ -82,7 +109,7 @@ impl Db {
         }
         let now = paddock_core::api::now_ms();
         sqlx::query(
-            "UPDATE deployment SET commit_id = $1, generation = $2, applied_at = $3, state = $4 WHERE id = 1",
+            "UPDATE deployment SET commit_id = $1, generation = $2, applied_at = $3, state = $4, last_error = NULL WHERE id = 1",
         )
         .bind(commit)
         .bind(generation)
@@ -96,6 +123,7 @@ impl Db {
                 commit: commit.to_string(),
                 generation,
                 applied_at: now,
+                last_error: None,
             },
             changes,
         })

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::json::Json;
 use crate::app::AppState;
-use crate::db::deployment::Applied;
+use crate::db::deployment::{Applied, Rejection};
 use crate::error::ApiError;
 
 #[derive(Debug, Deserialize)]
@@ -57,5 +57,16 @@ pub async fn apply(
 }
 
 pub async fn status(State(app): State<AppState>) -> Result<Json<Applied>, ApiError> {
+    Ok(Json(app.db.applied_deployment().await?))
+}
+
+/// The deploy daemon reports a commit it refused; `GET /deployment` shows it until the next
+/// successful apply.
+pub async fn reject(
+    State(app): State<AppState>,
+    Json(req): Json<Rejection>,
+) -> Result<Json<Applied>, ApiError> {
+    tracing::warn!(commit = %req.commit, errors = req.errors.len(), "deployment rejected");
+    app.db.reject_deployment(&req).await?;
     Ok(Json(app.db.applied_deployment().await?))
 }

@@ -31,7 +31,8 @@ pub fn routes(app: AppState) -> Router<AppState> {
         .route(
             "/deployment",
             get(deployment::status).post(deployment::apply),
-        );
+        )
+        .route("/deployment/rejection", post(deployment::reject));
     let submit = Router::new().route("/jobs", post(jobs::enqueue));
     let read_jobs = Router::new()
         .route("/jobs", get(jobs::list))
