@@ -3,4 +3,7 @@
 //! commit is rejected whole and reported to the switchboard; the last good state stays live.
 
 pub mod apply;
+pub mod cli;
+pub mod config;
+pub mod daemon;
 pub mod git_source;

@@ -1,0 +1,126 @@
+//! The `paddock-deploy` command line (the binary is installed by paddock-cli): `serve`,
+//! `check-config`. Exit codes: 0 success, 1 failure, 2 usage.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::apply::Switchboard;
+use crate::config::{Config, read_secret};
+use crate::daemon::{Settings, run, webhook};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "paddock-deploy",
+    version,
+    about = "Paddock GitOps: keep the switchboard at the newest valid commit of the deployments repo",
+    after_help = "See deploy.example.toml and docs/deployments.md."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sync at start, every poll interval, and on each signed push webhook.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Check a configuration file (and that its secret files read) and print the settings.
+    CheckConfig {
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+fn settings(c: &Config) -> Result<Settings, String> {
+    let token = read_secret(&c.token_file).map_err(|e| format!("token_file: {e}"))?;
+    Ok(Settings {
+        switchboard: Switchboard {
+            url: c.switchboard_url.trim_end_matches('/').to_string(),
+            token,
+            http: reqwest::Client::new(),
+        },
+        repo: c.repo.clone(),
+        branch: c.branch.clone(),
+        poll_interval: Duration::from_secs(c.poll_interval_s),
+    })
+}
+
+async fn serve(c: Config) -> Result<(), String> {
+    let settings = settings(&c)?;
+    let wake = Arc::new(tokio::sync::Notify::new());
+    if let Some(addr) = c.listen {
+        let secret_file = c.webhook_secret_file.clone().ok_or("webhook_secret_file")?;
+        let secret = read_secret(&secret_file).map_err(|e| format!("webhook_secret_file: {e}"))?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("listening on {addr}: {e}"))?;
+        let app = webhook(secret.into_bytes(), wake.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!("webhook listener: {e}");
+            }
+        });
+        eprintln!("paddock-deploy: webhook on http://{addr}/hooks/push");
+    }
+    eprintln!(
+        "paddock-deploy: {} branch {} -> {} every {} s",
+        c.repo.display(),
+        c.branch,
+        c.switchboard_url,
+        c.poll_interval_s
+    );
+    run(settings, wake, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await;
+    Ok(())
+}
+
+/// Parses the arguments and runs; the exit code.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber_init();
+    let result = match cli.command {
+        Command::CheckConfig { config } => Config::load(&config)
+            .map_err(|e| e.to_string())
+            .and_then(|c| {
+                settings(&c)?;
+                if let Some(f) = &c.webhook_secret_file {
+                    read_secret(f).map_err(|e| format!("webhook_secret_file: {e}"))?;
+                }
+                println!("{c:#?}");
+                Ok(())
+            }),
+        Command::Serve { config } => match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => Config::load(&config)
+                .map_err(|e| e.to_string())
+                .and_then(|c| rt.block_on(serve(c))),
+            Err(e) => Err(e.to_string()),
+        },
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn tracing_subscriber_init() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+}

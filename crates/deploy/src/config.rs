@@ -1,0 +1,141 @@
+//! `paddock-deploy`'s configuration file (TOML); see `deploy.example.toml`, field by field.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The switchboard the state is applied to.
+    pub switchboard_url: String,
+    /// File holding an admin's API token.
+    pub token_file: PathBuf,
+    /// The deployments repository (local, bare or not).
+    pub repo: PathBuf,
+    /// The branch whose newest commit is applied.
+    #[serde(default = "default_branch")]
+    pub branch: String,
+    /// Seconds between two reads of the branch.
+    #[serde(default = "default_poll")]
+    pub poll_interval_s: u64,
+    /// Webhook listener (`POST /hooks/push`); none when absent.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    /// File holding the webhook secret; required with `listen`.
+    #[serde(default)]
+    pub webhook_secret_file: Option<PathBuf>,
+}
+
+fn default_branch() -> String {
+    "main".into()
+}
+
+fn default_poll() -> u64 {
+    30
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut c: Config = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [&mut c.token_file, &mut c.repo] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        if let Some(p) = c.webhook_secret_file.as_mut()
+            && p.is_relative()
+        {
+            *p = base.join(&*p);
+        }
+        if !(c.switchboard_url.starts_with("http://") || c.switchboard_url.starts_with("https://"))
+        {
+            return Err(invalid(format!(
+                "switchboard_url: `{}` is not an http(s) URL",
+                c.switchboard_url
+            )));
+        }
+        if c.poll_interval_s == 0 {
+            return Err(invalid("poll_interval_s: must be at least 1".into()));
+        }
+        if c.branch.is_empty() || c.branch.contains("..") || c.branch.starts_with('/') {
+            return Err(invalid(format!(
+                "branch: `{}` is not a branch name",
+                c.branch
+            )));
+        }
+        if c.listen.is_some() && c.webhook_secret_file.is_none() {
+            return Err(invalid(
+                "webhook_secret_file: required when `listen` is set (unsigned webhooks are refused)"
+                    .into(),
+            ));
+        }
+        Ok(c)
+    }
+}
+
+/// The first line of a secret file, trimmed.
+pub fn read_secret(path: &Path) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let s = text.lines().next().unwrap_or("").trim().to_string();
+    if s.is_empty() {
+        return Err(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message: "empty".into(),
+        });
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_parses_and_errors_name_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("deploy.toml");
+        std::fs::write(&p, include_str!("../deploy.example.toml")).unwrap();
+        let c = Config::load(&p).unwrap();
+        assert_eq!((c.branch.as_str(), c.poll_interval_s), ("main", 30));
+        std::fs::write(
+            &p,
+            "switchboard_url = \"http://x\"\ntoken_file = \"t\"\nrepo = \"r\"\npoll = 3\n",
+        )
+        .unwrap();
+        let e = Config::load(&p).unwrap_err().to_string();
+        assert!(e.contains("poll") && e.contains("line 4"), "{e}");
+        std::fs::write(
+            &p,
+            "switchboard_url = \"http://x\"\ntoken_file = \"t\"\nrepo = \"r\"\nlisten = \"127.0.0.1:1\"\n",
+        )
+        .unwrap();
+        let e = Config::load(&p).unwrap_err().to_string();
+        assert!(e.contains("webhook_secret_file"), "{e}");
+        assert!(Config::load(&dir.path().join("missing.toml")).is_err());
+    }
+}
