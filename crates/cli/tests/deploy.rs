@@ -110,3 +110,111 @@ fn token_new_prints_the_hash_for_git_and_the_token_alone() {
         "the token is printed once, on stdout"
     );
 }
+
+/// Issue 5's acceptance walk-through, as written, with the real binaries and a real bare repo.
+#[test]
+fn acceptance_walkthrough_with_paddock_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bin = Path::new(PADDOCK).parent().unwrap();
+    let script = format!(
+        r#"
+set -e
+PORT={port}
+EX={ex}
+G="git -c user.name=t -c user.email=t@example.org"
+wait_for() {{ for i in $(seq 150); do if eval "$1"; then return 0; fi; sleep 0.1; done; echo "timed out: $1" >&2; return 1; }}
+
+paddock deploy validate $EX
+cp -r $EX BROKEN && sed -i 's/kind: netboot/kind: netbot/' BROKEN/db/sites/lab1.yaml
+if paddock deploy validate BROKEN > broken.out; then exit 1; fi
+
+git init -q --bare -b main R.git
+mkdir W && cp -r $EX/. W/ && cd W && git init -q -b main && git add -A && $G commit -qm init && git push -q ../R.git main && cd ..
+paddock up --data-dir D --listen 127.0.0.1:$PORT --deployments R.git > up.out 2> up.err &
+echo $! > up.pid
+wait_for "grep -q '^PADDOCK_TOKEN=' up.out"
+export $(cat up.out)
+wait_for "paddock supervisor list --json | grep -q lab1-nrf52"
+paddock supervisor list --json > sups1.json
+
+cd W
+printf '  - id: 0192f3a0-0000-7000-8000-000000000004\n    name: lab1-local-3\n    kind: local\n' >> db/sites/lab1.yaml
+$G commit -qam add && git push -q ../R.git main && cd ..
+wait_for "paddock supervisor list --json | grep -q lab1-local-3"
+
+cd W && sed -i 's/kind: netboot/kind: netbot/' db/sites/lab1.yaml && $G commit -qam typo && git push -q ../R.git main && cd ..
+wait_for "paddock deploy status --json | grep -q netbot"
+paddock deploy status --json > status1.json
+paddock supervisor list --json > sups2.json
+
+cd W && sed -i 's/kind: netbot/kind: netboot/' db/sites/lab1.yaml && $G commit -qam fix && git push -q ../R.git main && cd ..
+wait_for "paddock deploy status --json | grep -q '\"last_error\": null'"
+paddock deploy status --json > status2.json
+paddock deploy status > status2.txt
+
+kill -INT $(cat up.pid)
+for i in $(seq 200); do kill -0 $(cat up.pid) 2>/dev/null || break; sleep 0.1; done
+"#,
+        ex = examples().display(),
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(dir.path())
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env_remove("PADDOCK_URL")
+        .env_remove("PADDOCK_TOKEN")
+        .env("PADDOCK_CONFIG", dir.path().join("no-config.toml"))
+        .output()
+        .unwrap();
+    let up_err = std::fs::read_to_string(dir.path().join("up.err")).unwrap_or_default();
+    assert!(out.status.success(), "{out:?}\n--- paddock up\n{up_err}");
+    let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
+    let json = |f: &str| -> serde_json::Value { serde_json::from_str(&read(f)).unwrap() };
+    assert!(
+        read("broken.out").starts_with("db/sites/lab1.yaml:27:11: supervisors[2].kind: `netbot`")
+    );
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v["supervisors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let first = names(&json("sups1.json"));
+    for n in [
+        "lab1-local-1",
+        "lab1-local-2",
+        "lab1-nrf52",
+        "local-1",
+        "local-2",
+    ] {
+        assert!(first.contains(&n.to_string()), "{first:?}");
+    }
+    let status = json("status1.json");
+    assert_eq!(status["generation"], 2, "{status}");
+    assert_eq!(
+        status["last_error"]["errors"][0],
+        "db/sites/lab1.yaml:27:11: supervisors[2].kind: `netbot` is not a host kind (one of: local, qemu, netboot)"
+    );
+    // The rejected commit changed nothing.
+    let during = names(&json("sups2.json"));
+    assert!(during.contains(&"lab1-local-3".to_string()));
+    assert_eq!(during.len(), 6, "{during:?}");
+    let status = json("status2.json");
+    assert_eq!(status["generation"], 3, "{status}");
+    assert!(read("status2.txt").contains("last error:  none"));
+}

@@ -52,6 +52,18 @@ pub struct Up {
     /// listen address and image store given here win over it.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// A deployments repository (local git repo, bare or not; docs/deployments.md): its
+    /// branch is applied to the switchboard at start and whenever a new commit lands (checked
+    /// every --deploy-poll-s seconds); invalid commits are rejected and shown by
+    /// `paddock deploy status`.
+    #[arg(long)]
+    deployments: Option<PathBuf>,
+    /// The branch of --deployments.
+    #[arg(long, default_value = "main")]
+    deploy_branch: String,
+    /// Seconds between two reads of the --deployments branch.
+    #[arg(long, default_value_t = 2)]
+    deploy_poll_s: u64,
 }
 
 /// Writes a secret file with mode 0600.
@@ -235,6 +247,33 @@ pub async fn run(up: Up) -> anyhow::Result<()> {
         ));
     }
 
+    let deploy = up.deployments.as_ref().map(|repo| {
+        let settings = paddock_deploy::daemon::Settings {
+            switchboard: paddock_deploy::apply::Switchboard {
+                url: base.clone(),
+                token: token.clone(),
+                http: reqwest::Client::new(),
+            },
+            repo: repo.clone(),
+            branch: up.deploy_branch.clone(),
+            poll_interval: Duration::from_secs(up.deploy_poll_s.max(1)),
+        };
+        let mut stop = stop_rx.clone();
+        eprintln!(
+            "paddock up: applying {} branch {} every {} s",
+            repo.display(),
+            up.deploy_branch,
+            up.deploy_poll_s.max(1)
+        );
+        tokio::spawn(paddock_deploy::daemon::run(
+            settings,
+            std::sync::Arc::new(tokio::sync::Notify::new()),
+            async move {
+                let _ = stop.wait_for(|v| *v).await;
+            },
+        ))
+    });
+
     println!("PADDOCK_URL={base}");
     println!("PADDOCK_TOKEN={token}");
     std::io::stdout().flush()?;
@@ -250,6 +289,9 @@ pub async fn run(up: Up) -> anyhow::Result<()> {
         r = switchboard_ended(&app) => r?,
     }
     stop_tx.send_replace(true);
+    if let Some(d) = deploy {
+        let _ = d.await;
+    }
     while supervisors.join_next().await.is_some() {}
     // Let the last reports land before the switchboard goes.
     tokio::time::sleep(Duration::from_millis(200)).await;
