@@ -97,6 +97,17 @@ async fn status(sb: &Switchboard) -> serde_json::Value {
         .unwrap()
 }
 
+async fn metrics(sb: &Switchboard) -> String {
+    sb.http
+        .get(format!("{}/metrics", sb.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 const NEW_SUPERVISOR: &str = "  - id: 0192f3a0-0000-7000-8000-000000000004
     name: lab1-local-3
     kind: local
@@ -192,6 +203,14 @@ async fn commits_pushed_to_a_bare_repo_reach_the_switchboard() {
     assert_eq!(st["generation"], 2);
     assert_eq!(st["last_error"]["commit"], bad.as_str());
     assert_eq!(st["last_error"]["errors"][0], errors[0].as_str());
+    let m = metrics(&sb).await;
+    assert!(
+        m.contains(&format!(
+            "paddock_deployment_rejected_errors{{commit=\"{bad}\",first=\"db/sites/lab1.yaml:39:11\"}} 1\n"
+        )),
+        "{m}"
+    );
+    assert!(m.contains("paddock_deployment_generation 2\n"), "{m}");
     assert!(names(&sb).await.contains(&("lab1-local-3".into(), false)));
 
     // The fix: applied, the error cleared.
@@ -204,6 +223,11 @@ async fn commits_pushed_to_a_bare_repo_reach_the_switchboard() {
         "{out:?}"
     );
     assert!(status(&sb).await["last_error"].is_null());
+    assert!(
+        metrics(&sb)
+            .await
+            .contains("paddock_deployment_rejected_errors 0\n")
+    );
 
     // Reverting the commit that added the supervisor retires it.
     let add = git(&work, &["rev-parse", "HEAD~2"]);
