@@ -36,6 +36,26 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// A bare repo `R.git` (branch `main`, deletable) with the example fleet pushed from the
+/// clone `work`; returns (bare repo, clone).
+fn repo_with_example(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let bare = dir.join("R.git");
+    std::fs::create_dir_all(&bare).unwrap();
+    git(&bare, &["init", "-q", "--bare", "-b", "main"]);
+    // Let a test delete the branch a forge would show as default.
+    git(&bare, &["config", "receive.denyDeleteCurrent", "ignore"]);
+    let work = dir.join("work");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/deployments"),
+        &work,
+    );
+    git(&work, &["init", "-q", "-b", "main"]);
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-q", "-m", "lab1"]);
+    git(&work, &["push", "-q", bare.to_str().unwrap(), "main"]);
+    (bare, work)
+}
+
 async fn switchboard(dir: &Path) -> Switchboard {
     let db = Db::connect(&paddock_switchboard::db::sqlite_url_for(dir))
         .await
@@ -118,21 +138,8 @@ const NEW_SUPERVISOR: &str = "  - id: 0192f3a0-0000-7000-8000-000000000004
 async fn commits_pushed_to_a_bare_repo_reach_the_switchboard() {
     let dir = tempfile::tempdir().unwrap();
     let sb = switchboard(dir.path()).await;
-    let bare = dir.path().join("R.git");
-    std::fs::create_dir_all(&bare).unwrap();
-    git(&bare, &["init", "-q", "--bare", "-b", "main"]);
-    // Let the test delete the branch a forge would show as default.
-    git(&bare, &["config", "receive.denyDeleteCurrent", "ignore"]);
-    let work = dir.path().join("work");
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/deployments"),
-        &work,
-    );
-    git(&work, &["init", "-q", "-b", "main"]);
-    git(&work, &["add", "-A"]);
-    git(&work, &["commit", "-q", "-m", "lab1"]);
+    let (bare, work) = repo_with_example(dir.path());
     let bare_s = bare.to_str().unwrap();
-    git(&work, &["push", "-q", bare_s, "main"]);
     let first = git(&work, &["rev-parse", "HEAD"]);
 
     // First sync: the example fleet.
@@ -302,19 +309,8 @@ async fn the_daemon_syncs_on_signed_webhooks_and_on_its_poll_interval() {
 
     let dir = tempfile::tempdir().unwrap();
     let sb = switchboard(dir.path()).await;
-    let bare = dir.path().join("R.git");
-    std::fs::create_dir_all(&bare).unwrap();
-    git(&bare, &["init", "-q", "--bare", "-b", "main"]);
-    let work = dir.path().join("work");
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/deployments"),
-        &work,
-    );
-    git(&work, &["init", "-q", "-b", "main"]);
-    git(&work, &["add", "-A"]);
-    git(&work, &["commit", "-q", "-m", "lab1"]);
+    let (bare, work) = repo_with_example(dir.path());
     let bare_s = bare.to_str().unwrap().to_string();
-    git(&work, &["push", "-q", &bare_s, "main"]);
 
     // Daemon A polls rarely: only the webhook can make it sync soon.
     let wake = Arc::new(tokio::sync::Notify::new());

@@ -3,8 +3,8 @@
 //! change is written in one transaction together with the applied commit. A failure anywhere
 //! (a name taken by a supervisor added by hand, a crash) leaves nothing of it behind.
 
+use paddock_core::Name;
 use paddock_core::deployments::{Change, DesiredState, SupervisorSpec, plan};
-use paddock_core::{Name, SupervisorId};
 use sqlx::Row;
 
 use super::users::{join_privileges, split_privileges};
@@ -291,17 +291,4 @@ fn name_conflict(e: sqlx::Error, name: &Name) -> StoreError {
         )),
         e => e.into(),
     }
-}
-
-/// Ids of supervisors a change affects (to push them their new configuration).
-pub fn affected_supervisors(changes: &[Change]) -> Vec<SupervisorId> {
-    changes
-        .iter()
-        .filter_map(|c| match c {
-            Change::AddSupervisor { supervisor, .. }
-            | Change::UpdateSupervisor { supervisor, .. } => Some(supervisor.id),
-            Change::RetireSupervisor { id, .. } => Some(*id),
-            _ => None,
-        })
-        .collect()
 }
