@@ -3,12 +3,10 @@
 //! above the applied one) or report it rejected with every error. The last good state stays
 //! live on any error.
 
-use std::path::{Path, PathBuf};
-
 use paddock_core::deployments;
 use serde_json::json;
 
-use crate::git_source::{self, GitError};
+use crate::git_source::{GitError, Snapshot, Source};
 
 /// Where states are applied: the switchboard's URL and an admin token.
 #[derive(Debug, Clone)]
@@ -49,7 +47,7 @@ impl Switchboard {
         }
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -71,16 +69,36 @@ impl Switchboard {
     }
 }
 
-/// Reads `branch` of `repo` and brings the switchboard to it.
-pub async fn sync_once(repo: &Path, branch: &str, sb: &Switchboard) -> Result<Outcome, SyncError> {
+/// Reads (fetching a remote first) `branch` of `source` and brings the switchboard to it.
+pub async fn sync_once(
+    source: &Source,
+    branch: &str,
+    sb: &Switchboard,
+) -> Result<Outcome, SyncError> {
+    let snapshot = read_source(source, branch).await?;
+    apply_snapshot(sb, snapshot).await
+}
+
+/// Reads the branch off the async threads (a fetch may take a while).
+pub async fn read_source(
+    source: &Source,
+    branch: &str,
+) -> Result<Result<Snapshot, GitError>, SyncError> {
+    let (source, branch) = (source.clone(), branch.to_string());
+    tokio::task::spawn_blocking(move || source.read(&branch))
+        .await
+        .map_err(|e| SyncError::Task(e.to_string()))
+}
+
+/// Brings the switchboard to `snapshot` (a commit, or a working tree's content): unchanged
+/// when it runs it already, applied when valid, rejected whole (and reported) otherwise.
+pub async fn apply_snapshot(
+    sb: &Switchboard,
+    snapshot: Result<Snapshot, GitError>,
+) -> Result<Outcome, SyncError> {
     let applied = sb.call(reqwest::Method::GET, "/deployment", None).await?;
     let applied_commit = applied["commit"].as_str().unwrap_or("").to_string();
     let generation = applied["generation"].as_i64().unwrap_or(0);
-    let (repo_path, branch_name) = (PathBuf::from(repo), branch.to_string());
-    let snapshot =
-        tokio::task::spawn_blocking(move || git_source::read_branch(&repo_path, &branch_name))
-            .await
-            .map_err(|e| SyncError::Task(e.to_string()))?;
     let snapshot = match snapshot {
         Ok(s) => s,
         Err(e @ GitError::NoBranch { .. }) => {

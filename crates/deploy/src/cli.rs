@@ -45,9 +45,13 @@ fn settings(c: &Config) -> Result<Settings, String> {
             token,
             http: reqwest::Client::new(),
         },
-        repo: c.repo.clone(),
+        source: c.source(),
         branch: c.branch.clone(),
         poll_interval: Duration::from_secs(c.poll_interval_s),
+        worktree: c.worktree.clone(),
+        debounce: Duration::from_millis(c.debounce_ms),
+        activation: c.activation.clone(),
+        state_dir: c.state_dir.clone(),
     })
 }
 
@@ -68,13 +72,15 @@ async fn serve(c: Config) -> Result<(), String> {
         });
         eprintln!("paddock-deploy: webhook on http://{addr}/hooks/push");
     }
+    std::fs::create_dir_all(&c.state_dir)
+        .map_err(|e| format!("state_dir {}: {e}", c.state_dir.display()))?;
     eprintln!(
         "paddock-deploy: {} branch {} -> {} every {} s",
-        c.repo.display(),
-        c.branch,
-        c.switchboard_url,
-        c.poll_interval_s
+        settings.source, c.branch, c.switchboard_url, c.poll_interval_s
     );
+    if let Some(w) = &c.worktree {
+        eprintln!("paddock-deploy: watching the working tree {}", w.display());
+    }
     run(settings, wake, async {
         let _ = tokio::signal::ctrl_c().await;
     })

@@ -12,8 +12,9 @@ pub struct Config {
     pub switchboard_url: String,
     /// File holding an admin's API token.
     pub token_file: PathBuf,
-    /// The deployments repository (local, bare or not).
-    pub repo: PathBuf,
+    /// The deployments repository: a local path (bare or not), or a URL (`ssh://`, `git://`,
+    /// `file://`, scp-like `git@host:path`) fetched with gix into `state_dir/mirror.git`.
+    pub repo: String,
     /// The branch whose newest commit is applied.
     #[serde(default = "default_branch")]
     pub branch: String,
@@ -26,6 +27,26 @@ pub struct Config {
     /// File holding the webhook secret; required with `listen`.
     #[serde(default)]
     pub webhook_secret_file: Option<PathBuf>,
+    /// A working tree of the repo on this server, watched; its edits apply at once.
+    #[serde(default)]
+    pub worktree: Option<PathBuf>,
+    /// Milliseconds without another change that end a burst of edits.
+    #[serde(default = "default_debounce")]
+    pub debounce_ms: u64,
+    /// The daemon's own files: the mirror of a remote, the host activation's record and checkout.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// Optional host activation (`[activation]`).
+    #[serde(default)]
+    pub activation: Option<crate::activation::ActivationConfig>,
+}
+
+fn default_debounce() -> u64 {
+    50
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/paddock-deploy")
 }
 
 fn default_branch() -> String {
@@ -48,6 +69,11 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// Where the branch's commits are read from.
+    pub fn source(&self) -> crate::git_source::Source {
+        crate::git_source::Source::new(&self.repo, &self.state_dir.join("mirror.git"))
+    }
+
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let invalid = |message: String| ConfigError::Invalid {
             path: path.to_path_buf(),
@@ -59,15 +85,32 @@ impl Config {
         })?;
         let mut c: Config = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [&mut c.token_file, &mut c.repo] {
+        for p in [&mut c.token_file, &mut c.state_dir] {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
         }
-        if let Some(p) = c.webhook_secret_file.as_mut()
-            && p.is_relative()
+        for p in [c.webhook_secret_file.as_mut(), c.worktree.as_mut()]
+            .into_iter()
+            .flatten()
         {
-            *p = base.join(&*p);
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        if !crate::git_source::is_remote(&c.repo) && Path::new(&c.repo).is_relative() {
+            c.repo = base.join(&c.repo).display().to_string();
+        }
+        if let Some(a) = &c.activation {
+            if a.host.is_empty() || a.host.contains('/') || a.host.starts_with('.') {
+                return Err(invalid(format!(
+                    "activation.host: `{}` is not a directory name under hosts/",
+                    a.host
+                )));
+            }
+            if a.command.trim().is_empty() {
+                return Err(invalid("activation.command: empty".into()));
+            }
         }
         if !(c.switchboard_url.starts_with("http://") || c.switchboard_url.starts_with("https://"))
         {
@@ -75,6 +118,9 @@ impl Config {
                 "switchboard_url: `{}` is not an http(s) URL",
                 c.switchboard_url
             )));
+        }
+        if c.debounce_ms == 0 || c.debounce_ms > 10_000 {
+            return Err(invalid("debounce_ms: 1 to 10000".into()));
         }
         if c.poll_interval_s == 0 {
             return Err(invalid("poll_interval_s: must be at least 1".into()));

@@ -1,6 +1,11 @@
 //! The `paddock-deploy` daemon: a sync every `poll_interval_s`, and at once when a push
 //! webhook with a valid GitHub-style signature (`X-Hub-Signature-256: sha256=<hex HMAC-SHA256
 //! of the body>`) arrives. A bad or missing signature is 401 and syncs nothing.
+//!
+//! With a working tree configured, its edits apply as soon as they settle (notify, debounced)
+//! and the remote branch applies when it moves: the newest change wins, and the report says
+//! when the live state is ahead of the remote. After a commit of the branch is live, a changed
+//! `hosts/<host>/` is activated (see `activation`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,15 +20,51 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::sync::Notify;
 
-use crate::apply::{Outcome, Switchboard, sync_once};
+use crate::activation::{self, ActivationConfig};
+use crate::apply::{Outcome, Switchboard, apply_snapshot, read_source};
+use crate::git_source::{GitError, Snapshot, Source};
+use crate::report::{Report, WorktreeReport, drift};
+use crate::{watch, worktree};
 
 /// What the daemon needs, read from the configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub switchboard: Switchboard,
-    pub repo: PathBuf,
+    pub source: Source,
     pub branch: String,
     pub poll_interval: Duration,
+    /// A working tree of the repo on this server, watched: its edits apply at once.
+    pub worktree: Option<PathBuf>,
+    /// Quiet time that ends a burst of edits.
+    pub debounce: Duration,
+    pub activation: Option<ActivationConfig>,
+    /// Where the mirror of a remote, the activation record and its checkout live.
+    pub state_dir: PathBuf,
+}
+
+impl Settings {
+    /// Settings for a local repo, no working tree, no activation.
+    pub fn new(switchboard: Switchboard, source: Source, branch: &str, poll: Duration) -> Self {
+        Settings {
+            switchboard,
+            source,
+            branch: branch.to_string(),
+            poll_interval: poll,
+            worktree: None,
+            debounce: Duration::from_millis(50),
+            activation: None,
+            state_dir: std::env::temp_dir(),
+        }
+    }
+}
+
+/// Why a turn of the loop happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    Start,
+    Poll,
+    Push,
+    Edit,
 }
 
 /// True when `signature` (`sha256=<hex>`) is the HMAC-SHA256 of `body` under `secret`
@@ -75,37 +116,187 @@ pub fn webhook(secret: Vec<u8>, wake: Arc<Notify>) -> Router {
         })
 }
 
-/// Syncs until `shutdown` resolves: at start, every poll interval, and whenever `wake` is
-/// notified (the webhook). Errors are logged and retried at the next turn.
+/// Syncs until `shutdown` resolves: at start, every poll interval, whenever `wake` is
+/// notified (the webhook), and when the working tree's edits settle. Errors are logged and
+/// retried at the next turn.
 pub async fn run(
     settings: Settings,
     wake: Arc<Notify>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
+    let edits = Arc::new(Notify::new());
+    let _watch = settings.worktree.as_ref().and_then(|w| {
+        match watch::watch(w, settings.debounce, edits.clone()) {
+            Ok(watch) => Some(watch),
+            Err(e) => {
+                tracing::error!(
+                    "watching {}: {e}; its edits apply at the next poll",
+                    w.display()
+                );
+                None
+            }
+        }
+    });
+    let mut state = LoopState::default();
+    let mut trigger = Trigger::Start;
     loop {
-        let span =
-            tracing::info_span!("sync", repo = %settings.repo.display(), branch = %settings.branch);
-        let _g = span.enter();
-        match sync_once(&settings.repo, &settings.branch, &settings.switchboard).await {
-            Ok(Outcome::Unchanged { .. }) => {}
-            Ok(Outcome::Applied {
-                commit,
-                generation,
-                summary,
-            }) => tracing::info!(%commit, generation, changes = summary.len(), "applied"),
-            Ok(Outcome::Rejected { commit, errors }) => {
-                for e in &errors {
-                    tracing::warn!(%commit, "rejected: {e}");
+        let span = tracing::info_span!("sync", repo = %settings.source, branch = %settings.branch, ?trigger);
+        tracing::Instrument::instrument(turn(&settings, trigger, &mut state), span).await;
+        trigger = tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tokio::time::sleep(settings.poll_interval) => Trigger::Poll,
+            _ = wake.notified() => Trigger::Push,
+            _ = edits.notified() => Trigger::Edit,
+        };
+    }
+}
+
+#[derive(Default)]
+struct LoopState {
+    /// The remote branch as last read: its commit, or why it could not be read.
+    remote_seen: Option<Result<String, String>>,
+    last_report: Option<Report>,
+}
+
+async fn turn(settings: &Settings, trigger: Trigger, st: &mut LoopState) {
+    let sb = &settings.switchboard;
+    // The remote is read on every turn but an edit's (which must be quick).
+    let remote: Option<Result<Snapshot, GitError>> = if trigger == Trigger::Edit {
+        None
+    } else {
+        match read_source(&settings.source, &settings.branch).await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!("reading the repository: {e}");
+                return;
+            }
+        }
+    };
+    let seen = remote.as_ref().map(|r| {
+        r.as_ref()
+            .map(|s| s.commit.clone())
+            .map_err(|e| e.to_string())
+    });
+    let remote_moved = seen.is_some() && seen != st.remote_seen;
+    if let Some(seen) = seen {
+        st.remote_seen = Some(seen);
+    }
+    let tree = match &settings.worktree {
+        Some(root) => {
+            let root = root.clone();
+            match tokio::task::spawn_blocking(move || worktree::read(&root)).await {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!("reading the working tree: {e}");
+                    return;
                 }
             }
-            Err(e) => tracing::warn!("sync failed (retried at the next turn): {e}"),
         }
-        drop(_g);
-        tokio::select! {
-            _ = &mut shutdown => return,
-            _ = tokio::time::sleep(settings.poll_interval) => {}
-            _ = wake.notified() => {}
+        None => None,
+    };
+    // The newest change wins: the remote when it moved (or always, without a working tree),
+    // the working tree at start and on its edits.
+    let outcome = match (&tree, remote) {
+        (Some(t), _) if matches!(trigger, Trigger::Start | Trigger::Edit) => {
+            Some(apply_snapshot(sb, t.clone().map(|t| t.snapshot)).await)
+        }
+        (Some(_), Some(r)) if remote_moved => Some(apply_snapshot(sb, r).await),
+        (None, Some(r)) => Some(apply_snapshot(sb, r).await),
+        _ => None,
+    };
+    match &outcome {
+        None | Some(Ok(Outcome::Unchanged { .. })) => {}
+        Some(Ok(Outcome::Applied {
+            commit,
+            generation,
+            summary,
+        })) => tracing::info!(%commit, generation, changes = summary.len(), "applied"),
+        Some(Ok(Outcome::Rejected { commit, errors })) => {
+            for e in errors {
+                tracing::warn!(%commit, "rejected: {e}");
+            }
+        }
+        Some(Err(e)) => tracing::warn!("sync failed (retried at the next turn): {e}"),
+    }
+    let live = match sb.call(reqwest::Method::GET, "/deployment", None).await {
+        Ok(v) => v["commit"].as_str().unwrap_or("").to_string(),
+        Err(e) => {
+            tracing::warn!("reading the applied state: {e}");
+            return;
+        }
+    };
+    let remote_commit = st.remote_seen.clone().and_then(|r| r.ok());
+    let activation = match (&settings.activation, &remote_commit) {
+        (Some(cfg), Some(commit)) if *commit == live => {
+            activate_if_needed(settings, cfg, commit).await
+        }
+        (Some(_), _) => activation::last(&settings.state_dir),
+        (None, _) => None,
+    };
+    let worktree = match (&tree, &settings.worktree) {
+        (Some(Ok(t)), Some(root)) => Some(WorktreeReport {
+            path: root.display().to_string(),
+            head: t.head.clone(),
+            edited: t.edited.clone(),
+            commit: t.snapshot.commit.clone(),
+            ahead: remote_commit
+                .as_deref()
+                .and_then(|r| worktree::commits_ahead(root, &t.head, r)),
+        }),
+        (Some(Err(e)), _) => {
+            tracing::warn!("reading the working tree: {e}");
+            None
+        }
+        _ => None,
+    };
+    let (pending, drift) = drift(&live, remote_commit.as_deref(), worktree.as_ref());
+    let report = Report {
+        repo: settings.source.to_string(),
+        branch: settings.branch.clone(),
+        remote_commit,
+        remote_error: st.remote_seen.clone().and_then(|r| r.err()),
+        worktree,
+        pending,
+        drift,
+        activation,
+        checked_at: paddock_core::api::now_ms(),
+    };
+    if st.last_report.as_ref().is_some_and(|r| r.same_as(&report)) {
+        return;
+    }
+    let body = serde_json::to_value(&report).unwrap_or_default();
+    match sb
+        .call(reqwest::Method::POST, "/deployment/report", Some(body))
+        .await
+    {
+        Ok(_) => st.last_report = Some(report),
+        Err(e) => tracing::warn!("reporting to the switchboard: {e}"),
+    }
+}
+
+/// Activates `commit` when its `hosts/<host>/` changed; the last record either way.
+async fn activate_if_needed(
+    settings: &Settings,
+    cfg: &ActivationConfig,
+    commit: &str,
+) -> Option<activation::Record> {
+    let repo = settings.source.git_dir().to_path_buf();
+    let needed = activation::needed(cfg, &repo, commit, &settings.state_dir);
+    match needed {
+        Ok(Some(tree)) => {
+            match activation::activate(cfg, &repo, commit, &tree, &settings.state_dir).await {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::error!(%commit, "activation: {e}");
+                    activation::last(&settings.state_dir)
+                }
+            }
+        }
+        Ok(None) => activation::last(&settings.state_dir),
+        Err(e) => {
+            tracing::error!(%commit, "activation: {e}");
+            activation::last(&settings.state_dir)
         }
     }
 }

@@ -4,146 +4,38 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
-use paddock_deploy::apply::{Outcome, Switchboard, sync_once};
-use paddock_switchboard::app::AppState;
-use paddock_switchboard::config::Config;
-use paddock_switchboard::db::Db;
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
-
-/// A bare repo `R.git` (branch `main`, deletable) with the example fleet pushed from the
-/// clone `work`; returns (bare repo, clone).
-fn repo_with_example(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let bare = dir.join("R.git");
-    std::fs::create_dir_all(&bare).unwrap();
-    git(&bare, &["init", "-q", "--bare", "-b", "main"]);
-    // Let a test delete the branch a forge would show as default.
-    git(&bare, &["config", "receive.denyDeleteCurrent", "ignore"]);
-    let work = dir.join("work");
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/deployments"),
-        &work,
-    );
-    git(&work, &["init", "-q", "-b", "main"]);
-    git(&work, &["add", "-A"]);
-    git(&work, &["commit", "-q", "-m", "lab1"]);
-    git(&work, &["push", "-q", bare.to_str().unwrap(), "main"]);
-    (bare, work)
-}
-
-async fn switchboard(dir: &Path) -> Switchboard {
-    let db = Db::connect(&paddock_switchboard::db::sqlite_url_for(dir))
-        .await
-        .unwrap();
-    let admin: paddock_core::Name = "root".parse().unwrap();
-    db.create_user(&admin, None, &[paddock_core::Privilege::Admin])
-        .await
-        .unwrap();
-    let token = paddock_switchboard::tokens::mint(&db, &admin, None)
-        .await
-        .unwrap()
-        .token;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(paddock_switchboard::run(
-        AppState::new(db, Config::default()),
-        listener,
-    ));
-    Switchboard {
-        url,
-        token,
-        http: reqwest::Client::new(),
-    }
-}
-
-async fn names(sb: &Switchboard) -> Vec<(String, bool)> {
-    let v: serde_json::Value = sb
-        .http
-        .get(format!("{}/api/v1/supervisors", sb.url))
-        .bearer_auth(&sb.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["supervisors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["name"].as_str().unwrap().to_string(),
-                s["retired"].as_bool().unwrap(),
-            )
-        })
-        .collect()
-}
-
-async fn status(sb: &Switchboard) -> serde_json::Value {
-    sb.http
-        .get(format!("{}/api/v1/deployment", sb.url))
-        .bearer_auth(&sb.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn metrics(sb: &Switchboard) -> String {
-    sb.http
-        .get(format!("{}/metrics", sb.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
-const NEW_SUPERVISOR: &str = "  - id: 0192f3a0-0000-7000-8000-000000000004
-    name: lab1-local-3
-    kind: local
-    tags: [arch:x86_64, site:lab1]
-";
+use common::*;
+use paddock_deploy::apply::{Outcome, sync_once};
+use paddock_deploy::git_source::Source;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commits_pushed_to_a_bare_repo_reach_the_switchboard() {
+    history_of_a_branch(false).await;
+}
+
+/// The same history, the repo fetched with gix from a `file://` URL into a mirror.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_fetched_from_a_remote_url_reach_the_switchboard() {
+    history_of_a_branch(true).await;
+}
+
+async fn history_of_a_branch(remote: bool) {
     let dir = tempfile::tempdir().unwrap();
     let sb = switchboard(dir.path()).await;
     let (bare, work) = repo_with_example(dir.path());
     let bare_s = bare.to_str().unwrap();
+    let source = if remote {
+        Source::new(&format!("file://{bare_s}"), &dir.path().join("mirror.git"))
+    } else {
+        Source::new(bare_s, &dir.path().join("unused"))
+    };
+    assert_eq!(matches!(source, Source::Remote { .. }), remote);
     let first = git(&work, &["rev-parse", "HEAD"]);
 
     // First sync: the example fleet.
-    let out = sync_once(&bare, "main", &sb).await.unwrap();
+    let out = sync_once(&source, "main", &sb).await.unwrap();
     let Outcome::Applied {
         commit,
         generation,
@@ -162,7 +54,7 @@ async fn commits_pushed_to_a_bare_repo_reach_the_switchboard() {
     assert_eq!(names(&sb).await.len(), 3);
     // Nothing new: no call that changes anything.
     assert_eq!(
-        sync_once(&bare, "main", &sb).await.unwrap(),
+        sync_once(&source, "main", &sb).await.unwrap(),
         Outcome::Unchanged {
             commit: first.clone()
         }
@@ -175,7 +67,7 @@ async fn commits_pushed_to_a_bare_repo_reach_the_switchboard() {
     std::fs::write(&site, &text).unwrap();
     git(&work, &["commit", "-q", "-am", "add lab1-local-3"]);
     git(&work, &["push", "-q", bare_s, "main"]);
-    let out = sync_once(&bare, "main", &sb).await.unwrap();
+    let out = sync_once(&source, "main", &sb).await.unwrap();
     assert!(
         matches!(&out, Outcome::Applied { generation: 2, summary, .. } if summary.len() == 1),
         "{out:?}"
@@ -194,7 +86,7 @@ async fn commits_pushed_to_a_bare_repo_reach_the_switchboard() {
     git(&work, &["commit", "-q", "-am", "typo"]);
     git(&work, &["push", "-q", bare_s, "main"]);
     let bad = git(&work, &["rev-parse", "HEAD"]);
-    let out = sync_once(&bare, "main", &sb).await.unwrap();
+    let out = sync_once(&source, "main", &sb).await.unwrap();
     let Outcome::Rejected { commit, errors } = &out else {
         panic!("{out:?}")
     };
@@ -224,7 +116,7 @@ async fn commits_pushed_to_a_bare_repo_reach_the_switchboard() {
     std::fs::write(&site, &text).unwrap();
     git(&work, &["commit", "-q", "-am", "fix"]);
     git(&work, &["push", "-q", bare_s, "main"]);
-    let out = sync_once(&bare, "main", &sb).await.unwrap();
+    let out = sync_once(&source, "main", &sb).await.unwrap();
     assert!(
         matches!(&out, Outcome::Applied { generation: 3, summary, .. } if summary.is_empty()),
         "{out:?}"
@@ -240,7 +132,7 @@ async fn commits_pushed_to_a_bare_repo_reach_the_switchboard() {
     let add = git(&work, &["rev-parse", "HEAD~2"]);
     git(&work, &["revert", "--no-edit", &add]);
     git(&work, &["push", "-q", bare_s, "main"]);
-    let out = sync_once(&bare, "main", &sb).await.unwrap();
+    let out = sync_once(&source, "main", &sb).await.unwrap();
     assert!(
         matches!(&out, Outcome::Applied { generation: 4, .. }),
         "{out:?}"
@@ -252,7 +144,7 @@ async fn commits_pushed_to_a_bare_repo_reach_the_switchboard() {
         &work,
         &["push", "-q", "--force", bare_s, &format!("{first}:main")],
     );
-    let out = sync_once(&bare, "main", &sb).await.unwrap();
+    let out = sync_once(&source, "main", &sb).await.unwrap();
     assert!(
         matches!(&out, Outcome::Applied { generation: 5, commit, .. } if *commit == first),
         "{out:?}"
@@ -260,7 +152,7 @@ async fn commits_pushed_to_a_bare_repo_reach_the_switchboard() {
 
     // The branch deleted: reported, nothing changes.
     git(&work, &["push", "-q", bare_s, ":main"]);
-    let out = sync_once(&bare, "main", &sb).await.unwrap();
+    let out = sync_once(&source, "main", &sb).await.unwrap();
     let Outcome::Rejected { errors, .. } = &out else {
         panic!("{out:?}")
     };
@@ -276,31 +168,6 @@ async fn commits_pushed_to_a_bare_repo_reach_the_switchboard() {
     assert_eq!(names(&sb).await.len(), 4);
 }
 
-async fn wait_for(
-    sb: &Switchboard,
-    name: &str,
-    within: std::time::Duration,
-) -> std::time::Duration {
-    let t0 = std::time::Instant::now();
-    loop {
-        if names(sb).await.iter().any(|(n, _)| n == name) {
-            return t0.elapsed();
-        }
-        assert!(
-            t0.elapsed() < within,
-            "{name} did not appear within {within:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-}
-
-fn sign(secret: &[u8], body: &[u8]) -> String {
-    use hmac::Mac;
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_syncs_on_signed_webhooks_and_on_its_poll_interval() {
     use paddock_deploy::daemon::{Settings, run, webhook};
@@ -314,12 +181,12 @@ async fn the_daemon_syncs_on_signed_webhooks_and_on_its_poll_interval() {
 
     // Daemon A polls rarely: only the webhook can make it sync soon.
     let wake = Arc::new(tokio::sync::Notify::new());
-    let settings = Settings {
-        switchboard: sb.clone(),
-        repo: bare.clone(),
-        branch: "main".into(),
-        poll_interval: Duration::from_secs(3600),
-    };
+    let settings = Settings::new(
+        sb.clone(),
+        Source::Local(bare.clone()),
+        "main",
+        Duration::from_secs(3600),
+    );
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let daemon = tokio::spawn(run(settings.clone(), wake.clone(), async {
         let _ = stop_rx.await;

@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use clap::Subcommand;
 use paddock_core::deployments::{self, Diagnostic, Pos};
 
@@ -27,8 +26,9 @@ pub enum DeployCommand {
     /// checkout), validated whole, then applied in one transaction, or reported rejected with
     /// every error. Exit status 1 when rejected.
     Apply {
-        /// The git repository (bare or not) of the deployments repo.
-        repo: PathBuf,
+        /// The deployments repo: a local git repository (bare or not), or a URL (`ssh://`,
+        /// `git://`, `file://`, `git@host:path`) fetched with gix into a temporary mirror.
+        repo: String,
         #[arg(long, default_value = "main")]
         branch: String,
     },
@@ -48,10 +48,11 @@ pub async fn run(cmd: DeployCommand) -> anyhow::Result<()> {
     }
 }
 
-async fn apply(repo: &Path, branch: &str) -> anyhow::Result<()> {
+async fn apply(repo: &str, branch: &str) -> anyhow::Result<()> {
     use paddock_deploy::apply::{Outcome, sync_once};
     let client = crate::client::Client::from_config()?;
-    match sync_once(repo, branch, &client.deploy_target()).await? {
+    let source = paddock_deploy::git_source::Source::new(repo, &mirror_dir(repo));
+    match sync_once(&source, branch, &client.deploy_target()).await? {
         Outcome::Unchanged { commit } => eprintln!("deploy: {commit} is already applied"),
         Outcome::Applied {
             commit,
@@ -77,6 +78,26 @@ async fn apply(repo: &Path, branch: &str) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Where `paddock deploy apply URL` keeps the fetched commits between runs:
+/// `$XDG_CACHE_HOME/paddock/deploy/<URL as a file name>` (or `~/.cache/…`).
+fn mirror_dir(url: &str) -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    let name: String = paddock_deploy::git_source::without_password(url)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    cache.join("paddock").join("deploy").join(name)
 }
 
 async fn status(json: bool) -> anyhow::Result<()> {
@@ -109,55 +130,72 @@ async fn status(json: bool) -> anyhow::Result<()> {
             }
         }
     }
+    print_report(&v["report"]);
     Ok(())
 }
 
-/// `(path relative to the repo root, text)` of each file under `db/`.
-pub type DbFiles = Vec<(String, String)>;
-
-/// Reads every file under `root/db`; a file that is not UTF-8 becomes an error of its own.
-pub fn read_db(root: &Path) -> anyhow::Result<(DbFiles, Vec<Diagnostic>)> {
-    let db = root.join("db");
-    if !db.is_dir() {
-        anyhow::bail!(
-            "{}: no db/ directory (expected db/switchboard.yaml and db/sites/<site>.yaml)",
-            root.display()
+/// The deploy daemon's view: remote, pending commit, drift, working tree, host activation.
+fn print_report(r: &serde_json::Value) {
+    if !r.is_object() {
+        println!("daemon:      no report yet (no paddock-deploy has synced)");
+        return;
+    }
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+    let remote = match (r["remote_commit"].as_str(), r["remote_error"].as_str()) {
+        (Some(c), _) => c.to_string(),
+        (None, Some(e)) => format!("unreadable: {e}"),
+        _ => "?".into(),
+    };
+    println!(
+        "remote:      {} branch {} at {remote} (checked {})",
+        text(&r["repo"]),
+        text(&r["branch"]),
+        paddock_core::api::format_ms(r["checked_at"].as_i64().unwrap_or(0))
+    );
+    println!("pending:     {}", r["pending"].as_str().unwrap_or("none"));
+    println!("drift:       {}", r["drift"].as_str().unwrap_or("none"));
+    if let Some(w) = r["worktree"].as_object() {
+        let edited: Vec<&str> = w["edited"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.as_str())
+            .collect();
+        println!(
+            "worktree:    {} at {}{}",
+            w["path"].as_str().unwrap_or(""),
+            w["head"].as_str().unwrap_or(""),
+            if edited.is_empty() {
+                String::new()
+            } else {
+                format!(", edited: {}", edited.join(", "))
+            }
         );
     }
-    let mut files = Vec::new();
-    let mut errors = Vec::new();
-    let mut stack = vec![db];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).with_context(|| format!("{}", dir.display()))? {
-            let path = entry?.path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            // Editor droppings and hidden files are not part of the DB.
-            if name.starts_with('.') || name.ends_with('~') || name.ends_with(".swp") {
-                continue;
-            }
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let rel = path
-                .strip_prefix(root)
-                .unwrap_or(&path)
-                .to_string_lossy()
-                .replace('\\', "/");
-            match std::fs::read(&path) {
-                Ok(bytes) => match String::from_utf8(bytes) {
-                    Ok(text) => files.push((rel, text)),
-                    Err(_) => errors.push(Diagnostic::new(
-                        &rel,
-                        Pos { line: 1, column: 1 },
-                        "",
-                        "not UTF-8 text",
-                    )),
-                },
-                Err(e) => return Err(e).with_context(|| format!("{}", path.display())),
-            }
+    if let Some(a) = r["activation"].as_object() {
+        println!(
+            "activation:  {} of {} at {}",
+            a["outcome"].as_str().unwrap_or("?"),
+            a["commit"].as_str().unwrap_or("?"),
+            paddock_core::api::format_ms(a["finished_at"].as_i64().unwrap_or(0))
+        );
+        for step in a["steps"].as_array().into_iter().flatten() {
+            println!(
+                "  {} -> {}",
+                step[0].as_str().unwrap_or(""),
+                step[1].as_str().unwrap_or("")
+            );
         }
     }
+}
+
+/// Reads every file under `root/db`; a file that is not UTF-8 becomes an error of its own.
+fn read_db(root: &Path) -> anyhow::Result<(paddock_deploy::worktree::DbFiles, Vec<Diagnostic>)> {
+    let (files, not_text) = paddock_deploy::worktree::read_db(root)?;
+    let errors = not_text
+        .iter()
+        .map(|f| Diagnostic::new(f, Pos { line: 1, column: 1 }, "", "not UTF-8 text"))
+        .collect();
     Ok((files, errors))
 }
 

@@ -57,7 +57,7 @@ pub struct Up {
     /// every --deploy-poll-s seconds); invalid commits are rejected and shown by
     /// `paddock deploy status`.
     #[arg(long)]
-    deployments: Option<PathBuf>,
+    deployments: Option<String>,
     /// The branch of --deployments.
     #[arg(long, default_value = "main")]
     deploy_branch: String,
@@ -248,20 +248,25 @@ pub async fn run(up: Up) -> anyhow::Result<()> {
     }
 
     let deploy = up.deployments.as_ref().map(|repo| {
+        let state_dir = data_dir.join("deploy");
+        let source = paddock_deploy::git_source::Source::new(repo, &state_dir.join("mirror.git"));
         let settings = paddock_deploy::daemon::Settings {
-            switchboard: paddock_deploy::apply::Switchboard {
-                url: base.clone(),
-                token: token.clone(),
-                http: reqwest::Client::new(),
-            },
-            repo: repo.clone(),
-            branch: up.deploy_branch.clone(),
-            poll_interval: Duration::from_secs(up.deploy_poll_s.max(1)),
+            state_dir,
+            ..paddock_deploy::daemon::Settings::new(
+                paddock_deploy::apply::Switchboard {
+                    url: base.clone(),
+                    token: token.clone(),
+                    http: reqwest::Client::new(),
+                },
+                source,
+                &up.deploy_branch,
+                Duration::from_secs(up.deploy_poll_s.max(1)),
+            )
         };
         let mut stop = stop_rx.clone();
         eprintln!(
             "paddock up: applying {} branch {} every {} s",
-            repo.display(),
+            settings.source,
             up.deploy_branch,
             up.deploy_poll_s.max(1)
         );

@@ -20,6 +20,9 @@ pub struct Applied {
     pub applied_at: i64,
     /// The newest rejected commit since the last apply, with its errors.
     pub last_error: Option<Rejection>,
+    /// What the deploy daemon last reported it saw (remote commit, working tree, host
+    /// activation); `null` until it reports.
+    pub report: Option<serde_json::Value>,
 }
 
 /// A commit the deploy daemon refused (invalid YAML, failed references, …).
@@ -46,17 +49,28 @@ impl Db {
     /// The last applied commit and generation.
     pub async fn applied_deployment(&self) -> Result<Applied> {
         let row = sqlx::query(
-            "SELECT commit_id, generation, applied_at, last_error FROM deployment WHERE id = 1",
+            "SELECT commit_id, generation, applied_at, last_error, report FROM deployment WHERE id = 1",
         )
         .fetch_one(&self.reader)
         .await?;
         let last_error: Option<String> = row.try_get("last_error")?;
+        let report: Option<String> = row.try_get("report")?;
         Ok(Applied {
             commit: row.try_get("commit_id")?,
             generation: row.try_get("generation")?,
             applied_at: row.try_get("applied_at")?,
             last_error: last_error.map(|e| json_col("last_error", &e)).transpose()?,
+            report: report.map(|r| json_col("report", &r)).transpose()?,
         })
+    }
+
+    /// Stores the deploy daemon's report of what it sees (replacing the previous one).
+    pub async fn report_deployment(&self, report: &serde_json::Value) -> Result<()> {
+        sqlx::query("UPDATE deployment SET report = $1 WHERE id = 1")
+            .bind(report.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Records a rejected commit; the applied state is untouched.
@@ -108,6 +122,10 @@ impl Db {
                 .await?;
         }
         let now = paddock_core::api::now_ms();
+        let report: Option<String> =
+            sqlx::query_scalar("SELECT report FROM deployment WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await?;
         sqlx::query(
             "UPDATE deployment SET commit_id = $1, generation = $2, applied_at = $3, state = $4, last_error = NULL WHERE id = 1",
         )
@@ -124,6 +142,7 @@ impl Db {
                 generation,
                 applied_at: now,
                 last_error: None,
+                report: report.map(|r| json_col("report", &r)).transpose()?,
             },
             changes,
         })

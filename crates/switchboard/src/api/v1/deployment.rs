@@ -70,3 +70,19 @@ pub async fn reject(
     app.db.reject_deployment(&req).await?;
     Ok(Json(app.db.applied_deployment().await?))
 }
+
+/// The deploy daemon reports what it sees (a JSON object of at most 64 KiB: the remote
+/// branch's commit, the working tree, the last host activation); `GET /deployment` shows it
+/// as `report`, and `paddock deploy status` derives the pending commit and drift from it.
+pub async fn report(
+    State(app): State<AppState>,
+    Json(report): Json<serde_json::Value>,
+) -> Result<Json<Applied>, ApiError> {
+    if !report.is_object() || report.to_string().len() > 64 * 1024 {
+        return Err(ApiError::BadRequest(
+            "a deployment report is a JSON object of at most 64 KiB".to_string(),
+        ));
+    }
+    app.db.report_deployment(&report).await?;
+    Ok(Json(app.db.applied_deployment().await?))
+}

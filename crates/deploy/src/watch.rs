@@ -1,0 +1,115 @@
+//! Watching a working tree of the deployments repo with notify. The tree is watched whole
+//! and recursively (directories, not files: an editor's rename-save replaces the file, and a
+//! watch on the old inode would see nothing more). Changes under `db/` and to the checked-out
+//! commit (`.git/HEAD`, `.git/refs/`) count; bursts are debounced into one wake-up.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::{Notify, mpsc};
+
+use crate::worktree::is_editor_dropping;
+
+/// Keeps the watch alive; dropping it stops the watching.
+pub struct TreeWatch {
+    _watcher: notify::RecommendedWatcher,
+    _debouncer: tokio::task::JoinHandle<()>,
+}
+
+/// True when a change of `path` (inside the working tree `root`) may change what is applied.
+pub fn relevant(root: &Path, path: &Path) -> bool {
+    let Ok(rel) = path.strip_prefix(root) else {
+        return false;
+    };
+    let mut parts = rel.components().map(|c| c.as_os_str().to_string_lossy());
+    match parts.next().as_deref() {
+        Some("db") => {
+            let name = rel.file_name().map(|n| n.to_string_lossy().into_owned());
+            !name.is_some_and(|n| is_editor_dropping(&n))
+        }
+        Some(".git") => {
+            let rest: Vec<_> = parts.collect();
+            match rest.first().map(|s| s.as_ref()) {
+                Some("HEAD") => rest.len() == 1,
+                Some("packed-refs") => rest.len() == 1,
+                Some("refs") => rest.get(1).is_some_and(|s| s == "heads"),
+                _ => false,
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Watches `root`; `wake` is notified once per burst of relevant changes, when `debounce`
+/// has passed without another (at most 4 × `debounce` after the burst's first change).
+/// Must be called inside a tokio runtime.
+pub fn watch(root: &Path, debounce: Duration, wake: Arc<Notify>) -> notify::Result<TreeWatch> {
+    let root: PathBuf = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    let filter_root = root.clone();
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        match res {
+            Ok(event) => {
+                if event.paths.iter().any(|p| relevant(&filter_root, p)) {
+                    let _ = tx.send(());
+                }
+            }
+            // Overflow or a watch lost: re-read to be safe.
+            Err(e) => {
+                tracing::warn!("watching the working tree: {e}");
+                let _ = tx.send(());
+            }
+        }
+    })?;
+    watcher.watch(&root, RecursiveMode::Recursive)?;
+    let debouncer = tokio::spawn(async move {
+        while rx.recv().await.is_some() {
+            let deadline = tokio::time::Instant::now() + debounce * 4;
+            loop {
+                let quiet = tokio::time::sleep(debounce);
+                tokio::select! {
+                    more = rx.recv() => {
+                        if more.is_none() { return; }
+                        if tokio::time::Instant::now() >= deadline { break; }
+                    }
+                    _ = quiet => break,
+                }
+            }
+            wake.notify_one();
+        }
+    });
+    Ok(TreeWatch {
+        _watcher: watcher,
+        _debouncer: debouncer,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::relevant;
+    use std::path::Path;
+
+    #[test]
+    fn what_counts_as_a_change() {
+        let root = Path::new("/srv/deployments");
+        for (p, want) in [
+            ("/srv/deployments/db/sites/lab1.yaml", true),
+            ("/srv/deployments/db/switchboard.yaml", true),
+            ("/srv/deployments/db/sites", true),
+            ("/srv/deployments/db/sites/.lab1.yaml.swp", false),
+            ("/srv/deployments/db/sites/lab1.yaml~", false),
+            ("/srv/deployments/db/sites/4913", false),
+            ("/srv/deployments/.git/HEAD", true),
+            ("/srv/deployments/.git/refs/heads/main", true),
+            ("/srv/deployments/.git/refs/heads/main.lock", true),
+            ("/srv/deployments/.git/objects/ab/cdef", false),
+            ("/srv/deployments/.git/index", false),
+            ("/srv/deployments/hosts/x/configuration.nix", false),
+            ("/elsewhere/db/x.yaml", false),
+        ] {
+            assert_eq!(relevant(root, Path::new(p)), want, "{p}");
+        }
+    }
+}
