@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use paddock_core::deployments::DesiredState;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
@@ -38,6 +39,20 @@ pub struct AppState {
     stop: Arc<watch::Sender<bool>>,
     /// Non-retired supervisors, valid for one supervisors generation.
     supervisor_cache: Arc<Mutex<Option<SupervisorCache>>>,
+    /// The instance ACL and defaults in force, valid for one supervisors generation.
+    settings_cache: Arc<Mutex<Option<(i64, Arc<InstanceSettings>)>>>,
+    /// The applied deployments state, valid for one deployment generation.
+    state_cache: Arc<Mutex<Option<((i64, i64), Arc<DesiredState>)>>>,
+}
+
+/// The instance ACL and job defaults in force: the applied deployments state's once one is
+/// applied (its ACL replaces the configuration file's; its defaults where it sets them),
+/// the configuration file's before.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceSettings {
+    pub acl: paddock_core::acl::Acl,
+    pub default_job_timeout_s: u64,
+    pub default_queue_timeout_s: u64,
 }
 
 impl AppState {
@@ -53,7 +68,64 @@ impl AppState {
             http: reqwest::Client::new(),
             stop: Arc::new(watch::Sender::new(false)),
             supervisor_cache: Arc::default(),
+            settings_cache: Arc::default(),
+            state_cache: Arc::default(),
         }
+    }
+
+    /// The applied deployments state and its generation, parsed once per generation (every
+    /// connecting supervisor reads its configuration from it).
+    pub async fn applied_state(&self) -> Result<(i64, Arc<DesiredState>), StoreError> {
+        let key = self.db.applied_deployment_generation().await?;
+        if let Some((k, s)) = self
+            .state_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            && *k == key
+        {
+            return Ok((key.0, s.clone()));
+        }
+        let (key, state) = self.db.applied_state().await?;
+        let state = Arc::new(state);
+        *self.state_cache.lock().unwrap_or_else(|p| p.into_inner()) = Some((key, state.clone()));
+        Ok((key.0, state))
+    }
+
+    /// The instance ACL and defaults in force (see [`InstanceSettings`]), re-read when the
+    /// supervisors generation moves (an apply that changes them bumps it).
+    pub async fn instance_settings(&self) -> Result<Arc<InstanceSettings>, StoreError> {
+        let generation = self.db.supervisors_generation().await?;
+        if let Some((g, s)) = self
+            .settings_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            && *g == generation
+        {
+            return Ok(s.clone());
+        }
+        let c = &self.config;
+        let settings = Arc::new(match self.db.deployed_settings().await? {
+            None => InstanceSettings {
+                acl: c.acl.clone(),
+                default_job_timeout_s: c.default_job_timeout_s,
+                default_queue_timeout_s: c.default_queue_timeout_s,
+            },
+            Some(d) => InstanceSettings {
+                acl: d.acl,
+                default_job_timeout_s: d.defaults.job_timeout_s.unwrap_or(c.default_job_timeout_s),
+                default_queue_timeout_s: d
+                    .defaults
+                    .queue_timeout_s
+                    .unwrap_or(c.default_queue_timeout_s),
+            },
+        });
+        *self
+            .settings_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some((generation, settings.clone()));
+        Ok(settings)
     }
 
     /// Every non-retired supervisor (desired state only: tags, ACL, readiness). Read once per

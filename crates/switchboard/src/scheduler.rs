@@ -75,11 +75,11 @@ pub async fn run_once(app: &AppState) -> anyhow::Result<usize> {
     if local.is_empty() {
         return Ok(0);
     }
-    let acl = app.config.acl.clone();
+    let settings = app.instance_settings().await?;
     let started = std::time::Instant::now();
     let claims = app
         .db
-        .claim(&local, BATCH, |jobs, idle| pick(jobs, idle, &acl))
+        .claim(&local, BATCH, |jobs, idle| pick(jobs, idle, &settings.acl))
         .await?;
     tracing::debug!(
         claimed = claims.len(),

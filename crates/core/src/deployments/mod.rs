@@ -7,9 +7,11 @@ pub mod diagnostic;
 pub mod load;
 pub mod plan;
 pub mod schema;
+pub mod supervisor_config;
 pub mod yaml;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Pos};
 pub use load::{SITES_DIR, SWITCHBOARD_FILE, is_db_file, load};
 pub use plan::{Change, plan};
 pub use schema::*;
+pub use supervisor_config::supervisor_config;

@@ -41,6 +41,16 @@ pub struct Rejection {
 pub struct ApplyOutcome {
     pub applied: Applied,
     pub changes: Vec<Change>,
+    /// The state applied before (to tell which supervisors' configuration changed).
+    #[serde(skip)]
+    pub previous: DesiredState,
+}
+
+/// The instance-wide part of the applied state: what the scheduler and enqueue read.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct DeployedSettings {
+    pub acl: paddock_core::acl::Acl,
+    pub defaults: paddock_core::deployments::Defaults,
 }
 
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
@@ -110,11 +120,16 @@ impl Db {
             )));
         }
         let previous: DesiredState = json_col("state", &row.try_get::<String, _>("state")?)?;
-        let live = live_state(&mut tx, previous).await?;
+        let live = live_state(&mut tx, previous.clone()).await?;
         let changes = plan(&live, desired);
         let mut supervisors_changed = false;
         for c in &changes {
             supervisors_changed |= apply_change(&mut tx, c).await?;
+            // The instance ACL and defaults are cached under the same generation.
+            supervisors_changed |= matches!(
+                c,
+                Change::SetInstanceAcl { .. } | Change::SetDefaults { .. }
+            );
         }
         if supervisors_changed {
             sqlx::query("UPDATE meta SET value = value + 1 WHERE key = 'supervisors_generation'")
@@ -127,12 +142,16 @@ impl Db {
                 .fetch_one(&mut *tx)
                 .await?;
         sqlx::query(
-            "UPDATE deployment SET commit_id = $1, generation = $2, applied_at = $3, state = $4, last_error = NULL WHERE id = 1",
+            "UPDATE deployment SET commit_id = $1, generation = $2, applied_at = $3, state = $4, last_error = NULL, settings = $5 WHERE id = 1",
         )
         .bind(commit)
         .bind(generation)
         .bind(now)
         .bind(to_json(desired))
+        .bind(to_json(&DeployedSettings {
+            acl: desired.switchboard.acl.clone(),
+            defaults: desired.switchboard.defaults.clone(),
+        }))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -145,7 +164,37 @@ impl Db {
                 report: report.map(|r| json_col("report", &r)).transpose()?,
             },
             changes,
+            previous,
         })
+    }
+
+    /// The applied state's instance ACL and defaults; `None` before the first apply.
+    pub async fn deployed_settings(&self) -> Result<Option<DeployedSettings>> {
+        let settings: Option<String> =
+            sqlx::query_scalar("SELECT settings FROM deployment WHERE id = 1")
+                .fetch_one(&self.reader)
+                .await?;
+        settings.map(|s| json_col("settings", &s)).transpose()
+    }
+
+    /// The generation of the applied state (0 before the first apply) and when it was
+    /// applied: together they identify it.
+    pub async fn applied_deployment_generation(&self) -> Result<(i64, i64)> {
+        let row = sqlx::query("SELECT generation, applied_at FROM deployment WHERE id = 1")
+            .fetch_one(&self.reader)
+            .await?;
+        Ok((row.try_get("generation")?, row.try_get("applied_at")?))
+    }
+
+    /// The applied state (what `POST /deployment` last wrote) and its generation.
+    pub async fn applied_state(&self) -> Result<((i64, i64), DesiredState)> {
+        let row = sqlx::query("SELECT generation, applied_at, state FROM deployment WHERE id = 1")
+            .fetch_one(&self.reader)
+            .await?;
+        Ok((
+            (row.try_get("generation")?, row.try_get("applied_at")?),
+            json_col("state", &row.try_get::<String, _>("state")?)?,
+        ))
     }
 }
 

@@ -190,3 +190,107 @@ async fn apply_is_whole_idempotent_and_ordered(backend: Backend) {
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
 both_backends!(apply_is_whole_idempotent_and_ordered);
+
+/// The next `config` message (heartbeats and others skipped).
+async fn expect_config(
+    sim: &mut paddock_switchboard::sim::SimSupervisor,
+) -> (u64, serde_json::Value) {
+    loop {
+        match sim
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .await
+            .unwrap()
+        {
+            paddock_core::protocol::SwitchboardMessage::Config { generation, config } => {
+                return (generation, config);
+            }
+            _ => continue,
+        }
+    }
+}
+
+async fn configs_and_instance_settings_follow_the_applied_state(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let mut state = example_state();
+    let token = "pds_config-push-test-token";
+    state["sites"][0]["supervisors"][2]["token_sha256"] =
+        json!(paddock_switchboard::auth::hash_token(token));
+    let (s, v) = apply(&app, "c1", 1, &state).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    // On connecting, the declared supervisor gets its configuration.
+    let mut sim = paddock_switchboard::sim::SimSupervisor::connect(&app.base, token, vec![])
+        .await
+        .unwrap();
+    let (generation, config) = expect_config(&mut sim).await;
+    assert_eq!(generation, 1);
+    assert_eq!(config["name"], "lab1-nrf52");
+    assert_eq!(config["kind"], "netboot");
+    assert_eq!(config["pdu"]["name"], "rack1-pdu");
+    assert_eq!(config["pdu"]["port"], "3");
+    assert_eq!(config["image_stores"][0], "http://127.0.0.1:8081");
+
+    // A change of this supervisor is pushed at once, with the new generation.
+    state["sites"][0]["supervisors"][2]["tags"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("fw:v2"));
+    let (s, v) = apply(&app, "c2", 2, &state).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (generation, config) = expect_config(&mut sim).await;
+    assert_eq!(generation, 2);
+    assert!(
+        config["tags"].as_array().unwrap().contains(&json!("fw:v2")),
+        "{config}"
+    );
+    // A change of its site's PDU reaches it too; a change of another supervisor does not.
+    state["sites"][0]["supervisors"][0]["comment"] = json!("another one");
+    let (s, _) = apply(&app, "c3", 3, &state).await;
+    assert_eq!(s, StatusCode::OK);
+    state["sites"][0]["pdus"][0]["config"]["on"] = json!("echo on");
+    let (s, _) = apply(&app, "c4", 4, &state).await;
+    assert_eq!(s, StatusCode::OK);
+    let (generation, config) = expect_config(&mut sim).await;
+    assert_eq!(generation, 4, "c3 did not concern this supervisor");
+    assert_eq!(config["pdu"]["config"]["on"], "echo on");
+
+    // The instance ACL and the job defaults are the applied state's.
+    let bob = app.user("bob", &["submit_jobs"]).await;
+    let enqueue = async |token: &str| {
+        let (s, v) = app.enqueue_as(token, "site:lab1", json!({})).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        app.job(v["job_id"].as_str().unwrap()).await
+    };
+    let v = enqueue(&bob).await;
+    assert_eq!(v["execution_state"], "queued", "{v}");
+    assert_eq!(v["timeout_s"], 3600, "{v}");
+    state["switchboard"]["acl"] =
+        json!({"deny": {"users": ["bob"]}, "allow": {"privileges": ["submit_jobs"]}});
+    state["switchboard"]["defaults"]["job_timeout_s"] = json!(120);
+    let (s, v) = apply(&app, "c5", 5, &state).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let v = enqueue(&bob).await;
+    assert_eq!(v["exit_status"], "supervisor_match_error", "{v}");
+    assert_eq!(
+        v["status_message"], "no supervisor matches site:lab1 for user bob",
+        "{v}"
+    );
+    let carol = app.user("carol", &["submit_jobs"]).await;
+    let v = enqueue(&carol).await;
+    assert_eq!(v["execution_state"], "queued", "{v}");
+    assert_eq!(v["timeout_s"], 120, "{v}");
+    // A default beyond the switchboard's own limit is refused whole.
+    state["switchboard"]["defaults"]["job_timeout_s"] = json!(10_000_000);
+    let (s, v) = apply(&app, "c6", 6, &state).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("defaults.job_timeout_s"),
+        "{v}"
+    );
+    let (_, v) = app.admin(Method::GET, "/api/v1/deployment", None).await;
+    assert_eq!(v["commit"], "c5");
+}
+both_backends!(configs_and_instance_settings_follow_the_applied_state);

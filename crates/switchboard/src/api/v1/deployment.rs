@@ -37,10 +37,23 @@ pub async fn apply(
             "commit: 1 to 128 characters".to_string(),
         ));
     }
+    let d = &req.state.switchboard.defaults;
+    let max = app.config.max_job_timeout_s;
+    if d.job_timeout_s.is_some_and(|t| t == 0 || t > max) {
+        return Err(ApiError::BadRequest(format!(
+            "db/switchboard.yaml: defaults.job_timeout_s: must be between 1 and this switchboard's max_job_timeout_s ({max})"
+        )));
+    }
+    if d.queue_timeout_s == Some(0) {
+        return Err(ApiError::BadRequest(
+            "db/switchboard.yaml: defaults.queue_timeout_s: must be at least 1".to_string(),
+        ));
+    }
     let outcome = app
         .db
         .apply_deployment(&req.commit, req.generation, &req.state)
         .await?;
+    push_configs(&app, &outcome.previous, &req.state, req.generation);
     let summary: Vec<String> = outcome.changes.iter().map(|c| c.to_string()).collect();
     for line in &summary {
         tracing::info!(commit = %req.commit, generation = req.generation, "deployment: {line}");
@@ -54,6 +67,29 @@ pub async fn apply(
         summary,
         changes: outcome.changes,
     }))
+}
+
+/// Sends its new configuration to every supervisor connected here whose configuration the
+/// apply changed (`SwitchboardMessage::Config`, generation = the deployment's).
+fn push_configs(app: &AppState, previous: &DesiredState, desired: &DesiredState, generation: i64) {
+    use paddock_core::deployments::supervisor_config;
+    for id in app.hub.connected() {
+        let new = supervisor_config(desired, id);
+        if new == supervisor_config(previous, id) {
+            continue;
+        }
+        let Some(config) = new else { continue };
+        let _span = tracing::info_span!("config", supervisor.id = %id, generation).entered();
+        if app.hub.send(
+            id,
+            paddock_core::protocol::SwitchboardMessage::Config {
+                generation: generation.max(0) as u64,
+                config,
+            },
+        ) {
+            tracing::info!("configuration pushed");
+        }
+    }
 }
 
 pub async fn status(State(app): State<AppState>) -> Result<Json<Applied>, ApiError> {

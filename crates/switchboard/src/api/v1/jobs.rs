@@ -130,16 +130,17 @@ pub async fn enqueue(
         )));
     }
     let c = &app.config;
-    let timeout_s = req.timeout_s.unwrap_or(c.default_job_timeout_s);
+    let live = app.instance_settings().await?;
+    let timeout_s = req.timeout_s.unwrap_or(live.default_job_timeout_s);
     if timeout_s == 0 || timeout_s > c.max_job_timeout_s {
         return Err(ApiError::BadRequest(format!(
             "timeout_s must be between 1 and {}",
             c.max_job_timeout_s
         )));
     }
-    let queue_timeout_s = req.queue_timeout_s.unwrap_or(c.default_queue_timeout_s);
+    let queue_timeout_s = req.queue_timeout_s.unwrap_or(live.default_queue_timeout_s);
     let could_match = app.active_supervisors().await?.iter().any(|s| {
-        expr.matches(&s.tag_strs()) && user_may_use(s, &c.acl, &caller.user, &caller.privileges)
+        expr.matches(&s.tag_strs()) && user_may_use(s, &live.acl, &caller.user, &caller.privileges)
     });
     let match_error =
         (!could_match).then(|| format!("no supervisor matches {expr} for user {}", caller.user));

@@ -112,6 +112,7 @@ async fn session(app: AppState, sup: Supervisor, mut socket: WebSocket) {
     // connection, so a job it schedules now is never also re-sent by the reconcile.
     reconcile(&app, sup.id, &hello, &tx, Moment::Hello).await;
     app.hub.register(sup.id, connection.clone(), tx.clone());
+    send_config(&app, sup.id, &tx).await;
     app.wake_scheduler();
 
     let mut shutdown = app.shutdown_signal();
@@ -332,5 +333,25 @@ async fn reconcile(
             job_id: r.job_id,
             reason: "not assigned to this supervisor".into(),
         });
+    }
+}
+
+/// A supervisor the deployments repo declares gets its configuration on connecting (and
+/// again whenever an apply changes it: `api::v1::deployment`).
+async fn send_config(
+    app: &AppState,
+    id: paddock_core::SupervisorId,
+    tx: &mpsc::UnboundedSender<SwitchboardMessage>,
+) {
+    match app.applied_state().await {
+        Ok((generation, state)) => {
+            if let Some(config) = paddock_core::deployments::supervisor_config(&state, id) {
+                let _ = tx.send(SwitchboardMessage::Config {
+                    generation: generation.max(0) as u64,
+                    config,
+                });
+            }
+        }
+        Err(e) => tracing::error!(error = format!("{e:#}"), "reading the applied deployment"),
     }
 }
