@@ -245,3 +245,133 @@ async fn kill_9_loses_no_job() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// A desired state of `n` supervisors named `{prefix}-{k}` on one site, ids unique to `batch`.
+fn big_state(batch: usize, n: usize) -> serde_json::Value {
+    let mut y = String::from("supervisors:\n");
+    for k in 0..n {
+        y.push_str(&format!(
+            "  - id: 0192f3a0-{batch:04x}-7000-8000-{k:012x}\n    name: b{batch}-{k}\n    kind: local\n    tags: [site:big, n:{k}]\n"
+        ));
+    }
+    let files = vec![
+        (
+            "db/switchboard.yaml".to_string(),
+            "users:\n  - name: admin\n    privileges: [admin]\n".to_string(),
+        ),
+        ("db/sites/big.yaml".to_string(), y),
+    ];
+    serde_json::to_value(paddock_core::deployments::load(&files).unwrap()).unwrap()
+}
+
+/// `kill -9` of the switchboard while it applies a deployments state, at several points of
+/// the apply: after the restart the state is either all there (the commit and every
+/// supervisor) or not at all (the previous commit, none of its supervisors).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_deployment_apply_leaves_all_or_nothing() {
+    const N: usize = 3000;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::write(
+        dir.path().join("switchboard.toml"),
+        format!("data_dir = {:?}\n", data.display().to_string()),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["user", "add", "admin", "--privilege", "admin", "--config"])
+        .arg(dir.path().join("switchboard.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let admin = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let mut child = serve(dir.path(), port);
+    wait_healthy(&http, &base).await;
+    let apply = |batch: usize, generation: i64| {
+        let (http, base, admin) = (http.clone(), base.clone(), admin.clone());
+        // Serialized before the clock starts: only the switchboard's work is timed.
+        let body = serde_json::to_vec(&json!({
+            "commit": format!("c{batch}"),
+            "generation": generation,
+            "state": big_state(batch, N),
+        }))
+        .unwrap();
+        async move {
+            http.post(format!("{base}/api/v1/deployment"))
+                .bearer_auth(admin)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .ok()
+                .map(|r| r.status())
+        }
+    };
+    let live = async || -> (String, i64, Vec<String>) {
+        let get = |path: &str| {
+            http.get(format!("{base}/api/v1{path}"))
+                .bearer_auth(&admin)
+                .send()
+        };
+        let d: serde_json::Value = get("/deployment").await.unwrap().json().await.unwrap();
+        let s: serde_json::Value = get("/supervisors").await.unwrap().json().await.unwrap();
+        let names = s["supervisors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["retired"] == false)
+            .map(|s| s["name"].as_str().unwrap().to_string())
+            .collect();
+        (
+            d["commit"].as_str().unwrap().to_string(),
+            d["generation"].as_i64().unwrap(),
+            names,
+        )
+    };
+
+    assert_eq!(apply(0, 1).await, Some(reqwest::StatusCode::OK));
+    // An apply like the ones killed below (N retired, N added), left alone, to know how long
+    // one takes here.
+    let request = apply(9, 2);
+    let t0 = std::time::Instant::now();
+    assert_eq!(request.await, Some(reqwest::StatusCode::OK));
+    let full = t0.elapsed();
+    let (commit, _, names) = live().await;
+    assert_eq!((commit.as_str(), names.len()), ("c9", N));
+
+    let mut interrupted = 0;
+    for (batch, fraction) in [(1, 0.1), (2, 0.3), (3, 0.5), (4, 0.7), (5, 0.9), (6, 1.5)] {
+        let (before, generation, _) = live().await;
+        let request = apply(batch, generation + 1);
+        let request = tokio::spawn(request);
+        tokio::time::sleep(full.mul_f64(fraction)).await;
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let answered = request.await.unwrap();
+        child = serve(dir.path(), port);
+        wait_healthy(&http, &base).await;
+        let (commit, _, names) = live().await;
+        let prefix = format!("b{batch}-");
+        let new = names.iter().filter(|n| n.starts_with(&prefix)).count();
+        if commit == format!("c{batch}") {
+            assert_eq!((new, names.len()), (N, N), "applied, so wholly");
+        } else {
+            assert_eq!(commit, before, "neither the old nor the new commit");
+            assert_eq!(new, 0, "{new} supervisors of an apply that did not commit");
+            assert_eq!(names.len(), N, "the previous state is intact");
+            interrupted += 1;
+        }
+        eprintln!("kill at {fraction} of {full:?}: answer {answered:?}, live commit {commit}");
+    }
+    // The kills are spread over one apply's duration: some land before the commit.
+    assert!(interrupted > 0, "no kill landed before an apply committed");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
