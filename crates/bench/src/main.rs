@@ -6,6 +6,7 @@
 //! end-to-end throughput, enqueue → `start_job` latency, and the switchboard's resident memory
 //! with many idle supervisors connected. Run it with `--release`.
 
+mod deploy_latency;
 mod deployments;
 mod images;
 mod local;
@@ -34,6 +35,8 @@ enum Command {
     Images(images::Options),
     /// Deployments DB: validate + plan time of a synthetic fleet (10,000 supervisors).
     Deployments(deployments::Options),
+    /// paddock-deploy: working-tree edit -> applied and push webhook -> applied latencies.
+    DeployLatency(deploy_latency::Options),
     /// Internal: the image store server under test (same arguments as `paddock-imagestore`).
     #[command(hide = true)]
     Imagestore {
@@ -60,6 +63,7 @@ fn main() -> std::process::ExitCode {
         Command::Local(opts) => block_on(local::run(opts)),
         Command::Images(opts) => block_on(images::run(opts)),
         Command::Deployments(opts) => block_on(deployments::run(opts)),
+        Command::DeployLatency(opts) => block_on(deploy_latency::run(opts)),
         Command::Imagestore { args } => {
             let argv = std::iter::once("paddock-imagestore".to_string()).chain(args);
             let parsed = <paddock_imagestore::cli::Cli as Parser>::parse_from(argv);
