@@ -168,6 +168,45 @@ mod tests {
         std::fs::write(&p, include_str!("../deploy.example.toml")).unwrap();
         let c = Config::load(&p).unwrap();
         assert_eq!((c.branch.as_str(), c.poll_interval_s), ("main", 30));
+        assert_eq!(c.debounce_ms, 50);
+        assert!(c.activation.is_none() && c.worktree.is_none());
+        // The commented-out parts, enabled, parse too.
+        let enabled: String = include_str!("../deploy.example.toml")
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest)
+                    if rest.starts_with("worktree")
+                        || rest.starts_with("[activation]")
+                        || rest.starts_with("host")
+                        || rest.starts_with("command")
+                        || rest.starts_with("health_check")
+                        || rest.starts_with("rollback")
+                        || rest.starts_with("timeout_s") =>
+                {
+                    rest
+                }
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&p, enabled).unwrap();
+        let c = Config::load(&p).unwrap();
+        let a = c.activation.unwrap();
+        assert_eq!((a.host.as_str(), a.timeout_s), ("lab1-server", 3600));
+        assert!(a.rollback.is_some() && c.worktree.is_some());
+        let url =
+            "switchboard_url = \"http://x\"\ntoken_file = \"t\"\nrepo = \"git@forge:lab/d.git\"\n";
+        std::fs::write(&p, url).unwrap();
+        let c = Config::load(&p).unwrap();
+        assert!(matches!(
+            c.source(),
+            crate::git_source::Source::Remote { .. }
+        ));
+        std::fs::write(&p, url.replace("git@forge:lab/d.git", "local.git")).unwrap();
+        assert_eq!(
+            Config::load(&p).unwrap().source(),
+            crate::git_source::Source::Local(dir.path().join("local.git"))
+        );
         std::fs::write(
             &p,
             "switchboard_url = \"http://x\"\ntoken_file = \"t\"\nrepo = \"r\"\npoll = 3\n",

@@ -326,3 +326,34 @@ pub fn export_commit(repo: &Path, commit: &str, dest: &Path) -> Result<(), GitEr
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remotes_and_passwords() {
+        for (repo, remote) in [
+            ("/srv/deployments.git", false),
+            ("deployments.git", false),
+            ("./a:b", false),
+            ("file:///srv/deployments.git", true),
+            ("ssh://git@forge.example/lab/deployments.git", true),
+            ("git@forge.example:lab/deployments.git", true),
+            ("https://forge.example/lab/deployments.git", true),
+        ] {
+            assert_eq!(is_remote(repo), remote, "{repo}");
+        }
+        assert_eq!(
+            without_password("https://bot:s3cret@forge.example/lab/d.git"),
+            "https://bot@forge.example/lab/d.git"
+        );
+        assert_eq!(
+            without_password("git@forge.example:lab/d.git"),
+            "git@forge.example:lab/d.git"
+        );
+        let s = Source::new("ssh://bot:pw@h/x.git", Path::new("/m"));
+        assert_eq!(s.to_string(), "ssh://bot@h/x.git");
+        assert_eq!(s.git_dir(), Path::new("/m"));
+    }
+}

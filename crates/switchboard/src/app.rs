@@ -1,7 +1,7 @@
 //! The running switchboard: shared state, the HTTP router, and `run`, which serves until the
 //! shutdown signal fires.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -9,6 +9,7 @@ use paddock_core::deployments::DesiredState;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
+use crate::cache::Cached;
 use crate::config::Config;
 use crate::db::supervisors::Supervisor;
 use crate::db::{Db, StoreError};
@@ -17,9 +18,6 @@ use crate::metrics::Metrics;
 
 /// A cloneable shutdown signal: flips to `true` once.
 pub type Shutdown = watch::Receiver<bool>;
-
-/// A supervisors generation and the non-retired supervisors at that generation.
-type SupervisorCache = (i64, Arc<Vec<Supervisor>>);
 
 /// Everything handlers and tasks share. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -38,11 +36,11 @@ pub struct AppState {
     pub http: reqwest::Client,
     stop: Arc<watch::Sender<bool>>,
     /// Non-retired supervisors, valid for one supervisors generation.
-    supervisor_cache: Arc<Mutex<Option<SupervisorCache>>>,
+    supervisor_cache: Cached<i64, Vec<Supervisor>>,
     /// The instance ACL and defaults in force, valid for one supervisors generation.
-    settings_cache: Arc<Mutex<Option<(i64, Arc<InstanceSettings>)>>>,
+    settings_cache: Cached<i64, InstanceSettings>,
     /// The applied deployments state, valid for one deployment generation.
-    state_cache: Arc<Mutex<Option<((i64, i64), Arc<DesiredState>)>>>,
+    state_cache: Cached<(i64, i64), DesiredState>,
 }
 
 /// The instance ACL and job defaults in force: the applied deployments state's once one is
@@ -67,9 +65,9 @@ impl AppState {
             instance: uuid::Uuid::new_v4().to_string(),
             http: reqwest::Client::new(),
             stop: Arc::new(watch::Sender::new(false)),
-            supervisor_cache: Arc::default(),
-            settings_cache: Arc::default(),
-            state_cache: Arc::default(),
+            supervisor_cache: Cached::default(),
+            settings_cache: Cached::default(),
+            state_cache: Cached::default(),
         }
     }
 
@@ -77,36 +75,22 @@ impl AppState {
     /// connecting supervisor reads its configuration from it).
     pub async fn applied_state(&self) -> Result<(i64, Arc<DesiredState>), StoreError> {
         let key = self.db.applied_deployment_generation().await?;
-        if let Some((k, s)) = self
-            .state_cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            && *k == key
-        {
-            return Ok((key.0, s.clone()));
+        if let Some(s) = self.state_cache.get(&key) {
+            return Ok((key.0, s));
         }
         let (key, state) = self.db.applied_state().await?;
-        let state = Arc::new(state);
-        *self.state_cache.lock().unwrap_or_else(|p| p.into_inner()) = Some((key, state.clone()));
-        Ok((key.0, state))
+        Ok((key.0, self.state_cache.put(key, state)))
     }
 
     /// The instance ACL and defaults in force (see [`InstanceSettings`]), re-read when the
     /// supervisors generation moves (an apply that changes them bumps it).
     pub async fn instance_settings(&self) -> Result<Arc<InstanceSettings>, StoreError> {
         let generation = self.db.supervisors_generation().await?;
-        if let Some((g, s)) = self
-            .settings_cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            && *g == generation
-        {
-            return Ok(s.clone());
+        if let Some(s) = self.settings_cache.get(&generation) {
+            return Ok(s);
         }
         let c = &self.config;
-        let settings = Arc::new(match self.db.deployed_settings().await? {
+        let settings = match self.db.deployed_settings().await? {
             None => InstanceSettings {
                 acl: c.acl.clone(),
                 default_job_timeout_s: c.default_job_timeout_s,
@@ -120,33 +104,19 @@ impl AppState {
                     .queue_timeout_s
                     .unwrap_or(c.default_queue_timeout_s),
             },
-        });
-        *self
-            .settings_cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some((generation, settings.clone()));
-        Ok(settings)
+        };
+        Ok(self.settings_cache.put(generation, settings))
     }
 
     /// Every non-retired supervisor (desired state only: tags, ACL, readiness). Read once per
     /// change of the supervisors generation, which every process sees in the database.
     pub async fn active_supervisors(&self) -> Result<Arc<Vec<Supervisor>>, StoreError> {
         let generation = self.db.supervisors_generation().await?;
-        if let Some((g, list)) = self
-            .supervisor_cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            && *g == generation
-        {
-            return Ok(list.clone());
+        if let Some(list) = self.supervisor_cache.get(&generation) {
+            return Ok(list);
         }
-        let list = Arc::new(self.db.active_supervisors().await?);
-        *self
-            .supervisor_cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some((generation, list.clone()));
-        Ok(list)
+        let list = self.db.active_supervisors().await?;
+        Ok(self.supervisor_cache.put(generation, list))
     }
 
     /// Asks every task and connection to stop.
