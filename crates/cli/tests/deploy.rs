@@ -149,11 +149,13 @@ wait_for "paddock supervisor list --json | grep -q lab1-local-3"
 
 cd W && sed -i 's/kind: netboot/kind: netbot/' db/sites/lab1.yaml && $G commit -qam typo && git push -q ../R.git main && cd ..
 wait_for "paddock deploy status --json | grep -q netbot"
+wait_for "paddock deploy status --json | grep -q '\"pending\": \"'"
 paddock deploy status --json > status1.json
 paddock supervisor list --json > sups2.json
 
 cd W && sed -i 's/kind: netbot/kind: netboot/' db/sites/lab1.yaml && $G commit -qam fix && git push -q ../R.git main && cd ..
 wait_for "paddock deploy status --json | grep -q '\"last_error\": null'"
+wait_for "paddock deploy status | grep -q 'drift:       none'"
 paddock deploy status --json > status2.json
 paddock deploy status > status2.txt
 
@@ -210,6 +212,16 @@ for i in $(seq 200); do kill -0 $(cat up.pid) 2>/dev/null || break; sleep 0.1; d
         status["last_error"]["errors"][0],
         "db/sites/lab1.yaml:27:11: supervisors[2].kind: `netbot` is not a host kind (one of: local, qemu, netboot)"
     );
+    // The daemon's report: the rejected commit is the remote's, pending, not live.
+    let report = &status["report"];
+    assert_eq!(report["pending"], report["remote_commit"], "{report}");
+    assert!(
+        report["drift"]
+            .as_str()
+            .unwrap()
+            .contains("is not the remote's"),
+        "{report}"
+    );
     // The rejected commit changed nothing.
     let during = names(&json("sups2.json"));
     assert!(during.contains(&"lab1-local-3".to_string()));
@@ -217,4 +229,54 @@ for i in $(seq 200); do kill -0 $(cat up.pid) 2>/dev/null || break; sleep 0.1; d
     let status = json("status2.json");
     assert_eq!(status["generation"], 3, "{status}");
     assert!(read("status2.txt").contains("last error:  none"));
+    assert!(read("status2.txt").contains("pending:     none"));
+    assert!(status["report"]["drift"].is_null(), "{status}");
+}
+
+#[test]
+fn paddock_deploy_check_config_reads_the_file_and_its_secrets() {
+    const DEPLOY: &str = env!("CARGO_BIN_EXE_paddock-deploy");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("deploy.toml");
+    std::fs::write(
+        &cfg,
+        "switchboard_url = \"http://127.0.0.1:8080\"\ntoken_file = \"token\"\nrepo = \"git@forge.example:lab/deployments.git\"\nworktree = \"tree\"\n[activation]\nhost = \"lab1-server\"\ncommand = \"true\"\n",
+    )
+    .unwrap();
+    // The token file is missing: named.
+    let out = Command::new(DEPLOY)
+        .args(["check-config", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("token_file") && err.contains("token"), "{err}");
+    std::fs::write(dir.path().join("token"), "pdt_secret-admin-token\n").unwrap();
+    let out = Command::new(DEPLOY)
+        .args(["check-config", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("lab1-server") && shown.contains("tree"),
+        "{shown}"
+    );
+    assert!(!shown.contains("pdt_secret"), "the token is never printed");
+    // A typo in a field: the field and line.
+    std::fs::write(
+        &cfg,
+        "switchboard_url = \"http://x\"\ntoken_file = \"token\"\nrepo = \"r\"\ndebounce = 5\n",
+    )
+    .unwrap();
+    let out = Command::new(DEPLOY)
+        .args(["check-config", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("debounce") && err.contains("line 4"), "{err}");
 }
