@@ -294,3 +294,84 @@ async fn configs_and_instance_settings_follow_the_applied_state(backend: Backend
     assert_eq!(v["commit"], "c5");
 }
 both_backends!(configs_and_instance_settings_follow_the_applied_state);
+
+async fn a_supervisor_retired_by_the_repo_finishes_its_job_and_gets_no_new_one(backend: Backend) {
+    use paddock_core::ExecutionState;
+    use paddock_core::protocol::{SupervisorMessage, SwitchboardMessage};
+    let app = TestApp::start(backend).await;
+    let mut state = example_state();
+    let token = "pds_retire-test-token";
+    state["sites"][0]["supervisors"][0]["token_sha256"] =
+        json!(paddock_switchboard::auth::hash_token(token));
+    state["sites"][0]["supervisors"][0]["tags"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("only:me"));
+    let (s, v) = apply(&app, "c1", 1, &state).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let mut sim = paddock_switchboard::sim::SimSupervisor::connect(&app.base, token, vec![])
+        .await
+        .unwrap();
+    // The example's instance ACL admits holders of submit_jobs.
+    let carol = app.user("carol", &["submit_jobs"]).await;
+    let (s, v) = app.enqueue_as(&carol, "only:me", json!({})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["job_id"].as_str().unwrap().to_string();
+    let start = loop {
+        match sim
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .await
+            .unwrap()
+        {
+            SwitchboardMessage::StartJob(s) => break s,
+            _ => continue,
+        }
+    };
+    let report =
+        |s: ExecutionState, x: Option<paddock_core::ExitStatus>| SupervisorMessage::JobState {
+            job_id: start.job_id,
+            execution_state: Some(s),
+            exit_status: x,
+            message: None,
+        };
+    sim.send(&report(ExecutionState::Initializing, None))
+        .await
+        .unwrap();
+    sim.send(&report(ExecutionState::Ready, None))
+        .await
+        .unwrap();
+    app.wait_state(&id, "ready").await;
+
+    // The repo drops the supervisor: retired while its job runs.
+    state["sites"][0]["supervisors"]
+        .as_array_mut()
+        .unwrap()
+        .remove(0);
+    let (s, v) = apply(&app, "c2", 2, &state).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(
+        v["summary"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().starts_with("- supervisor lab1-local-1")),
+        "{v}"
+    );
+    assert_eq!(app.job(&id).await["execution_state"], "ready");
+    // The job finishes normally.
+    sim.send(&report(
+        ExecutionState::Terminated,
+        Some(paddock_core::ExitStatus::WorkloadFinishedSuccess),
+    ))
+    .await
+    .unwrap();
+    let j = app.wait_state(&id, "terminated").await;
+    assert_eq!(j["exit_status"], "workload_finished_success");
+    // Nothing new is scheduled on it: no other supervisor has its tag, so a new job cannot
+    // match at all.
+    let (s, v) = app.enqueue_as(&carol, "only:me", json!({})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let j = app.job(v["job_id"].as_str().unwrap()).await;
+    assert_eq!(j["exit_status"], "supervisor_match_error", "{j}");
+}
+both_backends!(a_supervisor_retired_by_the_repo_finishes_its_job_and_gets_no_new_one);
