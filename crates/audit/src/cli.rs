@@ -1,0 +1,151 @@
+//! The `paddock-audit` command line (the binary is installed by paddock-cli). Exit codes:
+//! `collect` 0 when a report was written (whatever its verdict); `check` 0 when every hard
+//! check passed, 1 when one failed, 2 on a bad baseline or usage.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::collector::Collector;
+use crate::host::{Host, Local};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "paddock-audit",
+    version,
+    about = "Hardware inventory of a host as JSON, and baseline checks",
+    after_help = "Collectors: system, cpu, memory, storage, pcie, network, power, gpu, kernel. \
+                  A missing tool is `skipped`, a failing one `failed`; neither stops the others. \
+                  See docs/audit.md."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the collectors and write the report (JSON).
+    Collect {
+        /// Write the report here (atomically: a temporary file renamed into place);
+        /// standard output otherwise.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Only these collectors, comma-separated (e.g. `cpu,storage`).
+        #[arg(long, value_delimiter = ',')]
+        collectors: Vec<String>,
+        /// Time limit of each collector, in seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout_s: u64,
+    },
+}
+
+/// The collectors named (all when none); an unknown name is an error listing the known ones.
+pub fn select(names: &[String]) -> Result<Vec<Arc<dyn Collector>>, String> {
+    let all = crate::collectors::all();
+    if names.is_empty() {
+        return Ok(all);
+    }
+    names
+        .iter()
+        .map(|n| {
+            all.iter()
+                .find(|c| c.name() == n.trim())
+                .cloned()
+                .ok_or_else(|| {
+                    format!(
+                        "unknown collector `{n}`; known: {}",
+                        crate::collectors::names().join(", ")
+                    )
+                })
+        })
+        .collect()
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory, renamed into
+/// place: a reader never sees half a report.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "report".into());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn collect(
+    host: Arc<dyn Host>,
+    output: Option<PathBuf>,
+    names: &[String],
+    timeout_s: u64,
+) -> Result<(), String> {
+    let collectors = select(names)?;
+    let report = crate::report::collect(host, collectors, Duration::from_secs(timeout_s.max(1)));
+    let mut json = serde_json::to_vec_pretty(&report).map_err(|e| e.to_string())?;
+    json.push(b'\n');
+    match output {
+        Some(path) => {
+            write_atomically(&path, &json).map_err(|e| format!("{}: {e}", path.display()))?;
+            eprintln!(
+                "paddock-audit: {} ({} failures, {} warnings) -> {}",
+                match report.summary.verdict {
+                    crate::report::Verdict::Ok => "OK",
+                    crate::report::Verdict::Warning => "WARNING",
+                    crate::report::Verdict::Failed => "FAILED",
+                },
+                report.summary.failures,
+                report.summary.warnings,
+                path.display()
+            );
+        }
+        None => {
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(&json)
+                .map_err(|e| format!("stdout: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Parses the arguments and runs; the exit code.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let host: Arc<dyn Host> = Arc::new(Local);
+    let result = match cli.command {
+        Command::Collect {
+            output,
+            collectors,
+            timeout_s,
+        } => collect(host, output, &collectors, timeout_s).map(|_| 0),
+    };
+    match result {
+        Ok(code) => std::process::ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}

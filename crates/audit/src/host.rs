@@ -1,0 +1,221 @@
+//! Where the collectors and checks look: this machine, or another one over SSH. Commands
+//! run there and files are read there through this one interface, so every collector works
+//! the same way locally and remotely.
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+/// What a command printed and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CmdOutput {
+    /// The exit code; `None` when killed by a signal.
+    pub status: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl CmdOutput {
+    pub fn success(&self) -> bool {
+        self.status == Some(0)
+    }
+
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// The first lines of stderr (or stdout when stderr is empty), for an error message.
+    pub fn complaint(&self) -> String {
+        let text = if self.stderr.iter().any(|b| !b.is_ascii_whitespace()) {
+            String::from_utf8_lossy(&self.stderr).into_owned()
+        } else {
+            String::from_utf8_lossy(&self.stdout).into_owned()
+        };
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .take(5)
+            .collect();
+        let status = match self.status {
+            Some(c) => format!("exit {c}"),
+            None => "killed by a signal".to_string(),
+        };
+        if lines.is_empty() {
+            status
+        } else {
+            format!("{status}: {}", lines.join(" / "))
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    /// The program or file does not exist there.
+    #[error("{0}: not found")]
+    NotFound(String),
+    #[error("`{program}` did not finish within {secs} s")]
+    Timeout { program: String, secs: u64 },
+    #[error("{what}: {message}")]
+    Io { what: String, message: String },
+}
+
+/// A machine to inspect.
+pub trait Host: Send + Sync {
+    /// `user@host:port`, or `local`.
+    fn describe(&self) -> String;
+    /// Runs `program` with `args` (no shell); a program that is not installed is
+    /// [`HostError::NotFound`].
+    fn run(&self, program: &str, args: &[&str], timeout: Duration) -> Result<CmdOutput, HostError>;
+    /// Reads a whole file (small ones: /proc, /sys, /etc).
+    fn read(&self, path: &str) -> Result<Vec<u8>, HostError>;
+    /// The names in a directory, sorted.
+    fn list(&self, dir: &str) -> Result<Vec<String>, HostError>;
+    /// The target of a symbolic link.
+    fn link(&self, path: &str) -> Result<String, HostError>;
+    /// Whether a path exists (a dangling link does not).
+    fn exists(&self, path: &str) -> bool;
+
+    /// A file's text, trimmed; `None` when it cannot be read.
+    fn read_text(&self, path: &str) -> Option<String> {
+        self.read(path)
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+    }
+}
+
+/// This machine.
+#[derive(Debug, Default, Clone)]
+pub struct Local;
+
+fn io_err(what: &str, e: std::io::Error) -> HostError {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        HostError::NotFound(what.to_string())
+    } else {
+        HostError::Io {
+            what: what.to_string(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl Host for Local {
+    fn describe(&self) -> String {
+        "local".to_string()
+    }
+
+    fn run(&self, program: &str, args: &[&str], timeout: Duration) -> Result<CmdOutput, HostError> {
+        let mut child = std::process::Command::new(program)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .env("LC_ALL", "C")
+            .spawn()
+            .map_err(|e| io_err(program, e))?;
+        let drain = |pipe: Option<Box<dyn Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                if let Some(mut p) = pipe {
+                    let _ = p.read_to_end(&mut buf);
+                }
+                buf
+            })
+        };
+        let out = drain(
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        let err = drain(
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        let start = Instant::now();
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(s)) => break s,
+                Ok(None) if start.elapsed() >= timeout => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(HostError::Timeout {
+                        program: program.to_string(),
+                        secs: timeout.as_secs(),
+                    });
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+                Err(e) => return Err(io_err(program, e)),
+            }
+        };
+        Ok(CmdOutput {
+            status: status.code(),
+            stdout: out.join().unwrap_or_default(),
+            stderr: err.join().unwrap_or_default(),
+        })
+    }
+
+    fn read(&self, path: &str) -> Result<Vec<u8>, HostError> {
+        std::fs::read(path).map_err(|e| io_err(path, e))
+    }
+
+    fn list(&self, dir: &str) -> Result<Vec<String>, HostError> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map_err(|e| io_err(dir, e))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    fn link(&self, path: &str) -> Result<String, HostError> {
+        std::fs::read_link(path)
+            .map(|p| p.to_string_lossy().into_owned())
+            .map_err(|e| io_err(path, e))
+    }
+
+    fn exists(&self, path: &str) -> bool {
+        std::path::Path::new(path).exists()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_commands_files_and_timeouts() {
+        let h = Local;
+        let out = h
+            .run(
+                "sh",
+                &["-c", "echo out; echo err >&2; exit 3"],
+                Duration::from_secs(5),
+            )
+            .unwrap();
+        assert_eq!(out.status, Some(3));
+        assert_eq!(out.stdout_text(), "out\n");
+        assert_eq!(out.complaint(), "exit 3: err");
+        assert_eq!(
+            h.run("paddock-no-such-tool", &[], Duration::from_secs(5)),
+            Err(HostError::NotFound("paddock-no-such-tool".into()))
+        );
+        let t0 = Instant::now();
+        assert!(matches!(
+            h.run("sleep", &["10"], Duration::from_millis(200)),
+            Err(HostError::Timeout { .. })
+        ));
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        assert!(matches!(
+            h.read("/nonexistent/x"),
+            Err(HostError::NotFound(_))
+        ));
+        assert!(
+            h.list("/proc/self")
+                .unwrap()
+                .contains(&"status".to_string())
+        );
+        assert!(h.exists("/proc/self/status") && !h.exists("/nonexistent"));
+    }
+}

@@ -1,0 +1,76 @@
+//! `lspci -vmm -D` (optionally `-k`, `-nn`): blank-line separated records of `Key:\tValue`.
+
+use serde::Serialize;
+
+use super::ParseError;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct PciDevice {
+    /// `0000:3b:00.0`
+    pub slot: String,
+    pub class: String,
+    pub vendor: String,
+    pub device: String,
+    pub subsystem_vendor: Option<String>,
+    pub subsystem_device: Option<String>,
+    pub revision: Option<String>,
+    pub driver: Option<String>,
+    pub numa_node: Option<i32>,
+    pub iommu_group: Option<u32>,
+}
+
+pub fn parse(text: &str) -> Result<Vec<PciDevice>, ParseError> {
+    let mut out = Vec::new();
+    let mut cur: Option<PciDevice> = None;
+    for line in text.lines().chain(std::iter::once("")) {
+        if line.trim().is_empty() {
+            if let Some(d) = cur.take() {
+                out.push(d);
+            }
+            continue;
+        }
+        let Some((key, value)) = line.split_once(':') else {
+            return Err(ParseError::new(
+                "lspci",
+                format!("not `Key: value`: `{line}`"),
+            ));
+        };
+        let value = value.trim().to_string();
+        let d = cur.get_or_insert_with(PciDevice::default);
+        match key.trim() {
+            "Slot" => d.slot = value,
+            "Class" => d.class = value,
+            "Vendor" => d.vendor = value,
+            "Device" => d.device = value,
+            "SVendor" => d.subsystem_vendor = Some(value),
+            "SDevice" => d.subsystem_device = Some(value),
+            "Rev" => d.revision = Some(value),
+            "Driver" => d.driver = Some(value),
+            "NUMANode" => d.numa_node = value.parse().ok(),
+            "IOMMUGroup" => d.iommu_group = value.parse().ok(),
+            _ => {}
+        }
+    }
+    if let Some(bad) = out.iter().find(|d| d.slot.is_empty()) {
+        return Err(ParseError::new(
+            "lspci",
+            format!("a record without `Slot` ({})", bad.device),
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn records() {
+        let d = super::parse("Slot:\t0000:00:06.0\nClass:\t3D controller\nVendor:\tNVIDIA Corporation\nDevice:\tGH100\nDriver:\tnvidia\nIOMMUGroup:\t7\n\nSlot:\t0000:00:07.0\nClass:\tEthernet controller\nVendor:\tRed Hat\nDevice:\tVirtio\n").unwrap();
+        assert_eq!(d.len(), 2);
+        assert_eq!(
+            (d[0].driver.as_deref(), d[0].iommu_group),
+            (Some("nvidia"), Some(7))
+        );
+        assert!(super::parse("garbage line\n").is_err());
+        assert!(super::parse("Class:\tx\n").is_err());
+    }
+}

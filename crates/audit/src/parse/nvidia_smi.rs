@@ -1,0 +1,194 @@
+//! `nvidia-smi -q -x`: the driver and, per GPU, identity, memory, temperature, power, ECC
+//! error counts, retired/remapped memory, PCIe link and MIG. Element names moved between
+//! driver versions (`power_readings` → `gpu_power_readings`, `sram_uncorrectable` split into
+//! parity/SECDED, …); every variant seen in the fixtures is read.
+
+use serde::Serialize;
+
+use super::ParseError;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Gpu {
+    pub index: usize,
+    pub name: Option<String>,
+    pub uuid: Option<String>,
+    pub serial: Option<String>,
+    pub bus_id: Option<String>,
+    pub vbios: Option<String>,
+    pub memory_total_mib: Option<u64>,
+    pub temperature_c: Option<f64>,
+    pub power_draw_w: Option<f64>,
+    pub power_limit_w: Option<f64>,
+    /// Uncorrected ECC errors since the driver loaded (volatile), summed over memories.
+    pub ecc_uncorrected_volatile: Option<u64>,
+    /// Uncorrected ECC errors over the GPU's life (aggregate).
+    pub ecc_uncorrected_aggregate: Option<u64>,
+    /// Pages (or rows) waiting to be retired or remapped at the next reset.
+    pub memory_retirement_pending: bool,
+    pub pcie_gen_current: Option<u32>,
+    pub pcie_gen_max: Option<u32>,
+    pub pcie_width_current: Option<u32>,
+    pub pcie_width_max: Option<u32>,
+    pub mig_mode: Option<String>,
+    pub mig_devices: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub driver_version: Option<String>,
+    pub cuda_version: Option<String>,
+    pub gpus: Vec<Gpu>,
+}
+
+type Node<'a, 'i> = roxmltree::Node<'a, 'i>;
+
+fn child<'a, 'i>(n: Node<'a, 'i>, name: &str) -> Option<Node<'a, 'i>> {
+    n.children().find(|c| c.has_tag_name(name))
+}
+
+fn at<'a, 'i>(n: Node<'a, 'i>, path: &[&str]) -> Option<Node<'a, 'i>> {
+    path.iter().try_fold(n, |n, p| child(n, p))
+}
+
+fn text(n: Node, path: &[&str]) -> Option<String> {
+    at(n, path)
+        .and_then(|c| c.text())
+        .and_then(super::meaningful)
+}
+
+/// The number at the start of `52 C`, `145.45 W`, `81559 MiB`, `16x`.
+fn number(s: &str) -> Option<f64> {
+    let end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
+        .unwrap_or(s.len());
+    s[..end].parse().ok().filter(|v: &f64| v.is_finite())
+}
+
+fn num(n: Node, path: &[&str]) -> Option<f64> {
+    text(n, path).and_then(|t| number(&t))
+}
+
+/// The sum of every uncorrectable counter under `n` (any element whose name says
+/// `uncorr`, and the `double_bit` counters of old drivers); `None` when none is a number.
+fn uncorrected(n: Node) -> Option<u64> {
+    let mut sum: Option<u64> = None;
+    for d in n.descendants().filter(|d| d.is_element()) {
+        let tag = d.tag_name().name();
+        let counted = tag.contains("uncorr")
+            || (tag == "total" && d.parent().is_some_and(|p| p.has_tag_name("double_bit")));
+        if !counted || d.children().any(|c| c.is_element()) {
+            continue;
+        }
+        if let Some(v) = d.text().and_then(|t| t.trim().parse::<u64>().ok()) {
+            sum = Some(sum.unwrap_or(0).saturating_add(v));
+        }
+    }
+    sum
+}
+
+fn yes(n: Node, path: &[&str]) -> bool {
+    text(n, path).is_some_and(|t| t.eq_ignore_ascii_case("yes"))
+}
+
+pub fn parse(xml: &str) -> Result<Report, ParseError> {
+    let opts = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(xml, opts)
+        .map_err(|e| ParseError::new("nvidia-smi", e.to_string()))?;
+    let root = doc.root_element();
+    if !root.has_tag_name("nvidia_smi_log") {
+        return Err(ParseError::new(
+            "nvidia-smi",
+            format!(
+                "root element <{}>, expected <nvidia_smi_log>",
+                root.tag_name().name()
+            ),
+        ));
+    }
+    let gpus = root
+        .children()
+        .filter(|c| c.has_tag_name("gpu"))
+        .enumerate()
+        .map(|(index, g)| Gpu {
+            index,
+            name: text(g, &["product_name"]),
+            uuid: text(g, &["uuid"]),
+            serial: text(g, &["serial"]),
+            bus_id: g
+                .attribute("id")
+                .map(str::to_string)
+                .or_else(|| text(g, &["pci", "pci_bus_id"])),
+            vbios: text(g, &["vbios_version"]),
+            memory_total_mib: num(g, &["fb_memory_usage", "total"]).map(|v| v as u64),
+            temperature_c: num(g, &["temperature", "gpu_temp"]),
+            power_draw_w: num(g, &["gpu_power_readings", "instant_power_draw"])
+                .or_else(|| num(g, &["gpu_power_readings", "average_power_draw"]))
+                .or_else(|| num(g, &["gpu_power_readings", "power_draw"]))
+                .or_else(|| num(g, &["power_readings", "power_draw"])),
+            power_limit_w: num(g, &["gpu_power_readings", "current_power_limit"])
+                .or_else(|| num(g, &["gpu_power_readings", "power_limit"]))
+                .or_else(|| num(g, &["power_readings", "power_limit"])),
+            ecc_uncorrected_volatile: at(g, &["ecc_errors", "volatile"]).and_then(uncorrected),
+            ecc_uncorrected_aggregate: at(g, &["ecc_errors", "aggregate"]).and_then(uncorrected),
+            memory_retirement_pending: yes(g, &["retired_pages", "pending_retirement"])
+                || yes(g, &["retired_pages", "pending_blacklist"])
+                || yes(g, &["remapped_rows", "remapped_row_pending"])
+                || yes(g, &["remapped_rows", "remapped_row_failure"]),
+            pcie_gen_current: num(
+                g,
+                &["pci", "pci_gpu_link_info", "pcie_gen", "current_link_gen"],
+            )
+            .map(|v| v as u32),
+            pcie_gen_max: num(g, &["pci", "pci_gpu_link_info", "pcie_gen", "max_link_gen"])
+                .map(|v| v as u32),
+            pcie_width_current: num(
+                g,
+                &[
+                    "pci",
+                    "pci_gpu_link_info",
+                    "link_widths",
+                    "current_link_width",
+                ],
+            )
+            .map(|v| v as u32),
+            pcie_width_max: num(
+                g,
+                &["pci", "pci_gpu_link_info", "link_widths", "max_link_width"],
+            )
+            .map(|v| v as u32),
+            mig_mode: text(g, &["mig_mode", "current_mig"]),
+            mig_devices: child(g, "mig_devices")
+                .map(|m| {
+                    m.children()
+                        .filter(|c| c.has_tag_name("mig_device"))
+                        .count()
+                })
+                .unwrap_or(0),
+        })
+        .collect();
+    Ok(Report {
+        driver_version: text(root, &["driver_version"]),
+        cuda_version: text(root, &["cuda_version"]),
+        gpus,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn minimal_and_malformed() {
+        let r = super::parse("<nvidia_smi_log><driver_version>580.1</driver_version><gpu id=\"00000000:00:06.0\"><product_name>X</product_name><ecc_errors><volatile><dram_uncorrectable>2</dram_uncorrectable><sram_uncorrectable_parity>1</sram_uncorrectable_parity><dram_correctable>9</dram_correctable></volatile></ecc_errors><pci><pci_gpu_link_info><link_widths><current_link_width>8x</current_link_width><max_link_width>16x</max_link_width></link_widths></pci_gpu_link_info></pci></gpu></nvidia_smi_log>").unwrap();
+        let g = &r.gpus[0];
+        assert_eq!(g.ecc_uncorrected_volatile, Some(3));
+        assert_eq!(
+            (g.pcie_width_current, g.pcie_width_max),
+            (Some(8), Some(16))
+        );
+        assert_eq!(g.bus_id.as_deref(), Some("00000000:00:06.0"));
+        assert!(super::parse("<nvidia_smi_log><gpu>").is_err());
+        assert!(super::parse("<other/>").is_err());
+        assert!(super::parse("").is_err());
+    }
+}
