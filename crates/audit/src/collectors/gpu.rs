@@ -19,7 +19,14 @@ impl Collector for Gpu {
 
     fn collect(&self, host: &dyn Host) -> Result<Collected, Problem> {
         let xml = tool(host, "nvidia-smi", &["-q", "-x"])?;
-        let r = nvidia_smi::parse(&xml).map_err(|e| Problem::Failed(e.to_string()))?;
+        let r = match nvidia_smi::parse(&xml) {
+            Ok(r) => r,
+            // The text report has the same fields.
+            Err(e) => tool(host, "nvidia-smi", &["-q"])
+                .ok()
+                .and_then(|t| nvidia_smi::parse_text(&t).ok())
+                .ok_or_else(|| Problem::Failed(e.to_string()))?,
+        };
         let mut findings = Vec::new();
         for g in &r.gpus {
             let label = format!(

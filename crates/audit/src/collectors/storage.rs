@@ -32,6 +32,37 @@ pub fn by_id(host: &dyn Host) -> BTreeMap<String, Vec<String>> {
     map
 }
 
+/// `smartctl -j -a DEVICE`. Its exit status is a bit mask that is non-zero for many
+/// conditions while the report is still printed, so the output is parsed whatever the status
+/// (as JSON, or as text from a smartctl older than 7.0); only bits 0-1 (bad command line,
+/// device could not be opened) without output are errors.
+fn smart(host: &dyn Host, path: &str) -> Result<smartctl::Smart, Problem> {
+    let out = match host.run(
+        "smartctl",
+        &["-j", "-a", path],
+        crate::collector::COMMAND_TIMEOUT,
+    ) {
+        Ok(o) => o,
+        Err(crate::host::HostError::NotFound(_)) => {
+            return Err(Problem::Skipped("smartctl is not installed".into()));
+        }
+        Err(e) => return Err(Problem::Failed(e.to_string())),
+    };
+    if out.status == Some(127) {
+        return Err(Problem::Skipped("smartctl is not installed".into()));
+    }
+    let text = out.stdout_text();
+    if text.trim().is_empty() {
+        return Err(Problem::Failed(format!(
+            "smartctl {path}: {}",
+            out.complaint()
+        )));
+    }
+    smartctl::parse(&text)
+        .or_else(|e| smartctl::parse_text(&text).map_err(|_| e))
+        .map_err(|e| Problem::Failed(e.to_string()))
+}
+
 /// Devices that are not hardware (loop, zram, ram disks).
 fn virtual_device(name: &str) -> bool {
     ["loop", "zram", "ram", "nbd", "dm-", "md"]
@@ -85,38 +116,34 @@ impl Collector for Storage {
             }
             disk["by_id"] = json!(stable);
             disk["mounted"] = json!(!d.all_mountpoints().is_empty());
-            match tool(host, "smartctl", &["-j", "-a", &d.path]) {
-                Ok(text) => {
-                    match smartctl::parse(&text) {
-                        Ok(s) => {
-                            if s.passed == Some(false) {
-                                findings.push(finding(
-                                    Severity::Failure,
-                                    "storage",
-                                    "storage.smart_failed",
-                                    format!(
-                                        "{}: SMART overall health FAILED ({})",
-                                        d.name,
-                                        s.model.clone().unwrap_or_default()
-                                    ),
-                                ));
-                            }
-                            if let Some(n) = s.defects.filter(|n| *n > 0) {
-                                findings.push(finding(
-                                Severity::Warning,
-                                "storage",
-                                "storage.media_errors",
-                                format!("{}: {n} reallocated sectors / grown defects / media errors", d.name),
-                            ));
-                            }
-                            disk["smart"] = serde_json::to_value(&s).unwrap_or(Value::Null);
-                        }
-                        Err(e) => disk["smart_error"] = json!(e.to_string()),
+            match smart(host, &d.path) {
+                Ok(s) => {
+                    if s.passed == Some(false) {
+                        findings.push(finding(
+                            Severity::Failure,
+                            "storage",
+                            "storage.smart_failed",
+                            format!(
+                                "{}: SMART overall health FAILED ({})",
+                                d.name,
+                                s.model.clone().unwrap_or_default()
+                            ),
+                        ));
                     }
+                    if let Some(n) = s.defects.filter(|n| *n > 0) {
+                        findings.push(finding(
+                            Severity::Warning,
+                            "storage",
+                            "storage.media_errors",
+                            format!(
+                                "{}: {n} reallocated sectors / grown defects / media errors",
+                                d.name
+                            ),
+                        ));
+                    }
+                    disk["smart"] = serde_json::to_value(&s).unwrap_or(Value::Null);
                 }
-                // smartctl exits non-zero with JSON for many conditions (bit mask).
-                Err(Problem::Failed(e)) => disk["smart_error"] = json!(e),
-                Err(Problem::Skipped(e)) => disk["smart_error"] = json!(e),
+                Err(e) => disk["smart_error"] = json!(e.to_string()),
             }
             if d.name.starts_with("nvme") {
                 match tool(host, "nvme", &["smart-log", &d.path, "-o", "json"]).and_then(|t| {

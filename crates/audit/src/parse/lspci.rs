@@ -20,6 +20,10 @@ pub struct PciDevice {
 }
 
 pub fn parse(text: &str) -> Result<Vec<PciDevice>, ParseError> {
+    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    if first.contains(" \"") {
+        return parse_mm(text);
+    }
     let mut out = Vec::new();
     let mut cur: Option<PciDevice> = None;
     for line in text.lines().chain(std::iter::once("")) {
@@ -60,6 +64,60 @@ pub fn parse(text: &str) -> Result<Vec<PciDevice>, ParseError> {
     Ok(out)
 }
 
+/// `lspci -mm [-nn] [-D]`: one device per line, `slot "class" "vendor" "device" [-rREV]
+/// [-pPROGIF] "svendor" "sdevice"`.
+pub fn parse_mm(text: &str) -> Result<Vec<PciDevice>, ParseError> {
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let mut quoted = Vec::new();
+        let mut options = Vec::new();
+        let mut rest = line;
+        let slot = rest.split_whitespace().next().unwrap_or("").to_string();
+        rest = rest[slot.len()..].trim_start();
+        while !rest.is_empty() {
+            if let Some(after) = rest.strip_prefix('"') {
+                let end = after.find('"').ok_or_else(|| {
+                    ParseError::new("lspci", format!("unterminated quote: `{line}`"))
+                })?;
+                quoted.push(after[..end].to_string());
+                rest = after[end + 1..].trim_start();
+            } else {
+                let word = rest.split_whitespace().next().unwrap_or("");
+                options.push(word.to_string());
+                rest = rest[word.len()..].trim_start();
+            }
+        }
+        if !slot.contains(':') || quoted.len() < 3 {
+            return Err(ParseError::new(
+                "lspci",
+                format!("not an `lspci -mm` line: `{line}`"),
+            ));
+        }
+        let slot = if slot.matches(':').count() == 1 {
+            format!("0000:{slot}")
+        } else {
+            slot
+        };
+        let opt = |p: &str| {
+            options
+                .iter()
+                .find_map(|o| o.strip_prefix(p))
+                .map(str::to_string)
+        };
+        out.push(PciDevice {
+            slot,
+            class: quoted[0].clone(),
+            vendor: quoted[1].clone(),
+            device: quoted[2].clone(),
+            subsystem_vendor: quoted.get(3).and_then(|s| super::meaningful(s)),
+            subsystem_device: quoted.get(4).and_then(|s| super::meaningful(s)),
+            revision: opt("-r"),
+            ..Default::default()
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -71,6 +129,12 @@ mod tests {
             (Some("nvidia"), Some(7))
         );
         assert!(super::parse("garbage line\n").is_err());
+        let mm = super::parse("00:1f.2 \"IDE interface [0101]\" \"Intel [8086]\" \"SATA [3b20]\" -r05 -p8f \"Dell [1028]\" \"\"\n").unwrap();
+        assert_eq!(
+            (mm[0].slot.as_str(), mm[0].revision.as_deref()),
+            ("0000:00:1f.2", Some("05"))
+        );
+        assert!(super::parse("00:1f.2 \"unterminated\n").is_err());
         assert!(super::parse("Class:\tx\n").is_err());
     }
 }

@@ -192,3 +192,108 @@ mod tests {
         assert!(super::parse("").is_err());
     }
 }
+
+/// `nvidia-smi -q` as text (the fallback when the XML is unavailable or unparsable): an
+/// indented tree of `Key : Value` lines under one `GPU <bus id>` header per GPU. Returns
+/// the same report, from the fields whose paths the text format uses.
+pub fn parse_text(text: &str) -> Result<Report, ParseError> {
+    if !text.contains("NVSMI LOG") {
+        return Err(ParseError::new("nvidia-smi", "no `NVSMI LOG` header"));
+    }
+    let top = |key: &str| -> Option<String> {
+        text.lines().find_map(|l| {
+            let (k, v) = l.split_once(" : ").or_else(|| l.split_once(':'))?;
+            (k.trim() == key && !l.starts_with(' '))
+                .then(|| v.trim())
+                .and_then(super::meaningful)
+        })
+    };
+    // Per GPU: `(path joined with '/', value)`.
+    let mut gpus: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    let mut stack: Vec<(usize, String)> = Vec::new();
+    for line in text.lines() {
+        if let Some(bus) = line.strip_prefix("GPU ") {
+            gpus.push((bus.trim().to_string(), Vec::new()));
+            stack.clear();
+            continue;
+        }
+        let Some((_, fields)) = gpus.last_mut() else {
+            continue;
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let indent = line.len() - line.trim_start().len();
+        while stack.last().is_some_and(|(i, _)| *i >= indent) {
+            stack.pop();
+        }
+        let path = |k: &str| {
+            let mut p: Vec<&str> = stack.iter().map(|(_, s)| s.as_str()).collect();
+            p.push(k);
+            p.join("/")
+        };
+        match line.split_once(" : ").or_else(|| line.split_once(':')) {
+            Some((k, v)) if !v.trim().is_empty() || line.contains(" : ") => {
+                fields.push((path(k.trim()), v.trim().to_string()));
+            }
+            _ => stack.push((indent, line.trim().trim_end_matches(':').to_string())),
+        }
+    }
+    let gpus = gpus
+        .into_iter()
+        .enumerate()
+        .map(|(index, (bus, f))| {
+            let get = |p: &str| {
+                f.iter()
+                    .find(|(k, _)| k == p)
+                    .and_then(|(_, v)| super::meaningful(v))
+            };
+            let num = |p: &str| get(p).and_then(|v| number(&v));
+            let sum = |prefix: &str| -> Option<u64> {
+                let vals: Vec<u64> = f
+                    .iter()
+                    .filter(|(k, _)| {
+                        k.starts_with(prefix)
+                            && (k.contains("Uncorr") || k.ends_with("Double Bit/Total"))
+                    })
+                    .filter_map(|(_, v)| v.trim().parse::<u64>().ok())
+                    .collect();
+                (!vals.is_empty()).then(|| vals.iter().sum())
+            };
+            let yes = |p: &str| get(p).is_some_and(|v| v.eq_ignore_ascii_case("yes"));
+            Gpu {
+                index,
+                name: get("Product Name"),
+                uuid: get("GPU UUID"),
+                serial: get("Serial Number"),
+                bus_id: Some(bus),
+                vbios: get("VBIOS Version"),
+                memory_total_mib: num("FB Memory Usage/Total").map(|v| v as u64),
+                temperature_c: num("Temperature/GPU Current Temp"),
+                power_draw_w: num("GPU Power Readings/Instant Power Draw")
+                    .or_else(|| num("GPU Power Readings/Average Power Draw"))
+                    .or_else(|| num("GPU Power Readings/Power Draw"))
+                    .or_else(|| num("Power Readings/Power Draw")),
+                power_limit_w: num("GPU Power Readings/Current Power Limit")
+                    .or_else(|| num("Power Readings/Power Limit")),
+                ecc_uncorrected_volatile: sum("ECC Errors/Volatile/"),
+                ecc_uncorrected_aggregate: sum("ECC Errors/Aggregate/"),
+                memory_retirement_pending: yes("Retired Pages/Pending Page Blacklist")
+                    || yes("Retired Pages/Pending Page Retirement")
+                    || yes("Remapped Rows/Pending"),
+                pcie_gen_current: num("PCI/GPU Link Info/PCIe Generation/Current")
+                    .map(|v| v as u32),
+                pcie_gen_max: num("PCI/GPU Link Info/PCIe Generation/Max").map(|v| v as u32),
+                pcie_width_current: num("PCI/GPU Link Info/Link Width/Current").map(|v| v as u32),
+                pcie_width_max: num("PCI/GPU Link Info/Link Width/Max").map(|v| v as u32),
+                mig_mode: get("MIG Mode/Current"),
+                mig_devices: 0,
+            }
+        })
+        .collect();
+    Ok(Report {
+        driver_version: top("Driver Version"),
+        cuda_version: top("CUDA Version"),
+        gpus,
+    })
+}

@@ -128,3 +128,69 @@ mod tests {
         );
     }
 }
+
+/// `smartctl -a DEVICE` as text (smartmontools before 7.0 has no `-j`): the same fields.
+pub fn parse_text(text: &str) -> Result<Smart, ParseError> {
+    if !text.contains("smartmontools") && !text.contains("=== START OF") {
+        return Err(ParseError::new("smartctl", "not smartctl output"));
+    }
+    let field = |keys: &[&str]| -> Option<String> {
+        text.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            keys.contains(&k.trim()).then(|| v.trim().to_string())
+        })
+    };
+    let number =
+        |s: &str| -> Option<u64> { s.split_whitespace().next()?.replace(',', "").parse().ok() };
+    // An ATA attribute's raw value: `  5 Reallocated_Sector_Ct  PO--CK 100 100 010 - 0`.
+    let attribute = |name: &str| -> Option<u64> {
+        text.lines().find_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            (cols.get(1) == Some(&name))
+                .then(|| cols.iter().rev().find_map(|c| c.parse::<u64>().ok()))
+                .flatten()
+        })
+    };
+    let passed = text.lines().find_map(|l| {
+        if l.contains("overall-health self-assessment test result:")
+            || l.starts_with("SMART Health Status:")
+        {
+            let v = l.rsplit(':').next().unwrap_or("").trim();
+            Some(v == "PASSED" || v == "OK")
+        } else {
+            None
+        }
+    });
+    let critical_warning = field(&["Critical Warning"])
+        .and_then(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok());
+    let media_errors = field(&["Media and Data Integrity Errors"]).and_then(|v| number(&v));
+    Ok(Smart {
+        device: None,
+        protocol: if critical_warning.is_some() {
+            Some("NVMe".into())
+        } else {
+            None
+        },
+        model: field(&["Model Number", "Device Model", "Product"])
+            .and_then(|v| super::meaningful(&v)),
+        serial: field(&["Serial Number", "Serial number"]).and_then(|v| super::meaningful(&v)),
+        firmware: field(&["Firmware Version", "Revision"]).and_then(|v| super::meaningful(&v)),
+        passed,
+        temperature_c: field(&[
+            "Temperature",
+            "Current Temperature",
+            "Current Drive Temperature",
+        ])
+        .and_then(|v| number(&v))
+        .map(|t| t as i64)
+        .or_else(|| attribute("Temperature_Celsius").map(|t| t as i64)),
+        power_on_hours: field(&["Power On Hours"])
+            .and_then(|v| number(&v))
+            .or_else(|| attribute("Power_On_Hours")),
+        defects: media_errors
+            .or_else(|| attribute("Reallocated_Sector_Ct"))
+            .or_else(|| field(&["Elements in grown defect list"]).and_then(|v| number(&v))),
+        critical_warning,
+        messages: vec![],
+    })
+}

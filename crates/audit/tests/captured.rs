@@ -1,0 +1,127 @@
+//! The whole audit run against the two captured machines (an H100 VM and a cloud VM without
+//! SMBIOS tables), replayed: every collector's status, the GPU's identity and health, the
+//! fallbacks when tools are missing.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use paddock_audit::collector::Status;
+use paddock_audit::report::{Verdict, collect};
+
+#[test]
+fn the_h100_machine() {
+    let host = Arc::new(common::Captured::new("h100-firecracker-vm"));
+    let r = collect(
+        host,
+        paddock_audit::collectors::all(),
+        Duration::from_secs(30),
+    );
+    let status = |c: &str| r.collectors[c].status;
+    // dmidecode, lspci, smartctl, nvme, ipmitool and ip were absent there.
+    assert_eq!(
+        status("system"),
+        Status::Skipped,
+        "{:?}",
+        r.collectors["system"]
+    );
+    assert_eq!(status("power"), Status::Skipped);
+    for c in [
+        "cpu", "memory", "storage", "pcie", "network", "gpu", "kernel",
+    ] {
+        assert_eq!(status(c), Status::Ok, "{c}: {:?}", r.collectors[c]);
+    }
+    let gpu = &r.hardware["gpu"];
+    assert_eq!(gpu["driver_version"], "580.159.04");
+    assert_eq!(gpu["cuda_version"], "13.0");
+    let g = &gpu["gpus"][0];
+    assert_eq!(g["name"], "NVIDIA H100 80GB HBM3");
+    assert_eq!(g["uuid"], "GPU-07310d02-5a07-b366-b9c8-dda734271cd2");
+    assert_eq!(g["serial"], "1752724009274");
+    assert_eq!(g["bus_id"], "00000000:00:06.0");
+    assert_eq!(g["vbios"], "96.00.DA.00.0C");
+    assert_eq!(g["memory_total_mib"], 81559);
+    assert_eq!(g["pcie_gen_max"], 5);
+    assert_eq!(g["ecc_uncorrected_volatile"], 0);
+    assert_eq!(g["mig_mode"], "Disabled");
+    assert_eq!(g["temperature_c"], 52.0);
+    // The GPU is in the sysfs listing too, without lspci.
+    let pcie = r.hardware["pcie"]["devices"].as_array().unwrap();
+    assert!(
+        pcie.iter()
+            .any(|d| d["slot"] == "0000:00:06.0" && d["vendor_id"] == "0x10de"),
+        "{pcie:?}"
+    );
+    // Network from sysfs only (no `ip` there).
+    let net = &r.hardware["network"];
+    assert!(
+        net["interfaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["name"] == "eth0" && i["mac"] == "02:fc:00:00:00:01")
+    );
+    assert!(r.identity.macs.contains(&"02:fc:00:00:00:01".to_string()));
+    assert_eq!(r.hardware["cpu"]["source"], "lscpu");
+    assert!(r.hardware["memory"]["total_kib"].as_u64().unwrap() > 0);
+    assert!(
+        r.hardware["memory"]["dimms_error"]
+            .as_str()
+            .unwrap()
+            .contains("dmidecode is not installed")
+    );
+    // The root disk and the read-only driver disk, with no stable ids in a VM.
+    assert_eq!(r.hardware["storage"]["root_disk"], "vda");
+    assert!(
+        r.summary
+            .findings
+            .iter()
+            .any(|f| f.code == "storage.no_stable_id")
+    );
+    assert_eq!(r.summary.verdict, Verdict::Warning);
+    assert_eq!(r.summary.failures, 0);
+}
+
+#[test]
+fn the_cloud_vm_without_smbios() {
+    let host = Arc::new(common::Captured::new("x86-cloud-vm"));
+    let r = collect(
+        host,
+        paddock_audit::collectors::all(),
+        Duration::from_secs(30),
+    );
+    // dmidecode is installed but finds no tables: failed with its complaint, not a crash.
+    let sys = &r.collectors["system"];
+    assert_eq!(sys.status, Status::Failed, "{sys:?}");
+    assert!(
+        sys.error.as_deref().unwrap().contains("/dev/mem"),
+        "{sys:?}"
+    );
+    assert_eq!(r.collectors["gpu"].status, Status::Skipped);
+    assert_eq!(r.collectors["pcie"].status, Status::Ok);
+    let pcie = r.hardware["pcie"]["devices"].as_array().unwrap();
+    assert!(
+        pcie.iter().any(|d| d["class"] == "Ethernet controller"),
+        "{pcie:?}"
+    );
+    let net = r.hardware["network"]["interfaces"].as_array().unwrap();
+    assert!(net.iter().any(|i| {
+        i["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "127.0.0.1/8")
+    }));
+    assert_eq!(r.hardware["cpu"]["vendor"], "AuthenticAMD");
+    // A failed collector makes the verdict WARNING, never FAILED.
+    assert_eq!(r.summary.verdict, Verdict::Warning);
+    assert!(
+        r.summary
+            .findings
+            .iter()
+            .any(|f| f.code == "collector.failed" && f.collector == "system")
+    );
+}

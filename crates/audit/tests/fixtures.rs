@@ -1,0 +1,210 @@
+//! Every parser against every public fixture of its tool (tests/data/public, and the shared
+//! folder's GPL ones when present) and against the captured machines' outputs.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{data, fixtures};
+use paddock_audit::parse::{dmidecode, ipmitool, lsblk, lscpu, lspci, nvidia_smi, nvme, smartctl};
+
+fn read(p: &std::path::Path) -> String {
+    String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned()
+}
+
+#[test]
+fn dmidecode_every_server() {
+    for f in fixtures("dmidecode") {
+        let r = dmidecode::parse(&read(&f)).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        let system = dmidecode::of_type(&r, 1)
+            .next()
+            .unwrap_or_else(|| panic!("{name}: no type 1"));
+        assert!(system.value("Manufacturer").is_some(), "{name}: {system:?}");
+        // Every one of these servers has memory devices, most with some populated.
+        let dimms: Vec<_> = dmidecode::of_type(&r, 17).collect();
+        assert!(!dimms.is_empty(), "{name}: no memory devices");
+        let populated = dimms
+            .iter()
+            .filter(|d| d.get("Size").and_then(dmidecode::size_mib).is_some())
+            .count();
+        assert!(populated > 0, "{name}: no populated DIMM");
+    }
+    // The anonymised serials read as absent, not as "--".
+    let r = dmidecode::parse(&read(
+        &data().join("public/dmidecode/linuxhw_Dell_PowerEdge_R750_D1750E589C22.txt"),
+    ))
+    .unwrap();
+    let sys = dmidecode::of_type(&r, 1).next().unwrap();
+    assert_eq!(sys.value("Product Name").as_deref(), Some("PowerEdge R750"));
+    assert_eq!(sys.value("Serial Number"), None);
+}
+
+#[test]
+fn smartctl_json_and_text() {
+    let mut seen = 0;
+    for f in fixtures("smartctl") {
+        let text = read(&f);
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        if name.contains("scan") {
+            let devices = smartctl::parse_scan(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!devices.is_empty(), "{name}");
+            continue;
+        }
+        let s = if name.ends_with(".json") {
+            smartctl::parse(&text)
+        } else {
+            smartctl::parse_text(&text)
+        }
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(s.model.is_some() || s.device.is_some(), "{name}: {s:?}");
+        // `smartctl -i` (identity only) has no verdict.
+        if !name.contains("_info_") {
+            assert!(
+                s.passed.is_some() || !s.messages.is_empty(),
+                "{name}: no verdict: {s:?}"
+            );
+        }
+        seen += 1;
+    }
+    assert!(seen >= 15);
+    let s = smartctl::parse_text(&read(
+        &data().join("public/smartctl/linuxhw_text_sata_HPE_MB014000GWTFF_06E46BD2EC38.txt"),
+    ))
+    .unwrap();
+    assert_eq!(
+        (s.passed, s.defects, s.power_on_hours, s.temperature_c),
+        (Some(true), Some(0), Some(3003), Some(20))
+    );
+    let s = smartctl::parse_text(&read(&data().join(
+        "public/smartctl/linuxhw_text_nvme_Dell_Ent_NVMe_CM6_RI_1.92TB_155C1E9BECF6.txt",
+    )))
+    .unwrap();
+    assert_eq!(
+        (s.critical_warning, s.power_on_hours, s.serial),
+        (Some(0), Some(4995), None)
+    );
+}
+
+#[test]
+fn nvme_cli() {
+    for f in fixtures("nvme-cli") {
+        let text = read(&f);
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        if name.contains("smart-log") {
+            let l = nvme::parse_smart_log(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(l.temperature_c.is_some(), "{name}");
+        } else if name.contains("id-ctrl") {
+            let c = nvme::parse_id_ctrl(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(c.model.as_deref().unwrap().contains("980 PRO"), "{c:?}");
+        }
+        // `nvme list` outputs are not read by the collectors.
+    }
+}
+
+#[test]
+fn nvidia_smi_xml_and_text() {
+    for f in fixtures("nvidia-smi") {
+        let text = read(&f);
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(".xml") {
+            let r = nvidia_smi::parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!r.gpus.is_empty(), "{name}");
+            for g in &r.gpus {
+                assert!(g.name.is_some() && g.bus_id.is_some(), "{name}: {g:?}");
+                assert!(g.memory_total_mib.is_some(), "{name}: {g:?}");
+            }
+            if name.contains("mig") {
+                assert!(r.gpus.iter().any(|g| g.mig_devices > 0), "{name}");
+            }
+        } else {
+            // Text reports (`-q`, or a capture with `-q` sections in it).
+            let sections: Vec<String> = if text.contains("# $ nvidia-smi -q\n") {
+                text.split("# $ nvidia-smi -q\n")
+                    .skip(1)
+                    .map(|s| {
+                        // Past the `####` rule line, up to the next section's rule.
+                        let body = s.split_once('\n').map(|(_, b)| b).unwrap_or("");
+                        body.split("\n####").next().unwrap_or("").to_string()
+                    })
+                    .collect()
+            } else {
+                vec![text.clone()]
+            };
+            for s in sections {
+                let r = nvidia_smi::parse_text(&s).unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert!(!r.gpus.is_empty(), "{name}");
+                assert!(r.driver_version.is_some(), "{name}");
+            }
+        }
+    }
+    // The captured H100, both ways, agree.
+    let dir = data().join("hw/h100-firecracker-vm");
+    let x = nvidia_smi::parse(&read(&dir.join("nvidia-smi-q-x"))).unwrap();
+    let t = nvidia_smi::parse_text(&read(&dir.join("nvidia-smi-q"))).unwrap();
+    let (a, b) = (&x.gpus[0], &t.gpus[0]);
+    assert_eq!(
+        (&a.name, &a.uuid, &a.serial, &a.vbios),
+        (&b.name, &b.uuid, &b.serial, &b.vbios)
+    );
+    assert_eq!(
+        (a.memory_total_mib, a.pcie_gen_max, a.pcie_width_max),
+        (b.memory_total_mib, b.pcie_gen_max, b.pcie_width_max)
+    );
+    assert_eq!(
+        (a.ecc_uncorrected_volatile, a.temperature_c),
+        (b.ecc_uncorrected_volatile, b.temperature_c)
+    );
+    assert_eq!(x.driver_version, t.driver_version);
+}
+
+#[test]
+fn ipmitool_sensors() {
+    for f in fixtures("ipmitool") {
+        let s =
+            ipmitool::parse_sensors(&read(&f)).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        assert!(s.len() > 10);
+        assert!(
+            s.iter()
+                .any(|x| x.name == "CPU1 Temp" && x.value == Some(33.0))
+        );
+    }
+}
+
+#[test]
+fn lsblk_lspci_lscpu_of_the_captures_and_public() {
+    for f in fixtures("lsblk") {
+        let d = lsblk::parse(&read(&f)).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        assert!(
+            d.iter().any(|x| !x.children.is_empty()),
+            "nested children: {}",
+            f.display()
+        );
+    }
+    for m in ["h100-firecracker-vm", "x86-cloud-vm"] {
+        let dir = data().join("hw").join(m);
+        for f in ["lsblk-json", "lsblk-json-default"] {
+            let d = lsblk::parse(&read(&dir.join(f))).unwrap_or_else(|e| panic!("{m}/{f}: {e}"));
+            assert!(
+                d.iter().any(|x| x.all_mountpoints().contains(&"/")),
+                "{m}/{f}"
+            );
+        }
+        assert!(
+            lscpu::parse(&read(&dir.join("lscpu-json")))
+                .unwrap()
+                .iter()
+                .any(|(k, _)| k == "Model name")
+        );
+    }
+    let pci = lspci::parse(&read(&data().join("hw/x86-cloud-vm/lspci-vmm"))).unwrap();
+    assert!(pci.len() >= 5 && pci.iter().all(|d| d.slot.starts_with("0000:")));
+    let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/public/lspci");
+    if shared.is_dir() {
+        for f in fixtures("lspci") {
+            let d = lspci::parse(&read(&f)).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            assert!(!d.is_empty());
+        }
+    }
+}
