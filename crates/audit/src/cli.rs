@@ -40,6 +40,14 @@ pub enum Command {
         #[arg(long, default_value_t = 60)]
         timeout_s: u64,
     },
+    /// Evaluate a baseline: one `PADDOCK_CHECK status=PASS|WARN|FAIL check=… detail=…
+    /// remediation=…` line per check, then `PADDOCK_CHECK summary checks=N failures=F
+    /// warnings=W`. Exit status 1 when a hard check fails, 2 on a bad baseline.
+    Check {
+        /// The baseline (YAML; see examples/baselines/ and docs/audit.md).
+        #[arg(long)]
+        baseline: PathBuf,
+    },
 }
 
 /// The collectors named (all when none); an unknown name is an error listing the known ones.
@@ -124,6 +132,30 @@ fn collect(
     Ok(())
 }
 
+fn check(host: &dyn Host, baseline: &Path) -> Result<u8, String> {
+    let text =
+        std::fs::read_to_string(baseline).map_err(|e| format!("{}: {e}", baseline.display()))?;
+    let checks = match crate::check::baseline::load(&baseline.display().to_string(), &text) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
+            return Err(format!(
+                "{}: {} error(s) in the baseline; nothing checked",
+                baseline.display(),
+                errors.0.len()
+            ));
+        }
+    };
+    let results = crate::check::run(host, &checks);
+    let (lines, hard_failure) = crate::check::report(&results);
+    for l in lines {
+        println!("{l}");
+    }
+    Ok(if hard_failure { 1 } else { 0 })
+}
+
 /// Parses the arguments and runs; the exit code.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -140,6 +172,7 @@ pub fn main() -> std::process::ExitCode {
             collectors,
             timeout_s,
         } => collect(host, output, &collectors, timeout_s).map(|_| 0),
+        Command::Check { baseline } => check(host.as_ref(), &baseline),
     };
     match result {
         Ok(code) => std::process::ExitCode::from(code),

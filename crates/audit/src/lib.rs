@@ -2,6 +2,7 @@
 //! parallel, never fatal), baseline checks with machine-readable result lines, locally or on
 //! a remote host. See docs/audit.md.
 
+pub mod check;
 pub mod cli;
 pub mod collector;
 pub mod collectors;

@@ -1,0 +1,206 @@
+//! Baseline checks evaluated on this machine (files, /proc, /sys, `ip`, commands) and, for
+//! the disk rules, on a scripted host whose lsblk output has mounted partitions.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use paddock_audit::check::baseline::load;
+use paddock_audit::check::{line, report, run};
+use paddock_audit::host::{CmdOutput, Host, HostError, Local};
+
+fn statuses(host: &dyn Host, yaml: &str) -> Vec<(String, &'static str, String)> {
+    let checks = load("t.yaml", yaml).unwrap_or_else(|e| panic!("{e:?}"));
+    run(host, &checks)
+        .into_iter()
+        .map(|r| (r.name, r.status, r.detail))
+        .collect()
+}
+
+#[test]
+fn checks_on_this_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("motd");
+    std::fs::write(&file, "welcome to lab1\n").unwrap();
+    let f = file.display();
+    let first_cmdline_word = std::fs::read_to_string("/proc/cmdline")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let yaml = format!(
+        r#"checks:
+  - {{name: file-there, kind: path_exists, path: "{f}"}}
+  - {{name: file-not-there, kind: path_exists, path: "{f}.missing"}}
+  - {{name: absent, kind: path_absent, path: "{f}.missing"}}
+  - {{name: contains, kind: file_contains, path: "{f}", text: lab1}}
+  - {{name: not-contains, kind: file_contains, path: "{f}", text: lab2, severity: soft}}
+  - {{name: ostype, kind: sysctl, key: kernel.ostype, value: Linux}}
+  - {{name: ostype-wrong, kind: sysctl, key: kernel.ostype, value: Plan9}}
+  - {{name: cmdline, kind: kernel_cmdline_contains, value: "{first_cmdline_word}"}}
+  - {{name: no-module, kind: kernel_module_loaded, module: paddock_no_such_module}}
+  - {{name: echo, kind: command, argv: [sh, -c, "echo hello"], output_matches: "^hel+o$"}}
+  - {{name: echo-nomatch, kind: command, argv: [sh, -c, "echo bye"], output_matches: "^hello"}}
+  - {{name: exit-1, kind: command, argv: [sh, -c, "echo broken >&2; exit 1"]}}
+  - {{name: no-such-tool, kind: command, argv: [paddock-no-such-tool]}}
+  - {{name: slow, kind: command, argv: [sleep, "5"], timeout_s: 1}}
+  - {{name: nvme-zero, kind: count_at_least, what: nvme, min: 0}}
+  - {{name: gpus-many, kind: count_at_least, what: gpus, min: 1000, severity: soft}}
+  - {{name: lo, kind: interface_has_address, interface: lo, address: 127.0.0.1}}
+  - {{name: lo-cidr, kind: interface_has_address, interface: lo, address: 127.0.0.1/8}}
+  - {{name: lo-other, kind: interface_has_address, interface: lo, address: 127.0.0.2}}
+  - {{name: no-route, kind: route_exists, destination: 198.51.100.0/24}}
+  - {{name: no-disk, kind: disk_free, by_id: paddock-no-such-disk}}
+"#
+    );
+    let got = statuses(&Local, &yaml);
+    let want = [
+        ("file-there", "PASS"),
+        ("file-not-there", "FAIL"),
+        ("absent", "PASS"),
+        ("contains", "PASS"),
+        ("not-contains", "WARN"),
+        ("ostype", "PASS"),
+        ("ostype-wrong", "FAIL"),
+        ("cmdline", "PASS"),
+        ("no-module", "FAIL"),
+        ("echo", "PASS"),
+        ("echo-nomatch", "FAIL"),
+        ("exit-1", "FAIL"),
+        ("no-such-tool", "FAIL"),
+        ("slow", "FAIL"),
+        ("nvme-zero", "PASS"),
+        ("gpus-many", "WARN"),
+        ("lo", "PASS"),
+        ("lo-cidr", "PASS"),
+        ("lo-other", "FAIL"),
+        ("no-route", "FAIL"),
+        ("no-disk", "FAIL"),
+    ];
+    for ((name, status, detail), (wn, ws)) in got.iter().zip(want) {
+        assert_eq!((name.as_str(), *status), (wn, ws), "{detail}");
+    }
+    let detail = |n: &str| got.iter().find(|g| g.0 == n).unwrap().2.clone();
+    assert!(
+        detail("exit-1").contains("exit 1: broken"),
+        "{}",
+        detail("exit-1")
+    );
+    assert!(detail("no-such-tool").contains("not installed"));
+    assert!(detail("slow").contains("did not finish within 1 s"));
+    assert!(detail("ostype-wrong").contains("expected Plan9"));
+
+    // A route this machine has (when it has one) passes.
+    let routes = Local
+        .run("ip", &["-j", "-4", "route"], Duration::from_secs(5))
+        .unwrap();
+    let routes = paddock_audit::parse::ip::parse_route(&routes.stdout_text()).unwrap();
+    if let Some(r) = routes.first() {
+        let yaml = format!(
+            "checks:\n  - {{name: r, kind: route_exists, destination: \"{}\"}}\n",
+            r.destination
+        );
+        assert_eq!(statuses(&Local, &yaml)[0].1, "PASS");
+    }
+}
+
+#[test]
+fn output_lines_round_trip_and_the_summary_counts() {
+    let yaml = "checks:\n  - {name: a, kind: path_exists, path: /}\n  - {name: b, kind: path_exists, path: /nope, remediation: \"create it = now\"}\n  - {name: c, kind: path_exists, path: /nope, severity: soft}\n";
+    let results = run(&Local, &load("t.yaml", yaml).unwrap());
+    let (lines, hard_failure) = report(&results);
+    assert!(hard_failure);
+    assert_eq!(lines.len(), 4);
+    for (l, r) in lines.iter().zip(&results) {
+        let f = line::parse(l).unwrap();
+        assert_eq!(f[0].1, r.status);
+        assert_eq!(f[1].1, r.name);
+        assert_eq!(f[2].1, r.detail);
+        // Remediation only where something is wrong.
+        assert_eq!(
+            f.get(3).map(|x| x.1.as_str()),
+            if r.status == "PASS" {
+                None
+            } else {
+                r.remediation.as_deref()
+            }
+        );
+    }
+    assert_eq!(
+        lines[3],
+        "PADDOCK_CHECK summary checks=3 failures=1 warnings=1"
+    );
+    let (_, hard) = report(&results[2..]);
+    assert!(!hard, "a soft failure alone does not fail the host");
+}
+
+/// A host whose commands and links are scripted: for the disk rules, which need disks.
+struct Scripted {
+    lsblk: String,
+    links: HashMap<String, String>,
+}
+
+impl Host for Scripted {
+    fn describe(&self) -> String {
+        "scripted".into()
+    }
+    fn run(&self, program: &str, _: &[&str], _: Duration) -> Result<CmdOutput, HostError> {
+        match program {
+            "lsblk" => Ok(CmdOutput {
+                status: Some(0),
+                stdout: self.lsblk.clone().into_bytes(),
+                stderr: vec![],
+            }),
+            p => Err(HostError::NotFound(p.into())),
+        }
+    }
+    fn read(&self, p: &str) -> Result<Vec<u8>, HostError> {
+        Err(HostError::NotFound(p.into()))
+    }
+    fn list(&self, p: &str) -> Result<Vec<String>, HostError> {
+        Err(HostError::NotFound(p.into()))
+    }
+    fn link(&self, p: &str) -> Result<String, HostError> {
+        self.links
+            .get(p)
+            .cloned()
+            .ok_or_else(|| HostError::NotFound(p.into()))
+    }
+    fn exists(&self, p: &str) -> bool {
+        self.links.contains_key(p)
+    }
+}
+
+#[test]
+fn disk_free_sees_child_partitions_and_the_system_disk() {
+    // The runbook's trap: the parent is not mounted, a partition of it is.
+    let lsblk = r#"{"blockdevices":[
+      {"name":"nvme0n1","type":"disk","mountpoints":[null],"children":[{"name":"nvme0n1p1","type":"part","mountpoints":["/share2"]}]},
+      {"name":"nvme1n1","type":"disk","mountpoints":[null]},
+      {"name":"nvme4n1","type":"disk","mountpoints":[null],"children":[{"name":"nvme4n1p2","type":"part","mountpoints":["/"]}]}]}"#;
+    let links = [
+        ("eui.a", "nvme0n1"),
+        ("eui.b", "nvme1n1"),
+        ("eui.os", "nvme4n1"),
+        ("eui.ghost", "nvme9n1"),
+    ]
+    .iter()
+    .map(|(id, k)| (format!("/dev/disk/by-id/nvme-{id}"), format!("../../{k}")))
+    .collect();
+    let host = Scripted {
+        lsblk: lsblk.into(),
+        links,
+    };
+    let yaml = "checks:\n  - {name: a, kind: disk_free, by_id: nvme-eui.a}\n  - {name: b, kind: disk_free, by_id: nvme-eui.b}\n  - {name: os, kind: disk_free, by_id: nvme-eui.os}\n  - {name: ghost, kind: disk_free, by_id: nvme-eui.ghost}\n  - {name: none, kind: disk_free, by_id: /dev/disk/by-id/nvme-eui.none}\n";
+    let got = statuses(&host, yaml);
+    assert_eq!(got[0].1, "FAIL");
+    assert!(got[0].2.contains("mounted at /share2"), "{}", got[0].2);
+    assert_eq!(got[1].1, "PASS", "{}", got[1].2);
+    assert_eq!(got[2].1, "FAIL");
+    assert!(got[2].2.contains("system disk"), "{}", got[2].2);
+    assert_eq!(got[3].1, "FAIL");
+    assert!(got[3].2.contains("does not list"), "{}", got[3].2);
+    assert!(got[4].2.contains("does not exist"), "{}", got[4].2);
+}
