@@ -175,24 +175,6 @@ pub fn parse(xml: &str) -> Result<Report, ParseError> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn minimal_and_malformed() {
-        let r = super::parse("<nvidia_smi_log><driver_version>580.1</driver_version><gpu id=\"00000000:00:06.0\"><product_name>X</product_name><ecc_errors><volatile><dram_uncorrectable>2</dram_uncorrectable><sram_uncorrectable_parity>1</sram_uncorrectable_parity><dram_correctable>9</dram_correctable></volatile></ecc_errors><pci><pci_gpu_link_info><link_widths><current_link_width>8x</current_link_width><max_link_width>16x</max_link_width></link_widths></pci_gpu_link_info></pci></gpu></nvidia_smi_log>").unwrap();
-        let g = &r.gpus[0];
-        assert_eq!(g.ecc_uncorrected_volatile, Some(3));
-        assert_eq!(
-            (g.pcie_width_current, g.pcie_width_max),
-            (Some(8), Some(16))
-        );
-        assert_eq!(g.bus_id.as_deref(), Some("00000000:00:06.0"));
-        assert!(super::parse("<nvidia_smi_log><gpu>").is_err());
-        assert!(super::parse("<other/>").is_err());
-        assert!(super::parse("").is_err());
-    }
-}
-
 /// `nvidia-smi -q` as text (the fallback when the XML is unavailable or unparsable): an
 /// indented tree of `Key : Value` lines under one `GPU <bus id>` header per GPU. Returns
 /// the same report, from the fields whose paths the text format uses.
@@ -296,4 +278,22 @@ pub fn parse_text(text: &str) -> Result<Report, ParseError> {
         cuda_version: top("CUDA Version"),
         gpus,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn minimal_and_malformed() {
+        let r = super::parse("<nvidia_smi_log><driver_version>580.1</driver_version><gpu id=\"00000000:00:06.0\"><product_name>X</product_name><ecc_errors><volatile><dram_uncorrectable>2</dram_uncorrectable><sram_uncorrectable_parity>1</sram_uncorrectable_parity><dram_correctable>9</dram_correctable></volatile></ecc_errors><pci><pci_gpu_link_info><link_widths><current_link_width>8x</current_link_width><max_link_width>16x</max_link_width></link_widths></pci_gpu_link_info></pci></gpu></nvidia_smi_log>").unwrap();
+        let g = &r.gpus[0];
+        assert_eq!(g.ecc_uncorrected_volatile, Some(3));
+        assert_eq!(
+            (g.pcie_width_current, g.pcie_width_max),
+            (Some(8), Some(16))
+        );
+        assert_eq!(g.bus_id.as_deref(), Some("00000000:00:06.0"));
+        assert!(super::parse("<nvidia_smi_log><gpu>").is_err());
+        assert!(super::parse("<other/>").is_err());
+        assert!(super::parse("").is_err());
+    }
 }

@@ -114,21 +114,6 @@ pub fn parse_scan(json: &str) -> Result<Vec<String>, ParseError> {
         .collect())
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn verdict_and_defects() {
-        let s = super::parse(r#"{"smartctl":{"messages":[{"string":"x","severity":"error"}]},"device":{"name":"/dev/sda","protocol":"ATA"},"smart_status":{"passed":false},"ata_smart_attributes":{"table":[{"id":5,"raw":{"value":12}}]}}"#).unwrap();
-        assert_eq!((s.passed, s.defects), (Some(false), Some(12)));
-        assert_eq!(s.messages, ["x"]);
-        assert!(super::parse("{}").is_err() && super::parse("[").is_err());
-        assert_eq!(
-            super::parse_scan(r#"{"devices":[{"name":"/dev/sda"}]}"#).unwrap(),
-            ["/dev/sda"]
-        );
-    }
-}
-
 /// `smartctl -a DEVICE` as text (smartmontools before 7.0 has no `-j`): the same fields.
 pub fn parse_text(text: &str) -> Result<Smart, ParseError> {
     if !text.contains("smartmontools") && !text.contains("=== START OF") {
@@ -193,4 +178,19 @@ pub fn parse_text(text: &str) -> Result<Smart, ParseError> {
         critical_warning,
         messages: vec![],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn verdict_and_defects() {
+        let s = super::parse(r#"{"smartctl":{"messages":[{"string":"x","severity":"error"}]},"device":{"name":"/dev/sda","protocol":"ATA"},"smart_status":{"passed":false},"ata_smart_attributes":{"table":[{"id":5,"raw":{"value":12}}]}}"#).unwrap();
+        assert_eq!((s.passed, s.defects), (Some(false), Some(12)));
+        assert_eq!(s.messages, ["x"]);
+        assert!(super::parse("{}").is_err() && super::parse("[").is_err());
+        assert_eq!(
+            super::parse_scan(r#"{"devices":[{"name":"/dev/sda"}]}"#).unwrap(),
+            ["/dev/sda"]
+        );
+    }
 }
