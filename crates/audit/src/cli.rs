@@ -25,6 +25,55 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Where to run: this machine, or `--host` over SSH.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Remote {
+    /// Audit this host over SSH instead of the local machine (commands run there, files are
+    /// read there).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// SSH user (default: $USER).
+    #[arg(long, requires = "host")]
+    pub user: Option<String>,
+    /// SSH port.
+    #[arg(long, default_value_t = 22, requires = "host")]
+    pub port: u16,
+    /// Private key for SSH (default: the SSH agent).
+    #[arg(long, requires = "host")]
+    pub identity: Option<PathBuf>,
+    /// known_hosts file the host key is checked against (default: ~/.ssh/known_hosts).
+    #[arg(long, requires = "host")]
+    pub known_hosts: Option<PathBuf>,
+    /// Do not check the host key (a lab host you are setting up; never for production).
+    #[arg(long, requires = "host")]
+    pub no_host_key_check: bool,
+}
+
+impl Remote {
+    /// The host to inspect.
+    pub fn connect(&self) -> Result<Arc<dyn Host>, String> {
+        let Some(host) = &self.host else {
+            return Ok(Arc::new(Local));
+        };
+        let user = self
+            .user
+            .clone()
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_else(|| "root".into());
+        let target = crate::ssh::Target {
+            host: host.clone(),
+            port: self.port,
+            user,
+            identity: self.identity.clone(),
+            known_hosts: self.known_hosts.clone(),
+            no_host_key_check: self.no_host_key_check,
+            connect_timeout: Duration::from_secs(15),
+        };
+        let ssh = crate::ssh::Ssh::connect(&target).map_err(|e| e.to_string())?;
+        Ok(Arc::new(ssh))
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the collectors and write the report (JSON).
@@ -39,6 +88,8 @@ pub enum Command {
         /// Time limit of each collector, in seconds.
         #[arg(long, default_value_t = 60)]
         timeout_s: u64,
+        #[command(flatten)]
+        remote: Remote,
     },
     /// Evaluate a baseline: one `PADDOCK_CHECK status=PASS|WARN|FAIL check=… detail=…
     /// remediation=…` line per check, then `PADDOCK_CHECK summary checks=N failures=F
@@ -47,6 +98,8 @@ pub enum Command {
         /// The baseline (YAML; see examples/baselines/ and docs/audit.md).
         #[arg(long)]
         baseline: PathBuf,
+        #[command(flatten)]
+        remote: Remote,
     },
 }
 
@@ -132,28 +185,28 @@ fn collect(
     Ok(())
 }
 
-fn check(host: &dyn Host, baseline: &Path) -> Result<u8, String> {
+fn read_baseline(baseline: &Path) -> Result<Vec<crate::check::baseline::Check>, String> {
     let text =
         std::fs::read_to_string(baseline).map_err(|e| format!("{}: {e}", baseline.display()))?;
-    let checks = match crate::check::baseline::load(&baseline.display().to_string(), &text) {
-        Ok(c) => c,
-        Err(errors) => {
-            for e in &errors.0 {
-                eprintln!("{e}");
-            }
-            return Err(format!(
-                "{}: {} error(s) in the baseline; nothing checked",
-                baseline.display(),
-                errors.0.len()
-            ));
+    crate::check::baseline::load(&baseline.display().to_string(), &text).map_err(|errors| {
+        for e in &errors.0 {
+            eprintln!("{e}");
         }
-    };
-    let results = crate::check::run(host, &checks);
+        format!(
+            "{}: {} error(s) in the baseline; nothing checked",
+            baseline.display(),
+            errors.0.len()
+        )
+    })
+}
+
+fn check(host: &dyn Host, checks: &[crate::check::baseline::Check]) -> u8 {
+    let results = crate::check::run(host, checks);
     let (lines, hard_failure) = crate::check::report(&results);
     for l in lines {
         println!("{l}");
     }
-    Ok(if hard_failure { 1 } else { 0 })
+    if hard_failure { 1 } else { 0 }
 }
 
 /// Parses the arguments and runs; the exit code.
@@ -165,14 +218,23 @@ pub fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .try_init();
-    let host: Arc<dyn Host> = Arc::new(Local);
     let result = match cli.command {
         Command::Collect {
             output,
             collectors,
             timeout_s,
-        } => collect(host, output, &collectors, timeout_s).map(|_| 0),
-        Command::Check { baseline } => check(host.as_ref(), &baseline),
+            remote,
+        } => select(&collectors)
+            .and_then(|_| remote.connect())
+            .and_then(|host| collect(host, output, &collectors, timeout_s))
+            .map(|_| 0),
+        Command::Check { baseline, remote } => {
+            // The baseline is read before connecting: a bad one never costs a connection.
+            read_baseline(&baseline).and_then(|checks| {
+                let host = remote.connect()?;
+                Ok(check(host.as_ref(), &checks))
+            })
+        }
     };
     match result {
         Ok(code) => std::process::ExitCode::from(code),

@@ -9,3 +9,4 @@ pub mod collectors;
 pub mod host;
 pub mod parse;
 pub mod report;
+pub mod ssh;
