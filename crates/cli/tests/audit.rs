@@ -1,0 +1,158 @@
+//! Issue 6's walk-through with the real `paddock-audit` binary: collect here (exit 0 whatever
+//! is missing), the report read with jq, the example baseline checked (lines, summary, exit
+//! status), and collect against a real sshd on a loopback port whose key the operator added
+//! with ssh-keyscan.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::Command;
+
+const AUDIT: &str = env!("CARGO_BIN_EXE_paddock-audit");
+
+#[test]
+fn acceptance_walkthrough() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let script = format!(
+        r#"
+set -e
+PORT={port}
+mkdir -p home/.ssh sshd /run/sshd
+ssh-keygen -q -t ecdsa -b 256 -N '' -f sshd/host_key
+ssh-keygen -q -t ecdsa -b 256 -m PEM -N '' -f KEY
+cp KEY.pub sshd/authorized_keys
+cat > sshd/config <<CONF
+Port $PORT
+ListenAddress 127.0.0.1
+HostKey $PWD/sshd/host_key
+PidFile $PWD/sshd/pid
+AuthorizedKeysFile $PWD/sshd/authorized_keys
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+PermitRootLogin prohibit-password
+Subsystem sftp internal-sftp
+CONF
+/usr/sbin/sshd -D -e -f $PWD/sshd/config 2> sshd/log &
+echo $! > sshd.pid
+trap 'kill $(cat sshd.pid)' EXIT
+for i in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.05; done
+export HOME=$PWD/home
+ssh-keyscan -p $PORT 127.0.0.1 2>/dev/null > home/.ssh/known_hosts
+USER=$(id -un)
+
+paddock-audit collect --output r.json
+jq -r '.summary.verdict, (.collectors | keys | join(","))' r.json > jq.out
+set +e
+paddock-audit check --baseline {examples}/baselines/site-server.yaml > check.out
+echo $? > check.rc
+set -e
+paddock-audit collect --host 127.0.0.1 --port $PORT --user $USER --identity KEY --output remote.json
+paddock-audit collect --collectors cpu,kernel > two.json
+if paddock-audit collect --collectors cpu,nonsense > /dev/null 2> bad.err; then exit 1; fi
+"#,
+        examples = examples.display()
+    );
+    let bin = Path::new(AUDIT).parent().unwrap();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(dir.path())
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .output()
+        .unwrap();
+    let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "{out:?}\n--- sshd\n{}",
+        read("sshd/log")
+    );
+    let jq: Vec<String> = read("jq.out").lines().map(str::to_string).collect();
+    assert!(
+        ["OK", "WARNING", "FAILED"].contains(&jq[0].as_str()),
+        "{jq:?}"
+    );
+    assert_eq!(
+        jq[1],
+        "cpu,gpu,kernel,memory,network,pcie,power,storage,system"
+    );
+    // One line per check of the example, then the summary; the exit status follows the
+    // hard failures.
+    let lines: Vec<String> = read("check.out").lines().map(str::to_string).collect();
+    let n_checks = 12;
+    assert_eq!(lines.len(), n_checks + 1, "{lines:#?}");
+    let mut fails = 0;
+    let mut warns = 0;
+    for l in &lines[..n_checks] {
+        let f = paddock_audit::check::line::parse(l).unwrap_or_else(|| panic!("{l}"));
+        assert_eq!(f[0].0, "status");
+        fails += usize::from(f[0].1 == "FAIL");
+        warns += usize::from(f[0].1 == "WARN");
+    }
+    assert_eq!(
+        lines[n_checks],
+        format!("PADDOCK_CHECK summary checks={n_checks} failures={fails} warnings={warns}")
+    );
+    assert_eq!(read("check.rc").trim(), if fails > 0 { "1" } else { "0" });
+    // The remote report: through SSH, the same machine.
+    let remote: serde_json::Value = serde_json::from_str(&read("remote.json")).unwrap();
+    let local: serde_json::Value = serde_json::from_str(&read("r.json")).unwrap();
+    assert!(
+        remote["host"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("@127.0.0.1:{port}"))
+    );
+    assert_eq!(remote["format"], "paddock-audit/1");
+    assert_eq!(
+        remote["hardware"]["kernel"]["release"],
+        local["hardware"]["kernel"]["release"]
+    );
+    assert_eq!(remote["collectors"]["cpu"]["status"], "ok");
+    let two: serde_json::Value = serde_json::from_str(&read("two.json")).unwrap();
+    assert_eq!(two["collectors"].as_object().unwrap().len(), 2);
+    assert!(
+        read("bad.err").contains("unknown collector `nonsense`; known: system, cpu"),
+        "{}",
+        read("bad.err")
+    );
+}
+
+#[test]
+fn a_bad_baseline_is_exit_2_with_every_error_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = dir.path().join("b.yaml");
+    std::fs::write(&b, "checks:\n  - name: x\n    kind: path_exist\n  - name: y\n    kind: sysctl\n    key: vm.swappiness\n").unwrap();
+    let out = Command::new(AUDIT)
+        .args(["check", "--baseline"])
+        .arg(&b)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let f = b.display();
+    assert!(
+        err.contains(&format!(
+            "{f}:3:11: checks[0].kind: unknown kind `path_exist`"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{f}:4:5: checks[1].value: missing field `value`")),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "nothing checked");
+}
