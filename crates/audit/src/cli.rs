@@ -90,6 +90,8 @@ pub enum Command {
         timeout_s: u64,
         #[command(flatten)]
         remote: Remote,
+        #[command(flatten)]
+        report_to: crate::report_to::ReportTo,
     },
     /// Evaluate a baseline: one `PADDOCK_CHECK status=PASS|WARN|FAIL check=… detail=…
     /// remediation=…` line per check, then `PADDOCK_CHECK summary checks=N failures=F
@@ -100,6 +102,17 @@ pub enum Command {
         baseline: PathBuf,
         #[command(flatten)]
         remote: Remote,
+        #[command(flatten)]
+        report_to: crate::report_to::ReportTo,
+    },
+    /// Serve a report file as a page (`/`) and as JSON (`/report.json`), re-read on every
+    /// request (the live audit ISO's screen).
+    Serve {
+        /// The report `collect --output` writes.
+        #[arg(long, default_value = "/var/lib/paddock-audit/report.json")]
+        report: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8099")]
+        listen: std::net::SocketAddr,
     },
 }
 
@@ -155,9 +168,14 @@ fn collect(
     output: Option<PathBuf>,
     names: &[String],
     timeout_s: u64,
+    report_to: &crate::report_to::ReportTo,
 ) -> Result<(), String> {
     let collectors = select(names)?;
     let report = crate::report::collect(host, collectors, Duration::from_secs(timeout_s.max(1)));
+    let sent = report_to.send(
+        "collect",
+        &serde_json::to_value(&report).map_err(|e| e.to_string())?,
+    );
     let mut json = serde_json::to_vec_pretty(&report).map_err(|e| e.to_string())?;
     json.push(b'\n');
     match output {
@@ -182,6 +200,10 @@ fn collect(
                 .map_err(|e| format!("stdout: {e}"))?;
         }
     }
+    // Written first, then the sending's outcome: a switchboard down loses no report.
+    if let Some(answer) = sent? {
+        eprintln!("paddock-audit: report sent ({answer})");
+    }
     Ok(())
 }
 
@@ -200,13 +222,29 @@ fn read_baseline(baseline: &Path) -> Result<Vec<crate::check::baseline::Check>, 
     })
 }
 
-fn check(host: &dyn Host, checks: &[crate::check::baseline::Check]) -> u8 {
+fn check(
+    host: &dyn Host,
+    checks: &[crate::check::baseline::Check],
+    report_to: &crate::report_to::ReportTo,
+) -> Result<u8, String> {
     let results = crate::check::run(host, checks);
     let (lines, hard_failure) = crate::check::report(&results);
-    for l in lines {
+    for l in &lines {
         println!("{l}");
     }
-    if hard_failure { 1 } else { 0 }
+    let failures = results.iter().filter(|r| r.status == "FAIL").count();
+    let warnings = results.iter().filter(|r| r.status == "WARN").count();
+    let run = serde_json::json!({
+        "host": host.describe(),
+        "checks": results.iter().map(|r| serde_json::json!({
+            "name": r.name, "status": r.status, "detail": r.detail, "remediation": r.remediation,
+        })).collect::<Vec<_>>(),
+        "summary": {"checks": results.len(), "failures": failures, "warnings": warnings},
+    });
+    if let Some(answer) = report_to.send("check", &run)? {
+        eprintln!("paddock-audit: check run sent ({answer})");
+    }
+    Ok(if hard_failure { 1 } else { 0 })
 }
 
 /// Parses the arguments and runs; the exit code.
@@ -224,15 +262,21 @@ pub fn main() -> std::process::ExitCode {
             collectors,
             timeout_s,
             remote,
+            report_to,
         } => select(&collectors)
             .and_then(|_| remote.connect())
-            .and_then(|host| collect(host, output, &collectors, timeout_s))
+            .and_then(|host| collect(host, output, &collectors, timeout_s, &report_to))
             .map(|_| 0),
-        Command::Check { baseline, remote } => {
+        Command::Serve { report, listen } => crate::serve::serve(report, listen).map(|_| 0),
+        Command::Check {
+            baseline,
+            remote,
+            report_to,
+        } => {
             // The baseline is read before connecting: a bad one never costs a connection.
             read_baseline(&baseline).and_then(|checks| {
                 let host = remote.connect()?;
-                Ok(check(host.as_ref(), &checks))
+                check(host.as_ref(), &checks, &report_to)
             })
         }
     };

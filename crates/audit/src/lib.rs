@@ -9,4 +9,6 @@ pub mod collectors;
 pub mod host;
 pub mod parse;
 pub mod report;
+pub mod report_to;
+pub mod serve;
 pub mod ssh;

@@ -156,3 +156,100 @@ fn a_bad_baseline_is_exit_2_with_every_error_located() {
     );
     assert!(out.stdout.is_empty(), "nothing checked");
 }
+
+/// `check --report-to` against a real `paddock up`: a failing run blocks the supervisor (shown
+/// by `paddock supervisor list`), a passing one frees it; the history is in the API; `serve`
+/// shows the report.
+#[test]
+fn reports_reach_the_switchboard_and_gate_the_supervisor() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let serve_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let script = format!(
+        r#"
+set -e
+wait_for() {{ for i in $(seq 150); do if eval "$1"; then return 0; fi; sleep 0.1; done; echo "timed out: $1" >&2; return 1; }}
+paddock up --data-dir D --listen 127.0.0.1:{port} --supervisors 1 > up.out 2> up.err &
+echo $! > up.pid
+trap 'kill -INT $(cat up.pid); wait' EXIT
+wait_for "grep -q '^PADDOCK_TOKEN=' up.out"
+export $(cat up.out)
+printf 'checks:\n  - {{name: must, kind: path_exists, path: /nonexistent/paddock}}\n' > failing.yaml
+printf 'checks:\n  - {{name: must, kind: path_exists, path: /}}\n' > passing.yaml
+set +e
+paddock-audit check --baseline failing.yaml --report-to $PADDOCK_URL --supervisor local-1 > fail.out 2> fail.err
+echo $? > fail.rc
+set -e
+paddock supervisor list --json > blocked.json
+paddock-audit check --baseline passing.yaml --report-to $PADDOCK_URL --supervisor local-1 > pass.out
+paddock supervisor list --json > freed.json
+echo "$PADDOCK_TOKEN" > token
+paddock-audit collect --collectors cpu,kernel --output r.json --report-to $PADDOCK_URL --supervisor local-1 --token-file token
+curl -fsS -H "Authorization: Bearer $PADDOCK_TOKEN" "$PADDOCK_URL/api/v1/audit/reports?supervisor=local-1" > history.json
+paddock-audit serve --report r.json --listen 127.0.0.1:{serve_port} 2> serve.err &
+SERVE=$!
+wait_for "curl -fsS http://127.0.0.1:{serve_port}/ > page.html"
+curl -fsS http://127.0.0.1:{serve_port}/report.json > served.json
+kill $SERVE
+"#
+    );
+    let bin = Path::new(AUDIT).parent().unwrap();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(dir.path())
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env_remove("PADDOCK_URL")
+        .env_remove("PADDOCK_TOKEN")
+        .env("PADDOCK_CONFIG", dir.path().join("no-config.toml"))
+        .output()
+        .unwrap();
+    let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "{out:?}\n{}\n{}",
+        read("up.err"),
+        read("fail.err")
+    );
+    assert_eq!(read("fail.rc").trim(), "1", "{}", read("fail.err"));
+    assert!(read("fail.out").contains("PADDOCK_CHECK status=FAIL check=must"));
+    let blocked = |f: &str| -> bool {
+        let v: serde_json::Value = serde_json::from_str(&read(f)).unwrap();
+        v["supervisors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "local-1")
+            .unwrap()["audit_blocked"]
+            .as_bool()
+            .unwrap()
+    };
+    assert!(blocked("blocked.json"));
+    assert!(!blocked("freed.json"));
+    let history: serde_json::Value = serde_json::from_str(&read("history.json")).unwrap();
+    let kinds: Vec<&str> = history["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["collect", "check", "check"]);
+    assert!(read("page.html").contains("<h2>Collectors</h2>"));
+    let served: serde_json::Value = serde_json::from_str(&read("served.json")).unwrap();
+    assert_eq!(served["format"], "paddock-audit/1");
+}

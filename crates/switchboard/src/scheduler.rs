@@ -37,6 +37,7 @@ pub fn user_may_use(
 pub fn eligible(sup: &Supervisor, expr: &TagExpr, instance_acl: &Acl, c: &Candidate) -> bool {
     !sup.retired
         && sup.ready_for_service
+        && !sup.audit_blocked
         && expr.matches(&sup.tag_strs())
         && user_may_use(sup, instance_acl, &c.user, &c.privileges)
 }

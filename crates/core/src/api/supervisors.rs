@@ -59,6 +59,9 @@ pub struct SupervisorView {
     pub acl: Acl,
     pub retired: bool,
     pub ready_for_service: bool,
+    /// The host's latest audit check run had a hard failure: no new jobs until one passes.
+    #[serde(default)]
+    pub audit_blocked: bool,
     pub connected: bool,
     pub current_job: Option<JobId>,
     pub last_seen: Option<String>,

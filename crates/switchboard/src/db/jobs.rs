@@ -409,7 +409,7 @@ impl Db {
         let lock = self.skip_locked();
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(&format!(
-            "SELECT {SUP_COLUMNS} FROM supervisors WHERE current_job IS NULL AND retired = 0 AND ready_for_service = 1 \
+            "SELECT {SUP_COLUMNS} FROM supervisors WHERE current_job IS NULL AND retired = 0 AND ready_for_service = 1 AND audit_blocked = 0 \
              AND connection IS NOT NULL{lock}"
         ))
         .fetch_all(&mut *tx)

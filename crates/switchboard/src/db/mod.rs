@@ -3,6 +3,7 @@
 //! backends accept; the few backend differences (row locks) are spelled out where they occur.
 //! All job and supervisor state lives here, never only in one process's memory.
 
+pub mod audit;
 pub mod console;
 pub mod deployment;
 pub mod events;

@@ -19,6 +19,8 @@ pub struct Supervisor {
     pub acl: Acl,
     pub retired: bool,
     pub ready_for_service: bool,
+    /// The host's latest audit check run had a hard failure: no new jobs.
+    pub audit_blocked: bool,
     pub connection: Option<String>,
     pub last_seen: Option<i64>,
     pub current_job: Option<JobId>,
@@ -44,6 +46,7 @@ impl Supervisor {
             acl: self.acl.clone(),
             retired: self.retired,
             ready_for_service: self.ready_for_service,
+            audit_blocked: self.audit_blocked,
             connected: self.is_connected(now, liveness_ms),
             current_job: self.current_job,
             last_seen: self.last_seen.map(format_ms),
@@ -52,7 +55,7 @@ impl Supervisor {
     }
 }
 
-pub(crate) const COLUMNS: &str = "id, name, site, tags, acl, retired, ready_for_service, connection, last_seen, current_job, created_at";
+pub(crate) const COLUMNS: &str = "id, name, site, tags, acl, retired, ready_for_service, audit_blocked, connection, last_seen, current_job, created_at";
 
 pub(crate) fn row_to_supervisor(row: &AnyRow) -> Result<Supervisor> {
     Ok(Supervisor {
@@ -63,6 +66,7 @@ pub(crate) fn row_to_supervisor(row: &AnyRow) -> Result<Supervisor> {
         acl: json_col("acl", &row.try_get::<String, _>("acl")?)?,
         retired: row.try_get::<i64, _>("retired")? != 0,
         ready_for_service: row.try_get::<i64, _>("ready_for_service")? != 0,
+        audit_blocked: row.try_get::<i64, _>("audit_blocked")? != 0,
         connection: row.try_get("connection")?,
         last_seen: row.try_get("last_seen")?,
         current_job: parse_opt("current_job", row.try_get("current_job")?)?,

@@ -6,6 +6,7 @@
 mod common;
 
 mod api_errors;
+mod audit;
 mod auth;
 mod deployment;
 mod lifecycle;

@@ -2,6 +2,7 @@
 //! the caller and checks the privileges it needs; only `login` and the supervisor socket (which
 //! authenticates supervisors itself) are outside a guard.
 
+pub mod audit;
 pub mod deployment;
 pub mod jobs;
 pub mod socket;
@@ -43,14 +44,17 @@ pub fn routes(app: AppState) -> Router<AppState> {
     let cancel = Router::new().route("/jobs/{id}/cancel", post(jobs::cancel));
     let read_sups = Router::new()
         .route("/supervisors", get(supervisors::list))
-        .route("/supervisors/{id}", get(supervisors::get));
+        .route("/supervisors/{id}", get(supervisors::get))
+        .route("/audit/reports", get(audit::history))
+        .route("/audit/reports/{id}", get(audit::get));
     let manage_sups = Router::new()
         .route("/supervisors", post(supervisors::create))
         .route(
             "/supervisors/{id}",
             axum::routing::patch(supervisors::update),
         )
-        .route("/supervisors/{id}/token", post(supervisors::reset_token));
+        .route("/supervisors/{id}/token", post(supervisors::reset_token))
+        .route("/audit/reports", post(audit::post));
     Router::new()
         .route("/login", post(tokens::login))
         .route("/supervisor/socket", get(socket::upgrade))
