@@ -6,6 +6,7 @@
 //! end-to-end throughput, enqueue → `start_job` latency, and the switchboard's resident memory
 //! with many idle supervisors connected. Run it with `--release`.
 
+mod audit;
 mod deploy_latency;
 mod deployments;
 mod images;
@@ -37,6 +38,9 @@ enum Command {
     Deployments(deployments::Options),
     /// paddock-deploy: working-tree edit -> applied and push webhook -> applied latencies.
     DeployLatency(deploy_latency::Options),
+    /// paddock-audit: full collect time here, parsing every fixture, a timed fuzz of every
+    /// parser.
+    Audit(audit::Options),
     /// Internal: the image store server under test (same arguments as `paddock-imagestore`).
     #[command(hide = true)]
     Imagestore {
@@ -64,6 +68,7 @@ fn main() -> std::process::ExitCode {
         Command::Images(opts) => block_on(images::run(opts)),
         Command::Deployments(opts) => block_on(deployments::run(opts)),
         Command::DeployLatency(opts) => block_on(deploy_latency::run(opts)),
+        Command::Audit(opts) => block_on(audit::run(opts)),
         Command::Imagestore { args } => {
             let argv = std::iter::once("paddock-imagestore".to_string()).chain(args);
             let parsed = <paddock_imagestore::cli::Cli as Parser>::parse_from(argv);

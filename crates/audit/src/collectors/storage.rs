@@ -58,9 +58,14 @@ fn smart(host: &dyn Host, path: &str) -> Result<smartctl::Smart, Problem> {
             out.complaint()
         )));
     }
-    smartctl::parse(&text)
+    let s = smartctl::parse(&text)
         .or_else(|e| smartctl::parse_text(&text).map_err(|_| e))
-        .map_err(|e| Problem::Failed(e.to_string()))
+        .map_err(|e| Problem::Failed(e.to_string()))?;
+    // Nothing read from the device (a virtual disk, an unknown bridge): its complaint.
+    if s.model.is_none() && s.passed.is_none() && !s.messages.is_empty() {
+        return Err(Problem::Failed(s.messages.join("; ")));
+    }
+    Ok(s)
 }
 
 /// Devices that are not hardware (loop, zram, ram disks).

@@ -71,7 +71,8 @@ pub fn parse_mm(text: &str) -> Result<Vec<PciDevice>, ParseError> {
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let mut quoted = Vec::new();
         let mut options = Vec::new();
-        let mut rest = line;
+        // Trimmed first: the slot is then exactly the line's first bytes.
+        let mut rest = line.trim_start();
         let slot = rest.split_whitespace().next().unwrap_or("").to_string();
         rest = rest[slot.len()..].trim_start();
         while !rest.is_empty() {
@@ -135,6 +136,8 @@ mod tests {
             ("0000:00:1f.2", Some("05"))
         );
         assert!(super::parse("00:1f.2 \"unterminated\n").is_err());
+        // Found by `paddock-bench audit`'s fuzzing: a line starting with a multi-byte space.
+        assert!(super::parse("\u{3000}a \"b\" \"c\" \"d\"\n").is_err());
         assert!(super::parse("Class:\tx\n").is_err());
     }
 }
