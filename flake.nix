@@ -5,30 +5,73 @@
 
   outputs = { self, nixpkgs }:
     let
+      lib = nixpkgs.lib;
       systems = [ "x86_64-linux" "aarch64-linux" ];
-      forAll = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
+      forAll = f: lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
+      # One NixOS system from this flake's modules and a configuration file.
+      nixos = system: file: lib.nixosSystem {
+        inherit system;
+        modules = [ self.nixosModules.default file ];
+      };
     in
     {
       packages = forAll (pkgs: rec {
+        # Every binary: paddock, paddock-switchboard, -supervisor, -imagestore, -deploy,
+        # -audit, -puppet.
         paddock = pkgs.rustPlatform.buildRustPackage {
           pname = "paddock";
           version = "0.1.0";
-          src = pkgs.lib.cleanSource ./.;
+          src = lib.cleanSource ./.;
           cargoLock.lockFile = ./Cargo.lock;
-          # The test suite needs a PostgreSQL server; CI runs it outside the Nix build.
+          # libssh2 (paddock-audit --host) links OpenSSL.
+          nativeBuildInputs = [ pkgs.pkg-config ];
+          buildInputs = [ pkgs.openssl pkgs.zlib ];
+          # The test suite needs PostgreSQL, sshd and git; CI runs it outside the Nix build.
           doCheck = false;
           meta = {
-            description = "Paddock switchboard and command line";
+            description = "Paddock: switchboard, supervisor, image store, deploy, audit, puppet and the paddock command";
             mainProgram = "paddock";
           };
         };
         default = paddock;
+      } // lib.optionalAttrs (pkgs.stdenv.hostPlatform.system == "x86_64-linux") {
+        # The live audit ISO.
+        iso = self.nixosConfigurations.iso.config.system.build.isoImage;
       });
+
+      apps = forAll (pkgs: {
+        default = {
+          type = "app";
+          program = "${self.packages.${pkgs.stdenv.hostPlatform.system}.paddock}/bin/paddock";
+        };
+        paddock = self.apps.${pkgs.stdenv.hostPlatform.system}.default;
+      });
+
+      nixosModules = {
+        switchboard = import ./nixos-modules/switchboard.nix self;
+        supervisor = import ./nixos-modules/supervisor.nix self;
+        imagestore = import ./nixos-modules/imagestore.nix self;
+        audit = import ./nixos-modules/audit.nix self;
+        deploy = import ./nixos-modules/deploy.nix self;
+        puppet = import ./nixos-modules/puppet.nix self;
+        default = import ./nixos-modules/default.nix self;
+      };
+
+      nixosConfigurations = {
+        switchboard-example = nixos "x86_64-linux" ./hosts/switchboard-example/configuration.nix;
+        site-example = nixos "x86_64-linux" ./hosts/site-example/configuration.nix;
+        iso = nixos "x86_64-linux" ./images/iso.nix;
+      };
 
       devShells = forAll (pkgs: {
         default = pkgs.mkShell {
           inputsFrom = [ self.packages.${pkgs.stdenv.hostPlatform.system}.paddock ];
-          packages = [ pkgs.cargo pkgs.rustc pkgs.clippy pkgs.rustfmt pkgs.rust-analyzer pkgs.postgresql pkgs.sqlite ];
+          packages = [
+            pkgs.cargo pkgs.rustc pkgs.clippy pkgs.rustfmt pkgs.rust-analyzer
+            pkgs.postgresql pkgs.sqlite pkgs.git pkgs.openssh pkgs.jq pkgs.curl
+            pkgs.pciutils pkgs.dmidecode pkgs.smartmontools pkgs.nvme-cli pkgs.iproute2
+            pkgs.qemu_kvm pkgs.nix
+          ];
         };
       });
     };

@@ -105,6 +105,21 @@ pub enum Command {
         #[command(flatten)]
         report_to: crate::report_to::ReportTo,
     },
+    /// The service's run: collect (written to `output`), check the baseline if one is set,
+    /// send both if `report_to` is set. Exit status as `check`'s.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Check a configuration file (fields, collectors, the baseline whole, the token file)
+    /// and print the settings.
+    CheckConfig {
+        #[arg(long)]
+        config: PathBuf,
+        /// Do not read the token file (a build-time check, where secrets do not exist yet).
+        #[arg(long)]
+        no_secrets: bool,
+    },
     /// Serve a report file as a page (`/`) and as JSON (`/report.json`), re-read on every
     /// request (the live audit ISO's screen).
     Serve {
@@ -247,6 +262,26 @@ fn check(
     Ok(if hard_failure { 1 } else { 0 })
 }
 
+fn run_service(path: &Path) -> Result<u8, String> {
+    let c = crate::config::Config::load(path).map_err(|e| e.to_string())?;
+    let host: Arc<dyn Host> = Arc::new(Local);
+    let report_to = c.report_to();
+    collect(
+        host.clone(),
+        Some(c.output.clone()),
+        &c.collectors,
+        c.timeout_s,
+        &report_to,
+    )?;
+    match &c.baseline {
+        Some(b) => {
+            let checks = read_baseline(b)?;
+            check(host.as_ref(), &checks, &report_to)
+        }
+        None => Ok(0),
+    }
+}
+
 /// Parses the arguments and runs; the exit code.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -267,6 +302,15 @@ pub fn main() -> std::process::ExitCode {
             .and_then(|_| remote.connect())
             .and_then(|host| collect(host, output, &collectors, timeout_s, &report_to))
             .map(|_| 0),
+        Command::CheckConfig { config, no_secrets } => {
+            crate::config::Config::load_checking(&config, !no_secrets)
+                .map(|c| {
+                    println!("{c:#?}");
+                    0
+                })
+                .map_err(|e| e.to_string())
+        }
+        Command::Run { config } => run_service(&config),
         Command::Serve { report, listen } => crate::serve::serve(report, listen).map(|_| 0),
         Command::Check {
             baseline,

@@ -6,6 +6,7 @@ pub mod check;
 pub mod cli;
 pub mod collector;
 pub mod collectors;
+pub mod config;
 pub mod host;
 pub mod parse;
 pub mod report;

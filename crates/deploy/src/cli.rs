@@ -34,6 +34,9 @@ pub enum Command {
     CheckConfig {
         #[arg(long)]
         config: PathBuf,
+        /// Do not read the secret files (a build-time check, where secrets do not exist yet).
+        #[arg(long)]
+        no_secrets: bool,
     },
 }
 
@@ -93,11 +96,24 @@ pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracing_subscriber_init();
     let result = match cli.command {
-        Command::CheckConfig { config } => Config::load(&config)
+        Command::CheckConfig { config, no_secrets } => Config::load(&config)
             .map_err(|e| e.to_string())
             .and_then(|c| {
-                settings(&c)?;
-                if let Some(f) = &c.webhook_secret_file {
+                // A systemd credential exists only inside its unit.
+                let credential = |p: &std::path::Path| {
+                    let outside = p.starts_with("/run/credentials/") && !p.exists();
+                    if outside {
+                        eprintln!(
+                            "note: {} is a systemd credential, readable only inside the unit; not checked",
+                            p.display()
+                        );
+                    }
+                    outside
+                };
+                if !no_secrets && !credential(&c.token_file) {
+                    settings(&c)?;
+                }
+                if let Some(f) = c.webhook_secret_file.as_ref().filter(|f| !no_secrets && !credential(f)) {
                     read_secret(f).map_err(|e| format!("webhook_secret_file: {e}"))?;
                 }
                 println!("{c:#?}");

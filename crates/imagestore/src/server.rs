@@ -75,6 +75,28 @@ pub fn app(root: &Path, max_upload_bytes: u64) -> Router {
         .route("/api/v1/images/{name}", get(show_image))
         .fallback(files)
         .with_state(srv)
+        .layer(axum::middleware::from_fn(close_after_refused_upload))
+}
+
+/// An upload refused (401, 400, 409, …) may leave its body unread; the connection then cannot
+/// carry another request, so the answer says so (`Connection: close`) and the client opens a
+/// new one instead of writing its next request into a socket the server is closing.
+async fn close_after_refused_upload(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let upload = matches!(
+        *req.method(),
+        axum::http::Method::PUT | axum::http::Method::POST
+    );
+    let mut resp = next.run(req).await;
+    if upload && (resp.status().is_client_error() || resp.status().is_server_error()) {
+        resp.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    resp
 }
 
 /// Serves until `shutdown` resolves.

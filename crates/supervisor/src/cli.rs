@@ -37,6 +37,9 @@ pub enum Command {
     CheckConfig {
         #[arg(long, env = "PADDOCK_SUPERVISOR_CONFIG")]
         config: PathBuf,
+        /// Do not read the token file (a build-time check, where secrets do not exist yet).
+        #[arg(long)]
+        no_secrets: bool,
     },
 }
 
@@ -93,9 +96,18 @@ pub fn main() -> std::process::ExitCode {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::CheckConfig { config } => {
+        Command::CheckConfig { config, no_secrets } => {
             let c = Config::load(&config)?;
-            c.token()?;
+            if no_secrets {
+                // Build time: secrets do not exist yet.
+            } else if c.token_file.starts_with("/run/credentials/") && !c.token_file.exists() {
+                eprintln!(
+                    "note: token_file {} is a systemd credential, readable only inside the unit; not checked",
+                    c.token_file.display()
+                );
+            } else {
+                c.token()?;
+            }
             println!("{}: ok", config.display());
             println!("switchboard_url = {}", c.switchboard_url);
             println!("work_dir = {}", c.work_dir.display());

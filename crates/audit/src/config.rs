@@ -1,0 +1,177 @@
+//! The audit service's configuration (TOML; `audit.example.toml`, field by field): what
+//! `paddock-audit run` collects, where it writes, which baseline it checks, where it reports.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the report is written.
+    pub output: PathBuf,
+    /// Collectors to run; all when empty.
+    #[serde(default)]
+    pub collectors: Vec<String>,
+    #[serde(default = "default_timeout")]
+    pub timeout_s: u64,
+    /// A baseline checked after collecting.
+    #[serde(default)]
+    pub baseline: Option<PathBuf>,
+    /// The switchboard reports go to.
+    #[serde(default)]
+    pub report_to: Option<String>,
+    #[serde(default)]
+    pub supervisor: Option<String>,
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+}
+
+fn default_timeout() -> u64 {
+    60
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Config {
+    /// Reads and checks a configuration: fields, collector names, the baseline (whole), the
+    /// token file's readability.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_checking(path, true)
+    }
+
+    /// As [`Config::load`]; with `secrets` false the token file is not read (a build-time
+    /// check, where secrets do not exist yet).
+    pub fn load_checking(path: &Path, secrets: bool) -> Result<Config, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut c: Config = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [
+            Some(&mut c.output),
+            c.baseline.as_mut(),
+            c.token_file.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        crate::cli::select(&c.collectors).map_err(|e| invalid(format!("collectors: {e}")))?;
+        if c.timeout_s == 0 {
+            return Err(invalid("timeout_s: at least 1".into()));
+        }
+        match (&c.report_to, &c.supervisor) {
+            (Some(url), Some(_)) => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(invalid(format!("report_to: `{url}` is not an http(s) URL")));
+                }
+            }
+            (None, None) => {}
+            _ => {
+                return Err(invalid(
+                    "report_to and supervisor: set both (or neither)".into(),
+                ));
+            }
+        }
+        if let Some(b) = &c.baseline {
+            let text = std::fs::read_to_string(b)
+                .map_err(|e| invalid(format!("baseline {}: {e}", b.display())))?;
+            crate::check::baseline::load(&b.display().to_string(), &text).map_err(|errors| {
+                invalid(format!(
+                    "baseline:\n{}",
+                    errors
+                        .0
+                        .iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                ))
+            })?;
+        }
+        // A systemd credential exists only inside its unit: not checkable from outside.
+        if let Some(t) = c
+            .token_file
+            .as_ref()
+            .filter(|t| secrets && !(t.starts_with("/run/credentials/") && !t.exists()))
+        {
+            std::fs::read_to_string(t)
+                .map_err(|e| invalid(format!("token_file {}: {e}", t.display())))?;
+        }
+        Ok(c)
+    }
+
+    /// The reporting destination, as the command line would give it.
+    pub fn report_to(&self) -> crate::report_to::ReportTo {
+        crate::report_to::ReportTo {
+            url: self.report_to.clone(),
+            supervisor: self.supervisor.clone(),
+            token_file: self.token_file.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_and_its_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("audit.toml");
+        std::fs::write(&p, include_str!("../audit.example.toml")).unwrap();
+        let c = Config::load(&p).unwrap();
+        assert_eq!((c.timeout_s, c.collectors.len()), (60, 0));
+        let bad = [
+            (
+                "output = \"r.json\"\ncollectors = [\"cpu\", \"gpus\"]\n",
+                "unknown collector `gpus`",
+            ),
+            (
+                "output = \"r.json\"\nreport_to = \"http://x\"\n",
+                "set both",
+            ),
+            (
+                "output = \"r.json\"\nouptut = 1\n",
+                "unknown field `ouptut`",
+            ),
+            (
+                "output = \"r.json\"\nbaseline = \"missing.yaml\"\n",
+                "baseline",
+            ),
+        ];
+        for (text, want) in bad {
+            std::fs::write(&p, text).unwrap();
+            let e = Config::load(&p).unwrap_err().to_string();
+            assert!(e.contains(want), "{text}: {e}");
+        }
+        std::fs::write(
+            dir.path().join("b.yaml"),
+            "checks:\n  - {name: x, kind: path_exsts, path: /}\n",
+        )
+        .unwrap();
+        std::fs::write(&p, "output = \"r.json\"\nbaseline = \"b.yaml\"\n").unwrap();
+        let e = Config::load(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("b.yaml:2:22: checks[0].kind: unknown kind"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,125 @@
+# services.paddock.audit: the audit agent (docs/audit.md): `paddock-audit run` at boot and on a
+# timer (collect, check the baseline, report to the switchboard), and optionally
+# `paddock-audit serve` for the report page.
+self:
+{ config, lib, pkgs, ... }:
+let
+  cfg = config.services.paddock.audit;
+  common = import ./common.nix { inherit lib pkgs; };
+  unit = "paddock-audit";
+  configFile = common.checkedConfig {
+    name = unit;
+    package = cfg.package;
+    binary = "paddock-audit";
+    settings = cfg.settings // {
+      output = "/var/lib/${unit}/report.json";
+    } // lib.optionalAttrs (cfg.tokenFile != null) {
+      token_file = common.credentialPath unit "token";
+    } // lib.optionalAttrs (cfg.baseline != null) {
+      baseline = "${cfg.baseline}";
+    };
+    extraArgs = [ "--no-secrets" ];
+  };
+in
+{
+  options.services.paddock.audit = {
+    enable = lib.mkEnableOption "the Paddock audit agent";
+    package = lib.mkOption {
+      type = lib.types.package;
+      default = self.packages.${pkgs.stdenv.hostPlatform.system}.paddock;
+      defaultText = lib.literalExpression "paddock.packages.\${system}.paddock";
+      description = "The package providing `paddock-audit`.";
+    };
+    baseline = lib.mkOption {
+      type = lib.types.nullOr lib.types.path;
+      default = null;
+      example = lib.literalExpression "../../examples/baselines/site-server.yaml";
+      description = "A baseline checked after each collect (validated at build time).";
+    };
+    tokenFile = lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = null;
+      description = "File holding a token with manage_supervisors, for `settings.report_to`.";
+    };
+    extraPackages = lib.mkOption {
+      type = lib.types.listOf lib.types.package;
+      default = [ ];
+      example = lib.literalExpression "[ config.hardware.nvidia.package.bin ]";
+      description = "More tools on the collectors' PATH (nvidia-smi's package on GPU hosts).";
+    };
+    interval = lib.mkOption {
+      type = lib.types.str;
+      default = "6h";
+      description = "How often the audit runs again after boot (a systemd time span).";
+    };
+    serve = {
+      enable = lib.mkEnableOption "the report page (`paddock-audit serve`)";
+      listen = lib.mkOption {
+        type = lib.types.str;
+        default = "127.0.0.1:8099";
+        description = "Address of the report page.";
+      };
+      openFirewall = lib.mkOption {
+        type = lib.types.bool;
+        default = false;
+        description = "Open the report page's port.";
+      };
+    };
+    settings = lib.mkOption {
+      type = lib.types.submodule { freeformType = common.toml.type; };
+      default = { };
+      description = ''
+        audit.toml, as in `crates/audit/audit.example.toml` (`collectors`, `timeout_s`,
+        `report_to`, `supervisor`); `output`, `baseline` and `token_file` are set by the
+        module. Checked with `paddock-audit check-config --no-secrets` at build time.
+      '';
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    systemd.services.${unit} = {
+      description = "Paddock audit: hardware inventory and baseline check";
+      wantedBy = [ "multi-user.target" ];
+      # Local work: never waits for the network, never blocks boot (a failed check or an
+      # unreachable switchboard is logged; the report is written first).
+      path = [ pkgs.util-linux pkgs.pciutils pkgs.dmidecode pkgs.smartmontools pkgs.nvme-cli pkgs.ipmitool pkgs.iproute2 pkgs.systemd ]
+        ++ cfg.extraPackages;
+      serviceConfig = {
+        Type = "oneshot";
+        ExecStart = "${cfg.package}/bin/paddock-audit run --config ${configFile}";
+        SuccessExitStatus = [ 1 ];
+        StateDirectory = unit;
+        LoadCredential = common.credentials { token = cfg.tokenFile; };
+        # Raw device reads (SMBIOS, SMART, NVMe, IPMI) need root and the devices; the rest of
+        # the system stays read-only.
+        ProtectSystem = "strict";
+        ProtectHome = true;
+        PrivateTmp = true;
+        NoNewPrivileges = true;
+        RestrictAddressFamilies = [ "AF_INET" "AF_INET6" "AF_UNIX" "AF_NETLINK" ];
+        CapabilityBoundingSet = [ "CAP_SYS_RAWIO" "CAP_SYS_ADMIN" "CAP_DAC_READ_SEARCH" ];
+      };
+    };
+    systemd.timers.${unit} = {
+      wantedBy = [ "timers.target" ];
+      timerConfig = {
+        OnUnitActiveSec = cfg.interval;
+        Unit = "${unit}.service";
+      };
+    };
+    systemd.services."${unit}-serve" = lib.mkIf cfg.serve.enable {
+      description = "Paddock audit report page";
+      wantedBy = [ "multi-user.target" ];
+      serviceConfig = common.hardening // {
+        ExecStart = "${cfg.package}/bin/paddock-audit serve --report /var/lib/${unit}/report.json --listen ${cfg.serve.listen}";
+        # Reads the report the audit unit writes.
+        DynamicUser = false;
+        ReadOnlyPaths = [ "/var/lib/${unit}" ];
+        AmbientCapabilities = [ "CAP_NET_BIND_SERVICE" ];
+        CapabilityBoundingSet = [ "CAP_NET_BIND_SERVICE" ];
+      };
+    };
+    networking.firewall.allowedTCPPorts = lib.mkIf (cfg.serve.enable && cfg.serve.openFirewall)
+      [ (lib.toInt (lib.last (lib.splitString ":" cfg.serve.listen))) ];
+  };
+}

@@ -1,0 +1,53 @@
+# Shared pieces of the Paddock NixOS modules: the TOML format, the build-time configuration
+# check, and the systemd hardening every service starts from (each module adds back only the
+# exceptions it needs).
+{ lib, pkgs }:
+rec {
+  toml = pkgs.formats.toml { };
+
+  # The settings rendered to TOML and checked with the service's own `check-config` at build
+  # time (secret files are not there yet: `--no-secrets` skips reading them where a service
+  # has any). A configuration the service would refuse fails the build, not the boot.
+  checkedConfig = { name, package, binary, settings, extraArgs ? [ ] }:
+    let
+      file = toml.generate "${name}.toml" settings;
+    in
+    pkgs.runCommand "${name}-checked.toml" { nativeBuildInputs = [ package ]; } ''
+      ${binary} check-config --config ${file} ${lib.escapeShellArgs extraArgs} > /dev/null
+      cp ${file} $out
+    '';
+
+  # `LoadCredential` entries for the secret files of a service: name:path.
+  credentials = files: lib.mapAttrsToList (name: path: "${name}:${path}") (lib.filterAttrs (_: p: p != null) files);
+
+  # Where a credential appears inside the unit.
+  credentialPath = unit: name: "/run/credentials/${unit}.service/${name}";
+
+  hardening = {
+    DynamicUser = true;
+    NoNewPrivileges = true;
+    PrivateTmp = true;
+    PrivateDevices = true;
+    ProtectSystem = "strict";
+    ProtectHome = true;
+    ProtectKernelTunables = true;
+    ProtectKernelModules = true;
+    ProtectKernelLogs = true;
+    ProtectControlGroups = true;
+    ProtectClock = true;
+    ProtectHostname = true;
+    ProtectProc = "invisible";
+    RestrictAddressFamilies = [ "AF_INET" "AF_INET6" "AF_UNIX" ];
+    RestrictNamespaces = true;
+    RestrictRealtime = true;
+    RestrictSUIDSGID = true;
+    LockPersonality = true;
+    MemoryDenyWriteExecute = true;
+    SystemCallArchitectures = "native";
+    SystemCallFilter = [ "@system-service" "~@privileged" "~@resources" ];
+    CapabilityBoundingSet = "";
+    UMask = "0077";
+    Restart = "on-failure";
+    RestartSec = 5;
+  };
+}

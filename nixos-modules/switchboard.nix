@@ -1,0 +1,72 @@
+# services.paddock.switchboard: the central coordinator (docs/switchboard.md).
+self:
+{ config, lib, pkgs, ... }:
+let
+  cfg = config.services.paddock.switchboard;
+  common = import ./common.nix { inherit lib pkgs; };
+  port = lib.toInt (lib.last (lib.splitString ":" cfg.settings.listen));
+in
+{
+  options.services.paddock.switchboard = {
+    enable = lib.mkEnableOption "the Paddock switchboard";
+    package = lib.mkOption {
+      type = lib.types.package;
+      default = self.packages.${pkgs.stdenv.hostPlatform.system}.paddock;
+      defaultText = lib.literalExpression "paddock.packages.\${system}.paddock";
+      description = "The package providing `paddock-switchboard`.";
+    };
+    settings = lib.mkOption {
+      type = lib.types.submodule {
+        freeformType = common.toml.type;
+        options.listen = lib.mkOption {
+          type = lib.types.str;
+          default = "127.0.0.1:8080";
+          description = "Address the API listens on.";
+        };
+        options.data_dir = lib.mkOption {
+          type = lib.types.str;
+          default = "/var/lib/paddock-switchboard";
+          description = "SQLite database directory (unused with `database_url`).";
+        };
+      };
+      default = { };
+      description = ''
+        switchboard.toml, field by field as in `crates/switchboard/switchboard.example.toml`;
+        checked with `paddock-switchboard check-config` at build time.
+      '';
+    };
+    openFirewall = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      description = "Open the API port in the firewall.";
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    systemd.services.paddock-switchboard = {
+      description = "Paddock switchboard";
+      wantedBy = [ "multi-user.target" ];
+      after = [ "network-online.target" "postgresql.service" ];
+      wants = [ "network-online.target" ];
+      serviceConfig = common.hardening // {
+        ExecStart = "${cfg.package}/bin/paddock-switchboard serve --config ${common.checkedConfig {
+          name = "switchboard";
+          package = cfg.package;
+          binary = "paddock-switchboard";
+          settings = cfg.settings;
+        }}";
+        StateDirectory = "paddock-switchboard";
+        # A unix socket for PostgreSQL peer authentication: a fixed user, not a dynamic one.
+        DynamicUser = false;
+        User = "paddock-switchboard";
+        Group = "paddock-switchboard";
+      };
+    };
+    users.users.paddock-switchboard = {
+      isSystemUser = true;
+      group = "paddock-switchboard";
+    };
+    users.groups.paddock-switchboard = { };
+    networking.firewall.allowedTCPPorts = lib.mkIf cfg.openFirewall [ port ];
+  };
+}

@@ -1,0 +1,32 @@
+# agenix recipients: which keys can decrypt each secret (`agenix -e <name>.age` edits one,
+# `agenix -r` re-encrypts all after a change here). Hosts decrypt with their SSH host key;
+# admins with their own key. Secrets land in /run/agenix/<name> on the host, the paths the
+# example hosts give the Paddock modules (which pass them to the units with LoadCredential).
+#
+# EXAMPLE KEYS ONLY: these are not the keys of any real machine or person. Replace each with
+# the real public key (`ssh-keyscan -t ed25519 HOST`, or the host's
+# /etc/ssh/ssh_host_ed25519_key.pub; an admin's ~/.ssh/id_ed25519.pub) before encrypting
+# anything. No .age file is committed here.
+let
+  # Admins (example).
+  admin-example = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEXAMPLEEXAMPLEEXAMPLEEXAMPLEEXAMPLEEXAMPLEadm example-admin-not-a-real-key";
+  admins = [ admin-example ];
+
+  # Hosts (example): the SSH host keys of hosts/switchboard-example and hosts/site-example.
+  switchboard-example = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEXAMPLEEXAMPLEEXAMPLEEXAMPLEEXAMPLEEXAMPLEswb example-host-not-a-real-key";
+  site-example = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEXAMPLEEXAMPLEEXAMPLEEXAMPLEEXAMPLEEXAMPLEsit example-host-not-a-real-key";
+in
+{
+  # An admin API token of the switchboard, for paddock-deploy (both servers run one).
+  "deploy-token.age".publicKeys = admins ++ [ switchboard-example site-example ];
+  # The push webhook's shared secret (the forge has the same).
+  "deploy-webhook.age".publicKeys = admins ++ [ switchboard-example ];
+  # A read-only deploy key of the deployments repo.
+  "deploy-key.age".publicKeys = admins ++ [ switchboard-example site-example ];
+  # One token per supervisor (`paddock supervisor token new`: its hash goes into the
+  # deployments repo, the token into this file).
+  "supervisor-lab1-local-1.age".publicKeys = admins ++ [ site-example ];
+  "supervisor-lab1-local-2.age".publicKeys = admins ++ [ site-example ];
+  # A token with manage_supervisors for the audit agent's reports.
+  "audit-token.age".publicKeys = admins ++ [ site-example ];
+}
