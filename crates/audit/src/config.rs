@@ -170,8 +170,12 @@ mod tests {
         std::fs::write(&p, "output = \"r.json\"\nbaseline = \"b.yaml\"\n").unwrap();
         let e = Config::load(&p).unwrap_err().to_string();
         assert!(
-            e.contains("b.yaml:2:22: checks[0].kind: unknown kind"),
+            e.contains("b.yaml:2:21: checks[0].kind: unknown kind"),
             "{e}"
+        );
+        assert!(
+            !e.contains("unknown field `path`"),
+            "an unknown kind does not make its parameters unknown: {e}"
         );
     }
 }

@@ -162,9 +162,17 @@ fn check(r: &mut Reader, node: &yaml::Node, path: &str) -> Option<Check> {
         .as_ref()
         .and_then(|(k, _)| KINDS.iter().find(|(n, _, _)| n == k));
     let mut allowed: Vec<&str> = COMMON.to_vec();
-    if let Some((_, req, opt)) = spec {
-        allowed.extend(req.iter());
-        allowed.extend(opt.iter());
+    match spec {
+        Some((_, req, opt)) => {
+            allowed.extend(req.iter());
+            allowed.extend(opt.iter());
+        }
+        // An unknown kind: its parameters are not errors of their own.
+        None => {
+            for (_, req, opt) in KINDS {
+                allowed.extend(req.iter().chain(opt.iter()));
+            }
+        }
     }
     let f = r.fields(node, path, &allowed)?;
     let name = r
