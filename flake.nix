@@ -37,6 +37,14 @@
       } // lib.optionalAttrs (pkgs.stdenv.hostPlatform.system == "x86_64-linux") {
         # The live audit ISO.
         iso = self.nixosConfigurations.iso.config.system.build.isoImage;
+        # The qcow2 of a supervisor's QEMU host.
+        vm-image = import "${nixpkgs}/nixos/lib/make-disk-image.nix" {
+          inherit pkgs lib;
+          config = self.nixosConfigurations.vm-image.config;
+          format = "qcow2";
+          diskSize = "auto";
+          partitionTableType = "legacy";
+        };
       });
 
       apps = forAll (pkgs: {
@@ -61,6 +69,13 @@
         switchboard-example = nixos "x86_64-linux" ./hosts/switchboard-example/configuration.nix;
         site-example = nixos "x86_64-linux" ./hosts/site-example/configuration.nix;
         iso = nixos "x86_64-linux" ./images/iso.nix;
+        vm-image = nixos "x86_64-linux" ./images/vm-image.nix;
+      };
+
+      # NixOS VM tests (they need KVM and nixpkgs: not run by .ci/run).
+      checks.x86_64-linux = let pkgs = nixpkgs.legacyPackages.x86_64-linux; in {
+        end-to-end = import ./checks/end-to-end.nix { inherit self pkgs; };
+        deploy = import ./checks/deploy.nix { inherit self pkgs; };
       };
 
       devShells = forAll (pkgs: {
