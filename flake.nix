@@ -55,6 +55,13 @@
         paddock = self.apps.${pkgs.stdenv.hostPlatform.system}.default;
       });
 
+      # mkImageStore pkgs { label; revision; description; blobs; attrs; blobAttrs; }: an image
+      # in the store layout (images/mk-image-store.nix); `paddock image push ./result`.
+      lib.mkImageStore = pkgs: import ./images/mk-image-store.nix {
+        inherit pkgs;
+        paddock = self.packages.${pkgs.stdenv.hostPlatform.system}.paddock;
+      };
+
       nixosModules = {
         switchboard = import ./nixos-modules/switchboard.nix self;
         supervisor = import ./nixos-modules/supervisor.nix self;

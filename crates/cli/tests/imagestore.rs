@@ -149,3 +149,75 @@ paddock-imagestore check --root M > check.txt
     assert!(read("repaired.txt").contains("moved to"));
     assert!(!d.join("S").join(blob.trim_start_matches("./")).exists());
 }
+
+/// `paddock image assemble` (what the Nix `mkImageStore` runs) writes the same manifest, byte
+/// for byte, as `import`/`push` for the same content, names it in image.txt, leaves only the
+/// store layout; `paddock image push DIR` publishes such a directory as it is.
+#[test]
+fn assembled_images_are_byte_identical_and_push_as_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hello.sh"), "#!/bin/sh\necho hello\n").unwrap();
+    std::fs::write(dir.path().join("disk.img"), vec![7u8; 100_000]).unwrap();
+    let script = format!(
+        r#"
+set -euo pipefail
+paddock image import ./hello.sh --label hello --revision 3 --description 'says hello' --store I > imported.txt
+paddock image assemble --store A --label hello --revision 3 --description 'says hello' \
+  --blob workload=./hello.sh --attr org.paddock.local.kind=script \
+  --attr org.paddock.local.entry-point=hello.sh --attr org.paddock.local.ready=start > assembled.txt
+paddock image assemble --store Q --label vm --revision 1 --blob disk=./disk.img --blob lower=./hello.sh \
+  --attr org.tockos.treadmill.image.qemu_layered_v0.head=disk \
+  --blob-attr disk.org.example.format=raw > qemu.txt
+if paddock image assemble --store X --label bad --revision 1 --blob disk=./disk.img --blob-attr nodisk.k=v 2> bad.err; then exit 1; fi
+(cd A && find . -type f | sort) > layout.txt
+PORT={port}
+TOKEN=$(paddock-imagestore token add ci --root S | tail -1)
+paddock-imagestore serve --root S --listen 127.0.0.1:$PORT 2> serve.err &
+SERVER=$!
+trap 'kill $SERVER' EXIT
+for i in $(seq 100); do curl -sf http://127.0.0.1:$PORT/healthz >/dev/null && break; sleep 0.1; done
+export PADDOCK_IMAGESTORE_URL=http://127.0.0.1:$PORT PADDOCK_IMAGESTORE_TOKEN=$TOKEN
+paddock image push ./Q > pushed.txt
+paddock image show vm@1 --json > show.json
+paddock image pull vm@1 P > /dev/null
+if paddock image push ./hello.sh 2> nolabel.err; then exit 1; fi
+"#,
+        port = free_port()
+    );
+    let d = dir.path();
+    bash(d, &script);
+    let read = |f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+    let imported = read("imported.txt").trim().to_string();
+    assert_eq!(
+        read("assembled.txt").trim(),
+        imported,
+        "same content, same manifest bytes, same id"
+    );
+    assert_eq!(read("A/image.txt").trim(), imported);
+    let layout: Vec<String> = read("layout.txt").lines().map(str::to_string).collect();
+    assert_eq!(
+        layout.len(),
+        3,
+        "image.txt, one manifest, one blob: {layout:?}"
+    );
+    assert!(layout.contains(&"./image.txt".to_string()));
+    assert!(
+        layout
+            .iter()
+            .any(|l| l.starts_with("./images/") && l.ends_with(&imported))
+    );
+    let qemu = read("qemu.txt").trim().to_string();
+    assert_eq!(read("pushed.txt").trim(), qemu);
+    let show: serde_json::Value = serde_json::from_str(&read("show.json")).unwrap();
+    assert_eq!(show["id"], qemu.as_str(), "{show}");
+    assert!(
+        read("bad.err").contains("no --blob named nodisk"),
+        "{}",
+        read("bad.err")
+    );
+    assert!(
+        read("nolabel.err").contains("--label is required"),
+        "{}",
+        read("nolabel.err")
+    );
+}

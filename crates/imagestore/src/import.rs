@@ -35,6 +35,33 @@ pub struct ImportOptions {
 }
 
 /// One image of a store, as listed.
+/// A built image's directory names its image in this file (`mkImageStore`'s output,
+/// `paddock image assemble`): `paddock image push DIR` publishes that image.
+pub const IMAGE_TXT: &str = "image.txt";
+
+/// Any image from named blob files and attributes (what the Nix `mkImageStore` builds).
+#[derive(Debug, Clone)]
+pub struct AssembleOptions {
+    pub label: String,
+    pub revision: u64,
+    pub description: String,
+    pub attrs: BTreeMap<String, String>,
+    /// Blob name → (file, the blob's attributes).
+    pub blobs: BTreeMap<String, (std::path::PathBuf, BTreeMap<String, String>)>,
+}
+
+/// The image a built image directory names (its `image.txt`), when it is one.
+pub fn built_image(dir: &Path) -> Option<ImageId> {
+    if !dir.join("images").is_dir() {
+        return None;
+    }
+    fs::read_to_string(dir.join(IMAGE_TXT))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageSummary {
     pub id: ImageId,
@@ -131,6 +158,48 @@ impl LocalStore {
             source,
         })?;
         self.put_manifest(text.as_bytes())
+    }
+
+    /// Writes an image from `opts` (blobs first, then the manifest, each verified as it is
+    /// stored) and names it in `image.txt`; the manifest is what `import` and `push` write for
+    /// the same content, byte for byte (one serializer).
+    pub fn assemble(&self, opts: &AssembleOptions) -> Result<ImageId, StoreError> {
+        let mut blobs = BTreeMap::new();
+        for (name, (file, attrs)) in &opts.blobs {
+            let (digest, size) = self.put_blob_file(file)?;
+            blobs.insert(
+                name.clone(),
+                BlobSpec {
+                    sha256_digest: digest.to_string(),
+                    size,
+                    attrs: attrs.clone(),
+                },
+            );
+        }
+        let manifest = ImageManifest {
+            manifest_version: 0,
+            manifest_extensions: vec![BASE_EXTENSION.to_string()],
+            label: opts.label.clone(),
+            revision: opts.revision,
+            description: opts.description.clone(),
+            attrs: opts.attrs.clone(),
+            blobs,
+        };
+        manifest.validate().map_err(|source| StoreError::Manifest {
+            id: String::new(),
+            source,
+        })?;
+        let text = manifest.to_toml().map_err(|source| StoreError::Manifest {
+            id: String::new(),
+            source,
+        })?;
+        let id = self.put_manifest(text.as_bytes())?;
+        let txt = self.root().join(IMAGE_TXT);
+        fs::write(&txt, format!("{id}\n")).map_err(|e| StoreError::Io {
+            path: txt,
+            source: e,
+        })?;
+        Ok(id)
     }
 
     /// Every image whose manifest hashes to its name and parses, newest revision first within a

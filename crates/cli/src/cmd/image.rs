@@ -45,10 +45,13 @@ pub struct SourceArg {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// A script to run, or a directory to archive (its entry point is run).
+    /// A script to run, or a directory to archive (its entry point is run); for `push`
+    /// also a built image directory (`mkImageStore`'s output, `assemble`'s store: it has
+    /// image.txt), published as it is.
     source: PathBuf,
+    /// The image's label (required unless SOURCE is a built image).
     #[arg(long)]
-    label: String,
+    label: Option<String>,
     /// Default: one more than the newest revision of this label in the store.
     #[arg(long)]
     revision: Option<u64>,
@@ -64,15 +67,52 @@ pub struct BuildArgs {
 }
 
 impl BuildArgs {
-    fn options(&self, revision: Option<u64>) -> ImportOptions {
-        ImportOptions {
-            label: self.label.clone(),
+    fn label(&self) -> anyhow::Result<String> {
+        self.label.clone().with_context(|| {
+            format!(
+                "--label is required to build an image from {}",
+                self.source.display()
+            )
+        })
+    }
+
+    fn options(&self, revision: Option<u64>) -> anyhow::Result<ImportOptions> {
+        Ok(ImportOptions {
+            label: self.label()?,
             revision: self.revision.or(revision),
             description: self.description.clone(),
             entry_point: Some(self.entry_point.clone()),
             ready_on_puppet: self.ready_on_puppet,
-        }
+        })
     }
+}
+
+/// `NAME=VALUE` of a repeated option.
+fn pair(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("`{s}`: expected NAME=VALUE"))
+}
+
+#[derive(Debug, Args)]
+pub struct AssembleArgs {
+    #[arg(long)]
+    label: String,
+    #[arg(long)]
+    revision: u64,
+    #[arg(long, default_value = "")]
+    description: String,
+    /// A blob NAME=FILE; repeat for several.
+    #[arg(long = "blob", value_parser = pair, required = true)]
+    blobs: Vec<(String, String)>,
+    /// An image attribute NAME=VALUE; repeat for several.
+    #[arg(long = "attr", value_parser = pair)]
+    attrs: Vec<(String, String)>,
+    /// A blob's attribute BLOB.NAME=VALUE (e.g. `disk.org.tockos.…=…`: up to the first dot is
+    /// the blob); repeat for several.
+    #[arg(long = "blob-attr", value_parser = pair)]
+    blob_attrs: Vec<(String, String)>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,7 +125,16 @@ pub enum ImageCommand {
         #[command(flatten)]
         store: StoreArg,
     },
-    /// Build an image like `import` and upload it to a store server; prints only the image id.
+    /// Write an image from named blob files and attributes into a store directory, and name
+    /// it in DIR/image.txt (what the Nix `mkImageStore` runs); prints only the image id.
+    Assemble {
+        #[command(flatten)]
+        args: AssembleArgs,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Build an image like `import` (or take a built image directory) and upload it to a store
+    /// server; prints only the image id.
     Push {
         #[command(flatten)]
         build: BuildArgs,
@@ -175,10 +224,43 @@ fn local_list(store: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
 
 pub async fn run(cmd: ImageCommand) -> anyhow::Result<()> {
     match cmd {
+        ImageCommand::Assemble { args, store } => {
+            let mut blobs = std::collections::BTreeMap::new();
+            for (name, file) in &args.blobs {
+                blobs.insert(
+                    name.clone(),
+                    (PathBuf::from(file), std::collections::BTreeMap::new()),
+                );
+            }
+            for (key, value) in &args.blob_attrs {
+                let (blob, attr) = key
+                    .split_once('.')
+                    .with_context(|| format!("--blob-attr {key}: expected BLOB.NAME=VALUE"))?;
+                let Some((_, attrs)) = blobs.get_mut(blob) else {
+                    bail!("--blob-attr {key}: no --blob named {blob}");
+                };
+                attrs.insert(attr.to_string(), value.clone());
+            }
+            let s = LocalStore::new(&store.store);
+            let id = s
+                .assemble(&paddock_imagestore::import::AssembleOptions {
+                    label: args.label.clone(),
+                    revision: args.revision,
+                    description: args.description.clone(),
+                    attrs: args.attrs.iter().cloned().collect(),
+                    blobs,
+                })
+                .with_context(|| {
+                    format!("assembling {} into {}", args.label, store.store.display())
+                })?;
+            // The staging directory is not part of a built image.
+            let _ = std::fs::remove_dir(store.store.join("tmp"));
+            println!("{id}");
+        }
         ImageCommand::Import { build, store } => {
             let s = LocalStore::new(&store.store);
             let id = s
-                .import(&build.source, &build.options(None))
+                .import(&build.source, &build.options(None)?)
                 .with_context(|| format!("importing {}", build.source.display()))?;
             eprintln!(
                 "imported {} into {}",
@@ -189,11 +271,24 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<()> {
         }
         ImageCommand::Push { build, remote } => {
             let c = client(&remote)?;
+            if let Some(id) = paddock_imagestore::import::built_image(&build.source) {
+                let s = LocalStore::new(&build.source);
+                s.verified_image(&id)
+                    .with_context(|| format!("{}: image {id}", build.source.display()))?;
+                let sent = c.push(&s, &id).await?;
+                eprintln!(
+                    "pushed the built image {} ({sent} bytes uploaded)",
+                    build.source.display()
+                );
+                println!("{id}");
+                return Ok(());
+            }
+            let label = build.label()?;
             let next = c.list().await?["images"]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .filter(|i| i["label"].as_str() == Some(build.label.as_str()))
+                .filter(|i| i["label"].as_str() == Some(label.as_str()))
                 .filter_map(|i| i["revision"].as_u64())
                 .max()
                 .map_or(1, |r| r + 1);
@@ -204,13 +299,13 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<()> {
             )));
             let s = LocalStore::new(&scratch.0);
             let id = s
-                .import(&build.source, &build.options(Some(next)))
+                .import(&build.source, &build.options(Some(next))?)
                 .with_context(|| format!("building {}", build.source.display()))?;
             let sent = c.push(&s, &id).await?;
             eprintln!(
                 "pushed {} as {} revision {} ({sent} bytes uploaded)",
                 build.source.display(),
-                build.label,
+                label,
                 build.revision.unwrap_or(next)
             );
             println!("{id}");
