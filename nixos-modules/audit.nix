@@ -79,9 +79,9 @@ in
   config = lib.mkIf cfg.enable {
     systemd.services.${unit} = {
       description = "Paddock audit: hardware inventory and baseline check";
-      wantedBy = [ "multi-user.target" ];
-      # Local work: never waits for the network, never blocks boot (a failed check or an
-      # unreachable switchboard is logged; the report is written first).
+      # Started by its timer, not wanted by multi-user.target: the boot never waits for it.
+      # Local work: never waits for the network (a failed check or an unreachable switchboard
+      # is logged; the report is written first).
       path = [ pkgs.util-linux pkgs.pciutils pkgs.dmidecode pkgs.smartmontools pkgs.nvme-cli pkgs.ipmitool pkgs.iproute2 pkgs.systemd ]
         ++ cfg.extraPackages;
       serviceConfig = {
@@ -103,6 +103,7 @@ in
     systemd.timers.${unit} = {
       wantedBy = [ "timers.target" ];
       timerConfig = {
+        OnBootSec = "5s";
         OnUnitActiveSec = cfg.interval;
         Unit = "${unit}.service";
       };
@@ -112,9 +113,9 @@ in
       wantedBy = [ "multi-user.target" ];
       serviceConfig = common.hardening // {
         ExecStart = "${cfg.package}/bin/paddock-audit serve --report /var/lib/${unit}/report.json --listen ${cfg.serve.listen}";
-        # Reads the report the audit unit writes.
+        # Reads the report the audit unit writes (the same state directory, made if absent).
         DynamicUser = false;
-        ReadOnlyPaths = [ "/var/lib/${unit}" ];
+        StateDirectory = unit;
         AmbientCapabilities = [ "CAP_NET_BIND_SERVICE" ];
         CapabilityBoundingSet = [ "CAP_NET_BIND_SERVICE" ];
       };

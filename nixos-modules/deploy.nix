@@ -31,6 +31,15 @@ in
       default = null;
       description = "Deploy key (read-only) for an ssh:// repo URL.";
     };
+    sshKnownHosts = lib.mkOption {
+      type = lib.types.listOf lib.types.str;
+      default = [ ];
+      example = [ "git.example.org ssh-ed25519 AAAA…" ];
+      description = ''
+        known_hosts lines of the git server. Empty: the first key seen is trusted and kept in
+        the state directory (trust on first use).
+      '';
+    };
     activation = lib.mkOption {
       type = lib.types.bool;
       default = false;
@@ -65,9 +74,12 @@ in
       wantedBy = [ "multi-user.target" ];
       after = [ "network-online.target" "paddock-switchboard.service" ];
       wants = [ "network-online.target" ];
-      path = [ pkgs.openssh pkgs.git ] ++ lib.optional cfg.activation config.system.build.nixos-rebuild;
+      path = [ pkgs.openssh pkgs.git ]
+        ++ lib.optionals cfg.activation [ config.system.build.nixos-rebuild config.nix.package pkgs.systemd ];
       environment = lib.optionalAttrs (cfg.sshKeyFile != null) {
-        GIT_SSH_COMMAND = "ssh -i ${common.credentialPath unit "ssh-key"} -o StrictHostKeyChecking=yes";
+        GIT_SSH_COMMAND = "ssh -i ${common.credentialPath unit "ssh-key"} " + (if cfg.sshKnownHosts != [ ]
+          then "-o UserKnownHostsFile=${pkgs.writeText "paddock-deploy-known-hosts" (lib.concatLines cfg.sshKnownHosts)} -o StrictHostKeyChecking=yes"
+          else "-o UserKnownHostsFile=/var/lib/${unit}/known_hosts -o StrictHostKeyChecking=accept-new");
       };
       serviceConfig = (if cfg.activation then {
         # Host activation rebuilds the system: root, no filesystem protections.

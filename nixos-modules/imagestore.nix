@@ -56,7 +56,8 @@ in
           settings = cfg.settings;
         }}";
         StateDirectory = "paddock-imagestore";
-        ReadWritePaths = [ cfg.settings.root ];
+        # A root outside the state directory must exist and be writable by the unit.
+        ReadWritePaths = lib.optional (cfg.settings.root != "/var/lib/paddock-imagestore") cfg.settings.root;
       };
     };
     networking.firewall.allowedTCPPorts = lib.mkIf cfg.openFirewall [ port ];
