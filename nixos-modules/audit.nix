@@ -24,12 +24,7 @@ in
 {
   options.services.paddock.audit = {
     enable = lib.mkEnableOption "the Paddock audit agent";
-    package = lib.mkOption {
-      type = lib.types.package;
-      default = self.packages.${pkgs.stdenv.hostPlatform.system}.paddock;
-      defaultText = lib.literalExpression "paddock.packages.\${system}.paddock";
-      description = "The package providing `paddock-audit`.";
-    };
+    package = common.packageOption self "paddock-audit";
     baseline = lib.mkOption {
       type = lib.types.nullOr lib.types.path;
       default = null;

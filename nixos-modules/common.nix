@@ -5,6 +5,14 @@
 rec {
   toml = pkgs.formats.toml { };
 
+  # The `package` option of every module: this flake's package by default.
+  packageOption = self: binary: lib.mkOption {
+    type = lib.types.package;
+    default = self.packages.${pkgs.stdenv.hostPlatform.system}.paddock;
+    defaultText = lib.literalExpression "paddock.packages.\${system}.paddock";
+    description = "The package providing `${binary}`.";
+  };
+
   # The settings rendered to TOML and checked with the service's own `check-config` at build
   # time (secret files are not there yet: `--no-secrets` skips reading them where a service
   # has any). A configuration the service would refuse fails the build, not the boot.

@@ -11,12 +11,7 @@ in
 {
   options.services.paddock.deploy = {
     enable = lib.mkEnableOption "the Paddock deploy daemon";
-    package = lib.mkOption {
-      type = lib.types.package;
-      default = self.packages.${pkgs.stdenv.hostPlatform.system}.paddock;
-      defaultText = lib.literalExpression "paddock.packages.\${system}.paddock";
-      description = "The package providing `paddock-deploy`.";
-    };
+    package = common.packageOption self "paddock-deploy";
     tokenFile = lib.mkOption {
       type = lib.types.str;
       description = "File holding an admin API token of the switchboard (an agenix secret).";

@@ -9,12 +9,7 @@ in
 {
   options.services.paddock.imagestore = {
     enable = lib.mkEnableOption "the Paddock image store server";
-    package = lib.mkOption {
-      type = lib.types.package;
-      default = self.packages.${pkgs.stdenv.hostPlatform.system}.paddock;
-      defaultText = lib.literalExpression "paddock.packages.\${system}.paddock";
-      description = "The package providing `paddock-imagestore`.";
-    };
+    package = common.packageOption self "paddock-imagestore";
     settings = lib.mkOption {
       type = lib.types.submodule {
         freeformType = common.toml.type;

@@ -4,16 +4,12 @@ self:
 { config, lib, pkgs, ... }:
 let
   cfg = config.services.paddock.puppet;
+  common = import ./common.nix { inherit lib pkgs; };
 in
 {
   options.services.paddock.puppet = {
     enable = lib.mkEnableOption "paddock-puppet in this (job) host";
-    package = lib.mkOption {
-      type = lib.types.package;
-      default = self.packages.${pkgs.stdenv.hostPlatform.system}.paddock;
-      defaultText = lib.literalExpression "paddock.packages.\${system}.paddock";
-      description = "The package providing `paddock-puppet`.";
-    };
+    package = common.packageOption self "paddock-puppet";
     readyAtBoot = lib.mkOption {
       type = lib.types.bool;
       default = true;

@@ -8,12 +8,7 @@ let
   unit = name: "paddock-supervisor-${name}";
   instance = { name, ... }: {
     options = {
-      package = lib.mkOption {
-        type = lib.types.package;
-        default = self.packages.${pkgs.stdenv.hostPlatform.system}.paddock;
-        defaultText = lib.literalExpression "paddock.packages.\${system}.paddock";
-        description = "The package providing `paddock-supervisor`.";
-      };
+      package = common.packageOption self "paddock-supervisor";
       tokenFile = lib.mkOption {
         type = lib.types.str;
         example = "/run/agenix/supervisor-lab1-gpu01";

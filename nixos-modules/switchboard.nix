@@ -9,12 +9,7 @@ in
 {
   options.services.paddock.switchboard = {
     enable = lib.mkEnableOption "the Paddock switchboard";
-    package = lib.mkOption {
-      type = lib.types.package;
-      default = self.packages.${pkgs.stdenv.hostPlatform.system}.paddock;
-      defaultText = lib.literalExpression "paddock.packages.\${system}.paddock";
-      description = "The package providing `paddock-switchboard`.";
-    };
+    package = common.packageOption self "paddock-switchboard";
     settings = lib.mkOption {
       type = lib.types.submodule {
         freeformType = common.toml.type;

@@ -149,6 +149,12 @@ impl LocalStore {
                 },
             )]),
         };
+        self.store_manifest(&manifest)
+    }
+
+    /// Validates, serializes (the one serializer: same content, same bytes, same id) and
+    /// stores a manifest.
+    fn store_manifest(&self, manifest: &ImageManifest) -> Result<ImageId, StoreError> {
         manifest.validate().map_err(|source| StoreError::Manifest {
             id: String::new(),
             source,
@@ -185,15 +191,7 @@ impl LocalStore {
             attrs: opts.attrs.clone(),
             blobs,
         };
-        manifest.validate().map_err(|source| StoreError::Manifest {
-            id: String::new(),
-            source,
-        })?;
-        let text = manifest.to_toml().map_err(|source| StoreError::Manifest {
-            id: String::new(),
-            source,
-        })?;
-        let id = self.put_manifest(text.as_bytes())?;
+        let id = self.store_manifest(&manifest)?;
         let txt = self.root().join(IMAGE_TXT);
         fs::write(&txt, format!("{id}\n")).map_err(|e| StoreError::Io {
             path: txt,
