@@ -122,6 +122,19 @@ async fn a_failing_check_run_blocks_scheduling_until_one_passes(backend: Backend
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["report"]["summary"]["failures"], 1);
 
+    // The latest of each kind, whole.
+    let (s, v) = app
+        .admin(
+            Method::GET,
+            "/api/v1/audit/reports/latest?supervisor=gpu-01",
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["check"]["verdict"], "WARNING");
+    assert_eq!(v["check"]["report"]["summary"]["warnings"], 2);
+    assert_eq!(v["collect"]["report"]["format"], "paddock-audit/1");
+
     // Refused: an unknown supervisor, a malformed report, a caller without the privilege.
     let (s, _) = post(
         &app,

@@ -123,3 +123,30 @@ pub async fn get(
 ) -> Result<Json<crate::db::audit::AuditRecord>, ApiError> {
     Ok(Json(app.db.audit_report(id).await.map_err(not_found)?))
 }
+
+#[derive(Debug, Deserialize)]
+pub struct LatestQuery {
+    pub supervisor: Name,
+}
+
+/// The newest inventory and the newest check run of a supervisor's host, with their bodies
+/// (`null` where none arrived yet).
+pub async fn latest(
+    State(app): State<AppState>,
+    Query(q): Query<LatestQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let mut out = serde_json::Map::new();
+    for kind in [AuditKind::Collect, AuditKind::Check] {
+        let newest = app
+            .db
+            .audit_history(&q.supervisor, Some(kind), 1)
+            .await
+            .map_err(not_found)?;
+        let full = match newest.first() {
+            Some(r) => Some(app.db.audit_report(r.id).await.map_err(not_found)?),
+            None => None,
+        };
+        out.insert(kind.as_str().to_string(), json!(full));
+    }
+    Ok(Json(Value::Object(out)))
+}

@@ -46,6 +46,7 @@ pub fn routes(app: AppState) -> Router<AppState> {
         .route("/supervisors", get(supervisors::list))
         .route("/supervisors/{id}", get(supervisors::get))
         .route("/audit/reports", get(audit::history))
+        .route("/audit/reports/latest", get(audit::latest))
         .route("/audit/reports/{id}", get(audit::get));
     let manage_sups = Router::new()
         .route("/supervisors", post(supervisors::create))
