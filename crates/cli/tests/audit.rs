@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod shell;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -13,11 +15,7 @@ const AUDIT: &str = env!("CARGO_BIN_EXE_paddock-audit");
 #[test]
 fn acceptance_walkthrough() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = shell::free_port();
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
     let script = format!(
         r#"
@@ -59,21 +57,7 @@ if paddock-audit collect --collectors cpu,nonsense > /dev/null 2> bad.err; then 
 "#,
         examples = examples.display()
     );
-    let bin = Path::new(AUDIT).parent().unwrap();
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(&script)
-        .current_dir(dir.path())
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                bin.display(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
-        .output()
-        .unwrap();
+    let out = shell::run(dir.path(), &script);
     let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap_or_default();
     assert!(
         out.status.success(),
@@ -163,16 +147,8 @@ fn a_bad_baseline_is_exit_2_with_every_error_located() {
 #[test]
 fn reports_reach_the_switchboard_and_gate_the_supervisor() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let serve_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = shell::free_port();
+    let serve_port = shell::free_port();
     let script = format!(
         r#"
 set -e
@@ -201,24 +177,7 @@ curl -fsS http://127.0.0.1:{serve_port}/report.json > served.json
 kill $SERVE
 "#
     );
-    let bin = Path::new(AUDIT).parent().unwrap();
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(&script)
-        .current_dir(dir.path())
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                bin.display(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
-        .env_remove("PADDOCK_URL")
-        .env_remove("PADDOCK_TOKEN")
-        .env("PADDOCK_CONFIG", dir.path().join("no-config.toml"))
-        .output()
-        .unwrap();
+    let out = shell::run(dir.path(), &script);
     let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap_or_default();
     assert!(
         out.status.success(),

@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod shell;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -115,12 +117,7 @@ fn token_new_prints_the_hash_for_git_and_the_token_alone() {
 #[test]
 fn acceptance_walkthrough_with_paddock_up() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let bin = Path::new(PADDOCK).parent().unwrap();
+    let port = shell::free_port();
     let script = format!(
         r#"
 set -e
@@ -164,23 +161,7 @@ for i in $(seq 200); do kill -0 $(cat up.pid) 2>/dev/null || break; sleep 0.1; d
 "#,
         ex = examples().display(),
     );
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(&script)
-        .current_dir(dir.path())
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                bin.display(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
-        .env_remove("PADDOCK_URL")
-        .env_remove("PADDOCK_TOKEN")
-        .env("PADDOCK_CONFIG", dir.path().join("no-config.toml"))
-        .output()
-        .unwrap();
+    let out = shell::run(dir.path(), &script);
     let up_err = std::fs::read_to_string(dir.path().join("up.err")).unwrap_or_default();
     assert!(out.status.success(), "{out:?}\n--- paddock up\n{up_err}");
     let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();

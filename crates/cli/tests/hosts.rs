@@ -4,13 +4,14 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod shell;
+
 use std::path::Path;
 use std::process::Command;
 
 #[test]
 fn the_nix_walkthrough() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let bin = Path::new(env!("CARGO_BIN_EXE_paddock")).parent().unwrap();
     let script = r#"
 set -e
 bad=0
@@ -26,20 +27,7 @@ paddock-supervisor check-config --config hosts/site-example/supervisor-lab1-loca
 paddock-audit check-config --config hosts/site-example/audit.toml > /dev/null
 echo all-checked
 "#;
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(script)
-        .current_dir(&root)
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                bin.display(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
-        .output()
-        .unwrap();
+    let out = shell::run(&root, script);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");

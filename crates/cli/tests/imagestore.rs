@@ -3,36 +3,15 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod shell;
+
 use std::path::Path;
 use std::process::Command;
 
 const PADDOCK: &str = env!("CARGO_BIN_EXE_paddock");
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn bash(dir: &Path, script: &str) -> (String, String) {
-    let bin = Path::new(PADDOCK).parent().unwrap();
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(script)
-        .current_dir(dir)
-        .env("PATH", path)
-        .env_remove("PADDOCK_IMAGESTORE_URL")
-        .env_remove("PADDOCK_IMAGESTORE_TOKEN")
-        .env_remove("PADDOCK_STORE")
-        .output()
-        .unwrap();
+    let out = shell::run(dir, script);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let serve = std::fs::read_to_string(dir.join("serve.err")).unwrap_or_default();
@@ -77,7 +56,7 @@ paddock image show demo@1 --json > show.json
 paddock image pull demo P > pulled.txt
 paddock-imagestore check --root M > check.txt
 "#,
-        port = free_port()
+        port = shell::free_port()
     );
     let d = dir.path();
     bash(d, &script);
@@ -182,7 +161,7 @@ paddock image show vm@1 --json > show.json
 paddock image pull vm@1 P > /dev/null
 if paddock image push ./hello.sh 2> nolabel.err; then exit 1; fi
 "#,
-        port = free_port()
+        port = shell::free_port()
     );
     let d = dir.path();
     bash(d, &script);

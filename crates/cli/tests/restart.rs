@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod shell;
+
 const IMAGE: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 use std::process::{Child, Command, Stdio};
@@ -16,14 +18,6 @@ use serde_json::json;
 use tokio::sync::watch;
 
 const BIN: &str = env!("CARGO_BIN_EXE_paddock-switchboard");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn serve(dir: &std::path::Path, port: u16) -> Child {
     Command::new(BIN)
@@ -129,7 +123,7 @@ async fn kill_9_loses_no_job() {
         .unwrap()
         .to_string();
 
-    let port = free_port();
+    let port = shell::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut child = serve(dir.path(), port);
     let http = reqwest::Client::new();
@@ -289,7 +283,7 @@ async fn kill_9_during_a_deployment_apply_leaves_all_or_nothing() {
         .last()
         .unwrap()
         .to_string();
-    let port = free_port();
+    let port = shell::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let mut child = serve(dir.path(), port);

@@ -5,37 +5,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod shell;
+
 use std::path::Path;
-use std::process::Command;
-
-const PADDOCK: &str = env!("CARGO_BIN_EXE_paddock");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Runs a bash script in `dir` with the built binaries first on PATH; returns stdout.
 fn bash(dir: &Path, script: &str) -> String {
-    let bin = Path::new(PADDOCK).parent().unwrap();
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(script)
-        .current_dir(dir)
-        .env("PATH", path)
-        .env_remove("PADDOCK_URL")
-        .env_remove("PADDOCK_TOKEN")
-        .env("PADDOCK_CONFIG", dir.join("no-config.toml"))
-        .output()
-        .unwrap();
+    let out = shell::run(dir, script);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let up_err = std::fs::read_to_string(dir.join("up.err")).unwrap_or_default();
@@ -65,7 +41,7 @@ if kill -0 $(cat up.pid) 2>/dev/null; then echo "paddock up did not stop" >&2; e
 #[test]
 fn acceptance_walkthrough_then_resume() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = shell::free_port();
     let script = format!(
         "PORT={port}\n{START}\n{}\n{STOP}",
         r#"
