@@ -165,6 +165,7 @@ paddock-audit check --baseline failing.yaml --report-to $PADDOCK_URL --superviso
 echo $? > fail.rc
 set -e
 paddock supervisor list --json > blocked.json
+paddock supervisor audit local-1 > audit-blocked.txt
 paddock-audit check --baseline passing.yaml --report-to $PADDOCK_URL --supervisor local-1 > pass.out
 paddock supervisor list --json > freed.json
 echo "$PADDOCK_TOKEN" > token
@@ -199,6 +200,17 @@ kill $SERVE
             .unwrap()
     };
     assert!(blocked("blocked.json"));
+    let shown = read("audit-blocked.txt");
+    assert!(shown.contains("audit blocked:  true"), "{shown}");
+    assert!(
+        shown.contains("check run:      FAILED (1 failures, 0 warnings)"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("  FAIL must: /nonexistent/paddock does not exist"),
+        "{shown}"
+    );
+    assert!(shown.contains("inventory:      none yet"), "{shown}");
     assert!(!blocked("freed.json"));
     let history: serde_json::Value = serde_json::from_str(&read("history.json")).unwrap();
     let kinds: Vec<&str> = history["reports"]

@@ -31,6 +31,13 @@ pub enum SupervisorCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The newest audit of a supervisor's host: its inventory's verdict and its last baseline
+    /// check run, check by check (docs/audit.md).
+    Audit {
+        supervisor: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Supervisor credentials for the deployments repo.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -116,6 +123,7 @@ pub async fn run(cmd: SupervisorCommand) -> anyhow::Result<()> {
                 println!("connected:      {}", s.connected);
                 println!("retired:        {}", s.retired);
                 println!("ready:          {}", s.ready_for_service);
+                println!("audit blocked:  {}", s.audit_blocked);
                 println!(
                     "current job:    {}",
                     s.current_job
@@ -126,6 +134,47 @@ pub async fn run(cmd: SupervisorCommand) -> anyhow::Result<()> {
                     "last seen:      {}",
                     s.last_seen.as_deref().unwrap_or("never")
                 );
+            }
+        }
+        SupervisorCommand::Audit { supervisor, json } => {
+            let id = resolve(&client, &supervisor).await?;
+            let (s, _): (SupervisorView, _) =
+                client.get_json(&format!("/supervisors/{id}")).await?;
+            let (_, v): (serde_json::Value, _) = client
+                .get_json(&format!("/audit/reports/latest?supervisor={}", s.name))
+                .await?;
+            if json {
+                print_json(&v);
+            } else {
+                println!("supervisor:     {} ({})", s.name, s.id);
+                println!("audit blocked:  {}", s.audit_blocked);
+                for (kind, label) in [("collect", "inventory:     "), ("check", "check run:     ")]
+                {
+                    let r = &v[kind];
+                    if r.is_null() {
+                        println!("{label} none yet");
+                        continue;
+                    }
+                    println!(
+                        "{label} {} ({} failures, {} warnings) at {}",
+                        r["verdict"].as_str().unwrap_or("?"),
+                        r["failures"],
+                        r["warnings"],
+                        paddock_core::api::format_ms(r["received_at"].as_i64().unwrap_or(0))
+                    );
+                }
+                for c in v["check"]["report"]["checks"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    println!(
+                        "  {} {}: {}",
+                        c["status"].as_str().unwrap_or("?"),
+                        c["name"].as_str().unwrap_or("?"),
+                        c["detail"].as_str().unwrap_or("")
+                    );
+                }
             }
         }
         SupervisorCommand::Token(TokenCommand::New) => unreachable!("handled above"),
