@@ -125,3 +125,112 @@ fn the_cloud_vm_without_smbios() {
             .any(|f| f.code == "collector.failed" && f.collector == "system")
     );
 }
+
+/// Every kind of finding the report names, from a scripted host with the faults this machine
+/// lacks: an uncorrected ECC error and a narrowed link on the GPU, a drive failing SMART, a
+/// disk without a stable id, a NIC's link below its maximum (and a GPU's lowered link speed,
+/// which is not a finding), BMC sensors out of range.
+#[test]
+fn the_findings_and_the_verdict() {
+    let h100 =
+        std::fs::read_to_string(common::data().join("hw/h100-firecracker-vm/nvidia-smi-q-x"))
+            .unwrap()
+            .replacen(
+                "<dram_uncorrectable>0</dram_uncorrectable>",
+                "<dram_uncorrectable>3</dram_uncorrectable>",
+                1,
+            )
+            .replace(
+                "<current_link_width>16x</current_link_width>",
+                "<current_link_width>8x</current_link_width>",
+            );
+    let failing = std::fs::read_to_string(
+        common::data().join("public/smartctl/ironlib_Dell_R6515_sda_Micron_MTFDDAV240TDU.json"),
+    )
+    .unwrap()
+    .replace("\"passed\": true", "\"passed\": false");
+    assert!(failing.contains("\"passed\": false"));
+    let sys = "/sys/bus/pci/devices";
+    let host = common::Scripted::default()
+        .command("nvidia-smi", &h100)
+        .command("smartctl", &failing)
+        .command(
+            "lsblk",
+            r#"{"blockdevices":[{"name":"sda","type":"disk","mountpoints":[null]},{"name":"sdb","type":"disk","mountpoints":["/"]}]}"#,
+        )
+        .link("/dev/disk/by-id/ata-Micron_X", "../../sda")
+        .file(&format!("{sys}/0000:3b:00.0/vendor"), "0x15b3")
+        .file(&format!("{sys}/0000:3b:00.0/class"), "0x020000")
+        .file(&format!("{sys}/0000:3b:00.0/current_link_width"), "8")
+        .file(&format!("{sys}/0000:3b:00.0/max_link_width"), "16")
+        .file(&format!("{sys}/0000:3b:00.0/current_link_speed"), "8.0 GT/s PCIe")
+        .file(&format!("{sys}/0000:3b:00.0/max_link_speed"), "16.0 GT/s PCIe")
+        .file(&format!("{sys}/0000:06:00.0/class"), "0x030200")
+        .file(&format!("{sys}/0000:06:00.0/current_link_speed"), "2.5 GT/s PCIe")
+        .file(&format!("{sys}/0000:06:00.0/max_link_speed"), "32.0 GT/s PCIe")
+        .file("/dev/ipmi0", "")
+        .command("ipmitool", "PSU2 Status | 0x02 | discrete | cr | na\nFAN1 | 2000 | RPM | nc | na\nCPU1 Temp | 40 | degrees C | ok | na\n");
+    let r = collect(
+        Arc::new(host),
+        paddock_audit::collectors::all(),
+        Duration::from_secs(30),
+    );
+    let codes: Vec<(&str, &str)> = r
+        .summary
+        .findings
+        .iter()
+        .map(|f| (f.code.as_str(), f.message.as_str()))
+        .collect();
+    let has = |code: &str, text: &str| codes.iter().any(|(c, m)| *c == code && m.contains(text));
+    assert!(
+        has("gpu.ecc_uncorrected", "3 uncorrected ECC errors"),
+        "{codes:#?}"
+    );
+    assert!(
+        has("gpu.pcie_width_degraded", "x8, maximum x16"),
+        "{codes:#?}"
+    );
+    assert!(has("storage.smart_failed", "sda"), "{codes:#?}");
+    assert!(has("storage.no_stable_id", "sdb"), "{codes:#?}");
+    assert!(
+        !has("storage.no_stable_id", "sda:"),
+        "sda has a by-id name: {codes:#?}"
+    );
+    assert!(
+        has("pcie.link_width_degraded", "0000:3b:00.0"),
+        "{codes:#?}"
+    );
+    assert!(
+        has("pcie.link_speed_degraded", "0000:3b:00.0"),
+        "{codes:#?}"
+    );
+    assert!(
+        !has("pcie.link_speed_degraded", "0000:06:00.0"),
+        "a GPU lowers its link speed when idle: {codes:#?}"
+    );
+    assert!(
+        has("power.sensor_out_of_range", "PSU2 Status"),
+        "{codes:#?}"
+    );
+    assert!(has("power.sensor_out_of_range", "FAN1"), "{codes:#?}");
+    assert_eq!(r.summary.verdict, Verdict::Failed);
+    let failures: Vec<&str> = r
+        .summary
+        .findings
+        .iter()
+        .filter(|f| f.severity == paddock_audit::collector::Severity::Failure)
+        .map(|f| f.code.as_str())
+        .collect();
+    assert_eq!(r.summary.failures, failures.len());
+    for code in [
+        "gpu.ecc_uncorrected",
+        "storage.smart_failed",
+        "power.sensor_out_of_range",
+    ] {
+        assert!(
+            failures.contains(&code),
+            "{code} is a failure: {failures:?}"
+        );
+    }
+    assert_eq!(r.hardware["storage"]["root_disk"], "sdb");
+}

@@ -3,12 +3,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::HashMap;
+mod common;
+
 use std::time::Duration;
 
 use paddock_audit::check::baseline::load;
 use paddock_audit::check::{line, report, run};
-use paddock_audit::host::{CmdOutput, Host, HostError, Local};
+use paddock_audit::host::{Host, Local};
 
 fn statuses(host: &dyn Host, yaml: &str) -> Vec<(String, &'static str, String)> {
     let checks = load("t.yaml", yaml).unwrap_or_else(|e| panic!("{e:?}"));
@@ -136,43 +137,6 @@ fn output_lines_round_trip_and_the_summary_counts() {
     assert!(!hard, "a soft failure alone does not fail the host");
 }
 
-/// A host whose commands and links are scripted: for the disk rules, which need disks.
-struct Scripted {
-    lsblk: String,
-    links: HashMap<String, String>,
-}
-
-impl Host for Scripted {
-    fn describe(&self) -> String {
-        "scripted".into()
-    }
-    fn run(&self, program: &str, _: &[&str], _: Duration) -> Result<CmdOutput, HostError> {
-        match program {
-            "lsblk" => Ok(CmdOutput {
-                status: Some(0),
-                stdout: self.lsblk.clone().into_bytes(),
-                stderr: vec![],
-            }),
-            p => Err(HostError::NotFound(p.into())),
-        }
-    }
-    fn read(&self, p: &str) -> Result<Vec<u8>, HostError> {
-        Err(HostError::NotFound(p.into()))
-    }
-    fn list(&self, p: &str) -> Result<Vec<String>, HostError> {
-        Err(HostError::NotFound(p.into()))
-    }
-    fn link(&self, p: &str) -> Result<String, HostError> {
-        self.links
-            .get(p)
-            .cloned()
-            .ok_or_else(|| HostError::NotFound(p.into()))
-    }
-    fn exists(&self, p: &str) -> bool {
-        self.links.contains_key(p)
-    }
-}
-
 #[test]
 fn disk_free_sees_child_partitions_and_the_system_disk() {
     // The runbook's trap: the parent is not mounted, a partition of it is.
@@ -180,19 +144,15 @@ fn disk_free_sees_child_partitions_and_the_system_disk() {
       {"name":"nvme0n1","type":"disk","mountpoints":[null],"children":[{"name":"nvme0n1p1","type":"part","mountpoints":["/share2"]}]},
       {"name":"nvme1n1","type":"disk","mountpoints":[null]},
       {"name":"nvme4n1","type":"disk","mountpoints":[null],"children":[{"name":"nvme4n1p2","type":"part","mountpoints":["/"]}]}]}"#;
-    let links = [
+    let mut host = common::Scripted::default().command("lsblk", lsblk);
+    for (id, k) in [
         ("eui.a", "nvme0n1"),
         ("eui.b", "nvme1n1"),
         ("eui.os", "nvme4n1"),
         ("eui.ghost", "nvme9n1"),
-    ]
-    .iter()
-    .map(|(id, k)| (format!("/dev/disk/by-id/nvme-{id}"), format!("../../{k}")))
-    .collect();
-    let host = Scripted {
-        lsblk: lsblk.into(),
-        links,
-    };
+    ] {
+        host = host.link(&format!("/dev/disk/by-id/nvme-{id}"), &format!("../../{k}"));
+    }
     let yaml = "checks:\n  - {name: a, kind: disk_free, by_id: nvme-eui.a}\n  - {name: b, kind: disk_free, by_id: nvme-eui.b}\n  - {name: os, kind: disk_free, by_id: nvme-eui.os}\n  - {name: ghost, kind: disk_free, by_id: nvme-eui.ghost}\n  - {name: none, kind: disk_free, by_id: /dev/disk/by-id/nvme-eui.none}\n";
     let got = statuses(&host, yaml);
     assert_eq!(got[0].1, "FAIL");

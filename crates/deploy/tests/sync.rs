@@ -255,3 +255,47 @@ async fn the_daemon_syncs_on_signed_webhooks_and_on_its_poll_interval() {
     wait_for(&sb, "lab1-local-4", Duration::from_secs(10)).await;
     daemon.abort();
 }
+
+/// The checkout a host activation runs in is the commit's tree: files, executable bits,
+/// symbolic links; an earlier export there is replaced.
+#[test]
+fn a_commit_is_exported_with_modes_and_links() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (bare, work) = repo_with_example(dir.path());
+    let host = work.join("hosts/lab1-server");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("activate.sh"), "#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(
+        host.join("activate.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("activate.sh", host.join("current")).unwrap();
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-q", "-m", "host"]);
+    git(&work, &["push", "-q", bare.to_str().unwrap(), "main"]);
+    let commit = git(&work, &["rev-parse", "HEAD"]);
+    let out = dir.path().join("checkout");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("stale"), "from an earlier export").unwrap();
+    paddock_deploy::git_source::export_commit(&bare, &commit, &out).unwrap();
+    let exported = out.join("hosts/lab1-server");
+    let mode = std::fs::metadata(exported.join("activate.sh"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o111, 0o111, "executable: {mode:o}");
+    assert_eq!(
+        std::fs::read_link(exported.join("current")).unwrap(),
+        std::path::Path::new("activate.sh")
+    );
+    assert!(out.join("db/sites/lab1.yaml").is_file());
+    assert!(!out.join("stale").exists());
+    let sub = paddock_deploy::git_source::subtree_id(&bare, &commit, "hosts/lab1-server").unwrap();
+    assert!(sub.is_some());
+    assert_eq!(
+        paddock_deploy::git_source::subtree_id(&bare, &commit, "hosts/other").unwrap(),
+        None
+    );
+}

@@ -196,3 +196,78 @@ impl Host for Captured {
         self.sys_path(path).is_some_and(|p| p.exists()) || self.files.contains_key(path)
     }
 }
+
+/// A host made of scripted answers: commands (program → stdout), files, symbolic links;
+/// directories are what those paths imply. For the rules that need hardware this machine
+/// lacks (disks with partitions, failing drives, ECC errors, degraded links).
+#[derive(Default)]
+pub struct Scripted {
+    pub commands: HashMap<String, String>,
+    pub files: HashMap<String, String>,
+    pub links: HashMap<String, String>,
+}
+
+impl Scripted {
+    pub fn command(mut self, program: &str, stdout: &str) -> Self {
+        self.commands.insert(program.into(), stdout.into());
+        self
+    }
+    pub fn file(mut self, path: &str, text: &str) -> Self {
+        self.files.insert(path.into(), text.into());
+        self
+    }
+    pub fn link(mut self, path: &str, target: &str) -> Self {
+        self.links.insert(path.into(), target.into());
+        self
+    }
+    fn paths(&self) -> impl Iterator<Item = &String> {
+        self.files.keys().chain(self.links.keys())
+    }
+}
+
+impl Host for Scripted {
+    fn describe(&self) -> String {
+        "scripted".into()
+    }
+    fn run(&self, program: &str, _: &[&str], _: Duration) -> Result<CmdOutput, HostError> {
+        match self.commands.get(program) {
+            Some(out) => Ok(CmdOutput {
+                status: Some(0),
+                stdout: out.clone().into_bytes(),
+                stderr: vec![],
+            }),
+            None => Err(HostError::NotFound(program.into())),
+        }
+    }
+    fn read(&self, p: &str) -> Result<Vec<u8>, HostError> {
+        self.files
+            .get(p)
+            .map(|t| t.clone().into_bytes())
+            .ok_or_else(|| HostError::NotFound(p.into()))
+    }
+    fn list(&self, dir: &str) -> Result<Vec<String>, HostError> {
+        let prefix = format!("{}/", dir.trim_end_matches('/'));
+        let mut names: Vec<String> = self
+            .paths()
+            .filter_map(|p| p.strip_prefix(&prefix))
+            .filter_map(|rest| rest.split('/').next())
+            .map(str::to_string)
+            .collect();
+        names.sort();
+        names.dedup();
+        if names.is_empty() {
+            return Err(HostError::NotFound(dir.into()));
+        }
+        Ok(names)
+    }
+    fn link(&self, p: &str) -> Result<String, HostError> {
+        self.links
+            .get(p)
+            .cloned()
+            .ok_or_else(|| HostError::NotFound(p.into()))
+    }
+    fn exists(&self, p: &str) -> bool {
+        let prefix = format!("{}/", p.trim_end_matches('/'));
+        self.paths().any(|x| x == p || x.starts_with(&prefix))
+    }
+}
