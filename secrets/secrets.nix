@@ -3,18 +3,21 @@
 # admins with their own key. Secrets land in /run/agenix/<name> on the host, the paths the
 # example hosts give the Paddock modules (which pass them to the units with LoadCredential).
 #
-# EXAMPLE KEYS ONLY: these are not the keys of any real machine or person. Replace each with
-# the real public key (`ssh-keyscan -t ed25519 HOST`, or the host's
-# /etc/ssh/ssh_host_ed25519_key.pub; an admin's ~/.ssh/id_ed25519.pub) before encrypting
-# anything. No .age file is committed here.
+# EXAMPLE KEYS ONLY: the keys below are the public halves of secrets/example-keys/, whose
+# private halves are committed on purpose so that CI can decrypt the example .age files here.
+# They belong to no real machine or person and every secret encrypted to them is public.
+# Replace each with a real public key (`ssh-keyscan -t ed25519 HOST`, or the host's
+# /etc/ssh/ssh_host_ed25519_key.pub; an admin's ~/.ssh/id_ed25519.pub) and re-create every
+# .age file (`agenix -e`) before a real deployment. .ci/check-secrets checks that each .age
+# file opens with exactly the keys listed for it.
 let
   # Admins (example).
-  admin-example = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEXAMPLEEXAMPLEEXAMPLEEXAMPLEEXAMPLEEXAMPLEadm example-admin-not-a-real-key";
+  admin-example = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHNJKdIlNVHYaHXAha6LfltHKotdIXRemgVXvqfKjl3g admin-example-EXAMPLE-KEY";
   admins = [ admin-example ];
 
   # Hosts (example): the SSH host keys of hosts/switchboard-example and hosts/site-example.
-  switchboard-example = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEXAMPLEEXAMPLEEXAMPLEEXAMPLEEXAMPLEEXAMPLEswb example-host-not-a-real-key";
-  site-example = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEXAMPLEEXAMPLEEXAMPLEEXAMPLEEXAMPLEEXAMPLEsit example-host-not-a-real-key";
+  switchboard-example = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO6LFgMu1H/MRGmtr30dzcq+X9wnGQaZZKeduVDsBrDE switchboard-example-EXAMPLE-KEY";
+  site-example = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPwYEQ3xrrbwEJ3Esbre/mn4FiVXaDU0Zh0GxswPoYiA site-example-EXAMPLE-KEY";
 in
 {
   # An admin API token of the switchboard, for paddock-deploy (both servers run one).

@@ -63,7 +63,7 @@ fn the_example_validates_and_a_broken_copy_lists_every_error() {
         lines,
         vec![
             "db/sites/lab1.yaml:17:5: supervisors[0].tgas: unknown field `tgas` (did you mean `tags`?); expected one of: id, name, kind, tags, pdu, pdu_port, retired, ready_for_service, acl, comment, token_sha256, mac",
-            "db/sites/lab1.yaml:41:15: supervisors[3].pdu_port: port `3` of PDU `rack1-pdu` is already used (at db/sites/lab1.yaml:30:15)",
+            "db/sites/lab1.yaml:43:15: supervisors[3].pdu_port: port `3` of PDU `rack1-pdu` is already used (at db/sites/lab1.yaml:32:15)",
             "db/switchboard.yaml.orig:1:1: unexpected file under db/: only db/switchboard.yaml and db/sites/<site>.yaml are read",
         ]
     );
@@ -77,7 +77,7 @@ fn the_example_validates_and_a_broken_copy_lists_every_error() {
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["valid"], false);
-    assert_eq!(v["errors"][1]["line"], 41);
+    assert_eq!(v["errors"][1]["line"], 43);
     assert_eq!(v["errors"][1]["column"], 15);
     assert_eq!(v["errors"][1]["field"], "supervisors[3].pdu_port");
 
@@ -167,7 +167,7 @@ for i in $(seq 200); do kill -0 $(cat up.pid) 2>/dev/null || break; sleep 0.1; d
     let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
     let json = |f: &str| -> serde_json::Value { serde_json::from_str(&read(f)).unwrap() };
     assert!(
-        read("broken.out").starts_with("db/sites/lab1.yaml:27:11: supervisors[2].kind: `netbot`")
+        read("broken.out").starts_with("db/sites/lab1.yaml:29:11: supervisors[2].kind: `netbot`")
     );
     let names = |v: &serde_json::Value| -> Vec<String> {
         v["supervisors"]
@@ -191,7 +191,7 @@ for i in $(seq 200); do kill -0 $(cat up.pid) 2>/dev/null || break; sleep 0.1; d
     assert_eq!(status["generation"], 2, "{status}");
     assert_eq!(
         status["last_error"]["errors"][0],
-        "db/sites/lab1.yaml:27:11: supervisors[2].kind: `netbot` is not a host kind (one of: local, qemu, netboot)"
+        "db/sites/lab1.yaml:29:11: supervisors[2].kind: `netbot` is not a host kind (one of: local, qemu, netboot)"
     );
     // The daemon's report: the rejected commit is the remote's, pending, not live.
     let report = &status["report"];

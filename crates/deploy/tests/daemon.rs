@@ -108,7 +108,7 @@ async fn working_tree_edits_apply_at_once_and_the_report_says_ahead_of_the_remot
         st["last_error"]["errors"][0]
             .as_str()
             .unwrap()
-            .starts_with("db/sites/lab1.yaml:39:11: supervisors[3].kind:"),
+            .starts_with("db/sites/lab1.yaml:41:11: supervisors[3].kind:"),
         "{st:#}"
     );
     assert!(names(&sb).await.contains(&("lab1-local-3".into(), false)));

@@ -94,7 +94,7 @@ async fn history_of_a_branch(remote: bool) {
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(
         errors[0].starts_with(
-            "db/sites/lab1.yaml:39:11: supervisors[3].kind: `lcoal` is not a host kind"
+            "db/sites/lab1.yaml:41:11: supervisors[3].kind: `lcoal` is not a host kind"
         ),
         "{errors:?}"
     );
@@ -105,7 +105,7 @@ async fn history_of_a_branch(remote: bool) {
     let m = metrics(&sb).await;
     assert!(
         m.contains(&format!(
-            "paddock_deployment_rejected_errors{{commit=\"{bad}\",first=\"db/sites/lab1.yaml:39:11\"}} 1\n"
+            "paddock_deployment_rejected_errors{{commit=\"{bad}\",first=\"db/sites/lab1.yaml:41:11\"}} 1\n"
         )),
         "{m}"
     );

@@ -49,7 +49,8 @@ async fn supervisors(app: &TestApp) -> Vec<(String, bool)> {
 async fn apply_is_whole_idempotent_and_ordered(backend: Backend) {
     let app = TestApp::start(backend).await;
     let mut state = example_state();
-    // One supervisor's credential declared by its hash; the others get theirs from an admin.
+    // One supervisor's credential declared by a hash of the test's own token; another's minted
+    // again by an admin (a reset replaces a declared hash too).
     let declared = "pds_declared-token-for-the-test";
     state["sites"][0]["supervisors"][0]["token_sha256"] =
         json!(paddock_switchboard::auth::hash_token(declared));
@@ -76,8 +77,8 @@ async fn apply_is_whole_idempotent_and_ordered(backend: Backend) {
             ("lab1-nrf52".into(), false)
         ]
     );
-    // Credentials: the declared hash works as it is; an undeclared one is minted once by an
-    // admin (`paddock supervisor token reset`).
+    // Credentials: the declared hash works as it is; an admin can mint a new one
+    // (`paddock supervisor token reset`, for a lost token or a supervisor declared without one).
     let db = &app.app.db;
     let hash = paddock_switchboard::auth::hash_token;
     let found = db
