@@ -8,10 +8,10 @@
       lib = nixpkgs.lib;
       systems = [ "x86_64-linux" "aarch64-linux" ];
       forAll = f: lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
-      # One NixOS system from this flake's modules and a configuration file.
+      # One NixOS system from this flake's modules and a configuration file (the platform set
+      # the way current NixOS asks: nixpkgs.hostPlatform, not nixosSystem's `system`).
       nixos = system: file: lib.nixosSystem {
-        inherit system;
-        modules = [ self.nixosModules.default file ];
+        modules = [ { nixpkgs.hostPlatform = system; } self.nixosModules.default file ];
       };
     in
     {

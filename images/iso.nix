@@ -15,8 +15,9 @@
   config = {
     system.stateVersion = "26.05";
     networking.hostName = "paddock-audit";
+    # The file keeps NixOS's name (result/iso/nixos-*.iso): the option naming it moved between
+    # releases (isoImage.isoName, then image.fileName).
     isoImage = {
-      isoName = lib.mkForce "paddock-audit-${config.system.nixos.label}.iso";
       makeEfiBootable = true;
       makeUsbBootable = true;
     };

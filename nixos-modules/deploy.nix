@@ -69,6 +69,10 @@ in
       wantedBy = [ "multi-user.target" ];
       after = [ "network-online.target" "paddock-switchboard.service" ];
       wants = [ "network-online.target" ];
+      # With activation the daemon runs `nixos-rebuild switch` itself: a switch must not
+      # restart (kill) the unit it runs in. A new paddock-deploy takes over at the next
+      # restart of the unit or boot (as nixos-upgrade.service does).
+      restartIfChanged = !cfg.activation;
       path = [ pkgs.openssh pkgs.git ]
         ++ lib.optionals cfg.activation [ config.system.build.nixos-rebuild config.nix.package pkgs.systemd ];
       environment = lib.optionalAttrs (cfg.sshKeyFile != null) {

@@ -20,7 +20,11 @@ let
       vms = lib.mkOption {
         type = lib.types.bool;
         default = false;
-        description = "The host driver starts QEMU VMs: give the unit /dev/kvm and the network bridge.";
+        description = ''
+          The host driver starts QEMU VMs: give the unit /dev/kvm, /dev/net/tun, the network
+          bridge and QEMU on its PATH. (The supervisor's `qemu` driver is not written yet:
+          `check-config` refuses `driver.kind = "qemu"` today.)
+        '';
       };
       settings = lib.mkOption {
         type = lib.types.submodule {
@@ -52,6 +56,7 @@ in
       wantedBy = [ "multi-user.target" ];
       after = [ "network-online.target" ];
       wants = [ "network-online.target" ];
+      path = lib.optionals s.vms [ pkgs.qemu_kvm pkgs.iproute2 ];
       serviceConfig = common.hardening // {
         ExecStart = "${s.package}/bin/paddock-supervisor run --config ${common.checkedConfig {
           name = unit name;

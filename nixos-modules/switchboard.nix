@@ -41,7 +41,8 @@ in
     systemd.services.paddock-switchboard = {
       description = "Paddock switchboard";
       wantedBy = [ "multi-user.target" ];
-      after = [ "network-online.target" "postgresql.service" ];
+      # postgresql-setup.service (where it exists) creates ensureDatabases/ensureUsers.
+      after = [ "network-online.target" "postgresql.service" "postgresql-setup.service" ];
       wants = [ "network-online.target" ];
       serviceConfig = common.hardening // {
         ExecStart = "${cfg.package}/bin/paddock-switchboard serve --config ${common.checkedConfig {
