@@ -35,6 +35,11 @@ in
         the state directory (trust on first use).
       '';
     };
+    openFirewall = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      description = "Open the port of `settings.listen` (the push webhook) in the firewall.";
+    };
     activation = lib.mkOption {
       type = lib.types.bool;
       default = false;
@@ -107,5 +112,7 @@ in
         };
       };
     };
+    networking.firewall.allowedTCPPorts = lib.mkIf (cfg.openFirewall && cfg.settings ? listen)
+      [ (lib.toInt (lib.last (lib.splitString ":" cfg.settings.listen))) ];
   };
 }

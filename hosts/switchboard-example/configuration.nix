@@ -36,6 +36,7 @@
     tokenFile = "/run/agenix/deploy-token";
     webhookSecretFile = "/run/agenix/deploy-webhook";
     sshKeyFile = "/run/agenix/deploy-key";
+    # The push webhook (deploy.toml's listen).
+    openFirewall = true;
   };
-  networking.firewall.allowedTCPPorts = [ 8090 ];
 }
