@@ -1,6 +1,7 @@
 //! The `paddock-audit` command line (the binary is installed by paddock-cli). Exit codes:
 //! `collect` 0 when a report was written (whatever its verdict); `check` 0 when every hard
-//! check passed, 1 when one failed, 2 on a bad baseline or usage.
+//! check passed, 1 when one failed, 2 on a bad baseline or usage; `check-config` 0 or 1, as
+//! every service's.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -266,19 +267,23 @@ fn run_service(path: &Path) -> Result<u8, String> {
     let c = crate::config::Config::load(path).map_err(|e| e.to_string())?;
     let host: Arc<dyn Host> = Arc::new(Local);
     let report_to = c.report_to();
-    collect(
+    let collected = collect(
         host.clone(),
         Some(c.output.clone()),
         &c.collectors,
         c.timeout_s,
         &report_to,
-    )?;
-    match &c.baseline {
-        Some(b) => {
-            let checks = read_baseline(b)?;
-            check(host.as_ref(), &checks, &report_to)
-        }
+    );
+    // A switchboard that cannot be reached does not keep the baseline from being checked (its
+    // lines still reach the journal); the run fails afterwards.
+    let checked = match &c.baseline {
+        Some(b) => read_baseline(b).and_then(|checks| check(host.as_ref(), &checks, &report_to)),
         None => Ok(0),
+    };
+    match (collected, checked) {
+        (Ok(()), checked) => checked,
+        (Err(e), Ok(_)) => Err(e),
+        (Err(e), Err(f)) => Err(format!("{e}\nerror: {f}")),
     }
 }
 
@@ -303,12 +308,25 @@ pub fn main() -> std::process::ExitCode {
             .and_then(|host| collect(host, output, &collectors, timeout_s, &report_to))
             .map(|_| 0),
         Command::CheckConfig { config, no_secrets } => {
-            crate::config::Config::load_checking(&config, !no_secrets)
-                .map(|c| {
+            // As every service's check-config: 0 valid, 1 not (never 2, which is usage here).
+            return match crate::config::Config::load_checking(&config, !no_secrets) {
+                Ok(c) => {
+                    if let Some(t) = c.token_file.as_ref().filter(|t| {
+                        !no_secrets && t.starts_with("/run/credentials/") && !t.exists()
+                    }) {
+                        eprintln!(
+                            "note: token_file {} is a systemd credential, readable only inside the unit; not checked",
+                            t.display()
+                        );
+                    }
                     println!("{c:#?}");
-                    0
-                })
-                .map_err(|e| e.to_string())
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            };
         }
         Command::Run { config } => run_service(&config),
         Command::Serve { report, listen } => crate::serve::serve(report, listen).map(|_| 0),

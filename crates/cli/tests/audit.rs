@@ -224,3 +224,105 @@ kill $SERVE
     let served: serde_json::Value = serde_json::from_str(&read("served.json")).unwrap();
     assert_eq!(served["format"], "paddock-audit/1");
 }
+
+/// What the NixOS audit module runs: `check-config` at build time and `paddock-audit run
+/// --config` from its timer — the live ISO's configuration (a report file only), a site
+/// server's (baseline and switchboard: a hard failure is exit 1, which the unit counts as
+/// success, and blocks the supervisor), and a switchboard that cannot be reached (the baseline
+/// is still checked and printed; exit 2, a failed unit).
+#[test]
+fn the_service_run_and_its_check_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = shell::free_port();
+    let closed = shell::free_port();
+    let script = format!(
+        r##"
+set -e
+wait_for() {{ for i in $(seq 150); do if eval "$1"; then return 0; fi; sleep 0.1; done; echo "timed out: $1" >&2; return 1; }}
+code() {{ set +e; "$@"; echo $?; set -e; }}
+printf 'checks:\n  - {{name: must, kind: path_exists, path: /nonexistent/paddock}}\n' > failing.yaml
+
+# The ISO: the module renders only `output` (collectors cut to two for the test's speed).
+printf 'output = "iso.json"\ncollectors = ["cpu", "kernel"]\n' > iso.toml
+paddock-audit check-config --config iso.toml > iso.cc
+paddock-audit run --config iso.toml 2> iso.err
+
+# check-config: 1 for a bad file (as every service's), the field and its line.
+printf 'output = "r.json"\ncolectors = []\n' > bad.toml
+code paddock-audit check-config --config bad.toml 2> bad.err > bad.rc
+printf 'output = "r.json"\nreport_to = "http://127.0.0.1:{closed}"\nsupervisor = "s"\ntoken_file = "/run/credentials/paddock-audit.service/token"\n' > cred.toml
+paddock-audit check-config --config cred.toml 2> cred.err > /dev/null
+sed 's#/run/credentials/paddock-audit.service/token#missing-token#' cred.toml > missing.toml
+code paddock-audit check-config --config missing.toml 2> missing.err > missing.rc
+paddock-audit check-config --no-secrets --config missing.toml > /dev/null
+
+# A site server: baseline and switchboard.
+paddock up --data-dir D --listen 127.0.0.1:{port} --supervisors 1 > up.out 2> up.err &
+echo $! > up.pid
+wait_for "grep -q '^PADDOCK_TOKEN=' up.out"
+export $(cat up.out)
+echo "$PADDOCK_TOKEN" > token
+printf 'output = "site.json"\ncollectors = ["cpu", "kernel"]\nbaseline = "failing.yaml"\nreport_to = "%s"\nsupervisor = "local-1"\ntoken_file = "token"\n' "$PADDOCK_URL" > site.toml
+code paddock-audit run --config site.toml > site.out 2> site.err
+paddock supervisor list --json > blocked.json
+curl -fsS -H "Authorization: Bearer $PADDOCK_TOKEN" "$PADDOCK_URL/api/v1/audit/reports?supervisor=local-1" > history.json
+kill -INT $(cat up.pid)
+for i in $(seq 200); do kill -0 $(cat up.pid) 2>/dev/null || break; sleep 0.1; done
+
+# The switchboard unreachable: checked and printed all the same, then exit 2.
+sed 's#^report_to = .*#report_to = "http://127.0.0.1:{closed}"#; s#site.json#gone.json#' site.toml > gone.toml
+code paddock-audit run --config gone.toml > gone.out 2> gone.err
+"##
+    );
+    let out = shell::run(dir.path(), &script);
+    let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap_or_default();
+    assert!(out.status.success(), "{out:?}\n{}", read("up.err"));
+    // The ISO's run: a report, exit 0.
+    let report: serde_json::Value = serde_json::from_str(&read("iso.json")).unwrap();
+    assert_eq!(report["format"], "paddock-audit/1", "{}", read("iso.err"));
+    assert!(read("iso.cc").contains("iso.json"));
+    assert_eq!(read("bad.rc").trim(), "1");
+    let bad = read("bad.err");
+    assert!(bad.contains("colectors") && bad.contains("line 2"), "{bad}");
+    assert!(
+        read("cred.err").contains("is a systemd credential, readable only inside the unit"),
+        "{}",
+        read("cred.err")
+    );
+    assert_eq!(read("missing.rc").trim(), "1");
+    let missing = read("missing.err");
+    assert!(
+        missing.contains("token_file") && missing.contains("missing-token"),
+        "{missing}"
+    );
+    // The site server's run: the check's lines, exit 1, both reports in the history, blocked.
+    let site = read("site.out");
+    assert!(
+        site.contains("PADDOCK_CHECK status=FAIL check=must"),
+        "{site}"
+    );
+    assert_eq!(site.lines().last(), Some("1"), "{}", read("site.err"));
+    let history: serde_json::Value = serde_json::from_str(&read("history.json")).unwrap();
+    let kinds: Vec<&str> = history["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["check", "collect"]);
+    let sups: serde_json::Value = serde_json::from_str(&read("blocked.json")).unwrap();
+    assert_eq!(sups["supervisors"][0]["audit_blocked"], true, "{sups}");
+    // Unreachable: the report written, the check printed, exit 2 naming the switchboard.
+    let gone = read("gone.out");
+    assert!(
+        gone.contains("PADDOCK_CHECK status=FAIL check=must"),
+        "{gone}"
+    );
+    assert_eq!(gone.lines().last(), Some("2"), "{}", read("gone.err"));
+    assert!(dir.path().join("gone.json").exists());
+    assert!(
+        read("gone.err").contains(&closed.to_string()),
+        "{}",
+        read("gone.err")
+    );
+}

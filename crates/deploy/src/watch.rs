@@ -1,13 +1,17 @@
 //! Watching a working tree of the deployments repo with notify. The tree is watched whole
 //! and recursively (directories, not files: an editor's rename-save replaces the file, and a
 //! watch on the old inode would see nothing more). Changes under `db/` and to the checked-out
-//! commit (`.git/HEAD`, `.git/refs/`) count; bursts are debounced into one wake-up.
+//! commit (`.git/HEAD`, `.git/refs/`) count; bursts are debounced into one wake-up. A file
+//! merely opened or read is no change: the daemon reads the tree itself on every turn, and
+//! counting those opens would wake it again and again (and let the tree override a newer
+//! remote commit).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify::{RecursiveMode, Watcher};
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::{Notify, mpsc};
 
 use crate::worktree::is_editor_dropping;
@@ -42,6 +46,16 @@ pub fn relevant(root: &Path, path: &Path) -> bool {
     }
 }
 
+/// True for an event that may change what a file holds or which files there are: not an
+/// open, a read or a close without writing (inotify reports those too).
+pub fn changes_something(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
 /// Watches `root`; `wake` is notified once per burst of relevant changes, when `debounce`
 /// has passed without another (at most 4 × `debounce` after the burst's first change).
 /// Must be called inside a tokio runtime.
@@ -52,7 +66,9 @@ pub fn watch(root: &Path, debounce: Duration, wake: Arc<Notify>) -> notify::Resu
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         match res {
             Ok(event) => {
-                if event.paths.iter().any(|p| relevant(&filter_root, p)) {
+                if changes_something(&event.kind)
+                    && event.paths.iter().any(|p| relevant(&filter_root, p))
+                {
                     let _ = tx.send(());
                 }
             }
@@ -88,8 +104,34 @@ pub fn watch(root: &Path, debounce: Duration, wake: Arc<Notify>) -> notify::Resu
 
 #[cfg(test)]
 mod tests {
-    use super::relevant;
+    use super::{changes_something, relevant};
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RemoveKind, RenameMode};
     use std::path::Path;
+
+    #[test]
+    fn reads_are_not_changes() {
+        for (kind, want) in [
+            (EventKind::Access(AccessKind::Open(AccessMode::Read)), false),
+            (EventKind::Access(AccessKind::Open(AccessMode::Any)), false),
+            (
+                EventKind::Access(AccessKind::Close(AccessMode::Read)),
+                false,
+            ),
+            (EventKind::Access(AccessKind::Read), false),
+            (
+                EventKind::Access(AccessKind::Close(AccessMode::Write)),
+                true,
+            ),
+            (EventKind::Create(CreateKind::File), true),
+            (EventKind::Modify(ModifyKind::Any), true),
+            (EventKind::Modify(ModifyKind::Name(RenameMode::To)), true),
+            (EventKind::Remove(RemoveKind::File), true),
+            (EventKind::Any, true),
+        ] {
+            assert_eq!(changes_something(&kind), want, "{kind:?}");
+        }
+    }
 
     #[test]
     fn what_counts_as_a_change() {
