@@ -51,6 +51,7 @@
         default = {
           type = "app";
           program = "${self.packages.${pkgs.stdenv.hostPlatform.system}.paddock}/bin/paddock";
+          meta.description = "paddock: the lab's command line (jobs, supervisors, images, deploy)";
         };
         paddock = self.apps.${pkgs.stdenv.hostPlatform.system}.default;
       });
