@@ -14,15 +14,12 @@
 #     };
 #   }
 { pkgs, paddock }:
-{ label, revision, description ? "", blobs, attrs ? { }, blobAttrs ? { } }:
+# The arguments are checked by mk-image-store-args.nix's signature (label, revision,
+# description, blobs, attrs, blobAttrs; nothing else).
+args@{ label, revision, ... }:
 let
-  lib = pkgs.lib;
-  pairs = flag: attrset: lib.concatLists (lib.mapAttrsToList (n: v: [ flag "${n}=${v}" ]) attrset);
-  args = [ "--store" (placeholder "out") "--label" label "--revision" (toString revision) "--description" description ]
-    ++ pairs "--blob" (lib.mapAttrs (_: p: "${p}") blobs)
-    ++ pairs "--attr" attrs
-    ++ lib.concatLists (lib.mapAttrsToList (blob: as: pairs "--blob-attr" (lib.mapAttrs' (n: v: lib.nameValuePair "${blob}.${n}" v) as)) blobAttrs);
+  argv = import ./mk-image-store-args.nix (args // { out = placeholder "out"; });
 in
 pkgs.runCommand "paddock-image-${label}-${toString revision}" { nativeBuildInputs = [ paddock ]; } ''
-  paddock image assemble ${lib.escapeShellArgs args} > /dev/null
+  paddock image assemble ${pkgs.lib.escapeShellArgs argv} > /dev/null
 ''

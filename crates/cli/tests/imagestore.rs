@@ -200,3 +200,53 @@ if paddock image push ./hello.sh 2> nolabel.err; then exit 1; fi
         read("nolabel.err")
     );
 }
+
+/// The Nix `mkImageStore`'s arguments, evaluated by Nix itself (images/mk-image-store-args.nix
+/// needs builtins only, no nixpkgs), given to `paddock image assemble`: the image is the one
+/// `import` makes of the same content (the example of images/mk-image-store.nix), and the one
+/// the same flags written by hand make for several blobs with blob attributes.
+#[test]
+fn the_nix_mk_image_store_arguments_assemble_the_same_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::fs::write(dir.path().join("hello.sh"), "#!/bin/sh\necho hello\n").unwrap();
+    std::fs::write(dir.path().join("disk.img"), vec![7u8; 100_000]).unwrap();
+    let script = format!("ROOT={}\n", root.canonicalize().unwrap().display())
+        + r#"
+set -euo pipefail
+nixargs() { nix-instantiate --eval --strict --json -E "import $ROOT/images/mk-image-store-args.nix ($1)" | jq -r '.[]'; }
+paddock image import ./hello.sh --label hello --revision 3 --description 'says hello' --store I > imported.txt
+mapfile -t argv < <(nixargs "{ out = \"$PWD/N\"; label = \"hello\"; revision = 3; description = \"says hello\";
+  blobs.workload = \"$PWD/hello.sh\";
+  attrs = { \"org.paddock.local.kind\" = \"script\"; \"org.paddock.local.entry-point\" = \"hello.sh\"; \"org.paddock.local.ready\" = \"start\"; }; }")
+printf '%s\n' "${argv[@]}" > hello.argv
+paddock image assemble "${argv[@]}" > nix-hello.txt
+paddock image assemble --store Q --label vm --revision 1 --blob disk=./disk.img --blob lower=./hello.sh \
+  --attr org.tockos.treadmill.image.qemu_layered_v0.head=disk \
+  --blob-attr disk.org.example.format=raw > qemu.txt
+mapfile -t argv < <(nixargs "{ out = \"$PWD/NQ\"; label = \"vm\"; revision = 1;
+  blobs = { disk = \"$PWD/disk.img\"; lower = \"$PWD/hello.sh\"; };
+  attrs.\"org.tockos.treadmill.image.qemu_layered_v0.head\" = \"disk\";
+  blobAttrs.disk.\"org.example.format\" = \"raw\"; }")
+paddock image assemble "${argv[@]}" > nix-qemu.txt
+# An argument mkImageStore does not take is refused by Nix, naming it.
+if nixargs '{ out = "x"; label = "l"; revision = 1; blobs = {}; colour = "red"; }' 2> unknown.err; then exit 1; fi
+"#;
+    let d = dir.path();
+    bash(d, &script);
+    let read = |f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+    let imported = read("imported.txt").trim().to_string();
+    assert_eq!(
+        read("nix-hello.txt").trim(),
+        imported,
+        "{}",
+        read("hello.argv")
+    );
+    assert_eq!(read("N/image.txt").trim(), imported);
+    assert_eq!(read("nix-qemu.txt").trim(), read("qemu.txt").trim());
+    assert!(
+        read("unknown.err").contains("colour"),
+        "{}",
+        read("unknown.err")
+    );
+}
