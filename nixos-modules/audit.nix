@@ -11,12 +11,9 @@ let
     name = unit;
     package = cfg.package;
     binary = "paddock-audit";
-    settings = cfg.settings // {
-      output = "/var/lib/${unit}/report.json";
-    } // lib.optionalAttrs (cfg.tokenFile != null) {
-      token_file = common.credentialPath unit "token";
-    } // lib.optionalAttrs (cfg.baseline != null) {
-      baseline = "${cfg.baseline}";
+    settings = (import ./settings.nix).audit {
+      inherit (cfg) settings baseline;
+      token = cfg.tokenFile != null;
     };
     extraArgs = [ "--no-secrets" ];
   };

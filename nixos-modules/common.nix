@@ -29,7 +29,7 @@ rec {
   credentials = files: lib.mapAttrsToList (name: path: "${name}:${path}") (lib.filterAttrs (_: p: p != null) files);
 
   # Where a credential appears inside the unit.
-  credentialPath = unit: name: "/run/credentials/${unit}.service/${name}";
+  inherit (import ./settings.nix) credentialPath;
 
   hardening = {
     DynamicUser = true;

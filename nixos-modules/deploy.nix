@@ -97,11 +97,9 @@ in
           name = unit;
           package = cfg.package;
           binary = "paddock-deploy";
-          settings = cfg.settings // {
-            token_file = common.credentialPath unit "token";
-            state_dir = "/var/lib/${unit}";
-          } // lib.optionalAttrs (cfg.webhookSecretFile != null) {
-            webhook_secret_file = common.credentialPath unit "webhook";
+          settings = (import ./settings.nix).deploy {
+            inherit (cfg) settings;
+            webhook = cfg.webhookSecretFile != null;
           };
           extraArgs = [ "--no-secrets" ];
         }}";

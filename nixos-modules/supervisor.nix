@@ -5,7 +5,8 @@ self:
 let
   cfg = config.services.paddock.supervisors;
   common = import ./common.nix { inherit lib pkgs; };
-  unit = name: "paddock-supervisor-${name}";
+  rendered = import ./settings.nix;
+  unit = rendered.supervisorUnit;
   instance = { name, ... }: {
     options = {
       package = common.packageOption self "paddock-supervisor";
@@ -62,10 +63,7 @@ in
           name = unit name;
           package = s.package;
           binary = "paddock-supervisor";
-          settings = s.settings // {
-            token_file = common.credentialPath (unit name) "token";
-            work_dir = "/var/lib/${unit name}/work";
-          };
+          settings = rendered.supervisor name s.settings;
           extraArgs = [ "--no-secrets" ];
         }}";
         LoadCredential = common.credentials { token = s.tokenFile; };

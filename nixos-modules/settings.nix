@@ -1,0 +1,28 @@
+# What each module adds to its `settings` before rendering them to TOML: the paths of the
+# unit's credentials and state. Builtins only, so that CI evaluates it without nixpkgs
+# (crates/cli/tests/hosts.rs checks that each host's TOML file, which .ci/check-nix passes
+# through the service's check-config, is exactly what the module would render from it).
+rec {
+  # Where a LoadCredential file appears inside its unit.
+  credentialPath = unit: name: "/run/credentials/${unit}.service/${name}";
+
+  supervisorUnit = name: "paddock-supervisor-${name}";
+
+  # services.paddock.supervisors.<name>
+  supervisor = name: settings: settings // {
+    token_file = credentialPath (supervisorUnit name) "token";
+    work_dir = "/var/lib/${supervisorUnit name}/work";
+  };
+
+  # services.paddock.deploy; `webhook`: a webhookSecretFile is given.
+  deploy = { settings, webhook }: settings // {
+    token_file = credentialPath "paddock-deploy" "token";
+    state_dir = "/var/lib/paddock-deploy";
+  } // (if webhook then { webhook_secret_file = credentialPath "paddock-deploy" "webhook"; } else { });
+
+  # services.paddock.audit; `token`: a tokenFile is given; `baseline`: a path or null.
+  audit = { settings, token, baseline }: settings // {
+    output = "/var/lib/paddock-audit/report.json";
+  } // (if token then { token_file = credentialPath "paddock-audit" "token"; } else { })
+    // (if baseline != null then { baseline = "${baseline}"; } else { });
+}
