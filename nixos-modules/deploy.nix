@@ -81,9 +81,11 @@ in
       path = [ pkgs.openssh pkgs.git ]
         ++ lib.optionals cfg.activation [ config.system.build.nixos-rebuild config.nix.package pkgs.systemd ];
       environment = lib.optionalAttrs (cfg.sshKeyFile != null) {
-        GIT_SSH_COMMAND = "ssh -i ${common.credentialPath unit "ssh-key"} " + (if cfg.sshKnownHosts != [ ]
-          then "-o UserKnownHostsFile=${pkgs.writeText "paddock-deploy-known-hosts" (lib.concatLines cfg.sshKnownHosts)} -o StrictHostKeyChecking=yes"
-          else "-o UserKnownHostsFile=/var/lib/${unit}/known_hosts -o StrictHostKeyChecking=accept-new");
+        GIT_SSH_COMMAND = (import ./settings.nix).deploySshCommand {
+          knownHostsFile = if cfg.sshKnownHosts != [ ]
+            then pkgs.writeText "paddock-deploy-known-hosts" (lib.concatLines cfg.sshKnownHosts)
+            else null;
+        };
       };
       serviceConfig = (if cfg.activation then {
         # Host activation rebuilds the system: root, no filesystem protections.

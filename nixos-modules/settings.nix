@@ -20,6 +20,14 @@ rec {
     state_dir = "/var/lib/paddock-deploy";
   } // (if webhook then { webhook_secret_file = credentialPath "paddock-deploy" "webhook"; } else { });
 
+  # The deploy unit's GIT_SSH_COMMAND (gix runs ssh with it): its deploy key, and the pinned
+  # known_hosts file, or, when none is given (null), trust on first use kept in its state
+  # directory. crates/cli/tests/deploy_ssh.rs fetches through both against a real sshd.
+  deploySshCommand = { knownHostsFile }:
+    "ssh -i ${credentialPath "paddock-deploy" "ssh-key"} " + (if knownHostsFile != null
+      then "-o UserKnownHostsFile=${knownHostsFile} -o StrictHostKeyChecking=yes"
+      else "-o UserKnownHostsFile=/var/lib/paddock-deploy/known_hosts -o StrictHostKeyChecking=accept-new");
+
   # services.paddock.audit; `token`: a tokenFile is given; `baseline`: a path or null.
   audit = { settings, token, baseline }: settings // {
     output = "/var/lib/paddock-audit/report.json";

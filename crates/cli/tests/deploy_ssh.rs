@@ -1,6 +1,7 @@
 //! The deployments repo reached the ways the NixOS deploy module (nixos-modules/deploy.nix)
 //! sets up, with the real binaries: fetched with gix over ssh from a real sshd on loopback
-//! through the module's `GIT_SSH_COMMAND` (its deploy key and pinned known_hosts; trust on
+//! through the module's `GIT_SSH_COMMAND` (evaluated from nixos-modules/settings.nix by Nix;
+//! its deploy key and pinned known_hosts; trust on
 //! first use when no known hosts are given; an unknown host key refused), and a local repo
 //! owned by another user read in place (the unit's DynamicUser reading an operator's repo, and
 //! root reading it with activation on).
@@ -31,9 +32,14 @@ USER_AT={user}@127.0.0.1
 G="git -c user.name=t -c user.email=t@example.org"
 wait_for() {{ for i in $(seq 150); do if eval "$1"; then return 0; fi; sleep 0.1; done; echo "timed out: $1" >&2; return 1; }}
 names() {{ paddock supervisor list --json | jq -r '[.supervisors[].name] | sort | join(" ")'; }}
-# As nixos-modules/deploy.nix builds it: pinned known hosts, or trust on first use.
-pinned="ssh -i $KEY -o UserKnownHostsFile=$KNOWN -o StrictHostKeyChecking=yes"
-tofu="ssh -i $KEY -o UserKnownHostsFile=$PWD/state/known_hosts -o StrictHostKeyChecking=accept-new"
+# GIT_SSH_COMMAND as nixos-modules/deploy.nix sets it (pinned known hosts, or trust on first
+# use), evaluated by Nix; the unit's paths (credential, state directory) become the test's.
+nix_ssh() {{ nix-instantiate --eval --strict --json -E "(import {root}/nixos-modules/settings.nix).deploySshCommand {{ knownHostsFile = $1; }}" | jq -r . \
+  | sed "s#/run/credentials/paddock-deploy.service/ssh-key#$KEY#; s#/var/lib/paddock-deploy/#$PWD/state/#"; }}
+pinned=$(nix_ssh "\"$KNOWN\"")
+tofu=$(nix_ssh null)
+echo "$pinned" > pinned.cmd
+echo "$tofu" > tofu.cmd
 export XDG_CACHE_HOME=$PWD/cache
 
 git init -q --bare -b main R.git
@@ -82,6 +88,11 @@ for i in $(seq 200); do kill -0 $(cat up.pid) 2>/dev/null || break; sleep 0.1; d
         known = sshd.path("known_hosts").display(),
         user = sshd::Sshd::user(),
         examples = examples.display(),
+        root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .canonicalize()
+            .unwrap()
+            .display(),
     );
     let out = shell::run(dir.path(), &script);
     let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap_or_default();
@@ -92,6 +103,19 @@ for i in $(seq 200); do kill -0 $(cat up.pid) 2>/dev/null || break; sleep 0.1; d
         sshd.log()
     );
     // `paddock up` runs two supervisors of its own (local-1, local-2).
+    // The commands came from Nix, with the test's paths in place of the unit's.
+    assert!(
+        read("pinned.cmd").contains("StrictHostKeyChecking=yes")
+            && read("pinned.cmd").contains(&sshd.path("known_hosts").display().to_string()),
+        "{}",
+        read("pinned.cmd")
+    );
+    assert!(
+        read("tofu.cmd").contains("StrictHostKeyChecking=accept-new")
+            && read("tofu.cmd").contains("/state/known_hosts"),
+        "{}",
+        read("tofu.cmd")
+    );
     let base = "lab1-local-1 lab1-local-2 lab1-nrf52 local-1 local-2";
     // The supervisors listed after a step, and the base ones plus `more`, both sorted.
     let names = |f: &str| sorted(&read(f));
