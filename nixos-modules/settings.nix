@@ -6,6 +6,10 @@ rec {
   # Where a LoadCredential file appears inside its unit.
   credentialPath = unit: name: "/run/credentials/${unit}.service/${name}";
 
+  # services.paddock.switchboard; `databaseUrl`: a databaseUrlFile is given.
+  switchboard = { settings, databaseUrl }: settings
+    // (if databaseUrl then { database_url_file = credentialPath "paddock-switchboard" "database-url"; } else { });
+
   supervisorUnit = name: "paddock-supervisor-${name}";
 
   # services.paddock.supervisors.<name>

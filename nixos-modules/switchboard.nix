@@ -30,6 +30,17 @@ in
         checked with `paddock-switchboard check-config` at build time.
       '';
     };
+    databaseUrlFile = lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = null;
+      example = "/run/agenix/switchboard-db";
+      description = ''
+        File holding the database URL when it carries a password (a PostgreSQL server
+        elsewhere; an agenix secret). Passed to the unit with LoadCredential;
+        `settings.database_url_file` points at the credential. Not with
+        `settings.database_url`.
+      '';
+    };
     openFirewall = lib.mkOption {
       type = lib.types.bool;
       default = false;
@@ -49,8 +60,13 @@ in
           name = "switchboard";
           package = cfg.package;
           binary = "paddock-switchboard";
-          settings = cfg.settings;
+          settings = (import ./settings.nix).switchboard {
+            inherit (cfg) settings;
+            databaseUrl = cfg.databaseUrlFile != null;
+          };
+          extraArgs = [ "--no-secrets" ];
         }}";
+        LoadCredential = common.credentials { database-url = cfg.databaseUrlFile; };
         StateDirectory = "paddock-switchboard";
         # A unix socket for PostgreSQL peer authentication: a fixed user, not a dynamic one.
         DynamicUser = false;

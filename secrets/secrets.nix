@@ -20,6 +20,10 @@ let
   site-example = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPwYEQ3xrrbwEJ3Esbre/mn4FiVXaDU0Zh0GxswPoYiA site-example-EXAMPLE-KEY";
 in
 {
+  # The switchboard's database URL with its password, for a PostgreSQL server elsewhere
+  # (services.paddock.switchboard.databaseUrlFile; hosts/switchboard-example itself uses peer
+  # authentication on the local server and needs none).
+  "switchboard-db.age".publicKeys = admins ++ [ switchboard-example ];
   # An admin API token of the switchboard, for paddock-deploy (both servers run one).
   "deploy-token.age".publicKeys = admins ++ [ switchboard-example site-example ];
   # The push webhook's shared secret (the forge has the same).

@@ -22,6 +22,9 @@
     enable = true;
     settings = builtins.fromTOML (builtins.readFile ./switchboard.toml);
     openFirewall = true;
+    # A PostgreSQL server elsewhere, with a password: drop database_url from switchboard.toml
+    # and give the URL as a secret instead.
+    # databaseUrlFile = "/run/agenix/switchboard-db";
   };
 
   services.paddock.imagestore = {

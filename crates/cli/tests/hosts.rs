@@ -71,6 +71,8 @@ let
   # baseline as a path (which becomes a store path: compared apart).
   auditOwn = [ "output" "baseline" "token_file" ];
 in {
+  switchboard = same ./hosts/switchboard-example/switchboard.toml
+    (t: r.switchboard { settings = t; databaseUrl = false; });
   supervisor-1 = same (site + "/supervisor-lab1-local-1.toml") (r.supervisor "lab1-local-1");
   supervisor-2 = same (site + "/supervisor-lab1-local-2.toml") (r.supervisor "lab1-local-2");
   deploy-site = same (site + "/deploy.toml") (t: r.deploy { settings = t; webhook = false; });
@@ -89,6 +91,7 @@ in {
     assert!(out.status.success(), "{out:?}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for k in [
+        "switchboard",
         "supervisor-1",
         "supervisor-2",
         "deploy-site",

@@ -48,7 +48,7 @@ urls = ["http://127.0.0.1:$IS"]
 [driver]
 kind = "local"
 EOF
-paddock-switchboard check-config --config switchboard.toml > /dev/null
+paddock-switchboard check-config --no-secrets --config switchboard.toml > /dev/null
 paddock-imagestore check-config --config imagestore.toml > /dev/null
 paddock-supervisor check-config --no-secrets --config s1.toml > /dev/null
 
@@ -107,7 +107,7 @@ poll_interval_s = 1
 token_file = "$PWD/cred/paddock-deploy.service/token"
 state_dir = "$PWD/var/lib/paddock-deploy"
 EOF
-paddock-switchboard check-config --config switchboard.toml > /dev/null
+paddock-switchboard check-config --no-secrets --config switchboard.toml > /dev/null
 paddock-deploy check-config --no-secrets --config deploy.toml > /dev/null
 
 paddock-switchboard serve --config switchboard.toml > switchboard.out 2> switchboard.log &

@@ -16,6 +16,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `sqlite://PATH` or `postgres://USER@HOST/DB`. Default: SQLite in `data_dir`.
     pub database_url: Option<String>,
+    /// A file holding the database URL (one with a password: a secret, kept out of this file
+    /// and of the Nix store; a systemd credential under the NixOS module). Not together with
+    /// `database_url`; read when the switchboard starts.
+    pub database_url_file: Option<PathBuf>,
     /// Largest accepted request body, in bytes; larger ones get 413.
     pub max_body_bytes: usize,
     /// Job timeout when a job does not set one, in seconds.
@@ -53,6 +57,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("paddock-data"),
             database_url: None,
+            database_url_file: None,
             max_body_bytes: 1024 * 1024,
             default_job_timeout_s: 3600,
             max_job_timeout_s: 7 * 24 * 3600,
@@ -145,15 +150,44 @@ impl Config {
             ));
         }
         if let Some(url) = &self.database_url
-            && !(url.starts_with("sqlite:")
-                || url.starts_with("postgres:")
-                || url.starts_with("postgresql:"))
+            && !is_database_url(url)
         {
             return Err((
                 "database_url",
                 "must start with sqlite: or postgres:".into(),
             ));
         }
+        if self.database_url.is_some() && self.database_url_file.is_some() {
+            return Err((
+                "database_url_file",
+                "set database_url or database_url_file, not both".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads `database_url_file` (when set and no URL is given otherwise) into `database_url`.
+    /// The file's text is never shown in an error: it may hold a password.
+    pub fn read_database_url_file(&mut self) -> Result<(), (&'static str, String)> {
+        let Some(file) = &self.database_url_file else {
+            return Ok(());
+        };
+        if self.database_url.is_some() {
+            return Ok(());
+        }
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| ("database_url_file", format!("{}: {e}", file.display())))?;
+        let url = text.trim();
+        if !is_database_url(url) {
+            return Err((
+                "database_url_file",
+                format!(
+                    "{}: must hold one URL starting with sqlite: or postgres:",
+                    file.display()
+                ),
+            ));
+        }
+        self.database_url = Some(url.to_string());
         Ok(())
     }
 
@@ -168,6 +202,10 @@ impl Config {
     pub fn liveness_ms(&self) -> i64 {
         (self.heartbeat_interval_s * 3 * 1000) as i64
     }
+}
+
+fn is_database_url(url: &str) -> bool {
+    url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:")
 }
 
 #[cfg(test)]
@@ -195,5 +233,29 @@ mod tests {
         assert!(e.to_string().contains("line 2"), "{e}");
         let e = Config::parse(Path::new("x.toml"), "heartbeat_interval_s = 0\n").unwrap_err();
         assert!(e.to_string().contains("heartbeat_interval_s"), "{e}");
+    }
+
+    #[test]
+    fn the_database_url_from_a_file_never_shows_its_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("db-url");
+        let both = format!(
+            "database_url = \"sqlite://x\"\ndatabase_url_file = \"{}\"\n",
+            file.display()
+        );
+        let e = Config::parse(Path::new("x.toml"), &both).unwrap_err();
+        assert!(e.to_string().contains("not both"), "{e}");
+
+        let text = format!("database_url_file = \"{}\"\n", file.display());
+        let mut c = Config::parse(Path::new("x.toml"), &text).unwrap();
+        let (field, msg) = c.read_database_url_file().unwrap_err();
+        assert_eq!(field, "database_url_file");
+        assert!(msg.contains("db-url"), "{msg}");
+        std::fs::write(&file, "mysql://u:hunter2@db/x\n").unwrap();
+        let (_, msg) = c.read_database_url_file().unwrap_err();
+        assert!(!msg.contains("hunter2"), "{msg}");
+        std::fs::write(&file, "postgres://u:hunter2@db.lab/paddock\n").unwrap();
+        c.read_database_url_file().unwrap();
+        assert_eq!(c.database_url(), "postgres://u:hunter2@db.lab/paddock");
     }
 }

@@ -27,10 +27,14 @@ pub struct Cli {
 pub enum Command {
     /// Serve the API and run the scheduler (SQLite in --data-dir unless --database-url is set).
     Serve(Settings),
-    /// Check a configuration file and print the settings in effect.
+    /// Check a configuration file and print the settings in effect (the database URL without
+    /// its password). Reads `database_url_file` unless --no-secrets.
     CheckConfig {
         #[arg(long)]
         config: PathBuf,
+        /// Do not read the secret files (a build-time check, where secrets do not exist yet).
+        #[arg(long)]
+        no_secrets: bool,
     },
     /// Manage users directly in the database (bootstrap the first admin).
     #[command(subcommand)]
@@ -67,10 +71,15 @@ impl Settings {
             config.listen = l;
         }
         if let Some(u) = &self.database_url {
+            // The flag (or PADDOCK_DATABASE_URL) wins over the file's URL and URL file.
             config.database_url = Some(u.clone());
+            config.database_url_file = None;
         }
         config
             .validate()
+            .map_err(|(field, msg)| anyhow::anyhow!("{field}: {msg}"))?;
+        config
+            .read_database_url_file()
             .map_err(|(field, msg)| anyhow::anyhow!("{field}: {msg}"))?;
         Ok(config)
     }
@@ -141,11 +150,31 @@ pub fn main_with(cli: Cli) -> std::process::ExitCode {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(s) => serve::serve(s).await,
-        Command::CheckConfig { config } => {
-            let c = Config::load(&config)?;
+        Command::CheckConfig { config, no_secrets } => {
+            let mut c = Config::load(&config)?;
+            let unread = match c.database_url_file.clone() {
+                Some(f) if no_secrets => Some(f),
+                // A systemd credential exists only inside its unit.
+                Some(f) if f.starts_with("/run/credentials/") && !f.exists() => {
+                    eprintln!(
+                        "note: database_url_file {} is a systemd credential, readable only inside the unit; not checked",
+                        f.display()
+                    );
+                    Some(f)
+                }
+                _ => {
+                    c.read_database_url_file().map_err(|(field, msg)| {
+                        anyhow::anyhow!("{}: {field}: {msg}", config.display())
+                    })?;
+                    None
+                }
+            };
             println!("{}: ok", config.display());
             println!("listen = {}", c.listen);
-            println!("database = {}", redact_url(&c.database_url()));
+            match unread {
+                Some(f) => println!("database = the URL in {} (not read)", f.display()),
+                None => println!("database = {}", redact_url(&c.database_url())),
+            }
             Ok(())
         }
         Command::User(u) => user::run(u).await,
