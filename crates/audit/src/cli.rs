@@ -296,52 +296,50 @@ pub fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .try_init();
-    let result = match cli.command {
-        Command::Collect {
-            output,
-            collectors,
-            timeout_s,
-            remote,
-            report_to,
-        } => select(&collectors)
-            .and_then(|_| remote.connect())
-            .and_then(|host| collect(host, output, &collectors, timeout_s, &report_to))
-            .map(|_| 0),
-        Command::CheckConfig { config, no_secrets } => {
-            // As every service's check-config: 0 valid, 1 not (never 2, which is usage here).
-            return match crate::config::Config::load_checking(&config, !no_secrets) {
-                Ok(c) => {
-                    if let Some(t) = c.token_file.as_ref().filter(|t| {
-                        !no_secrets && t.starts_with("/run/credentials/") && !t.exists()
-                    }) {
-                        eprintln!(
-                            "note: token_file {} is a systemd credential, readable only inside the unit; not checked",
-                            t.display()
-                        );
+    let result =
+        match cli.command {
+            Command::Collect {
+                output,
+                collectors,
+                timeout_s,
+                remote,
+                report_to,
+            } => select(&collectors)
+                .and_then(|_| remote.connect())
+                .and_then(|host| collect(host, output, &collectors, timeout_s, &report_to))
+                .map(|_| 0),
+            Command::CheckConfig { config, no_secrets } => {
+                // As every service's check-config: 0 valid, 1 not (never 2, which is usage here).
+                return match crate::config::Config::load_checking(&config, !no_secrets) {
+                    Ok(c) => {
+                        if let Some(t) = c.token_file.as_ref().filter(|t| {
+                            !no_secrets && paddock_core::credential::outside_its_unit(t)
+                        }) {
+                            eprintln!("{}", paddock_core::credential::not_checked("token_file", t));
+                        }
+                        println!("{c:#?}");
+                        std::process::ExitCode::SUCCESS
                     }
-                    println!("{c:#?}");
-                    std::process::ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    std::process::ExitCode::FAILURE
-                }
-            };
-        }
-        Command::Run { config } => run_service(&config),
-        Command::Serve { report, listen } => crate::serve::serve(report, listen).map(|_| 0),
-        Command::Check {
-            baseline,
-            remote,
-            report_to,
-        } => {
-            // The baseline is read before connecting: a bad one never costs a connection.
-            read_baseline(&baseline).and_then(|checks| {
-                let host = remote.connect()?;
-                check(host.as_ref(), &checks, &report_to)
-            })
-        }
-    };
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        std::process::ExitCode::FAILURE
+                    }
+                };
+            }
+            Command::Run { config } => run_service(&config),
+            Command::Serve { report, listen } => crate::serve::serve(report, listen).map(|_| 0),
+            Command::Check {
+                baseline,
+                remote,
+                report_to,
+            } => {
+                // The baseline is read before connecting: a bad one never costs a connection.
+                read_baseline(&baseline).and_then(|checks| {
+                    let host = remote.connect()?;
+                    check(host.as_ref(), &checks, &report_to)
+                })
+            }
+        };
     match result {
         Ok(code) => std::process::ExitCode::from(code),
         Err(e) => {

@@ -110,7 +110,7 @@ impl Config {
         if let Some(t) = c
             .token_file
             .as_ref()
-            .filter(|t| secrets && (!t.starts_with("/run/credentials/") || t.exists()))
+            .filter(|t| secrets && !paddock_core::credential::outside_its_unit(t))
         {
             std::fs::read_to_string(t)
                 .map_err(|e| invalid(format!("token_file {}: {e}", t.display())))?;

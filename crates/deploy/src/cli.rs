@@ -100,20 +100,21 @@ pub fn main() -> std::process::ExitCode {
             .map_err(|e| e.to_string())
             .and_then(|c| {
                 // A systemd credential exists only inside its unit.
-                let credential = |p: &std::path::Path| {
-                    let outside = p.starts_with("/run/credentials/") && !p.exists();
+                let credential = |field: &str, p: &std::path::Path| {
+                    let outside = paddock_core::credential::outside_its_unit(p);
                     if outside {
-                        eprintln!(
-                            "note: {} is a systemd credential, readable only inside the unit; not checked",
-                            p.display()
-                        );
+                        eprintln!("{}", paddock_core::credential::not_checked(field, p));
                     }
                     outside
                 };
-                if !no_secrets && !credential(&c.token_file) {
+                if !no_secrets && !credential("token_file", &c.token_file) {
                     settings(&c)?;
                 }
-                if let Some(f) = c.webhook_secret_file.as_ref().filter(|f| !no_secrets && !credential(f)) {
+                if let Some(f) = c
+                    .webhook_secret_file
+                    .as_ref()
+                    .filter(|f| !no_secrets && !credential("webhook_secret_file", f))
+                {
                     read_secret(f).map_err(|e| format!("webhook_secret_file: {e}"))?;
                 }
                 println!("{c:#?}");

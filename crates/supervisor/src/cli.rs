@@ -100,10 +100,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let c = Config::load(&config)?;
             if no_secrets {
                 // Build time: secrets do not exist yet.
-            } else if c.token_file.starts_with("/run/credentials/") && !c.token_file.exists() {
+            } else if paddock_core::credential::outside_its_unit(&c.token_file) {
                 eprintln!(
-                    "note: token_file {} is a systemd credential, readable only inside the unit; not checked",
-                    c.token_file.display()
+                    "{}",
+                    paddock_core::credential::not_checked("token_file", &c.token_file)
                 );
             } else {
                 c.token()?;

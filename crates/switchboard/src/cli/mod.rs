@@ -155,10 +155,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let unread = match c.database_url_file.clone() {
                 Some(f) if no_secrets => Some(f),
                 // A systemd credential exists only inside its unit.
-                Some(f) if f.starts_with("/run/credentials/") && !f.exists() => {
+                Some(f) if paddock_core::credential::outside_its_unit(&f) => {
                     eprintln!(
-                        "note: database_url_file {} is a systemd credential, readable only inside the unit; not checked",
-                        f.display()
+                        "{}",
+                        paddock_core::credential::not_checked("database_url_file", &f)
                     );
                     Some(f)
                 }
