@@ -32,6 +32,8 @@
     };
     users.users.root.openssh.authorizedKeys.keys = config.paddock.iso.authorizedKeys;
     networking.useDHCP = lib.mkDefault true;
+    # DHCP in the background (bee's `dhclient -nw`): no lease never holds up the boot.
+    networking.dhcpcd.wait = "background";
     systemd.network.wait-online.enable = false;
 
     # The audit at boot (its unit waits for no network and never fails the boot) and the page.
