@@ -23,6 +23,9 @@ use paddock_imagestore::{LocalStore, StoreError, VerifiedImage};
 pub struct ImageSource {
     stores: Vec<LocalStore>,
     urls: Vec<String>,
+    /// The image stores of this supervisor's site in the deployments repo, as the switchboard
+    /// last pushed them; tried after `urls` (this supervisor's own configuration).
+    site_urls: std::sync::RwLock<Vec<String>>,
     cache: LocalStore,
     max_bytes: u64,
     http: reqwest::Client,
@@ -75,6 +78,7 @@ impl ImageSource {
                 .into_iter()
                 .map(|u| u.trim_end_matches('/').to_string())
                 .collect(),
+            site_urls: std::sync::RwLock::default(),
             cache: LocalStore::new(cache_dir),
             max_bytes,
             http: paddock_imagestore::mirror::http_client(),
@@ -82,6 +86,31 @@ impl ImageSource {
             downloads: Mutex::default(),
             blobs_downloaded: AtomicU64::new(0),
         }
+    }
+
+    /// Replaces the site's image stores (from a configuration the switchboard pushed); the
+    /// next image fetched uses them. Returns whether they changed.
+    pub fn set_site_urls(&self, urls: Vec<String>) -> bool {
+        let urls: Vec<String> = urls
+            .into_iter()
+            .map(|u| u.trim_end_matches('/').to_string())
+            .collect();
+        let mut site = self.site_urls.write().unwrap_or_else(|p| p.into_inner());
+        let changed = *site != urls;
+        *site = urls;
+        changed
+    }
+
+    /// The image servers to ask, in order: this supervisor's own, then its site's.
+    pub fn urls(&self) -> Vec<String> {
+        let site = self.site_urls.read().unwrap_or_else(|p| p.into_inner());
+        let mut all = self.urls.clone();
+        for u in site.iter() {
+            if !all.contains(u) {
+                all.push(u.clone());
+            }
+        }
+        all
     }
 
     /// The verified image, and a pin that keeps its cached blobs until dropped.
@@ -107,7 +136,7 @@ impl ImageSource {
         if let Some(i) = local {
             return Ok((i, None));
         }
-        if self.urls.is_empty() {
+        if self.urls().is_empty() {
             return Err(if self.stores.is_empty() {
                 format!("image {id}: no image store is configured")
             } else {
@@ -171,7 +200,7 @@ impl ImageSource {
             return Ok(m);
         }
         let mut errors = Vec::new();
-        for base in &self.urls {
+        for base in &self.urls() {
             let url = format!("{base}/{}", image_path(id).display());
             let r = match self.http.get(&url).send().await {
                 Ok(r) => r,
@@ -217,7 +246,7 @@ impl ImageSource {
         }
         let counter = AtomicU64::new(0);
         let mut errors = Vec::new();
-        for base in &self.urls {
+        for base in &self.urls() {
             match paddock_imagestore::mirror::fetch_file(
                 &self.http,
                 base,

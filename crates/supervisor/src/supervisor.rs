@@ -50,6 +50,18 @@ pub fn accept_config(current: &Mutex<Option<u64>>, generation: u64) -> bool {
     }
 }
 
+/// The image stores of the supervisor's site, from a pushed configuration (`image_stores`).
+pub fn site_image_stores(config: &serde_json::Value) -> Vec<String> {
+    config["image_stores"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// How many finished job ids are remembered, so a repeated `start_job` is not run twice.
 const RECENT: usize = 256;
 
@@ -117,6 +129,10 @@ pub async fn run<D: HostDriver>(
                     SwitchboardMessage::Config { generation: g, config } => {
                         if accept_config(&generation, g) {
                             tracing::info!(generation = g, "config applied");
+                            let site_stores = site_image_stores(&config);
+                            if ctx.images.set_site_urls(site_stores.clone()) {
+                                tracing::info!(?site_stores, "the site's image stores");
+                            }
                             if let Some(out) = &config_out {
                                 out.send_replace(Some(AppliedConfig { generation: g, config }));
                             }
@@ -164,5 +180,24 @@ mod tests {
         assert!(!accept_config(&g, 2), "older");
         assert!(accept_config(&g, 4));
         assert_eq!(*g.lock().unwrap_or_else(|p| p.into_inner()), Some(4));
+    }
+
+    #[test]
+    fn the_site_s_image_stores_come_after_the_supervisor_s_own() {
+        let config =
+            serde_json::json!({"site": "lab1", "image_stores": ["http://b:1/", 7, "http://a:2"]});
+        assert_eq!(site_image_stores(&config), ["http://b:1/", "http://a:2"]);
+        assert!(site_image_stores(&serde_json::json!({"site": "x"})).is_empty());
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let images = ImageSource::new(vec![], vec!["http://a:2".into()], dir.path(), 1 << 20);
+        assert!(images.set_site_urls(site_image_stores(&config)));
+        assert_eq!(
+            images.urls(),
+            ["http://a:2", "http://b:1"],
+            "own first, no repeats"
+        );
+        assert!(!images.set_site_urls(vec!["http://b:1".into(), "http://a:2".into()]));
+        assert!(images.set_site_urls(vec![]));
+        assert_eq!(images.urls(), ["http://a:2"]);
     }
 }
