@@ -31,16 +31,7 @@ fn default_timeout() -> u64 {
     60
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("reading {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
-}
+pub use paddock_core::config_file::ConfigError;
 
 impl Config {
     /// Reads and checks a configuration: fields, collector names, the baseline (whole), the
@@ -52,28 +43,18 @@ impl Config {
     /// As [`Config::load`]; with `secrets` false the token file is not read (a build-time
     /// check, where secrets do not exist yet).
     pub fn load_checking(path: &Path, secrets: bool) -> Result<Config, ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            message,
-        };
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let mut c: Config = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        for p in [
-            Some(&mut c.output),
-            c.baseline.as_mut(),
-            c.token_file.as_mut(),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
-        }
+        let invalid = |message: String| ConfigError::invalid(path, message);
+        let mut c: Config = paddock_core::config_file::read_toml(path)?;
+        paddock_core::config_file::relative_to_file(
+            path,
+            [
+                Some(&mut c.output),
+                c.baseline.as_mut(),
+                c.token_file.as_mut(),
+            ]
+            .into_iter()
+            .flatten(),
+        );
         crate::cli::select(&c.collectors).map_err(|e| invalid(format!("collectors: {e}")))?;
         if c.timeout_s == 0 {
             return Err(invalid("timeout_s: at least 1".into()));

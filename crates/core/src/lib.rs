@@ -1,10 +1,12 @@
 //! Domain types shared by every Paddock service: validated ids and names, the job lifecycle
 //! state machine, tag expressions, ACL evaluation, privileges and the wire types of the HTTP API
-//! and of the supervisor WebSocket protocol. No network or database code lives here; the one
-//! file-system look is whether a systemd credential is present (`credential`).
+//! and of the supervisor WebSocket protocol. No network or database code lives here; the file
+//! system is read only to load a service's configuration file (`config_file`) and to see
+//! whether a systemd credential is present (`credential`).
 
 pub mod acl;
 pub mod api;
+pub mod config_file;
 pub mod credential;
 pub mod deployments;
 pub mod ids;

@@ -57,16 +57,7 @@ fn default_poll() -> u64 {
     30
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("reading {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
-}
+pub use paddock_core::config_file::ConfigError;
 
 impl Config {
     /// Where the branch's commits are read from.
@@ -75,31 +66,19 @@ impl Config {
     }
 
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            message,
-        };
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let mut c: Config = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        for p in [&mut c.token_file, &mut c.state_dir] {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
-        }
-        for p in [c.webhook_secret_file.as_mut(), c.worktree.as_mut()]
-            .into_iter()
-            .flatten()
-        {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
-        }
-        if !crate::git_source::is_remote(&c.repo) && Path::new(&c.repo).is_relative() {
-            c.repo = base.join(&c.repo).display().to_string();
+        let invalid = |message: String| ConfigError::invalid(path, message);
+        let mut c: Config = paddock_core::config_file::read_toml(path)?;
+        paddock_core::config_file::relative_to_file(
+            path,
+            [Some(&mut c.token_file), Some(&mut c.state_dir)]
+                .into_iter()
+                .chain([c.webhook_secret_file.as_mut(), c.worktree.as_mut()])
+                .flatten(),
+        );
+        if !crate::git_source::is_remote(&c.repo) {
+            let mut repo = PathBuf::from(&c.repo);
+            paddock_core::config_file::relative_to_file(path, [&mut repo]);
+            c.repo = repo.display().to_string();
         }
         if let Some(a) = &c.activation {
             if a.host.is_empty() || a.host.contains('/') || a.host.starts_with('.') {
@@ -149,10 +128,7 @@ pub fn read_secret(path: &Path) -> Result<String, ConfigError> {
     })?;
     let s = text.lines().next().unwrap_or("").trim().to_string();
     if s.is_empty() {
-        return Err(ConfigError::Invalid {
-            path: path.to_path_buf(),
-            message: "empty".into(),
-        });
+        return Err(ConfigError::invalid(path, "empty"));
     }
     Ok(s)
 }
