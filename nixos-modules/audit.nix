@@ -113,6 +113,6 @@ in
       };
     };
     networking.firewall.allowedTCPPorts = lib.mkIf (cfg.serve.enable && cfg.serve.openFirewall)
-      [ (lib.toInt (lib.last (lib.splitString ":" cfg.serve.listen))) ];
+      [ (common.portOf cfg.serve.listen) ];
   };
 }

@@ -28,6 +28,9 @@ rec {
   # `LoadCredential` entries for the secret files of a service: name:path.
   credentials = files: lib.mapAttrsToList (name: path: "${name}:${path}") (lib.filterAttrs (_: p: p != null) files);
 
+  # The port of a `listen` address ("0.0.0.0:80", "[::]:8080"), for openFirewall.
+  portOf = listen: lib.toInt (lib.last (lib.splitString ":" listen));
+
   # Where a credential appears inside the unit.
   inherit (import ./settings.nix) credentialPath;
 

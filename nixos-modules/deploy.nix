@@ -113,6 +113,6 @@ in
       };
     };
     networking.firewall.allowedTCPPorts = lib.mkIf (cfg.openFirewall && cfg.settings ? listen)
-      [ (lib.toInt (lib.last (lib.splitString ":" cfg.settings.listen))) ];
+      [ (common.portOf cfg.settings.listen) ];
   };
 }

@@ -4,7 +4,7 @@ self:
 let
   cfg = config.services.paddock.switchboard;
   common = import ./common.nix { inherit lib pkgs; };
-  port = lib.toInt (lib.last (lib.splitString ":" cfg.settings.listen));
+  port = common.portOf cfg.settings.listen;
 in
 {
   options.services.paddock.switchboard = {
