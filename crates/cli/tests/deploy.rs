@@ -224,21 +224,20 @@ fn paddock_deploy_check_config_reads_the_file_and_its_secrets() {
         "switchboard_url = \"http://127.0.0.1:8080\"\ntoken_file = \"token\"\nrepo = \"git@forge.example:lab/deployments.git\"\nworktree = \"tree\"\n[activation]\nhost = \"lab1-server\"\ncommand = \"true\"\n",
     )
     .unwrap();
+    let check = || {
+        Command::new(DEPLOY)
+            .args(["check-config", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap()
+    };
     // The token file is missing: named.
-    let out = Command::new(DEPLOY)
-        .args(["check-config", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let out = check();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("token_file") && err.contains("token"), "{err}");
     std::fs::write(dir.path().join("token"), "pdt_secret-admin-token\n").unwrap();
-    let out = Command::new(DEPLOY)
-        .args(["check-config", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let out = check();
     assert!(out.status.success(), "{out:?}");
     let shown = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -252,11 +251,7 @@ fn paddock_deploy_check_config_reads_the_file_and_its_secrets() {
         "switchboard_url = \"http://x\"\ntoken_file = \"token\"\nrepo = \"r\"\ndebounce = 5\n",
     )
     .unwrap();
-    let out = Command::new(DEPLOY)
-        .args(["check-config", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let out = check();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("debounce") && err.contains("line 4"), "{err}");
