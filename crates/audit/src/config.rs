@@ -64,6 +64,8 @@ impl Config {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
                     return Err(invalid(format!("report_to: `{url}` is not an http(s) URL")));
                 }
+                paddock_core::transport::require_plain(url)
+                    .map_err(|e| invalid(format!("report_to: {e}")))?;
             }
             (None, None) => {}
             _ => {

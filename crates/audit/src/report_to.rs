@@ -28,6 +28,7 @@ impl ReportTo {
         let Some(url) = &self.url else {
             return Ok(None);
         };
+        paddock_core::transport::require_plain(url).map_err(|e| format!("--report-to {e}"))?;
         let supervisor = self.supervisor.clone().unwrap_or_default();
         let token = match &self.token_file {
             Some(f) => std::fs::read_to_string(f)

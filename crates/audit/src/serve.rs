@@ -167,7 +167,8 @@ pub fn serve(report: PathBuf, listen: SocketAddr) -> Result<(), String> {
             report.display(),
             listen
         );
-        axum::serve(listener, router(report))
+        let limits = paddock_http::Limits::default();
+        paddock_http::serve(listener, router(report), limits, std::future::pending())
             .await
             .map_err(|e| e.to_string())
     })

@@ -31,6 +31,7 @@ impl Client {
         let url = c
             .url
             .ok_or_else(|| anyhow!("no switchboard URL: set PADDOCK_URL or run `paddock login`"))?;
+        paddock_core::transport::require_plain(&url)?;
         let token = c
             .token
             .ok_or_else(|| anyhow!("no API token: set PADDOCK_TOKEN or run `paddock login`"))?;

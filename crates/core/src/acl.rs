@@ -5,7 +5,9 @@
 //! - within a level, `deny` is evaluated before `allow`;
 //! - when no rule matched: allow if no rule is set at either level, deny otherwise.
 //!
-//! A rule matches a user by name (`users`) or by a privilege the user holds (`privileges`).
+//! A rule matches a user by name (`users`) or by a privilege the user holds (`privileges`),
+//! with the same implication as everywhere else: `admin` holds every privilege, so a
+//! `deny: {privileges: [submit_jobs]}` rule denies admins too.
 
 use serde::{Deserialize, Serialize};
 
@@ -28,7 +30,7 @@ impl AclRules {
 
     fn matches(&self, who: &Subject<'_>) -> bool {
         self.users.iter().any(|u| u == who.user)
-            || self.privileges.iter().any(|p| who.privileges.contains(p))
+            || self.privileges.iter().any(|p| p.granted_by(who.privileges))
     }
 }
 
@@ -126,6 +128,10 @@ mod tests {
             ("deny only: others denied by default",    (&["ann"], &[]),       none,                   "bob", &[], Deny),
             ("allow by privilege",                     (&[], &["priv:admin"]), none,                  "bob", &[Privilege::Admin], Allow),
             ("deny by privilege",                      (&["priv:submit_jobs"], &["bob"]), none,       "bob", &[Privilege::SubmitJobs], Deny),
+            ("admin holds every privilege: allow",     (&[], &["priv:submit_jobs"]), none,            "root", &[Privilege::Admin], Allow),
+            ("admin holds every privilege: deny",      (&["priv:submit_jobs"], &["root"]), none,      "root", &[Privilege::Admin], Deny),
+            ("instance allow by implied privilege",    none,                  (&[], &["priv:list_jobs"]), "root", &[Privilege::Admin], Allow),
+            ("a lesser privilege implies no other",    (&[], &["priv:cancel_jobs"]), none,            "bob", &[Privilege::SubmitJobs], Deny),
         ];
         for (what, (sd, sa), (id, ia), user, privs, expect) in cases {
             let user: Name = user.parse().unwrap();

@@ -16,6 +16,7 @@ pub mod privilege;
 pub mod protocol;
 pub mod puppet;
 pub mod tags;
+pub mod transport;
 
 pub use ids::{ImageId, JobId, Name, SupervisorId};
 pub use lifecycle::{Actor, ExecutionState, ExitStatus, JobState, Transition, TransitionError};

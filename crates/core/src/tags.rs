@@ -170,6 +170,7 @@ impl FromStr for TagExpr {
             chars: s.char_indices().collect(),
             pos: 0,
             depth: 0,
+            terms: 0,
         };
         let e = p.expr()?;
         p.skip_ws();
@@ -202,10 +203,18 @@ impl<'de> Deserialize<'de> for TagExpr {
 /// Deeper nesting than this is refused, so a hostile expression cannot overflow the stack.
 const MAX_DEPTH: usize = 64;
 
+/// More terms (tag patterns) than this in one expression are refused. With [`MAX_DEPTH`] this
+/// bounds the depth of the tree (a flat chain `a & b & …` is a left-deep tree), so parsing,
+/// printing, matching and dropping an expression all fit a small stack.
+pub const MAX_TERMS: usize = 256;
+const _: () = assert!(MAX_TERMS == 256, "the parse error's text names the limit");
+
 struct Parser {
     chars: Vec<(usize, char)>,
     pos: usize,
     depth: usize,
+    /// Patterns read so far.
+    terms: usize,
 }
 
 impl Parser {
@@ -284,6 +293,10 @@ impl Parser {
 
     fn pattern(&mut self) -> Result<TagExpr, ParseError> {
         self.skip_ws();
+        self.terms += 1;
+        if self.terms > MAX_TERMS {
+            return Err(self.error("no more than 256 terms in one expression"));
+        }
         let mut out = String::new();
         loop {
             let start = self.pos;
@@ -352,6 +365,44 @@ mod tests {
         );
     }
 
+    /// A flat chain of thousands of terms (a left-deep tree) once overflowed a worker thread's
+    /// stack while being parsed, printed, matched or dropped, and aborted the switchboard.
+    #[test]
+    fn long_flat_chains_are_refused_not_a_stack_overflow() {
+        for op in [" & ", " | ", ";"] {
+            let long = vec!["board:x"; 20_000].join(op);
+            let e = long.parse::<TagExpr>().unwrap_err();
+            assert!(e.to_string().contains("256 terms"), "{e}");
+            // Refused at the first term past the limit, so the column points there.
+            assert!(e.column < long.len(), "{e}");
+        }
+    }
+
+    /// The largest expression the parser takes is handled in a small stack: parse, print,
+    /// match, compare, clone and drop, on a thread with 128 KiB of stack.
+    #[test]
+    fn the_largest_accepted_expression_fits_a_small_stack() {
+        let run = |s: String| {
+            std::thread::Builder::new()
+                .stack_size(128 * 1024)
+                .spawn(move || {
+                    let e: TagExpr = s.parse().unwrap();
+                    let shown = e.to_string();
+                    assert_eq!(shown.parse::<TagExpr>().unwrap(), e.clone());
+                    assert!(!e.matches(&["board:y"]));
+                    drop(e);
+                })
+                .unwrap()
+                .join()
+                .unwrap();
+        };
+        run(vec!["board:x"; MAX_TERMS].join(" & "));
+        run(vec!["board:x"; MAX_TERMS].join(" | "));
+        run(format!("{}a", "!".repeat(60)));
+        let nested = format!("{}a{}", "(a & ".repeat(60), ")".repeat(60));
+        run(nested);
+    }
+
     #[test]
     fn display_uses_minimal_parentheses() {
         assert_eq!(p("a & (b | c)").to_string(), "a & (b | c)");
@@ -390,6 +441,31 @@ mod tests {
         #[test]
         fn parser_never_panics(s in "[ a-z:*&|!();]{0,40}") {
             let _ = s.parse::<TagExpr>();
+        }
+
+        /// Long flat chains of mixed operators, on a thread with a small stack: refused past
+        /// the term limit, and otherwise printed back to the same tree.
+        #[test]
+        fn long_flat_chains(ops in proptest::collection::vec(prop_oneof![Just(" & "), Just(" | "), Just(";")], 0..600)) {
+            let mut s = String::from("t0");
+            for (i, op) in ops.iter().enumerate() {
+                s.push_str(op);
+                s.push_str(&format!("t{}", i + 1));
+            }
+            let terms = ops.len() + 1;
+            let r = std::thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn(move || match s.parse::<TagExpr>() {
+                    Ok(e) => {
+                        let back: TagExpr = e.to_string().parse().unwrap();
+                        (true, back == e && !e.matches(&["x"]))
+                    }
+                    Err(e) => (false, e.to_string().contains("256 terms")),
+                })
+                .unwrap()
+                .join()
+                .unwrap();
+            prop_assert_eq!(r, (terms <= MAX_TERMS, true));
         }
     }
 }

@@ -69,7 +69,9 @@ async fn serve(c: Config) -> Result<(), String> {
             .map_err(|e| format!("listening on {addr}: {e}"))?;
         let app = webhook(secret.into_bytes(), wake.clone());
         tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
+            let limits = paddock_http::Limits::default();
+            if let Err(e) = paddock_http::serve(listener, app, limits, std::future::pending()).await
+            {
                 tracing::error!("webhook listener: {e}");
             }
         });

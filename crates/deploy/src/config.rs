@@ -98,6 +98,8 @@ impl Config {
                 c.switchboard_url
             )));
         }
+        paddock_core::transport::require_plain(&c.switchboard_url)
+            .map_err(|e| invalid(format!("switchboard_url: {e}")))?;
         if c.debounce_ms == 0 || c.debounce_ms > 10_000 {
             return Err(invalid("debounce_ms: 1 to 10000".into()));
         }

@@ -107,14 +107,16 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     std::fs::create_dir_all(settings.root.join("tmp"))?;
     crate::index::write(&settings.root)?;
-    // TCP_NODELAY: headers and body go out in separate writes; with Nagle's algorithm and the
-    // client's delayed ACK every small response would wait ~40 ms.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app(&settings.root, settings.max_upload_bytes))
-        .with_graceful_shutdown(shutdown)
-        .await
+    // Header read and idle timeouts, a connection limit, and TCP_NODELAY (headers and body go
+    // out in separate writes; with Nagle's algorithm and the client's delayed ACK every small
+    // response would wait ~40 ms).
+    paddock_http::serve(
+        listener,
+        app(&settings.root, settings.max_upload_bytes),
+        paddock_http::Limits::default(),
+        shutdown,
+    )
+    .await
 }
 
 async fn index_task(root: Arc<PathBuf>, changed: Arc<Notify>) {

@@ -180,6 +180,12 @@ impl Config {
                 format!("{u:?} must start with http:// or https://"),
             ));
         }
+        paddock_core::transport::require_plain(url)
+            .map_err(|e| ("switchboard_url", e.to_string()))?;
+        for u in &self.images.urls {
+            paddock_core::transport::require_plain(u)
+                .map_err(|e| ("images.urls", e.to_string()))?;
+        }
         if self.reconnect_min_ms == 0 || self.reconnect_min_ms > self.reconnect_max_ms {
             return Err((
                 "reconnect_min_ms",

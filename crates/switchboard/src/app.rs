@@ -156,14 +156,11 @@ pub async fn run(app: AppState, listener: TcpListener) -> anyhow::Result<()> {
     let reaper = tokio::spawn(crate::reaper::run(app.clone(), shutdown.clone()));
     let liveness = tokio::spawn(crate::liveness::run(app.clone(), shutdown.clone()));
     let mut stop = shutdown.clone();
-    // TCP_NODELAY: without it a small response can wait ~40 ms for the client's delayed ACK.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let serve = axum::serve(listener, router(app)).with_graceful_shutdown(async move {
+    let limits = app.config.http.limits();
+    let r = paddock_http::serve(listener, router(app), limits, async move {
         let _ = stop.wait_for(|s| *s).await;
-    });
-    let r = serve.await;
+    })
+    .await;
     let _ = scheduler.await;
     let _ = reaper.await;
     let _ = liveness.await;

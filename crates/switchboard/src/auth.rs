@@ -62,6 +62,8 @@ pub struct Caller {
     pub user: Name,
     pub privileges: Vec<Privilege>,
     pub token_id: String,
+    /// When the caller's token expires (ms since the epoch); never when `None`.
+    pub token_expires_at: Option<i64>,
 }
 
 impl Caller {
@@ -100,6 +102,7 @@ pub async fn guard(
         user: owner.user,
         privileges: owner.privileges,
         token_id: owner.token_id,
+        token_expires_at: owner.expires_at,
     };
     if !guard.0.is_empty() && !guard.0.iter().any(|p| caller.has(*p)) {
         let names: Vec<&str> = guard.0.iter().map(|p| p.as_str()).collect();

@@ -28,6 +28,8 @@ pub struct Config {
     pub max_job_timeout_s: u64,
     /// How long a job may wait in the queue when it does not say, in seconds.
     pub default_queue_timeout_s: u64,
+    /// Longest queue timeout a job may ask for, in seconds.
+    pub max_queue_timeout_s: u64,
     /// Seconds between heartbeats on supervisor connections. A supervisor silent for three
     /// intervals is disconnected.
     pub heartbeat_interval_s: u64,
@@ -40,6 +42,9 @@ pub struct Config {
     pub reaper_interval_ms: u64,
     /// Lifetime of tokens made by `login` when the request does not say, in seconds.
     pub token_ttl_s: u64,
+    /// Longest lifetime of any token made through the API (login, a new token, a new user's
+    /// first token), in seconds. A token made with another token never outlives it either.
+    pub max_token_ttl_s: u64,
     /// A local image store directory. When set, `POST /jobs` also accepts an image label
     /// (`hello`: its newest revision) or `label@revision` instead of an image id.
     pub image_store: Option<PathBuf>,
@@ -49,6 +54,42 @@ pub struct Config {
     pub image_urls: Vec<String>,
     /// Instance-level ACL, evaluated after each supervisor's own ACL.
     pub acl: Acl,
+    /// Limits of the HTTP server against slow or too many clients.
+    pub http: HttpLimits,
+}
+
+/// `[http]`: the HTTP server's limits (see `paddock_http`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpLimits {
+    /// Seconds a client has to send a request's line and headers; then it is disconnected.
+    pub header_read_timeout_s: u64,
+    /// Seconds a connection may stay with no byte moving either way (WebSockets of
+    /// supervisors are not counted: they have heartbeats).
+    pub idle_timeout_s: u64,
+    /// Connections served at once; more are closed at once.
+    pub max_connections: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        let d = paddock_http::Limits::default();
+        HttpLimits {
+            header_read_timeout_s: d.header_read_timeout.as_secs(),
+            idle_timeout_s: d.idle_timeout.as_secs(),
+            max_connections: d.max_connections,
+        }
+    }
+}
+
+impl HttpLimits {
+    pub fn limits(&self) -> paddock_http::Limits {
+        paddock_http::Limits {
+            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_s),
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout_s),
+            max_connections: self.max_connections,
+        }
+    }
 }
 
 impl Default for Config {
@@ -62,14 +103,17 @@ impl Default for Config {
             default_job_timeout_s: 3600,
             max_job_timeout_s: 7 * 24 * 3600,
             default_queue_timeout_s: 24 * 3600,
+            max_queue_timeout_s: 30 * 24 * 3600,
             heartbeat_interval_s: 10,
             supervisor_grace_s: 120,
             stop_grace_s: 60,
             reaper_interval_ms: 1000,
             token_ttl_s: 30 * 24 * 3600,
+            max_token_ttl_s: 365 * 24 * 3600,
             image_store: None,
             image_urls: Vec::new(),
             acl: Acl::default(),
+            http: HttpLimits::default(),
         }
     }
 }
@@ -133,21 +177,59 @@ impl Config {
                 "must be between 1 and max_job_timeout_s".into(),
             ));
         }
+        for (field, max) in [
+            ("max_job_timeout_s", self.max_job_timeout_s),
+            ("max_queue_timeout_s", self.max_queue_timeout_s),
+            ("max_token_ttl_s", self.max_token_ttl_s),
+        ] {
+            if max == 0 || max > MAX_SECONDS {
+                return Err((
+                    field,
+                    format!("must be between 1 and {MAX_SECONDS} (100 years)"),
+                ));
+            }
+        }
+        if self.default_queue_timeout_s == 0
+            || self.default_queue_timeout_s > self.max_queue_timeout_s
+        {
+            return Err((
+                "default_queue_timeout_s",
+                "must be between 1 and max_queue_timeout_s".into(),
+            ));
+        }
+        if self.token_ttl_s == 0 || self.token_ttl_s > self.max_token_ttl_s {
+            return Err((
+                "token_ttl_s",
+                "must be between 1 and max_token_ttl_s".into(),
+            ));
+        }
+        let h = &self.http;
+        if h.header_read_timeout_s == 0 || h.header_read_timeout_s > 3600 {
+            return Err((
+                "http.header_read_timeout_s",
+                "must be between 1 and 3600".into(),
+            ));
+        }
+        if h.idle_timeout_s < 30 || h.idle_timeout_s > 86400 {
+            return Err(("http.idle_timeout_s", "must be between 30 and 86400".into()));
+        }
+        if h.max_connections == 0 || h.max_connections > 1_000_000 {
+            return Err((
+                "http.max_connections",
+                "must be between 1 and 1000000".into(),
+            ));
+        }
         if self.reaper_interval_ms == 0 {
             return Err(("reaper_interval_ms", "must be at least 1".into()));
         }
         if self.max_body_bytes < 1024 {
             return Err(("max_body_bytes", "must be at least 1024".into()));
         }
-        if let Some(u) = self
-            .image_urls
-            .iter()
-            .find(|u| !(u.starts_with("http://") || u.starts_with("https://")))
-        {
-            return Err((
-                "image_urls",
-                format!("{u:?} must start with http:// or https://"),
-            ));
+        for u in &self.image_urls {
+            paddock_core::transport::require_plain(u).map_err(|e| ("image_urls", e.to_string()))?;
+        }
+        if let Some(u) = self.image_urls.iter().find(|u| !u.starts_with("http://")) {
+            return Err(("image_urls", format!("{u:?} must start with http://")));
         }
         if let Some(url) = &self.database_url
             && !is_database_url(url)
@@ -204,6 +286,10 @@ impl Config {
     }
 }
 
+/// The largest number of seconds a configured maximum may be: 100 years, so that every
+/// deadline computed from it fits a 64-bit count of milliseconds.
+const MAX_SECONDS: u64 = 100 * 365 * 24 * 3600;
+
 fn is_database_url(url: &str) -> bool {
     url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:")
 }
@@ -233,6 +319,32 @@ mod tests {
         assert!(e.to_string().contains("line 2"), "{e}");
         let e = Config::parse(Path::new("x.toml"), "heartbeat_interval_s = 0\n").unwrap_err();
         assert!(e.to_string().contains("heartbeat_interval_s"), "{e}");
+        for (text, field) in [
+            ("default_queue_timeout_s = 0\n", "default_queue_timeout_s"),
+            ("max_queue_timeout_s = 60\n", "default_queue_timeout_s"),
+            (
+                "max_queue_timeout_s = 18446744073709551615\n",
+                "max_queue_timeout_s",
+            ),
+            ("token_ttl_s = 99999999\n", "token_ttl_s"),
+            ("max_token_ttl_s = 0\n", "max_token_ttl_s"),
+        ] {
+            let e = Config::parse(Path::new("x.toml"), text).unwrap_err();
+            assert!(e.to_string().contains(field), "{text}: {e}");
+        }
+    }
+
+    /// Until TLS is built in, an `https://` URL is refused when the file is read, not when a
+    /// job first needs it.
+    #[test]
+    fn https_urls_are_refused_at_load() {
+        let e = Config::parse(
+            Path::new("x.toml"),
+            "image_urls = [\"https://store.example\"]\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("image_urls"), "{e}");
+        assert!(e.to_string().contains("TLS"), "{e}");
     }
 
     #[test]

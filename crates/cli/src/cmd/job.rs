@@ -26,7 +26,8 @@ pub enum JobCommand {
         state: Option<ExecutionState>,
         #[arg(long)]
         user: Option<String>,
-        #[arg(long, default_value_t = 50)]
+        /// How many jobs, newest first (1 to 500).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=500))]
         limit: u32,
         #[arg(long)]
         json: bool,

@@ -41,6 +41,7 @@ pub async fn run(l: Login) -> anyhow::Result<()> {
         .url
         .or(stored.url)
         .ok_or_else(|| anyhow::anyhow!("no switchboard URL: pass --url"))?;
+    paddock_core::transport::require_plain(&url)?;
     let token = if l.token_stdin {
         read_line("token")?
     } else {

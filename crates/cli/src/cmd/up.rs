@@ -181,7 +181,8 @@ pub async fn run(up: Up) -> anyhow::Result<()> {
     if up.supervisors > 1000 {
         bail!("--supervisors: at most 1000");
     }
-    std::fs::create_dir_all(&up.data_dir)
+    // The data directory holds the database (with queued jobs' secrets) and the tokens: 0700.
+    paddock_switchboard::db::file_modes::secure_data_dir(&up.data_dir)
         .with_context(|| format!("creating {}", up.data_dir.display()))?;
     let data_dir = up
         .data_dir

@@ -16,7 +16,10 @@ pub struct EnqueueJobRequest {
     pub image: String,
     /// Tag expression selecting supervisors, e.g. `board:nrf52840dk & !site:pton`.
     pub tags: String,
-    #[serde(default)]
+    /// Parameters by name. Unlike the supervisor protocol (where unknown fields are ignored so
+    /// it can grow), a submitted parameter refuses unknown fields: a misspelt `secret` must not
+    /// store a secret as public.
+    #[serde(default, deserialize_with = "strict_parameters")]
     pub parameters: BTreeMap<String, JobParameter>,
     #[serde(default)]
     pub ssh_keys: Vec<String>,
@@ -29,6 +32,29 @@ pub struct EnqueueJobRequest {
     /// Higher runs first; oldest first within a priority.
     #[serde(default)]
     pub priority: i32,
+}
+
+/// Reads submitted parameters with `deny_unknown_fields`.
+fn strict_parameters<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, JobParameter>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Submitted {
+        value: String,
+        #[serde(default)]
+        secret: bool,
+    }
+    Ok(BTreeMap::<String, Submitted>::deserialize(d)?
+        .into_iter()
+        .map(|(name, p)| {
+            let parameter = JobParameter {
+                value: p.value,
+                secret: p.secret,
+            };
+            (name, parameter)
+        })
+        .collect())
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -489,6 +489,9 @@ fn check_url(u: &str) -> Result<(), &'static str> {
         .strip_prefix("http://")
         .or_else(|| u.strip_prefix("https://"))
         .ok_or("it must start with http:// or https://")?;
+    if u.starts_with("https://") {
+        return Err("https:// is not supported by this build (no TLS yet): use http://");
+    }
     let host_port = rest.split('/').next().unwrap_or("");
     if host_port.is_empty() {
         return Err("no host");

@@ -88,7 +88,7 @@ impl Settings {
     pub async fn open_db(&self) -> anyhow::Result<(Config, crate::db::Db)> {
         let config = self.load()?;
         if config.database_url.is_none() {
-            std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            crate::db::file_modes::secure_data_dir(&config.data_dir).with_context(|| {
                 format!("creating data directory {}", config.data_dir.display())
             })?;
         }

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod console;
 pub mod deployment;
 pub mod events;
+pub mod file_modes;
 pub mod jobs;
 pub mod supervisors;
 pub mod tokens;
@@ -43,6 +44,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://...")]
     UnsupportedUrl(String),
+    #[error(transparent)]
+    Mode(#[from] file_modes::ModeError),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -80,6 +83,9 @@ impl Db {
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_string()));
         };
+        if let Some(file) = file_modes::sqlite_path(url) {
+            file_modes::secure_sqlite_files(&file)?;
+        }
         let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
         let pool = match backend {
             // One connection: SQLite has one writer anyway, and a single connection makes every

@@ -12,6 +12,8 @@ pub struct TokenOwner {
     pub token_id: String,
     pub user: Name,
     pub privileges: Vec<Privilege>,
+    /// When the token expires (ms since the epoch); never when `None`.
+    pub expires_at: Option<i64>,
 }
 
 impl Db {
@@ -36,7 +38,7 @@ impl Db {
     /// The owner of a token hash, if the token exists, is not revoked and has not expired.
     pub async fn token_owner(&self, token_hash: &str, now: i64) -> Result<Option<TokenOwner>> {
         let row = sqlx::query(
-            "SELECT t.id, u.name, u.privileges FROM api_tokens t JOIN users u ON u.name = t.user_name \
+            "SELECT t.id, t.expires_at, u.name, u.privileges FROM api_tokens t JOIN users u ON u.name = t.user_name \
              WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)",
         )
         .bind(token_hash)
@@ -48,6 +50,7 @@ impl Db {
             token_id: row.try_get("id")?,
             user: parse_col("name", &row.try_get::<String, _>("name")?)?,
             privileges: split_privileges(&row.try_get::<String, _>("privileges")?)?,
+            expires_at: row.try_get("expires_at")?,
         }))
     }
 

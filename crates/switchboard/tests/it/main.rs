@@ -9,5 +9,6 @@ mod api_errors;
 mod audit;
 mod auth;
 mod deployment;
+mod hostile;
 mod lifecycle;
 mod storage;

@@ -44,10 +44,11 @@ pub async fn apply(
             "db/switchboard.yaml: defaults.job_timeout_s: must be between 1 and this switchboard's max_job_timeout_s ({max})"
         )));
     }
-    if d.queue_timeout_s == Some(0) {
-        return Err(ApiError::BadRequest(
-            "db/switchboard.yaml: defaults.queue_timeout_s: must be at least 1".to_string(),
-        ));
+    let max = app.config.max_queue_timeout_s;
+    if d.queue_timeout_s.is_some_and(|t| t == 0 || t > max) {
+        return Err(ApiError::BadRequest(format!(
+            "db/switchboard.yaml: defaults.queue_timeout_s: must be between 1 and this switchboard's max_queue_timeout_s ({max})"
+        )));
     }
     let outcome = app
         .db

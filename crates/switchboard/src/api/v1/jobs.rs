@@ -27,6 +27,8 @@ use crate::error::ApiError;
 use crate::scheduler::user_may_use;
 
 const MAX_PARAMETERS: usize = 256;
+/// The most jobs one `GET /jobs` answers.
+const MAX_LIST_LIMIT: i64 = 500;
 
 fn valid_parameter_name(n: &str) -> bool {
     !n.is_empty()
@@ -139,6 +141,12 @@ pub async fn enqueue(
         )));
     }
     let queue_timeout_s = req.queue_timeout_s.unwrap_or(live.default_queue_timeout_s);
+    if queue_timeout_s == 0 || queue_timeout_s > c.max_queue_timeout_s {
+        return Err(ApiError::BadRequest(format!(
+            "queue_timeout_s must be between 1 and {}",
+            c.max_queue_timeout_s
+        )));
+    }
     let could_match = app.active_supervisors().await?.iter().any(|s| {
         expr.matches(&s.tag_strs()) && user_may_use(s, &live.acl, &caller.user, &caller.privileges)
     });
@@ -183,12 +191,19 @@ pub async fn list(
     } else {
         Some(caller.user.clone())
     };
-    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=MAX_LIST_LIMIT).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {MAX_LIST_LIMIT}"
+        )));
+    }
     let before = q
         .cursor
-        .map(|c| {
-            c.parse::<i64>()
-                .map_err(|_| ApiError::BadRequest("malformed cursor".into()))
+        .map(|c| match c.parse::<i64>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(ApiError::BadRequest(format!(
+                "malformed cursor {c:?}: pass a response's next_cursor"
+            ))),
         })
         .transpose()?;
     let jobs = app
@@ -211,11 +226,22 @@ fn parse_id(id: &str) -> Result<JobId, ApiError> {
 
 /// Loads a job the caller may see: its own, or any with `list_jobs`. Others are 404.
 async fn visible_job(app: &AppState, caller: &Caller, id: &str) -> Result<Job, ApiError> {
+    job_for(app, caller, id, &[Privilege::ListJobs]).await
+}
+
+/// Loads a job that is the caller's own or that one of `privileges` lets it reach; others are
+/// 404, so a job's existence is not revealed.
+async fn job_for(
+    app: &AppState,
+    caller: &Caller,
+    id: &str,
+    privileges: &[Privilege],
+) -> Result<Job, ApiError> {
     let job = app.db.get_job(parse_id(id)?).await.map_err(|e| match e {
         crate::db::StoreError::NotFound => ApiError::NotFound("job"),
         e => e.into(),
     })?;
-    if job.user != caller.user && !caller.has(Privilege::ListJobs) {
+    if job.user != caller.user && !privileges.iter().any(|p| caller.has(*p)) {
         return Err(ApiError::NotFound("job"));
     }
     Ok(job)
@@ -245,7 +271,13 @@ pub async fn console(
     Query(q): Query<ConsoleQuery>,
 ) -> Result<Response, ApiError> {
     let job = visible_job(&app, &caller, &id).await?;
-    let (text, cursor) = app.db.console_after(job.id, q.after.unwrap_or(0)).await?;
+    let after = q.after.unwrap_or(0);
+    if after < 0 {
+        return Err(ApiError::BadRequest(
+            "after must be a cursor from X-Paddock-Console-Cursor (0 or more)".into(),
+        ));
+    }
+    let (text, cursor) = app.db.console_after(job.id, after).await?;
     Ok((
         [
             (CONTENT_TYPE, "text/plain; charset=utf-8".to_string()),
@@ -348,7 +380,14 @@ pub async fn cancel(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<JobView>, ApiError> {
-    let job = visible_job(&app, &caller, &id).await?;
+    // `cancel_jobs` alone reaches every job: cancelling needs no right to list.
+    let job = job_for(
+        &app,
+        &caller,
+        &id,
+        &[Privilege::ListJobs, Privilege::CancelJobs],
+    )
+    .await?;
     if job.user != caller.user && !caller.has(Privilege::CancelJobs) {
         return Err(ApiError::Forbidden(Privilege::CancelJobs.to_string()));
     }

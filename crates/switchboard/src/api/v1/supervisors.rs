@@ -1,16 +1,23 @@
 //! `/api/v1/supervisors`: create (prints the token once), list, get, update.
+//!
+//! Who may do what (docs/switchboard.md, "Supervisors and `manage_supervisors`"): a supervisor
+//! in service receives every matching job with its secret parameters, so putting one in
+//! service (`ready_for_service`) and resetting the token of one in service are the admin's.
+//! `manage_supervisors` alone registers supervisors out of service, changes tags and ACLs,
+//! retires, takes out of service, and resets tokens of supervisors out of service.
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
-use paddock_core::SupervisorId;
 use paddock_core::api::supervisors::{
     CreateSupervisorRequest, NewSupervisor as NewSupervisorView, SupervisorList, SupervisorView,
     UpdateSupervisorRequest,
 };
+use paddock_core::{Privilege, SupervisorId};
 
 use crate::api::json::{Json, Path};
 use crate::app::AppState;
-use crate::auth::{SUPERVISOR_TOKEN_PREFIX, hash_token, new_token};
+use crate::auth::{Caller, SUPERVISOR_TOKEN_PREFIX, hash_token, new_token};
 use crate::db::StoreError;
 use crate::db::supervisors::NewSupervisor;
 use crate::error::ApiError;
@@ -27,10 +34,27 @@ fn not_found(e: StoreError) -> ApiError {
     }
 }
 
+/// The refusal of a change only an admin may make.
+fn admins_only(what: &str) -> ApiError {
+    ApiError::Rejected(
+        StatusCode::FORBIDDEN,
+        format!(
+            "only an admin may {what}: a supervisor in service receives other users' jobs and their secrets"
+        ),
+    )
+}
+
+/// Registers a supervisor. One registered by a non-admin starts out of service, until an admin
+/// puts it in service.
 pub async fn create(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Json(req): Json<CreateSupervisorRequest>,
 ) -> Result<(StatusCode, Json<NewSupervisorView>), ApiError> {
+    let admin = caller.has(Privilege::Admin);
+    if req.ready_for_service == Some(true) && !admin {
+        return Err(admins_only("put a supervisor in service"));
+    }
     let token = new_token(SUPERVISOR_TOKEN_PREFIX);
     let id = app
         .db
@@ -39,11 +63,11 @@ pub async fn create(
             site: &req.site,
             tags: &req.tags,
             acl: &req.acl,
-            ready_for_service: req.ready_for_service.unwrap_or(true),
+            ready_for_service: req.ready_for_service.unwrap_or(admin),
             token_hash: &hash_token(&token),
         })
         .await?;
-    tracing::info!(supervisor.id = %id, supervisor.name = %req.name, "supervisor created");
+    tracing::info!(supervisor.id = %id, supervisor.name = %req.name, by = %caller.user, "supervisor created");
     Ok((
         StatusCode::CREATED,
         Json(NewSupervisorView {
@@ -83,12 +107,16 @@ pub async fn get(
 }
 
 /// Changes tags, ACL, retirement or readiness. Retiring a supervisor lets its running job
-/// finish; the scheduler gives it nothing new.
+/// finish; the scheduler gives it nothing new. Only an admin puts one in service.
 pub async fn update(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Json(req): Json<UpdateSupervisorRequest>,
 ) -> Result<Json<SupervisorView>, ApiError> {
+    if req.ready_for_service == Some(true) && !caller.has(Privilege::Admin) {
+        return Err(admins_only("put a supervisor in service"));
+    }
     let s = app
         .db
         .update_supervisor(parse_id(&id)?, &req)
@@ -102,19 +130,24 @@ pub async fn update(
 }
 
 /// Mints a new token for a supervisor and shows it once (the old one stops working): for a
-/// supervisor the deployments repo declares without `token_sha256`, or a lost token.
+/// supervisor the deployments repo declares without `token_sha256`, or a lost token. The token
+/// of a supervisor in service is the admin's to reset (it would let one impersonate it).
 pub async fn reset_token(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<NewSupervisorView>, ApiError> {
     let id = parse_id(&id)?;
     let s = app.db.get_supervisor(id).await.map_err(not_found)?;
+    if s.ready_for_service && !caller.has(Privilege::Admin) {
+        return Err(admins_only("reset the token of a supervisor in service"));
+    }
     let token = new_token(SUPERVISOR_TOKEN_PREFIX);
     app.db
         .set_supervisor_token(id, &hash_token(&token))
         .await
         .map_err(not_found)?;
-    tracing::info!(supervisor.id = %id, supervisor.name = %s.name, "supervisor token reset");
+    tracing::info!(supervisor.id = %id, supervisor.name = %s.name, by = %caller.user, "supervisor token reset");
     Ok(Json(NewSupervisorView {
         id,
         name: s.name,

@@ -25,14 +25,24 @@ pub async fn login(
     if !ok {
         return Err(ApiError::Unauthorized);
     }
-    let ttl = req.expires_in_s.unwrap_or(app.config.token_ttl_s);
+    let c = &app.config;
+    let now = paddock_core::api::now_ms();
+    let ttl = crate::tokens::lifetime_s(
+        req.expires_in_s,
+        c.token_ttl_s,
+        c.max_token_ttl_s,
+        None,
+        now,
+    )
+    .map_err(ApiError::BadRequest)?;
     Ok((
         StatusCode::CREATED,
         Json(crate::tokens::mint(&app.db, &req.user, Some(ttl)).await?),
     ))
 }
 
-/// A new token for the caller.
+/// A new token for the caller: never outliving the caller's own token, nor the configured
+/// maximum. Without `expires_in_s` it lives `token_ttl_s`, or as long as the caller's token.
 pub async fn create(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -45,10 +55,18 @@ pub async fn create(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::BadRequest(format!("malformed body: {e}")))?
     };
-    let ttl = req.expires_in_s;
+    let c = &app.config;
+    let ttl = crate::tokens::lifetime_s(
+        req.expires_in_s,
+        c.token_ttl_s,
+        c.max_token_ttl_s,
+        caller.token_expires_at,
+        paddock_core::api::now_ms(),
+    )
+    .map_err(ApiError::BadRequest)?;
     Ok((
         StatusCode::CREATED,
-        Json(crate::tokens::mint(&app.db, &caller.user, ttl).await?),
+        Json(crate::tokens::mint(&app.db, &caller.user, Some(ttl)).await?),
     ))
 }
 

@@ -25,7 +25,8 @@ pub async fn create(
         .db
         .create_user(&req.name, req.email.as_deref(), &req.privileges)
         .await?;
-    let token = crate::tokens::mint(&app.db, &user.name, None).await?;
+    // The first token lives `token_ttl_s` (at most `max_token_ttl_s`, checked at start).
+    let token = crate::tokens::mint(&app.db, &user.name, Some(app.config.token_ttl_s)).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedUser {
