@@ -85,6 +85,15 @@ pub async fn run(cmd: SupervisorCommand) -> anyhow::Result<()> {
                 s.name, s.id
             );
             println!("{}", s.token);
+            let (view, _): (SupervisorView, _) =
+                client.get_json(&format!("/supervisors/{}", s.id)).await?;
+            if !view.ready_for_service {
+                eprintln!(
+                    "note: {} is out of service until an admin puts it in service \
+                     (PATCH ready_for_service, or the deployments repo)",
+                    s.name
+                );
+            }
         }
         SupervisorCommand::List { json } => {
             let (list, raw): (SupervisorList, _) = client.get_json("/supervisors").await?;
