@@ -136,6 +136,10 @@ mod tests {
                 "unknown field `ouptut`",
             ),
             (
+                "output = \"r.json\"\nreport_to = \"https://x\"\nsupervisor = \"s\"\n",
+                "no TLS",
+            ),
+            (
                 "output = \"r.json\"\nbaseline = \"missing.yaml\"\n",
                 "baseline",
             ),

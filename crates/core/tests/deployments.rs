@@ -111,7 +111,7 @@ supervisors:
         users: [alice, bob]
 ";
     let b = "\
-image_stores: [ftp://x, 'http://h:99999', http://127.0.0.1:8081/]
+image_stores: [ftp://x, 'http://h:99999', http://127.0.0.1:8081/, https://s]
 supervisors:
   - id: 0192f3a0-0000-7000-8000-000000000001
     name: one
@@ -132,6 +132,7 @@ supervisors:
             "db/sites/a.yaml:23:24: supervisors[2].acl.allow.users[1]: user `bob` is not declared in db/switchboard.yaml",
             "db/sites/b.yaml:1:16: image_stores[0]: `ftp://x` is not an http(s) URL: it must start with http:// or https://",
             "db/sites/b.yaml:1:25: image_stores[1]: `http://h:99999` is not an http(s) URL: the port is not a number from 1 to 65535",
+            "db/sites/b.yaml:1:67: image_stores[3]: \"https://s\": https:// and wss:// are not supported by this build (no TLS yet); use http:// or ws:// over a network you trust, or a TLS-terminating proxy on this host",
             "db/sites/b.yaml:3:9: supervisors[0].id: duplicate supervisor id `0192f3a0-0000-7000-8000-000000000001` (first at db/sites/a.yaml:5:9)",
             "db/sites/b.yaml:4:11: supervisors[0].name: duplicate supervisor name `one` (first at db/sites/a.yaml:6:11)",
             "db/sites/b.yaml:6:10: supervisors[0].mac: duplicate MAC address `52:54:00:aa:bb:cc` (first at db/sites/a.yaml:10:10)",

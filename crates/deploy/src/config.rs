@@ -174,6 +174,10 @@ mod tests {
         assert!(a.rollback.is_some() && c.worktree.is_some());
         let url =
             "switchboard_url = \"http://x\"\ntoken_file = \"t\"\nrepo = \"git@forge:lab/d.git\"\n";
+        // No TLS in this build: an https:// switchboard is refused when the file is read.
+        std::fs::write(&p, url.replace("http://x", "https://x")).unwrap();
+        let e = Config::load(&p).unwrap_err().to_string();
+        assert!(e.contains("switchboard_url") && e.contains("no TLS"), "{e}");
         std::fs::write(&p, url).unwrap();
         let c = Config::load(&p).unwrap();
         assert!(matches!(

@@ -247,6 +247,28 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("switchboard_url"), "{e}");
+        // No TLS in this build: https:// is refused when the file is read, naming the field.
+        for (text, field) in [
+            ("switchboard_url = \"https://x\"\n", "switchboard_url"),
+            (
+                "switchboard_url = \"http://x\"\n[images]\nurls = [\"https://s\"]\n",
+                "images.urls",
+            ),
+        ] {
+            let text = format!("{text}token_file = \"t\"\nwork_dir = \"w\"\n");
+            // [images] opened above: the rest goes before it.
+            let text = match text.split_once("[images]") {
+                Some((a, b)) => {
+                    let (urls, rest) = b.trim_start().split_once('\n').unwrap();
+                    format!("{a}{rest}[images]\n{urls}\n")
+                }
+                None => text,
+            };
+            let e = Config::parse(Path::new("s.toml"), &text)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(field) && e.contains("no TLS"), "{text}: {e}");
+        }
         let e = Config::parse(
             Path::new("s.toml"),
             "switchboard_url = \"http://x\"\ntoken_file = \"t\"\nwork_dir = \"w\"\nbogus = 1\n",

@@ -246,6 +246,10 @@ fn site(r: &mut Reader<'_>, node: &Node, name: Name, refs: &mut Refs) -> Site {
     if let Some(n) = f.get("image_stores") {
         site.image_stores = r.list(n, "image_stores", |r, n, p| {
             let url = r.text(n, p)?;
+            if let Err(e) = crate::transport::require_plain(&url) {
+                r.error(n.at, p, e.to_string());
+                return None;
+            }
             if let Err(why) = check_url(&url) {
                 r.error(n.at, p, format!("`{url}` is not an http(s) URL: {why}"));
                 return None;
@@ -489,9 +493,6 @@ fn check_url(u: &str) -> Result<(), &'static str> {
         .strip_prefix("http://")
         .or_else(|| u.strip_prefix("https://"))
         .ok_or("it must start with http:// or https://")?;
-    if u.starts_with("https://") {
-        return Err("https:// is not supported by this build (no TLS yet): use http://");
-    }
     let host_port = rest.split('/').next().unwrap_or("");
     if host_port.is_empty() {
         return Err("no host");
