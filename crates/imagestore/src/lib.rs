@@ -3,8 +3,8 @@
 //!
 //! This first piece is the local store: read an image with every byte verified, and write blobs
 //! and manifests so that a crash or a bad byte never leaves a wrong file at a final path (write
-//! to a temporary file in the same directory, hash while writing, fsync, rename only when the
-//! digest matches).
+//! to a temporary file, hash while writing, surface every write error, check the length on disk,
+//! fsync, rename only when whole and the digest matches: [`staged`]).
 
 pub mod catalog;
 pub mod cli;
@@ -17,6 +17,7 @@ pub mod maintenance;
 pub mod mirror;
 pub mod paths;
 pub mod server;
+pub mod staged;
 pub mod tokens;
 pub mod unsynced;
 

@@ -8,6 +8,8 @@ use paddock_core::ImageId;
 use paddock_core::manifest::{ImageManifest, ManifestError, blob_path, image_path, sha256_id};
 use sha2::{Digest, Sha256};
 
+use crate::staged::{Durability, StagedFile};
+
 /// Why a store operation failed. `Mismatch` and `Missing` mean the store cannot provide a
 /// correct image (a supervisor reports `supervisor_host_start_error`).
 #[derive(Debug, thiserror::Error)]
@@ -35,10 +37,28 @@ pub enum StoreError {
         size: u64,
         path: PathBuf,
     },
+    #[error("{path}: {on_disk} bytes on disk, {written} written")]
+    Incomplete {
+        path: PathBuf,
+        written: u64,
+        on_disk: u64,
+    },
     #[error("manifest of image {id}")]
     Manifest { id: String, source: ManifestError },
     #[error("cannot import: {0}")]
     Import(String),
+}
+
+impl StoreError {
+    /// The disk (or the quota) is full: nothing was stored, and a retry fails until space is
+    /// freed (the server answers 507).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Io { source, .. }
+                if matches!(source.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded)
+        )
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
@@ -214,21 +234,24 @@ impl LocalStore {
         })
     }
 
+    /// A fresh temporary file in the store's `tmp/` (see [`crate::staged`]).
+    pub(crate) fn staged(&self, kind: &str) -> Result<StagedFile, StoreError> {
+        let staging = self.root.join("tmp");
+        fs::create_dir_all(&staging).map_err(io_err(&staging))?;
+        StagedFile::create(staging.join(format!("{kind}-{}-{}", std::process::id(), unique())))
+    }
+
     /// Copies a file into the store as a blob; returns its digest and size. Idempotent.
     pub fn put_blob_file(&self, source: &Path) -> Result<(ImageId, u64), StoreError> {
         let mut input = File::open(source).map_err(io_err(source))?;
-        let staging = self.root.join("tmp");
-        fs::create_dir_all(&staging).map_err(io_err(&staging))?;
-        let tmp = staging.join(format!("blob-{}-{}", std::process::id(), unique()));
-        let result = (|| {
-            let mut out = File::create(&tmp).map_err(io_err(&tmp))?;
-            let (digest, len) = copy_hashing(&mut input, source, Some((&mut out, &tmp)))?;
-            out.sync_all().map_err(io_err(&tmp))?;
-            self.publish(&tmp, &blob_path(&digest))?;
-            Ok((digest, len))
-        })();
-        let _ = fs::remove_file(&tmp);
-        result
+        let mut tmp = self.staged("blob")?;
+        tmp.copy_from(&mut input, source)?;
+        let digest = tmp.digest();
+        tmp.publish(
+            &self.root.join(blob_path(&digest)),
+            Some(&digest),
+            Durability::Fsync,
+        )
     }
 
     /// Writes manifest bytes (validated first); returns the image id. Refused while a blob it
@@ -251,26 +274,14 @@ impl LocalStore {
                 }
             }
         }
-        let staging = self.root.join("tmp");
-        fs::create_dir_all(&staging).map_err(io_err(&staging))?;
-        let tmp = staging.join(format!("image-{}-{}", std::process::id(), unique()));
-        let result = (|| {
-            let mut out = File::create(&tmp).map_err(io_err(&tmp))?;
-            out.write_all(bytes).map_err(io_err(&tmp))?;
-            out.sync_all().map_err(io_err(&tmp))?;
-            self.publish(&tmp, &image_path(&id))
-        })();
-        let _ = fs::remove_file(&tmp);
-        result.map(|_| id)
-    }
-
-    /// Renames a finished temporary file to its final path (creating the directories).
-    pub(crate) fn publish(&self, tmp: &Path, relative: &Path) -> Result<(), StoreError> {
-        let dest = self.root.join(relative);
-        if let Some(dir) = dest.parent() {
-            fs::create_dir_all(dir).map_err(io_err(dir))?;
-        }
-        fs::rename(tmp, &dest).map_err(io_err(&dest))
+        let mut tmp = self.staged("image")?;
+        tmp.write(bytes)?;
+        tmp.publish(
+            &self.root.join(image_path(&id)),
+            Some(&id),
+            Durability::Fsync,
+        )?;
+        Ok(id)
     }
 }
 

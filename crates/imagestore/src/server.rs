@@ -2,6 +2,10 @@
 //! ranges, `ETag` = the digest, immutable caching, streamed bodies), takes authenticated
 //! uploads with `PUT` on the same paths (verified before they become visible), lists images
 //! under `/api/v1/images`, and keeps `all.txt` current.
+//!
+//! An upload is written through
+//! [`crate::staged`]: every write error is seen and the file on disk checked before it is
+//! renamed into place; a full disk is answered 507 (Insufficient Storage), nothing stored.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,13 +25,12 @@ use axum::routing::get;
 use futures_util::StreamExt;
 use paddock_core::manifest::{ImageManifest, blob_path, sha256_id};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
 
 use crate::catalog;
-use crate::local::LocalStore;
+use crate::local::{LocalStore, StoreError};
 use crate::paths::{PathError, StorePath};
+use crate::staged::{Durability, StagedFile, StagedWriter};
 use crate::tokens::TokenCache;
 
 /// Largest manifest accepted.
@@ -57,6 +60,20 @@ fn text(status: StatusCode, msg: impl Into<String>) -> Response {
     let mut m = msg.into();
     m.push('\n');
     (status, [(CONTENT_TYPE, "text/plain; charset=utf-8")], m).into_response()
+}
+
+/// The answer to an upload that could not be stored: 507 when the disk is full (the client may
+/// retry once space is freed), 500 otherwise. Nothing was stored either way.
+fn store_failed(e: &StoreError) -> Response {
+    if e.is_disk_full() {
+        tracing::error!(error = %e, "upload refused: no space left on the store's disk");
+        return text(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "no space left on the store's disk; nothing was stored",
+        );
+    }
+    tracing::error!(error = %e, "upload failed");
+    text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
 }
 
 /// The router, and the task that keeps `all.txt` current (it runs until the runtime stops).
@@ -408,80 +425,74 @@ fn read_range(
     futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
 }
 
-/// Removes a temporary upload file unless it was published.
-struct TempUpload(PathBuf);
-
-impl Drop for TempUpload {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 async fn put_blob(srv: &Srv, digest: &paddock_core::ImageId, body: Body) -> Response {
-    let staging = srv.root.join("tmp");
-    if let Err(e) = tokio::fs::create_dir_all(&staging).await {
-        return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
-    }
-    let tmp = TempUpload(staging.join(format!(
-        "upload-{}-{}",
-        std::process::id(),
-        crate::local::unique()
-    )));
-    let mut file = match tokio::fs::File::create(&tmp.0).await {
-        Ok(f) => f,
-        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    };
-    let mut hasher = Sha256::new();
+    let store = srv.store.clone();
+    let writer = StagedWriter::spawn(move || store.staged("upload"));
     let mut len: u64 = 0;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = match chunk {
             Ok(c) => c,
-            Err(e) => return text(StatusCode::BAD_REQUEST, format!("reading the upload: {e}")),
+            Err(e) => {
+                drop(writer.finish().await);
+                return text(StatusCode::BAD_REQUEST, format!("reading the upload: {e}"));
+            }
         };
         len += chunk.len() as u64;
         if len > srv.max_upload {
+            drop(writer.finish().await);
             return text(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("blobs are limited to {} bytes", srv.max_upload),
             );
         }
-        hasher.update(&chunk);
-        if let Err(e) = file.write_all(&chunk).await {
-            return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+        if !writer.send(chunk).await {
+            // The writer stopped on an error: `finish` says which.
+            break;
         }
     }
-    if let Err(e) = file.sync_all().await {
-        return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
-    }
-    drop(file);
-    let actual = hex::encode(hasher.finalize());
-    if actual != digest.as_str() {
+    let file = match writer.finish().await {
+        Ok(f) => f,
+        Err(e) => return store_failed(&e),
+    };
+    let actual = file.digest();
+    if &actual != digest {
         tracing::warn!(%actual, "blob upload refused: digest mismatch");
         return text(
             StatusCode::BAD_REQUEST,
             format!("the content hashes to {actual}, not {digest}; nothing was stored"),
         );
     }
-    let dest = srv.root.join(blob_path(digest));
-    if tokio::fs::metadata(&dest).await.is_ok() {
-        // Already there: refresh its time so a garbage collection about to remove it as
-        // unreferenced waits another grace period (a manifest naming it may follow).
-        let _ =
-            std::fs::File::open(&dest).and_then(|f| f.set_modified(std::time::SystemTime::now()));
-        return text(StatusCode::OK, "already stored");
-    }
-    let (store, t) = (srv.store.clone(), tmp.0.clone());
-    let rel = blob_path(digest);
-    match tokio::task::spawn_blocking(move || store.publish(&t, &rel)).await {
-        Ok(Ok(())) => {
+    let (root, rel, d) = (srv.root.clone(), blob_path(digest), digest.clone());
+    let published = tokio::task::spawn_blocking(move || publish_blob(file, &root, &rel, &d)).await;
+    match published {
+        Ok(Ok(true)) => {
             tracing::info!(bytes = len, "blob stored");
             srv.changed.notify_one();
             text(StatusCode::CREATED, "stored")
         }
-        Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Ok(Ok(false)) => text(StatusCode::OK, "already stored"),
+        Ok(Err(e)) => store_failed(&e),
         Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
+}
+
+/// Renames a whole, verified upload into place, unless the blob is already stored. Returns
+/// whether it was stored now.
+fn publish_blob(
+    file: StagedFile,
+    root: &Path,
+    rel: &Path,
+    digest: &paddock_core::ImageId,
+) -> Result<bool, StoreError> {
+    if let Ok(f) = std::fs::File::open(root.join(rel)) {
+        // Already there: refresh its time so a garbage collection about to remove it as
+        // unreferenced waits another grace period (a manifest naming it may follow).
+        let _ = f.set_modified(std::time::SystemTime::now());
+        return Ok(false);
+    }
+    file.publish(&root.join(rel), Some(digest), Durability::Fsync)?;
+    Ok(true)
 }
 
 async fn put_manifest(srv: &Srv, id: &paddock_core::ImageId, body: Body) -> Response {
@@ -533,7 +544,8 @@ async fn put_manifest(srv: &Srv, id: &paddock_core::ImageId, body: Body) -> Resp
             srv.changed.notify_one();
             text(StatusCode::CREATED, "stored")
         }
-        Ok(Err(e)) => text(StatusCode::CONFLICT, e.to_string()),
+        Ok(Err(e @ StoreError::Missing { .. })) => text(StatusCode::CONFLICT, e.to_string()),
+        Ok(Err(e)) => store_failed(&e),
         Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
