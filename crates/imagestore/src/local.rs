@@ -43,6 +43,8 @@ pub enum StoreError {
         written: u64,
         on_disk: u64,
     },
+    #[error("{path} is a link or not a regular file; refused")]
+    NotRegular { path: PathBuf },
     #[error("manifest of image {id}")]
     Manifest { id: String, source: ManifestError },
     #[error("cannot import: {0}")]
@@ -87,6 +89,23 @@ pub struct LocalStore {
 pub(crate) fn hash_file(path: &Path) -> Result<(ImageId, u64), StoreError> {
     let mut f = File::open(path).map_err(io_err(path))?;
     copy_hashing(&mut f, path, None)
+}
+
+/// [`hash_file`] of the store file `root/relative`, a regular file reached without a link
+/// ([`crate::regular`]).
+pub(crate) fn hash_regular(
+    root: &Path,
+    relative: &Path,
+) -> Result<(ImageId, u64), crate::regular::OpenError> {
+    let (mut f, _) = crate::regular::open(root, relative)?;
+    let path = root.join(relative);
+    copy_hashing(&mut f, &path, None).map_err(|e| match e {
+        StoreError::Io { path, source } => crate::regular::OpenError::Io { path, source },
+        other => crate::regular::OpenError::Io {
+            path,
+            source: io::Error::other(other.to_string()),
+        },
+    })
 }
 
 /// Reads `input` to its end, hashing it, and writes every byte to `out` when given. The one
@@ -163,16 +182,16 @@ impl LocalStore {
     /// size against the manifest.
     pub fn verified_image(&self, id: &ImageId) -> Result<VerifiedImage, StoreError> {
         let path = self.root.join(image_path(id));
-        let bytes = match fs::read(&path) {
+        let bytes = match crate::regular::read(&self.root, &image_path(id)) {
             Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Err(crate::regular::OpenError::NotFound(_)) => {
                 return Err(StoreError::Missing {
                     what: "image",
                     expected: id.to_string(),
                     path,
                 });
             }
-            Err(e) => return Err(io_err(&path)(e)),
+            Err(e) => return Err(e.into()),
         };
         let actual = sha256_id(&bytes);
         if &actual != id {
@@ -200,14 +219,17 @@ impl LocalStore {
                     },
                 })?;
             let path = self.root.join(blob_path(&digest));
-            if !path.is_file() {
-                return Err(StoreError::Missing {
-                    what: "blob",
-                    expected: digest.to_string(),
-                    path,
-                });
-            }
-            let (actual, len) = hash_file(&path)?;
+            let (actual, len) = match hash_regular(&self.root, &blob_path(&digest)) {
+                Ok(r) => r,
+                Err(crate::regular::OpenError::NotFound(_)) => {
+                    return Err(StoreError::Missing {
+                        what: "blob",
+                        expected: digest.to_string(),
+                        path,
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            };
             if actual != digest {
                 return Err(StoreError::Mismatch {
                     what: "blob",
@@ -265,7 +287,7 @@ impl LocalStore {
         for spec in manifest.blobs.values() {
             if let Ok(d) = spec.sha256_digest.parse::<ImageId>() {
                 let path = self.root.join(blob_path(&d));
-                if !path.is_file() {
+                if !crate::regular::exists(&self.root, &blob_path(&d)) {
                     return Err(StoreError::Missing {
                         what: "blob",
                         expected: d.to_string(),

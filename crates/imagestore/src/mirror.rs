@@ -321,7 +321,7 @@ pub async fn mirror(
     let missing = |v: Vec<StorePath>, report: &mut MirrorReport| -> Vec<StorePath> {
         v.into_iter()
             .filter(|p| {
-                let present = dir.join(p.relative()).is_file();
+                let present = crate::regular::exists(dir, &p.relative());
                 if present {
                     report.present += 1;
                 }

@@ -3,7 +3,8 @@
 //! uploads with `PUT` on the same paths (verified before they become visible), lists images
 //! under `/api/v1/images`, and keeps `all.txt` current.
 //!
-//! An upload is written through
+//! Only regular files reached without a link are served ([`crate::regular`]): a link at a store
+//! path is answered 404 like a missing file. An upload is written through
 //! [`crate::staged`]: every write error is seen and the file on disk checked before it is
 //! renamed into place; a full disk is answered 507 (Insufficient Storage), nothing stored.
 
@@ -30,6 +31,7 @@ use tokio::sync::Notify;
 use crate::catalog;
 use crate::local::{LocalStore, StoreError};
 use crate::paths::{PathError, StorePath};
+use crate::regular::OpenError;
 use crate::staged::{Durability, StagedFile, StagedWriter};
 use crate::tokens::TokenCache;
 
@@ -180,7 +182,7 @@ async fn show_image(
         let Some(s) = catalog::resolve(&list, &name).cloned() else {
             return Ok(None);
         };
-        let bytes = std::fs::read(store.root().join(paddock_core::manifest::image_path(&s.id)))
+        let bytes = crate::regular::read(store.root(), &paddock_core::manifest::image_path(&s.id))
             .map_err(|e| e.to_string())?;
         let m = ImageManifest::parse(&bytes).map_err(|e| e.to_string())?;
         Ok(Some((s, m)))
@@ -281,27 +283,39 @@ enum Opened {
     Large(std::fs::File),
 }
 
-/// Opens, stats and (when small) reads a file in one blocking hop.
-async fn open_file(full: PathBuf) -> std::io::Result<(Opened, std::fs::Metadata)> {
+/// Opens (a regular file only, never through a link), stats and (when small) reads a file in
+/// one blocking hop.
+async fn open_file(
+    root: PathBuf,
+    relative: PathBuf,
+) -> Result<(Opened, std::fs::Metadata), OpenError> {
     tokio::task::spawn_blocking(move || {
-        let mut file = std::fs::File::open(&full)?;
-        let meta = file.metadata()?;
+        let (mut file, meta) = crate::regular::open(&root, &relative)?;
+        let read_err = |source| OpenError::Io {
+            path: root.join(&relative),
+            source,
+        };
         if meta.len() <= SMALL_BODY {
             let mut buf = Vec::with_capacity(meta.len() as usize);
-            std::io::Read::read_to_end(&mut file, &mut buf)?;
+            std::io::Read::read_to_end(&mut file, &mut buf).map_err(read_err)?;
             return Ok((Opened::Small(buf.into()), meta));
         }
         Ok((Opened::Large(file), meta))
     })
     .await
-    .map_err(std::io::Error::other)?
+    .map_err(|e| OpenError::Io {
+        path: PathBuf::new(),
+        source: std::io::Error::other(e),
+    })?
 }
 
 async fn get_file(srv: &Srv, path: &StorePath, headers: &HeaderMap, head: bool) -> Response {
-    let full = srv.root.join(path.relative());
-    let (opened, meta) = match open_file(full).await {
+    let (opened, meta) = match open_file(srv.root.to_path_buf(), path.relative()).await {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(OpenError::NotFound(_)) => return text(StatusCode::NOT_FOUND, "not found"),
+        Err(OpenError::NotRegular(p)) => {
+            // Not part of the store (all.txt never lists it): as if it were not there.
+            tracing::warn!(path = %p.display(), "refused to serve a link or non-regular file");
             return text(StatusCode::NOT_FOUND, "not found");
         }
         Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -477,15 +491,15 @@ async fn put_blob(srv: &Srv, digest: &paddock_core::ImageId, body: Body) -> Resp
     }
 }
 
-/// Renames a whole, verified upload into place, unless the blob is already stored. Returns
-/// whether it was stored now.
+/// Renames a whole, verified upload into place, unless the blob is already stored (a regular
+/// file: a link there is replaced). Returns whether it was stored now.
 fn publish_blob(
     file: StagedFile,
     root: &Path,
     rel: &Path,
     digest: &paddock_core::ImageId,
 ) -> Result<bool, StoreError> {
-    if let Ok(f) = std::fs::File::open(root.join(rel)) {
+    if let Ok((f, _)) = crate::regular::open(root, rel) {
         // Already there: refresh its time so a garbage collection about to remove it as
         // unreferenced waits another grace period (a manifest naming it may follow).
         let _ = f.set_modified(std::time::SystemTime::now());
@@ -522,8 +536,8 @@ async fn put_manifest(srv: &Srv, id: &paddock_core::ImageId, body: Body) -> Resp
             .sha256_digest
             .parse::<paddock_core::ImageId>()
             .ok()
-            .and_then(|d| std::fs::metadata(srv.root.join(blob_path(&d))).ok())
-            .is_some_and(|m| m.len() == spec.size);
+            .and_then(|d| crate::regular::open(&srv.root, &blob_path(&d)).ok())
+            .is_some_and(|(_, m)| m.len() == spec.size);
         if !ok {
             missing.push(format!("{name} ({})", spec.sha256_digest));
         }

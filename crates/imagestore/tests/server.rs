@@ -915,3 +915,110 @@ fn an_import_onto_a_full_disk_fails_and_leaves_no_truncated_file() {
         0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_in_the_store_are_not_served_listed_or_passed_by_check() {
+    let s = start().await;
+    let http = reqwest::Client::new();
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("passwd");
+    std::fs::write(&secret, "root:x:0:0::/root:/bin/sh\n").unwrap();
+    let link_at = |sp: &StorePath| {
+        let p = s.root.join(sp.relative());
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(&secret, &p).unwrap();
+        p
+    };
+    // A link at a blob path and at a manifest path, to a file outside the store.
+    let blob = StorePath::Blob(digest(b"some blob"));
+    let image = StorePath::Image(digest(b"some manifest"));
+    let blob_link = link_at(&blob);
+    let image_link = link_at(&image);
+    // A directory link out of the store whose file even hashes to its name.
+    let content = b"outside the store".to_vec();
+    let d = digest(&content);
+    let escaped = StorePath::Blob(d.clone());
+    let rel = escaped.relative();
+    let shard = rel.parent().unwrap(); // blobs/aa/bb/cc
+    std::fs::create_dir_all(outside.path().join("cc")).unwrap();
+    std::fs::write(
+        outside.path().join("cc").join(rel.file_name().unwrap()),
+        &content,
+    )
+    .unwrap();
+    std::fs::create_dir_all(s.root.join(shard.parent().unwrap())).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("cc"), s.root.join(shard)).unwrap();
+
+    for sp in [&blob, &image, &escaped] {
+        let url = format!("{}/{}", s.base, sp.relative().display());
+        let r = http.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 404, "GET {url}");
+        let r = http.head(&url).send().await.unwrap();
+        assert_eq!(r.status(), 404, "HEAD {url}");
+    }
+    // A regular file is still served.
+    let real = b"a real blob".to_vec();
+    let r = http
+        .put(blob_url(&s.base, &digest(&real)))
+        .bearer_auth(&s.token)
+        .body(real.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = http
+        .get(blob_url(&s.base, &digest(&real)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Not in all.txt.
+    let index = wait_index(&s.root, &StorePath::Blob(digest(&real)).index_line()).await;
+    assert_eq!(index.lines().count(), 1, "{index}");
+
+    // check names each link as a problem.
+    let r = paddock_imagestore::maintenance::check(&s.root, false, |_, _| {}).unwrap();
+    let named: Vec<String> = r.links.iter().map(|p| p.display().to_string()).collect();
+    assert_eq!(named.len(), 3, "{named:?}");
+    for p in [&blob_link, &image_link, &s.root.join(shard)] {
+        assert!(
+            named.contains(&p.display().to_string()),
+            "{p:?} not in {named:?}"
+        );
+    }
+
+    // An upload to a blob path that holds a link replaces the link (not the file it names).
+    let blob_content = b"some blob".to_vec();
+    let r = http
+        .put(blob_url(&s.base, &digest(&blob_content)))
+        .bearer_auth(&s.token)
+        .body(blob_content.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        std::fs::read_to_string(&secret).unwrap(),
+        "root:x:0:0::/root:/bin/sh\n"
+    );
+    let r = http
+        .get(blob_url(&s.base, &digest(&blob_content)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap().as_ref(), blob_content.as_slice());
+
+    // check --repair moves the links left (never what they point to) to quarantine/.
+    let r = paddock_imagestore::maintenance::check(&s.root, true, |_, _| {}).unwrap();
+    assert_eq!(r.links.len(), 2, "{:?}", r.links);
+    assert_eq!(r.links_quarantined.len(), 2);
+    assert!(
+        r.links_quarantined
+            .iter()
+            .all(|q| q.starts_with(s.root.join("quarantine")))
+    );
+    assert!(secret.exists() && outside.path().join("cc").is_dir());
+    let r = paddock_imagestore::maintenance::check(&s.root, false, |_, _| {}).unwrap();
+    assert!(r.links.is_empty() && r.corrupt.is_empty(), "{r:?}");
+}
