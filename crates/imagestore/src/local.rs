@@ -270,7 +270,8 @@ impl LocalStore {
         tmp.copy_from(&mut input, source)?;
         let digest = tmp.digest();
         tmp.publish(
-            &self.root.join(blob_path(&digest)),
+            &self.root,
+            &blob_path(&digest),
             Some(&digest),
             Durability::Fsync,
         )
@@ -298,11 +299,7 @@ impl LocalStore {
         }
         let mut tmp = self.staged("image")?;
         tmp.write(bytes)?;
-        tmp.publish(
-            &self.root.join(image_path(&id)),
-            Some(&id),
-            Durability::Fsync,
-        )?;
+        tmp.publish(&self.root, &image_path(&id), Some(&id), Durability::Fsync)?;
         Ok(id)
     }
 }

@@ -117,8 +117,9 @@ pub struct CheckReport {
     pub corrupt: Vec<Corrupt>,
     /// Links (to files or directories) and other entries that are neither regular files nor
     /// directories under `images/` and `blobs/`: never served nor listed, but a sign that the
-    /// store was tampered with or copied wrongly. Where they were moved with `--repair`.
+    /// store was tampered with or copied wrongly.
     pub links: Vec<PathBuf>,
+    /// Where `--repair` moved them (the links themselves, never what they point to).
     pub links_quarantined: Vec<PathBuf>,
 }
 

@@ -123,7 +123,9 @@ async fn fetch(
     may_have_partial: bool,
 ) -> Result<(u64, bool), String> {
     let digest = path.digest().ok_or("all.txt is not fetched as a file")?;
-    let dest = dir.join(path.relative());
+    let relative = path.relative();
+    let dest = dir.join(&relative);
+    let root = dir.to_path_buf();
     let partial_dir = dir.join(".partial");
     let part = partial_dir.join(format!("{digest}.part"));
     // Hash what an earlier attempt already has (one blocking hop for all the file work).
@@ -166,10 +168,12 @@ async fn fetch(
         return tokio::task::spawn_blocking(move || -> Result<(u64, bool), String> {
             let parent = dest.parent().unwrap_or(Path::new("."));
             std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+            // Not even a temporary file outside the store, through a directory link.
+            crate::regular::check_dirs(&root, &relative).map_err(|e| e.to_string())?;
             let tmp = parent.join(format!(".{digest}.{}.tmp", crate::local::unique()));
             let mut f = StagedFile::create(tmp).map_err(|e| e.to_string())?;
             f.write(&body).map_err(|e| e.to_string())?;
-            f.publish(&dest, Some(&digest), durability)
+            f.publish(&root, &relative, Some(&digest), durability)
                 .map_err(|e| e.to_string())?;
             // An attempt that stopped half-way earlier leaves nothing to resume.
             if let Some(mut partial) = resumed_file {
@@ -240,7 +244,7 @@ async fn fetch(
             file.set_keep(false);
             return Err(mismatch(&url, actual.as_str(), &digest, file.len()));
         }
-        file.publish(&dest, Some(&digest), durability)
+        file.publish(&root, &relative, Some(&digest), durability)
             .map(|_| ())
             .map_err(|e| format!("{url}: {e}"))
     })

@@ -55,6 +55,20 @@ fn classify(path: &Path, e: io::Error) -> OpenError {
 /// Opens `root/relative` (a path of plain names) for reading, with its metadata; refuses links
 /// and anything but a regular file.
 pub fn open(root: &Path, relative: &Path) -> Result<(File, Metadata), OpenError> {
+    // A file replaced by a rename while it is opened (all.txt rewritten, a concurrent upload
+    // of the same blob) fails the last check once; a link swapped in fails it every time.
+    let mut attempts = 3;
+    loop {
+        match open_once(root, relative) {
+            Err(OpenError::NotRegular(p)) if attempts > 1 && p == root.join(relative) => {
+                attempts -= 1;
+            }
+            r => return r,
+        }
+    }
+}
+
+fn open_once(root: &Path, relative: &Path) -> Result<(File, Metadata), OpenError> {
     let full = root.join(relative);
     let file = fs::OpenOptions::new()
         .read(true)
@@ -65,12 +79,23 @@ pub fn open(root: &Path, relative: &Path) -> Result<(File, Metadata), OpenError>
     if !meta.is_file() {
         return Err(OpenError::NotRegular(full));
     }
-    // The directories on the way, below the root: none may be a link.
+    check_dirs(root, relative)?;
+    // And the path, as it is now, still names the file opened.
+    let now = fs::symlink_metadata(&full).map_err(|e| classify(&full, e))?;
+    if (now.dev(), now.ino()) != (meta.dev(), meta.ino()) {
+        return Err(OpenError::NotRegular(full));
+    }
+    Ok((file, meta))
+}
+
+/// Checks that the directories between `root` and the file `relative` (a path of plain names)
+/// are directories, not links (nor anything else): the file is inside the root.
+pub fn check_dirs(root: &Path, relative: &Path) -> Result<(), OpenError> {
     let mut dir = root.to_path_buf();
     let components: Vec<_> = relative.components().collect();
     for c in components.iter().take(components.len().saturating_sub(1)) {
         let Component::Normal(name) = c else {
-            return Err(OpenError::NotRegular(full));
+            return Err(OpenError::NotRegular(root.join(relative)));
         };
         dir.push(name);
         let m = fs::symlink_metadata(&dir).map_err(|e| classify(&dir, e))?;
@@ -78,12 +103,7 @@ pub fn open(root: &Path, relative: &Path) -> Result<(File, Metadata), OpenError>
             return Err(OpenError::NotRegular(dir));
         }
     }
-    // And the path, as it is now, still names the file opened.
-    let now = fs::symlink_metadata(&full).map_err(|e| classify(&full, e))?;
-    if (now.dev(), now.ino()) != (meta.dev(), meta.ino()) {
-        return Err(OpenError::NotRegular(full));
-    }
-    Ok((file, meta))
+    Ok(())
 }
 
 /// Reads `root/relative` whole (see [`open`]).

@@ -65,7 +65,8 @@ fn text(status: StatusCode, msg: impl Into<String>) -> Response {
 }
 
 /// The answer to an upload that could not be stored: 507 when the disk is full (the client may
-/// retry once space is freed), 500 otherwise. Nothing was stored either way.
+/// retry once space is freed), 500 otherwise (the cause is logged, not sent). Nothing was
+/// stored either way.
 fn store_failed(e: &StoreError) -> Response {
     if e.is_disk_full() {
         tracing::error!(error = %e, "upload refused: no space left on the store's disk");
@@ -75,7 +76,10 @@ fn store_failed(e: &StoreError) -> Response {
         );
     }
     tracing::error!(error = %e, "upload failed");
-    text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    text(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error (logged); nothing was stored",
+    )
 }
 
 /// The router, and the task that keeps `all.txt` current (it runs until the runtime stops).
@@ -505,7 +509,7 @@ fn publish_blob(
         let _ = f.set_modified(std::time::SystemTime::now());
         return Ok(false);
     }
-    file.publish(&root.join(rel), Some(digest), Durability::Fsync)?;
+    file.publish(root, rel, Some(digest), Durability::Fsync)?;
     Ok(true)
 }
 

@@ -13,6 +13,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use paddock_core::ImageId;
@@ -22,6 +23,8 @@ use crate::local::StoreError;
 
 /// Writes are buffered up to this size (the network hands over chunks of a few KiB).
 const BUFFER: usize = 1024 * 1024;
+
+const NOFOLLOW: i32 = nix::fcntl::OFlag::O_NOFOLLOW.bits();
 
 /// When a written file is made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +57,14 @@ pub struct StagedFile {
 impl StagedFile {
     /// A new, empty file at `path` (replacing any file of that name); removed when dropped.
     pub fn create(path: PathBuf) -> Result<StagedFile, StoreError> {
-        let f = File::create(&path).map_err(io_err(&path))?;
+        // Never through a link: a link planted at a temporary name would truncate its target.
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(NOFOLLOW)
+            .open(&path)
+            .map_err(io_err(&path))?;
         Ok(StagedFile {
             out: Some(BufWriter::with_capacity(BUFFER, f)),
             path,
@@ -67,7 +77,12 @@ impl StagedFile {
     /// The partial file at `path`, if there is one, to be continued: its content is hashed and
     /// writes are appended. Kept when dropped.
     pub fn resume(path: PathBuf) -> Result<Option<StagedFile>, StoreError> {
-        let mut f = match fs::OpenOptions::new().read(true).append(true).open(&path) {
+        let mut f = match fs::OpenOptions::new()
+            .read(true)
+            .append(true)
+            .custom_flags(NOFOLLOW)
+            .open(&path)
+        {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err(&path)(e)),
@@ -170,15 +185,19 @@ impl StagedFile {
         self.keep = false;
     }
 
-    /// Makes the file `dest` (creating its directory) if it is whole and, when `expected` is
-    /// given, hashes to it; see the module text for every check. Returns the digest and length.
-    /// On an error the temporary file is removed.
+    /// Makes the file `root/relative` (creating its directories, which must not be links: a
+    /// file is never written outside the root) if it is whole and, when `expected` is given,
+    /// hashes to it; see the module text for every check. A link at the final path is replaced
+    /// (never followed). Returns the digest and length. On an error the temporary file is
+    /// removed.
     pub fn publish(
         mut self,
-        dest: &Path,
+        root: &Path,
+        relative: &Path,
         expected: Option<&ImageId>,
         durability: Durability,
     ) -> Result<(ImageId, u64), StoreError> {
+        let dest = root.join(relative);
         self.keep = false;
         self.flush()?;
         let digest = self.digest();
@@ -211,7 +230,8 @@ impl StagedFile {
         }
         let dir = dest.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(dir).map_err(io_err(dir))?;
-        fs::rename(&self.path, dest).map_err(io_err(dest))?;
+        crate::regular::check_dirs(root, relative)?;
+        fs::rename(&self.path, &dest).map_err(io_err(&dest))?;
         // Renamed: nothing to remove any more.
         self.keep = true;
         if durability == Durability::Fsync {
@@ -285,10 +305,13 @@ mod tests {
         let content = b"some content".to_vec();
         let d = paddock_core::manifest::sha256_id(&content);
         let dest = dir.path().join("a/b/dest");
+        let rel = Path::new("a/b/dest");
 
         let mut f = StagedFile::create(dir.path().join("t1")).unwrap();
         f.write(&content).unwrap();
-        let (got, len) = f.publish(&dest, Some(&d), Durability::Fsync).unwrap();
+        let (got, len) = f
+            .publish(dir.path(), rel, Some(&d), Durability::Fsync)
+            .unwrap();
         assert_eq!((got, len), (d.clone(), content.len() as u64));
         assert_eq!(fs::read(&dest).unwrap(), content);
         assert!(!dir.path().join("t1").exists());
@@ -298,7 +321,12 @@ mod tests {
         f.write(b"other").unwrap();
         let other = dir.path().join("other");
         assert!(matches!(
-            f.publish(&other, Some(&d), Durability::Deferred),
+            f.publish(
+                dir.path(),
+                Path::new("other"),
+                Some(&d),
+                Durability::Deferred
+            ),
             Err(StoreError::Mismatch { .. })
         ));
         assert!(!other.exists() && !dir.path().join("t2").exists());

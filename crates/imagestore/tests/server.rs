@@ -988,6 +988,26 @@ async fn links_in_the_store_are_not_served_listed_or_passed_by_check() {
         );
     }
 
+    // An upload never writes through a directory link: 500, the file outside untouched.
+    use std::os::unix::fs::MetadataExt;
+    let outside_file = outside.path().join("cc").join(rel.file_name().unwrap());
+    let ino = std::fs::metadata(&outside_file).unwrap().ino();
+    let r = http
+        .put(blob_url(&s.base, &d))
+        .bearer_auth(&s.token)
+        .body(content.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500);
+    assert_eq!(std::fs::metadata(&outside_file).unwrap().ino(), ino);
+    assert_eq!(
+        std::fs::read_dir(outside.path().join("cc"))
+            .unwrap()
+            .count(),
+        1
+    );
+
     // An upload to a blob path that holds a link replaces the link (not the file it names).
     let blob_content = b"some blob".to_vec();
     let r = http
