@@ -249,16 +249,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         .unwrap_or_default()
                 );
             }
+            for (i, l) in r.links.iter().enumerate() {
+                println!(
+                    "LINK {}: a link or not a regular file, never served{}",
+                    l.display(),
+                    r.links_quarantined
+                        .get(i)
+                        .map(|q| format!(", moved to {}", q.display()))
+                        .unwrap_or_default()
+                );
+            }
             eprintln!(
-                "check: {} files, {} bytes, {} corrupt",
+                "check: {} files, {} bytes, {} corrupt, {} links",
                 r.checked,
                 r.bytes,
-                r.corrupt.len()
+                r.corrupt.len(),
+                r.links.len()
             );
-            if !r.corrupt.is_empty() && !repair {
+            if (!r.corrupt.is_empty() || !r.links.is_empty()) && !repair {
                 bail!(
-                    "{} corrupt files (run with --repair to quarantine them)",
-                    r.corrupt.len()
+                    "{} corrupt files, {} links (run with --repair to quarantine them)",
+                    r.corrupt.len(),
+                    r.links.len()
                 );
             }
             Ok(())

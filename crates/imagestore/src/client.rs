@@ -169,7 +169,7 @@ impl StoreClient {
                 .sha256_digest
                 .parse()
                 .map_err(|_| ClientError::Other("bad digest in manifest".into()))?;
-            if dir.join(blob_path(&d)).is_file() {
+            if crate::regular::exists(dir, &blob_path(&d)) {
                 continue;
             }
             crate::mirror::fetch_file(

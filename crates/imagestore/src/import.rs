@@ -221,10 +221,12 @@ impl LocalStore {
                         if self.root().join(image_path(&id)) != file {
                             continue;
                         }
-                        let bytes = fs::read(&file).map_err(|e| StoreError::Io {
-                            path: file.clone(),
-                            source: e,
-                        })?;
+                        // A link or another non-regular file is not part of the store.
+                        let bytes = match crate::regular::read(self.root(), &image_path(&id)) {
+                            Ok(b) => b,
+                            Err(crate::regular::OpenError::NotRegular(_)) => continue,
+                            Err(e) => return Err(e.into()),
+                        };
                         if sha256_id(&bytes) != id {
                             continue;
                         }

@@ -3,8 +3,9 @@
 //!
 //! This first piece is the local store: read an image with every byte verified, and write blobs
 //! and manifests so that a crash or a bad byte never leaves a wrong file at a final path (write
-//! to a temporary file in the same directory, hash while writing, fsync, rename only when the
-//! digest matches).
+//! to a temporary file, hash while writing, surface every write error, check the length on disk,
+//! fsync, rename only when whole and the digest matches: [`staged`]), and read only regular
+//! files, never through a link ([`regular`]).
 
 pub mod catalog;
 pub mod cli;
@@ -16,7 +17,9 @@ pub mod local;
 pub mod maintenance;
 pub mod mirror;
 pub mod paths;
+pub mod regular;
 pub mod server;
+pub mod staged;
 pub mod tokens;
 pub mod unsynced;
 

@@ -8,6 +8,8 @@ use paddock_core::ImageId;
 use paddock_core::manifest::{ImageManifest, ManifestError, blob_path, image_path, sha256_id};
 use sha2::{Digest, Sha256};
 
+use crate::staged::{Durability, StagedFile};
+
 /// Why a store operation failed. `Mismatch` and `Missing` mean the store cannot provide a
 /// correct image (a supervisor reports `supervisor_host_start_error`).
 #[derive(Debug, thiserror::Error)]
@@ -35,10 +37,30 @@ pub enum StoreError {
         size: u64,
         path: PathBuf,
     },
+    #[error("{path}: {on_disk} bytes on disk, {written} written")]
+    Incomplete {
+        path: PathBuf,
+        written: u64,
+        on_disk: u64,
+    },
+    #[error("{path} is a link or not a regular file; refused")]
+    NotRegular { path: PathBuf },
     #[error("manifest of image {id}")]
     Manifest { id: String, source: ManifestError },
     #[error("cannot import: {0}")]
     Import(String),
+}
+
+impl StoreError {
+    /// The disk (or the quota) is full: nothing was stored, and a retry fails until space is
+    /// freed (the server answers 507).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Io { source, .. }
+                if matches!(source.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded)
+        )
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
@@ -67,6 +89,23 @@ pub struct LocalStore {
 pub(crate) fn hash_file(path: &Path) -> Result<(ImageId, u64), StoreError> {
     let mut f = File::open(path).map_err(io_err(path))?;
     copy_hashing(&mut f, path, None)
+}
+
+/// [`hash_file`] of the store file `root/relative`, a regular file reached without a link
+/// ([`crate::regular`]).
+pub(crate) fn hash_regular(
+    root: &Path,
+    relative: &Path,
+) -> Result<(ImageId, u64), crate::regular::OpenError> {
+    let (mut f, _) = crate::regular::open(root, relative)?;
+    let path = root.join(relative);
+    copy_hashing(&mut f, &path, None).map_err(|e| match e {
+        StoreError::Io { path, source } => crate::regular::OpenError::Io { path, source },
+        other => crate::regular::OpenError::Io {
+            path,
+            source: io::Error::other(other.to_string()),
+        },
+    })
 }
 
 /// Reads `input` to its end, hashing it, and writes every byte to `out` when given. The one
@@ -143,16 +182,16 @@ impl LocalStore {
     /// size against the manifest.
     pub fn verified_image(&self, id: &ImageId) -> Result<VerifiedImage, StoreError> {
         let path = self.root.join(image_path(id));
-        let bytes = match fs::read(&path) {
+        let bytes = match crate::regular::read(&self.root, &image_path(id)) {
             Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Err(crate::regular::OpenError::NotFound(_)) => {
                 return Err(StoreError::Missing {
                     what: "image",
                     expected: id.to_string(),
                     path,
                 });
             }
-            Err(e) => return Err(io_err(&path)(e)),
+            Err(e) => return Err(e.into()),
         };
         let actual = sha256_id(&bytes);
         if &actual != id {
@@ -180,14 +219,17 @@ impl LocalStore {
                     },
                 })?;
             let path = self.root.join(blob_path(&digest));
-            if !path.is_file() {
-                return Err(StoreError::Missing {
-                    what: "blob",
-                    expected: digest.to_string(),
-                    path,
-                });
-            }
-            let (actual, len) = hash_file(&path)?;
+            let (actual, len) = match hash_regular(&self.root, &blob_path(&digest)) {
+                Ok(r) => r,
+                Err(crate::regular::OpenError::NotFound(_)) => {
+                    return Err(StoreError::Missing {
+                        what: "blob",
+                        expected: digest.to_string(),
+                        path,
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            };
             if actual != digest {
                 return Err(StoreError::Mismatch {
                     what: "blob",
@@ -214,21 +256,25 @@ impl LocalStore {
         })
     }
 
+    /// A fresh temporary file in the store's `tmp/` (see [`crate::staged`]).
+    pub(crate) fn staged(&self, kind: &str) -> Result<StagedFile, StoreError> {
+        let staging = self.root.join("tmp");
+        fs::create_dir_all(&staging).map_err(io_err(&staging))?;
+        StagedFile::create(staging.join(format!("{kind}-{}-{}", std::process::id(), unique())))
+    }
+
     /// Copies a file into the store as a blob; returns its digest and size. Idempotent.
     pub fn put_blob_file(&self, source: &Path) -> Result<(ImageId, u64), StoreError> {
         let mut input = File::open(source).map_err(io_err(source))?;
-        let staging = self.root.join("tmp");
-        fs::create_dir_all(&staging).map_err(io_err(&staging))?;
-        let tmp = staging.join(format!("blob-{}-{}", std::process::id(), unique()));
-        let result = (|| {
-            let mut out = File::create(&tmp).map_err(io_err(&tmp))?;
-            let (digest, len) = copy_hashing(&mut input, source, Some((&mut out, &tmp)))?;
-            out.sync_all().map_err(io_err(&tmp))?;
-            self.publish(&tmp, &blob_path(&digest))?;
-            Ok((digest, len))
-        })();
-        let _ = fs::remove_file(&tmp);
-        result
+        let mut tmp = self.staged("blob")?;
+        tmp.copy_from(&mut input, source)?;
+        let digest = tmp.digest();
+        tmp.publish(
+            &self.root,
+            &blob_path(&digest),
+            Some(&digest),
+            Durability::Fsync,
+        )
     }
 
     /// Writes manifest bytes (validated first); returns the image id. Refused while a blob it
@@ -242,7 +288,7 @@ impl LocalStore {
         for spec in manifest.blobs.values() {
             if let Ok(d) = spec.sha256_digest.parse::<ImageId>() {
                 let path = self.root.join(blob_path(&d));
-                if !path.is_file() {
+                if !crate::regular::exists(&self.root, &blob_path(&d)) {
                     return Err(StoreError::Missing {
                         what: "blob",
                         expected: d.to_string(),
@@ -251,26 +297,10 @@ impl LocalStore {
                 }
             }
         }
-        let staging = self.root.join("tmp");
-        fs::create_dir_all(&staging).map_err(io_err(&staging))?;
-        let tmp = staging.join(format!("image-{}-{}", std::process::id(), unique()));
-        let result = (|| {
-            let mut out = File::create(&tmp).map_err(io_err(&tmp))?;
-            out.write_all(bytes).map_err(io_err(&tmp))?;
-            out.sync_all().map_err(io_err(&tmp))?;
-            self.publish(&tmp, &image_path(&id))
-        })();
-        let _ = fs::remove_file(&tmp);
-        result.map(|_| id)
-    }
-
-    /// Renames a finished temporary file to its final path (creating the directories).
-    pub(crate) fn publish(&self, tmp: &Path, relative: &Path) -> Result<(), StoreError> {
-        let dest = self.root.join(relative);
-        if let Some(dir) = dest.parent() {
-            fs::create_dir_all(dir).map_err(io_err(dir))?;
-        }
-        fs::rename(tmp, &dest).map_err(io_err(&dest))
+        let mut tmp = self.staged("image")?;
+        tmp.write(bytes)?;
+        tmp.publish(&self.root, &image_path(&id), Some(&id), Durability::Fsync)?;
+        Ok(id)
     }
 }
 

@@ -1,5 +1,5 @@
 //! Store maintenance run by the operator: `gc` removes blobs no manifest references (after a
-//! grace period), `check` re-hashes every file and quarantines the corrupt ones.
+//! grace period), `check` re-hashes every file, reports links, and quarantines both.
 
 use std::collections::HashSet;
 use std::fs;
@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use paddock_core::ImageId;
 use paddock_core::manifest::{ImageManifest, sha256_id};
 
-use crate::local::{StoreError, hash_file};
+use crate::local::{StoreError, hash_regular};
 use crate::paths::StorePath;
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -44,7 +44,7 @@ pub fn gc(root: &Path, grace: Duration, dry_run: bool) -> Result<GcReport, Store
         };
         if let StorePath::Image(id) = &p {
             let path = root.join(p.relative());
-            let bytes = fs::read(&path).map_err(io(&path))?;
+            let bytes = crate::regular::read(root, &p.relative())?;
             if &sha256_id(&bytes) != id {
                 return Err(StoreError::Import(format!(
                     "{} is corrupt; run `paddock-imagestore check --repair` before gc",
@@ -115,17 +115,28 @@ pub struct CheckReport {
     pub checked: usize,
     pub bytes: u64,
     pub corrupt: Vec<Corrupt>,
+    /// Links (to files or directories) and other entries that are neither regular files nor
+    /// directories under `images/` and `blobs/`: never served nor listed, but a sign that the
+    /// store was tampered with or copied wrongly.
+    pub links: Vec<PathBuf>,
+    /// Where `--repair` moved them (the links themselves, never what they point to).
+    pub links_quarantined: Vec<PathBuf>,
 }
 
-/// Re-hashes every file of the store; with `repair`, moves corrupt ones to
-/// `ROOT/quarantine/` (out of `all.txt`) so that a mirror or a fresh upload can replace them.
+/// Re-hashes every file of the store and finds every link in it; with `repair`, moves corrupt
+/// files and links to `ROOT/quarantine/` (out of `all.txt`) so that a mirror or a fresh upload
+/// can replace them.
 pub fn check(
     root: &Path,
     repair: bool,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<CheckReport, StoreError> {
-    let lines = crate::index::list(root).map_err(io(root))?;
-    let mut report = CheckReport::default();
+    let scan = crate::index::scan(root).map_err(io(root))?;
+    let lines = scan.lines;
+    let mut report = CheckReport {
+        links: scan.not_regular,
+        ..CheckReport::default()
+    };
     for (i, line) in lines.iter().enumerate() {
         progress(i, lines.len());
         let Ok(p) = StorePath::parse(line) else {
@@ -135,7 +146,7 @@ pub fn check(
             continue;
         };
         let path = root.join(p.relative());
-        let (actual, len) = hash_file(&path)?;
+        let (actual, len) = hash_regular(root, &p.relative())?;
         report.checked += 1;
         report.bytes += len;
         if actual != expected {
@@ -157,6 +168,21 @@ pub fn check(
         }
     }
     progress(lines.len(), lines.len());
+    if repair {
+        for (i, link) in report.links.iter().enumerate() {
+            let q = root.join("quarantine");
+            fs::create_dir_all(&q).map_err(io(&q))?;
+            let name = link
+                .strip_prefix(root)
+                .unwrap_or(link)
+                .to_string_lossy()
+                .replace('/', "_");
+            let dest = q.join(format!("link-{i}-{name}"));
+            // Moves the link itself, never what it points to.
+            fs::rename(link, &dest).map_err(io(link))?;
+            report.links_quarantined.push(dest);
+        }
+    }
     if repair && !report.corrupt.is_empty() {
         crate::index::write(root).map_err(io(root))?;
     }

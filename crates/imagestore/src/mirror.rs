@@ -17,6 +17,7 @@ use paddock_core::manifest::ImageManifest;
 use sha2::{Digest, Sha256};
 
 use crate::paths::StorePath;
+use crate::staged::{StagedFile, StagedWriter};
 
 /// Files up to this size are received whole and written in one go.
 const SMALL_FILE: u64 = 1024 * 1024;
@@ -68,14 +69,7 @@ pub struct MirrorReport {
 }
 
 /// When a downloaded file is made durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
-    /// fsync before the rename: the file at its final path is on disk (the supervisor's cache,
-    /// `pull`).
-    Fsync,
-    /// No fsync: the caller covers the file with a [`crate::unsynced`] marker (the mirror).
-    Deferred,
-}
+pub use crate::staged::Durability;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MirrorError {
@@ -116,6 +110,9 @@ pub async fn fetch_file(
 
 /// `fetch_file`; `may_have_partial: false` says (from a listing of `.partial/` taken before)
 /// that there is no partial file to resume, which saves a blocking hop per file.
+///
+/// Every file goes through a [`StagedFile`]: a write error (a full disk) fails the download
+/// and removes its temporary file; an interrupted transfer keeps its partial file to resume.
 async fn fetch(
     client: &reqwest::Client,
     base: &str,
@@ -125,37 +122,26 @@ async fn fetch(
     durability: Durability,
     may_have_partial: bool,
 ) -> Result<(u64, bool), String> {
-    let fsync = durability == Durability::Fsync;
     let digest = path.digest().ok_or("all.txt is not fetched as a file")?;
-    let dest = dir.join(path.relative());
+    let relative = path.relative();
+    let dest = dir.join(&relative);
+    let root = dir.to_path_buf();
     let partial_dir = dir.join(".partial");
     let part = partial_dir.join(format!("{digest}.part"));
     // Hash what an earlier attempt already has (one blocking hop for all the file work).
-    let (mut hasher, mut have) = if !may_have_partial {
-        (Sha256::new(), 0)
+    let resumed_file = if !may_have_partial {
+        None
     } else {
         let (partial_dir, part) = (partial_dir.clone(), part.clone());
-        tokio::task::spawn_blocking(move || -> Result<(Sha256, u64), String> {
+        tokio::task::spawn_blocking(move || -> Result<Option<StagedFile>, String> {
             std::fs::create_dir_all(&partial_dir)
                 .map_err(|e| format!("{}: {e}", partial_dir.display()))?;
-            let mut hasher = Sha256::new();
-            let mut have = 0u64;
-            if let Ok(mut f) = std::fs::File::open(&part) {
-                let mut buf = vec![0u8; 256 * 1024];
-                loop {
-                    let n = std::io::Read::read(&mut f, &mut buf).map_err(|e| e.to_string())?;
-                    if n == 0 {
-                        break;
-                    }
-                    hasher.update(&buf[..n]);
-                    have += n as u64;
-                }
-            }
-            Ok((hasher, have))
+            StagedFile::resume(part).map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| e.to_string())??
     };
+    let have = resumed_file.as_ref().map_or(0, StagedFile::len);
     let url = format!(
         "{}/{}",
         base.trim_end_matches('/'),
@@ -182,22 +168,16 @@ async fn fetch(
         return tokio::task::spawn_blocking(move || -> Result<(u64, bool), String> {
             let parent = dest.parent().unwrap_or(Path::new("."));
             std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+            // Not even a temporary file outside the store, through a directory link.
+            crate::regular::check_dirs(&root, &relative).map_err(|e| e.to_string())?;
             let tmp = parent.join(format!(".{digest}.{}.tmp", crate::local::unique()));
-            let written = (|| {
-                let mut f = std::fs::File::create(&tmp)?;
-                std::io::Write::write_all(&mut f, &body)?;
-                if fsync {
-                    f.sync_all()?;
-                }
-                std::fs::rename(&tmp, &dest)
-            })();
-            if let Err(e) = written {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(format!("{}: {e}", dest.display()));
-            }
+            let mut f = StagedFile::create(tmp).map_err(|e| e.to_string())?;
+            f.write(&body).map_err(|e| e.to_string())?;
+            f.publish(&root, &relative, Some(&digest), durability)
+                .map_err(|e| e.to_string())?;
             // An attempt that stopped half-way earlier leaves nothing to resume.
-            if have > 0 {
-                let _ = std::fs::remove_file(&part);
+            if let Some(mut partial) = resumed_file {
+                partial.set_keep(false);
             }
             Ok((len, false))
         })
@@ -209,54 +189,26 @@ async fn fetch(
         reqwest::StatusCode::PARTIAL_CONTENT if have > 0 => true,
         // The partial file is already whole (or longer than the file): check it as it is.
         reqwest::StatusCode::RANGE_NOT_SATISFIABLE if have > 0 => true,
-        s if s.is_success() => {
-            hasher = Sha256::new();
-            have = 0;
-            false
-        }
+        s if s.is_success() => false,
         s => return Err(format!("{url}: HTTP {s}")),
     };
+    // Where this attempt starts in the file.
+    let start = if append { have } else { 0 };
     // A blocking writer thread hashes and writes the chunks as they arrive (no thread hop
-    // per chunk), fsyncs (if asked), and renames into place only if the digest matches.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(32);
-    let complete = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writer = {
-        let complete = complete.clone();
-        let (part, dest, digest, url) = (part.clone(), dest.clone(), digest.clone(), url.clone());
-        tokio::task::spawn_blocking(move || -> Result<u64, String> {
-            std::fs::create_dir_all(&partial_dir)
-                .map_err(|e| format!("{}: {e}", partial_dir.display()))?;
-            let f = if append {
-                std::fs::OpenOptions::new().append(true).open(&part)
-            } else {
-                std::fs::File::create(&part)
-            }
-            .map_err(|e| format!("{}: {e}", part.display()))?;
-            // The network hands over chunks of a few KiB: write them 1 MiB at a time.
-            let mut out = std::io::BufWriter::with_capacity(1024 * 1024, f);
-            let mut written = 0u64;
-            while let Some(chunk) = rx.blocking_recv() {
-                hasher.update(&chunk);
-                std::io::Write::write_all(&mut out, &chunk).map_err(|e| e.to_string())?;
-                written += chunk.len() as u64;
-            }
-            let f = out.into_inner().map_err(|e| e.error().to_string())?;
-            if fsync {
-                f.sync_all().map_err(|e| e.to_string())?;
-            }
-            drop(f);
-            if !complete.load(Ordering::SeqCst) {
-                // Interrupted: the partial file stays for the next attempt to resume.
-                return Err(format!(
-                    "{url}: transfer interrupted after {} bytes",
-                    have + written
-                ));
-            }
-            let actual = hex::encode(hasher.finalize());
-            publish_checked(&part, &dest, &digest, &actual, &url, have + written)?;
-            Ok(written)
-        })
-    };
+    // per chunk); the file is published in one more hop only if the transfer completed.
+    let writer = StagedWriter::spawn(move || match resumed_file {
+        Some(f) if append => Ok(f),
+        _ => {
+            std::fs::create_dir_all(&partial_dir).map_err(|source| crate::StoreError::Io {
+                path: partial_dir.clone(),
+                source,
+            })?;
+            // Replaces what an earlier attempt left: the server sent the whole file.
+            let mut f = StagedFile::create(part)?;
+            f.set_keep(true);
+            Ok(f)
+        }
+    });
     let mut failed = None;
     if status != reqwest::StatusCode::RANGE_NOT_SATISFIABLE {
         let mut body = resp.bytes_stream();
@@ -264,7 +216,8 @@ async fn fetch(
             match chunk {
                 Ok(c) => {
                     counter.fetch_add(c.len() as u64, Ordering::Relaxed);
-                    if tx.send(c).await.is_err() {
+                    if !writer.send(c).await {
+                        // A write error: `finish` returns it.
                         break;
                     }
                 }
@@ -275,33 +228,29 @@ async fn fetch(
             }
         }
     }
-    complete.store(failed.is_none(), Ordering::SeqCst);
-    drop(tx);
-    let written = writer.await.map_err(|e| e.to_string())?;
+    // A write error (the disk is full) removes the partial file: its content is not known.
+    let file = writer.finish().await.map_err(|e| format!("{url}: {e}"))?;
+    let total = file.len();
     if let Some(e) = failed {
-        return Err(e);
+        // Interrupted: the partial file stays for the next attempt to resume.
+        drop(file);
+        return Err(format!("{e} (transfer interrupted after {total} bytes)"));
     }
-    Ok((written?, resumed))
-}
-
-/// Renames a finished download into place if it hashes to its name; otherwise
-/// removes it and says why.
-fn publish_checked(
-    part: &Path,
-    dest: &Path,
-    digest: &paddock_core::ImageId,
-    actual: &str,
-    url: &str,
-    len: u64,
-) -> Result<(), String> {
-    if actual != digest.as_str() {
-        let _ = std::fs::remove_file(part);
-        return Err(mismatch(url, actual, digest, len));
-    }
-    if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-    }
-    std::fs::rename(part, dest).map_err(|e| format!("{}: {e}", dest.display()))
+    let digest = digest.clone();
+    tokio::task::spawn_blocking(move || -> Result<(), String> {
+        let mut file = file;
+        let actual = file.digest();
+        if actual != digest {
+            file.set_keep(false);
+            return Err(mismatch(&url, actual.as_str(), &digest, file.len()));
+        }
+        file.publish(&root, &relative, Some(&digest), durability)
+            .map(|_| ())
+            .map_err(|e| format!("{url}: {e}"))
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    Ok((total - start, resumed))
 }
 
 fn mismatch(url: &str, actual: &str, digest: &paddock_core::ImageId, len: u64) -> String {
@@ -376,7 +325,7 @@ pub async fn mirror(
     let missing = |v: Vec<StorePath>, report: &mut MirrorReport| -> Vec<StorePath> {
         v.into_iter()
             .filter(|p| {
-                let present = dir.join(p.relative()).is_file();
+                let present = crate::regular::exists(dir, &p.relative());
                 if present {
                     report.present += 1;
                 }

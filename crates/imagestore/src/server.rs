@@ -2,6 +2,11 @@
 //! ranges, `ETag` = the digest, immutable caching, streamed bodies), takes authenticated
 //! uploads with `PUT` on the same paths (verified before they become visible), lists images
 //! under `/api/v1/images`, and keeps `all.txt` current.
+//!
+//! Only regular files reached without a link are served ([`crate::regular`]): a link at a store
+//! path is answered 404 like a missing file. An upload is written through
+//! [`crate::staged`]: every write error is seen and the file on disk checked before it is
+//! renamed into place; a full disk is answered 507 (Insufficient Storage), nothing stored.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,13 +26,13 @@ use axum::routing::get;
 use futures_util::StreamExt;
 use paddock_core::manifest::{ImageManifest, blob_path, sha256_id};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
 
 use crate::catalog;
-use crate::local::LocalStore;
+use crate::local::{LocalStore, StoreError};
 use crate::paths::{PathError, StorePath};
+use crate::regular::OpenError;
+use crate::staged::{Durability, StagedFile, StagedWriter};
 use crate::tokens::TokenCache;
 
 /// Largest manifest accepted.
@@ -57,6 +62,24 @@ fn text(status: StatusCode, msg: impl Into<String>) -> Response {
     let mut m = msg.into();
     m.push('\n');
     (status, [(CONTENT_TYPE, "text/plain; charset=utf-8")], m).into_response()
+}
+
+/// The answer to an upload that could not be stored: 507 when the disk is full (the client may
+/// retry once space is freed), 500 otherwise (the cause is logged, not sent). Nothing was
+/// stored either way.
+fn store_failed(e: &StoreError) -> Response {
+    if e.is_disk_full() {
+        tracing::error!(error = %e, "upload refused: no space left on the store's disk");
+        return text(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "no space left on the store's disk; nothing was stored",
+        );
+    }
+    tracing::error!(error = %e, "upload failed");
+    text(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error (logged); nothing was stored",
+    )
 }
 
 /// The router, and the task that keeps `all.txt` current (it runs until the runtime stops).
@@ -165,7 +188,7 @@ async fn show_image(
         let Some(s) = catalog::resolve(&list, &name).cloned() else {
             return Ok(None);
         };
-        let bytes = std::fs::read(store.root().join(paddock_core::manifest::image_path(&s.id)))
+        let bytes = crate::regular::read(store.root(), &paddock_core::manifest::image_path(&s.id))
             .map_err(|e| e.to_string())?;
         let m = ImageManifest::parse(&bytes).map_err(|e| e.to_string())?;
         Ok(Some((s, m)))
@@ -266,27 +289,39 @@ enum Opened {
     Large(std::fs::File),
 }
 
-/// Opens, stats and (when small) reads a file in one blocking hop.
-async fn open_file(full: PathBuf) -> std::io::Result<(Opened, std::fs::Metadata)> {
+/// Opens (a regular file only, never through a link), stats and (when small) reads a file in
+/// one blocking hop.
+async fn open_file(
+    root: PathBuf,
+    relative: PathBuf,
+) -> Result<(Opened, std::fs::Metadata), OpenError> {
     tokio::task::spawn_blocking(move || {
-        let mut file = std::fs::File::open(&full)?;
-        let meta = file.metadata()?;
+        let (mut file, meta) = crate::regular::open(&root, &relative)?;
+        let read_err = |source| OpenError::Io {
+            path: root.join(&relative),
+            source,
+        };
         if meta.len() <= SMALL_BODY {
             let mut buf = Vec::with_capacity(meta.len() as usize);
-            std::io::Read::read_to_end(&mut file, &mut buf)?;
+            std::io::Read::read_to_end(&mut file, &mut buf).map_err(read_err)?;
             return Ok((Opened::Small(buf.into()), meta));
         }
         Ok((Opened::Large(file), meta))
     })
     .await
-    .map_err(std::io::Error::other)?
+    .map_err(|e| OpenError::Io {
+        path: PathBuf::new(),
+        source: std::io::Error::other(e),
+    })?
 }
 
 async fn get_file(srv: &Srv, path: &StorePath, headers: &HeaderMap, head: bool) -> Response {
-    let full = srv.root.join(path.relative());
-    let (opened, meta) = match open_file(full).await {
+    let (opened, meta) = match open_file(srv.root.to_path_buf(), path.relative()).await {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(OpenError::NotFound(_)) => return text(StatusCode::NOT_FOUND, "not found"),
+        Err(OpenError::NotRegular(p)) => {
+            // Not part of the store (all.txt never lists it): as if it were not there.
+            tracing::warn!(path = %p.display(), "refused to serve a link or non-regular file");
             return text(StatusCode::NOT_FOUND, "not found");
         }
         Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -410,80 +445,74 @@ fn read_range(
     futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
 }
 
-/// Removes a temporary upload file unless it was published.
-struct TempUpload(PathBuf);
-
-impl Drop for TempUpload {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 async fn put_blob(srv: &Srv, digest: &paddock_core::ImageId, body: Body) -> Response {
-    let staging = srv.root.join("tmp");
-    if let Err(e) = tokio::fs::create_dir_all(&staging).await {
-        return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
-    }
-    let tmp = TempUpload(staging.join(format!(
-        "upload-{}-{}",
-        std::process::id(),
-        crate::local::unique()
-    )));
-    let mut file = match tokio::fs::File::create(&tmp.0).await {
-        Ok(f) => f,
-        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    };
-    let mut hasher = Sha256::new();
+    let store = srv.store.clone();
+    let writer = StagedWriter::spawn(move || store.staged("upload"));
     let mut len: u64 = 0;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = match chunk {
             Ok(c) => c,
-            Err(e) => return text(StatusCode::BAD_REQUEST, format!("reading the upload: {e}")),
+            Err(e) => {
+                drop(writer.finish().await);
+                return text(StatusCode::BAD_REQUEST, format!("reading the upload: {e}"));
+            }
         };
         len += chunk.len() as u64;
         if len > srv.max_upload {
+            drop(writer.finish().await);
             return text(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("blobs are limited to {} bytes", srv.max_upload),
             );
         }
-        hasher.update(&chunk);
-        if let Err(e) = file.write_all(&chunk).await {
-            return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+        if !writer.send(chunk).await {
+            // The writer stopped on an error: `finish` says which.
+            break;
         }
     }
-    if let Err(e) = file.sync_all().await {
-        return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
-    }
-    drop(file);
-    let actual = hex::encode(hasher.finalize());
-    if actual != digest.as_str() {
+    let file = match writer.finish().await {
+        Ok(f) => f,
+        Err(e) => return store_failed(&e),
+    };
+    let actual = file.digest();
+    if &actual != digest {
         tracing::warn!(%actual, "blob upload refused: digest mismatch");
         return text(
             StatusCode::BAD_REQUEST,
             format!("the content hashes to {actual}, not {digest}; nothing was stored"),
         );
     }
-    let dest = srv.root.join(blob_path(digest));
-    if tokio::fs::metadata(&dest).await.is_ok() {
-        // Already there: refresh its time so a garbage collection about to remove it as
-        // unreferenced waits another grace period (a manifest naming it may follow).
-        let _ =
-            std::fs::File::open(&dest).and_then(|f| f.set_modified(std::time::SystemTime::now()));
-        return text(StatusCode::OK, "already stored");
-    }
-    let (store, t) = (srv.store.clone(), tmp.0.clone());
-    let rel = blob_path(digest);
-    match tokio::task::spawn_blocking(move || store.publish(&t, &rel)).await {
-        Ok(Ok(())) => {
+    let (root, rel, d) = (srv.root.clone(), blob_path(digest), digest.clone());
+    let published = tokio::task::spawn_blocking(move || publish_blob(file, &root, &rel, &d)).await;
+    match published {
+        Ok(Ok(true)) => {
             tracing::info!(bytes = len, "blob stored");
             srv.changed.notify_one();
             text(StatusCode::CREATED, "stored")
         }
-        Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Ok(Ok(false)) => text(StatusCode::OK, "already stored"),
+        Ok(Err(e)) => store_failed(&e),
         Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
+}
+
+/// Renames a whole, verified upload into place, unless the blob is already stored (a regular
+/// file: a link there is replaced). Returns whether it was stored now.
+fn publish_blob(
+    file: StagedFile,
+    root: &Path,
+    rel: &Path,
+    digest: &paddock_core::ImageId,
+) -> Result<bool, StoreError> {
+    if let Ok((f, _)) = crate::regular::open(root, rel) {
+        // Already there: refresh its time so a garbage collection about to remove it as
+        // unreferenced waits another grace period (a manifest naming it may follow).
+        let _ = f.set_modified(std::time::SystemTime::now());
+        return Ok(false);
+    }
+    file.publish(root, rel, Some(digest), Durability::Fsync)?;
+    Ok(true)
 }
 
 async fn put_manifest(srv: &Srv, id: &paddock_core::ImageId, body: Body) -> Response {
@@ -513,8 +542,8 @@ async fn put_manifest(srv: &Srv, id: &paddock_core::ImageId, body: Body) -> Resp
             .sha256_digest
             .parse::<paddock_core::ImageId>()
             .ok()
-            .and_then(|d| std::fs::metadata(srv.root.join(blob_path(&d))).ok())
-            .is_some_and(|m| m.len() == spec.size);
+            .and_then(|d| crate::regular::open(&srv.root, &blob_path(&d)).ok())
+            .is_some_and(|(_, m)| m.len() == spec.size);
         if !ok {
             missing.push(format!("{name} ({})", spec.sha256_digest));
         }
@@ -535,7 +564,8 @@ async fn put_manifest(srv: &Srv, id: &paddock_core::ImageId, body: Body) -> Resp
             srv.changed.notify_one();
             text(StatusCode::CREATED, "stored")
         }
-        Ok(Err(e)) => text(StatusCode::CONFLICT, e.to_string()),
+        Ok(Err(e @ StoreError::Missing { .. })) => text(StatusCode::CONFLICT, e.to_string()),
+        Ok(Err(e)) => store_failed(&e),
         Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

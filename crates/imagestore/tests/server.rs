@@ -4,6 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/tmpfs.rs"]
+mod tmpfs;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
@@ -20,12 +23,18 @@ struct Server {
     addr: std::net::SocketAddr,
     root: PathBuf,
     token: String,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 async fn start() -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("S");
+    let mut s = start_at(dir.path().join("S")).await;
+    s._dir = Some(dir);
+    s
+}
+
+/// A server on the store at `root` (created).
+async fn start_at(root: PathBuf) -> Server {
     std::fs::create_dir_all(&root).unwrap();
     let token = paddock_imagestore::tokens::add(&root, "ci").unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -45,7 +54,7 @@ async fn start() -> Server {
         addr,
         root,
         token,
-        _dir: dir,
+        _dir: None,
     }
 }
 
@@ -658,4 +667,378 @@ async fn a_mirror_after_a_restart_refetches_what_was_not_on_disk() {
     .unwrap();
     assert!(r.failed.is_empty());
     assert!(!m.join(MARKER).exists());
+}
+
+/// Every file under `images/` and `blobs/` of `root` hashes to its name (nothing truncated at a
+/// final path), `all.txt` (when there) lists only such files, and `check` finds nothing wrong.
+/// Returns the store paths found.
+fn assert_store_whole(root: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.join("images"), root.join("blobs")];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            if meta.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let rel = p.strip_prefix(root).unwrap().to_str().unwrap().to_string();
+            let sp = StorePath::parse(&rel).unwrap_or_else(|_| panic!("stray file {rel}"));
+            let bytes = std::fs::read(&p).unwrap();
+            assert_eq!(
+                &digest(&bytes),
+                sp.digest().unwrap(),
+                "{rel} ({} bytes) does not hash to its name",
+                bytes.len()
+            );
+            found.push(sp.index_line());
+        }
+    }
+    found.sort();
+    if let Ok(index) = std::fs::read_to_string(root.join("all.txt")) {
+        for line in index.lines() {
+            assert!(found.iter().any(|f| f == line), "all.txt lists {line}");
+        }
+    }
+    let r = paddock_imagestore::maintenance::check(root, false, |_, _| {}).unwrap();
+    assert!(r.corrupt.is_empty(), "check: {:?}", r.corrupt);
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_on_a_full_disk_are_refused_never_published_truncated() {
+    let Some(fs) = tmpfs::Tmpfs::mount("20m", "server full disk") else {
+        return;
+    };
+    let s = start_at(fs.path().join("S")).await;
+    let http = reqwest::Client::new();
+    let blobs = tmpfs::distinct_blobs(5, 7_000_000);
+    let (mut stored, mut refused) = (Vec::new(), Vec::new());
+    for b in &blobs {
+        let d = digest(b);
+        let r = http
+            .put(blob_url(&s.base, &d))
+            .bearer_auth(&s.token)
+            .body(b.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        let at = s.root.join(StorePath::Blob(d.clone()).relative());
+        match status {
+            201 => {
+                let on_disk = std::fs::read(&at).unwrap();
+                assert_eq!(
+                    on_disk.len(),
+                    b.len(),
+                    "201 but {} bytes at {at:?}",
+                    on_disk.len()
+                );
+                assert_eq!(digest(&on_disk), d, "201 but another digest at {at:?}");
+                let got = http.get(blob_url(&s.base, &d)).send().await.unwrap();
+                assert_eq!(got.bytes().await.unwrap().len(), b.len());
+                stored.push(b);
+            }
+            507 => {
+                assert!(
+                    text.contains("No space") || text.contains("space"),
+                    "{text}"
+                );
+                assert!(!at.exists(), "a refused upload is at {at:?}");
+                let got = http.get(blob_url(&s.base, &d)).send().await.unwrap();
+                assert_eq!(got.status(), 404);
+                refused.push(d);
+            }
+            other => panic!("PUT: {other} {text}"),
+        }
+    }
+    assert_eq!(stored.len(), 2, "two 7 MB blobs fit in 20 MiB");
+    assert_eq!(refused.len(), 3);
+    // Nothing is left behind in tmp/: the space of a refused upload is free again.
+    assert_eq!(std::fs::read_dir(s.root.join("tmp")).unwrap().count(), 0);
+
+    // A manifest when not one byte is free: 507 and not at its final path; then 201.
+    let m = treadmill_manifest("full", 1, stored[0], stored[1]);
+    let id = digest(m.as_bytes());
+    let filler = tmpfs::fill(fs.path());
+    let r = http
+        .put(image_url(&s.base, &id))
+        .bearer_auth(&s.token)
+        .body(m.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 507, "{}", r.text().await.unwrap());
+    assert!(
+        !s.root
+            .join(StorePath::Image(id.clone()).relative())
+            .exists()
+    );
+    std::fs::remove_file(filler).unwrap();
+    let r = http
+        .put(image_url(&s.base, &id))
+        .bearer_auth(&s.token)
+        .body(m)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    wait_index(&s.root, &StorePath::Image(id.clone()).index_line()).await;
+    let found = assert_store_whole(&s.root);
+    assert_eq!(found.len(), 3, "{found:?}");
+    for d in &refused {
+        assert!(!found.contains(&StorePath::Blob(d.clone()).index_line()));
+    }
+}
+
+/// A server whose store (on the normal disk) holds one image of `blobs`; returns its id.
+async fn serve_image(blobs: &[Vec<u8>]) -> (Server, ImageId) {
+    let s = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = paddock_imagestore::LocalStore::new(&s.root);
+    let mut opts_blobs = std::collections::BTreeMap::new();
+    for (i, b) in blobs.iter().enumerate() {
+        let f = dir.path().join(format!("b{i}"));
+        std::fs::write(&f, b).unwrap();
+        opts_blobs.insert(format!("b{i}"), (f, std::collections::BTreeMap::new()));
+    }
+    let id = store
+        .assemble(&paddock_imagestore::import::AssembleOptions {
+            label: "big".into(),
+            revision: 1,
+            description: String::new(),
+            attrs: Default::default(),
+            blobs: opts_blobs,
+        })
+        .unwrap();
+    paddock_imagestore::index::write(&s.root).unwrap();
+    (s, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_onto_a_full_disk_fails_and_publishes_only_whole_files() {
+    let Some(fs) = tmpfs::Tmpfs::mount("20m", "mirror full disk") else {
+        return;
+    };
+    // Large blobs (streamed through `.partial/`) and small ones (taken whole): 34 MB in all.
+    let mut blobs = tmpfs::distinct_blobs(3, 7_000_000);
+    blobs.extend(tmpfs::distinct_blobs(14, 900_000).into_iter().map(|mut b| {
+        b[8] = 0xff;
+        b
+    }));
+    let (s, _) = serve_image(&blobs).await;
+    let m = fs.path().join("M");
+    let opts = MirrorOptions {
+        attempts: 1,
+        ..MirrorOptions::default()
+    };
+    let r = mirror(&s.base, &m, &opts).await.unwrap();
+    assert!(!r.failed.is_empty(), "34 MB do not fit in 20 MiB");
+    assert!(
+        r.failed.iter().any(|(_, why)| why.contains("space")),
+        "{:?}",
+        r.failed
+    );
+    let found = assert_store_whole(&m);
+    assert_eq!(found.len(), r.fetched, "{found:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_onto_a_full_disk_fails_and_leaves_no_truncated_file() {
+    let Some(fs) = tmpfs::Tmpfs::mount("20m", "pull full disk") else {
+        return;
+    };
+    let (s, id) = serve_image(&tmpfs::distinct_blobs(3, 7_000_000)).await;
+    let client = paddock_imagestore::client::StoreClient::new(&s.base, None);
+    let p = fs.path().join("P");
+    let e = client.pull(&id.to_string(), &p).await.unwrap_err();
+    assert!(e.to_string().contains("space"), "{e}");
+    let found = assert_store_whole(&p);
+    assert!(
+        !found.contains(&StorePath::Image(id.clone()).index_line()),
+        "no manifest without its blobs"
+    );
+    assert!(found.len() <= 2, "{found:?}");
+}
+
+#[test]
+fn an_import_onto_a_full_disk_fails_and_leaves_no_truncated_file() {
+    let Some(fs) = tmpfs::Tmpfs::mount("20m", "import full disk") else {
+        return;
+    };
+    let src = tempfile::tempdir().unwrap();
+    let store = paddock_imagestore::LocalStore::new(fs.path().join("S"));
+    let mut results = Vec::new();
+    for (i, b) in tmpfs::distinct_blobs(4, 7_000_000).iter().enumerate() {
+        let f = src.path().join(format!("run-{i}.sh"));
+        std::fs::write(&f, b).unwrap();
+        let opts = paddock_imagestore::import::ImportOptions {
+            label: format!("img-{i}"),
+            revision: None,
+            description: String::new(),
+            entry_point: None,
+            ready_on_puppet: false,
+        };
+        results.push(store.import(&f, &opts));
+    }
+    // A directory (archived in tmp/ first) when the disk is full.
+    let tree = src.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("run.sh"), vec![b'x'; 7_000_000]).unwrap();
+    let opts = paddock_imagestore::import::ImportOptions {
+        label: "tree".into(),
+        revision: None,
+        description: String::new(),
+        entry_point: None,
+        ready_on_puppet: false,
+    };
+    results.push(store.import(&tree, &opts));
+    let ok: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(ok.len(), 2, "two 7 MB blobs fit in 20 MiB");
+    for r in &results {
+        if let Err(e) = r {
+            assert!(e.to_string().contains("space"), "{e}");
+        }
+    }
+    for id in ok {
+        store.verified_image(id).unwrap();
+    }
+    assert_eq!(store.list().unwrap().len(), 2);
+    assert_eq!(assert_store_whole(store.root()).len(), 4);
+    assert_eq!(
+        std::fs::read_dir(store.root().join("tmp")).unwrap().count(),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_in_the_store_are_not_served_listed_or_passed_by_check() {
+    let s = start().await;
+    let http = reqwest::Client::new();
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("passwd");
+    std::fs::write(&secret, "root:x:0:0::/root:/bin/sh\n").unwrap();
+    let link_at = |sp: &StorePath| {
+        let p = s.root.join(sp.relative());
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(&secret, &p).unwrap();
+        p
+    };
+    // A link at a blob path and at a manifest path, to a file outside the store.
+    let blob = StorePath::Blob(digest(b"some blob"));
+    let image = StorePath::Image(digest(b"some manifest"));
+    let blob_link = link_at(&blob);
+    let image_link = link_at(&image);
+    // A directory link out of the store whose file even hashes to its name.
+    let content = b"outside the store".to_vec();
+    let d = digest(&content);
+    let escaped = StorePath::Blob(d.clone());
+    let rel = escaped.relative();
+    let shard = rel.parent().unwrap(); // blobs/aa/bb/cc
+    std::fs::create_dir_all(outside.path().join("cc")).unwrap();
+    std::fs::write(
+        outside.path().join("cc").join(rel.file_name().unwrap()),
+        &content,
+    )
+    .unwrap();
+    std::fs::create_dir_all(s.root.join(shard.parent().unwrap())).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("cc"), s.root.join(shard)).unwrap();
+
+    for sp in [&blob, &image, &escaped] {
+        let url = format!("{}/{}", s.base, sp.relative().display());
+        let r = http.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 404, "GET {url}");
+        let r = http.head(&url).send().await.unwrap();
+        assert_eq!(r.status(), 404, "HEAD {url}");
+    }
+    // A regular file is still served.
+    let real = b"a real blob".to_vec();
+    let r = http
+        .put(blob_url(&s.base, &digest(&real)))
+        .bearer_auth(&s.token)
+        .body(real.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = http
+        .get(blob_url(&s.base, &digest(&real)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Not in all.txt.
+    let index = wait_index(&s.root, &StorePath::Blob(digest(&real)).index_line()).await;
+    assert_eq!(index.lines().count(), 1, "{index}");
+
+    // check names each link as a problem.
+    let r = paddock_imagestore::maintenance::check(&s.root, false, |_, _| {}).unwrap();
+    let named: Vec<String> = r.links.iter().map(|p| p.display().to_string()).collect();
+    assert_eq!(named.len(), 3, "{named:?}");
+    for p in [&blob_link, &image_link, &s.root.join(shard)] {
+        assert!(
+            named.contains(&p.display().to_string()),
+            "{p:?} not in {named:?}"
+        );
+    }
+
+    // An upload never writes through a directory link: 500, the file outside untouched.
+    use std::os::unix::fs::MetadataExt;
+    let outside_file = outside.path().join("cc").join(rel.file_name().unwrap());
+    let ino = std::fs::metadata(&outside_file).unwrap().ino();
+    let r = http
+        .put(blob_url(&s.base, &d))
+        .bearer_auth(&s.token)
+        .body(content.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500);
+    assert_eq!(std::fs::metadata(&outside_file).unwrap().ino(), ino);
+    assert_eq!(
+        std::fs::read_dir(outside.path().join("cc"))
+            .unwrap()
+            .count(),
+        1
+    );
+
+    // An upload to a blob path that holds a link replaces the link (not the file it names).
+    let blob_content = b"some blob".to_vec();
+    let r = http
+        .put(blob_url(&s.base, &digest(&blob_content)))
+        .bearer_auth(&s.token)
+        .body(blob_content.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        std::fs::read_to_string(&secret).unwrap(),
+        "root:x:0:0::/root:/bin/sh\n"
+    );
+    let r = http
+        .get(blob_url(&s.base, &digest(&blob_content)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap().as_ref(), blob_content.as_slice());
+
+    // check --repair moves the links left (never what they point to) to quarantine/.
+    let r = paddock_imagestore::maintenance::check(&s.root, true, |_, _| {}).unwrap();
+    assert_eq!(r.links.len(), 2, "{:?}", r.links);
+    assert_eq!(r.links_quarantined.len(), 2);
+    assert!(
+        r.links_quarantined
+            .iter()
+            .all(|q| q.starts_with(s.root.join("quarantine")))
+    );
+    assert!(secret.exists() && outside.path().join("cc").is_dir());
+    let r = paddock_imagestore::maintenance::check(&s.root, false, |_, _| {}).unwrap();
+    assert!(r.links.is_empty() && r.corrupt.is_empty(), "{r:?}");
 }

@@ -271,8 +271,15 @@ impl ImageSource {
     fn publish_manifest(&self, id: &ImageId) -> Result<(), String> {
         let staged = self.cache.root().join(".manifests").join(id.as_str());
         if let Ok(bytes) = std::fs::read(&staged) {
+            let _ = std::fs::remove_file(&staged);
+            // What was staged is used only if it is still the manifest named `id`.
+            if &sha256_id(&bytes) != id {
+                return Err(format!(
+                    "image {id}: the manifest staged in {} changed; fetch it again",
+                    staged.display()
+                ));
+            }
             self.cache.put_manifest(&bytes).map_err(|e| e.to_string())?;
-            let _ = std::fs::remove_file(staged);
         }
         Ok(())
     }

@@ -4,6 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "../../imagestore/tests/support/tmpfs.rs"]
+mod tmpfs;
+
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -120,4 +123,77 @@ async fn shared_downloads_lru_eviction_and_verification() {
     // An unknown image.
     let e = src.get(&ImageId::from_digest([9; 32])).await.unwrap_err();
     assert!(e.contains("not found"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_cache_disk_fails_the_image_and_caches_nothing_truncated() {
+    let Some(fs) = tmpfs::Tmpfs::mount("20m", "supervisor cache full disk") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("S");
+    let store = LocalStore::new(&root);
+    let ids: Vec<ImageId> = tmpfs::distinct_blobs(3, 7_000_000)
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let f = dir.path().join(format!("w{i}"));
+            std::fs::write(&f, b).unwrap();
+            store
+                .import(
+                    &f,
+                    &ImportOptions {
+                        label: format!("big-{i}"),
+                        revision: None,
+                        description: String::new(),
+                        entry_point: None,
+                        ready_on_puppet: false,
+                    },
+                )
+                .unwrap()
+        })
+        .collect();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let settings = ServerSettings {
+        root: root.clone(),
+        listen: addr,
+        max_upload_bytes: 1 << 20,
+    };
+    tokio::spawn(async move {
+        paddock_imagestore::server::serve(&settings, listener, std::future::pending())
+            .await
+            .unwrap()
+    });
+    let cache_dir = fs.path().join("cache");
+    // A limit far above the disk: the disk fills before any eviction.
+    let src = Arc::new(ImageSource::new(
+        vec![],
+        vec![format!("http://{addr}")],
+        &cache_dir,
+        1 << 30,
+    ));
+    let mut results = Vec::new();
+    for id in &ids {
+        results.push(src.get(id).await.map(|(img, pin)| (img.id, pin)));
+    }
+    assert!(
+        results[0].is_ok() && results[1].is_ok(),
+        "two 7 MB blobs fit"
+    );
+    let e = results[2].as_ref().unwrap_err();
+    assert!(e.contains("space"), "{e}");
+    assert!(
+        !cache_dir
+            .join(paddock_core::manifest::image_path(&ids[2]))
+            .exists()
+    );
+    // Every blob in the cache is whole, and check finds nothing wrong.
+    let index = paddock_imagestore::index::list(&cache_dir).unwrap();
+    assert_eq!(index.len(), 4, "{index:?}");
+    let r = paddock_imagestore::maintenance::check(&cache_dir, false, |_, _| {}).unwrap();
+    assert!(r.corrupt.is_empty() && r.links.is_empty(), "{r:?}");
+    for id in &ids[..2] {
+        LocalStore::new(&cache_dir).verified_image(id).unwrap();
+    }
 }
