@@ -311,11 +311,10 @@ fn paddock_deploy_check_config_reads_the_file_and_its_secrets() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_shows_a_bounded_rejection_with_its_total() {
     let dir = tempfile::tempdir().unwrap();
-    let db = paddock_switchboard::db::Db::connect(&paddock_switchboard::db::sqlite_url_for(
-        dir.path(),
-    ))
-    .await
-    .unwrap();
+    let db =
+        paddock_switchboard::db::Db::connect(&paddock_switchboard::db::sqlite_url_for(dir.path()))
+            .await
+            .unwrap();
     let admin: paddock_core::Name = "root".parse().unwrap();
     db.create_user(&admin, None, &[paddock_core::Privilege::Admin])
         .await
@@ -358,5 +357,9 @@ async fn status_shows_a_bounded_rejection_with_its_total() {
         .unwrap_or_else(|| panic!("{stdout}"));
     assert_eq!(lines[at + 1], format!("  {}", errors[0]));
     assert_eq!(lines[at + 100], format!("  {}", errors[99]));
-    assert_eq!(lines[at + 101], "  … and 179900 more (total 180000)", "{stdout}");
+    assert_eq!(
+        lines[at + 101],
+        "  … and 179900 more (total 180000)",
+        "{stdout}"
+    );
 }

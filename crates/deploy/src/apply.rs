@@ -136,9 +136,7 @@ impl Switchboard {
 
     /// The applied commit (empty before the first) and generation.
     async fn applied(&self) -> Result<(String, i64), SyncError> {
-        let v = self
-            .call(reqwest::Method::GET, "/deployment", None)
-            .await?;
+        let v = self.call(reqwest::Method::GET, "/deployment", None).await?;
         Ok((
             v["commit"].as_str().unwrap_or("").to_string(),
             v["generation"].as_i64().unwrap_or(0),

@@ -191,7 +191,7 @@ async fn turn(settings: &Settings, trigger: Trigger, st: &mut LoopState) {
     };
     let seen = remote
         .as_ref()
-        .map(|r| r.as_ref().map(String::clone).map_err(|e| e.to_string()));
+        .map(|r| r.clone().map_err(|e| e.to_string()));
     let remote_moved = seen.is_some() && seen != st.remote_seen;
     if let Some(seen) = seen {
         st.remote_seen = Some(seen);
@@ -223,9 +223,7 @@ async fn turn(settings: &Settings, trigger: Trigger, st: &mut LoopState) {
         _ => None,
     };
     match &outcome {
-        None
-        | Some(Ok(Outcome::Unchanged { .. }))
-        | Some(Ok(Outcome::AlreadyRejected { .. })) => {}
+        None | Some(Ok(Outcome::Unchanged { .. })) | Some(Ok(Outcome::AlreadyRejected { .. })) => {}
         Some(Ok(Outcome::Applied {
             commit,
             generation,

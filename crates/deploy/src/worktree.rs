@@ -52,8 +52,9 @@ pub fn read_db(root: &Path) -> std::io::Result<(DbFiles, Vec<Diagnostic>)> {
             ));
         }
     }
-    let with_path =
-        |p: &Path, e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", p.display()));
+    let with_path = |p: &Path, e: std::io::Error| {
+        std::io::Error::new(e.kind(), format!("{}: {e}", p.display()))
+    };
     let mut found: Vec<(String, PathBuf, u64)> = Vec::new();
     let mut refused = Vec::new();
     let mut stack = vec![db];

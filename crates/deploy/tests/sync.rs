@@ -318,7 +318,10 @@ async fn a_symlink_under_db_rejects_the_commit_with_its_location() {
     let (bare, work) = repo_with_example(dir.path());
     let source = Source::Local(bare.clone());
     let out = sync_once(&source, "main", &sb).await.unwrap();
-    assert!(matches!(&out, Outcome::Applied { generation: 1, .. }), "{out:?}");
+    assert!(
+        matches!(&out, Outcome::Applied { generation: 1, .. }),
+        "{out:?}"
+    );
 
     // A link to a valid site file outside the repo (following it would add a supervisor),
     // and one to /etc/passwd.

@@ -146,6 +146,10 @@ mod tests {
         assert_eq!(cut_line("short"), "short");
         let long = "é".repeat(MAX_ERROR_LINE_BYTES);
         let cut = cut_line(&long);
-        assert!(cut.len() <= MAX_ERROR_LINE_BYTES && cut.ends_with('…'), "{}", cut.len());
+        assert!(
+            cut.len() <= MAX_ERROR_LINE_BYTES && cut.ends_with('…'),
+            "{}",
+            cut.len()
+        );
     }
 }

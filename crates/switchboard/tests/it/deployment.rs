@@ -404,7 +404,10 @@ async fn rejections_are_bounded_and_keep_the_total(backend: Backend) {
 
     // The bounded report of a commit with 180,000 errors; a long line is cut.
     let mut first = lines[..100].to_vec();
-    first[1] = format!("db/sites/lab1.yaml:2:1: kind: `{}` is not a host kind", "x".repeat(10_000));
+    first[1] = format!(
+        "db/sites/lab1.yaml:2:1: kind: `{}` is not a host kind",
+        "x".repeat(10_000)
+    );
     let (s, v) = app
         .admin(
             Method::POST,
@@ -415,7 +418,10 @@ async fn rejections_are_bounded_and_keep_the_total(backend: Backend) {
     assert_eq!(s, StatusCode::OK, "{v}");
     let (_, st) = app.admin(Method::GET, "/api/v1/deployment", None).await;
     let e = &st["last_error"];
-    assert_eq!((e["commit"].as_str(), e["total_errors"].as_i64()), (Some("bad2"), Some(180_000)));
+    assert_eq!(
+        (e["commit"].as_str(), e["total_errors"].as_i64()),
+        (Some("bad2"), Some(180_000))
+    );
     assert!(e["errors"][1].as_str().unwrap().len() <= 1024, "{e}");
     assert_eq!(st["commit"], "c1");
     let m = app

@@ -75,7 +75,10 @@ pub async fn apply(
 /// The body of `POST /deployment`, read up to [`MAX_STATE_JSON_BYTES`] (or `max_body_bytes`
 /// when that is larger): every state within the deployments repo's limits fits, whatever the
 /// general body limit (only an admin may send one).
-async fn apply_request(app: &AppState, req: axum::extract::Request) -> Result<ApplyRequest, ApiError> {
+async fn apply_request(
+    app: &AppState,
+    req: axum::extract::Request,
+) -> Result<ApplyRequest, ApiError> {
     let json = req
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
