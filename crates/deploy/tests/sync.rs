@@ -511,3 +511,33 @@ async fn the_daemon_reports_a_rejected_commit_once_not_at_every_poll() {
     assert_eq!(st["last_error"]["at"].as_i64().unwrap(), first, "{st:#}");
     daemon.abort();
 }
+
+/// Issue 15: a call the switchboard refuses for its size (here a rejection report over a
+/// switchboard configured with a 4 KiB body limit) fails naming what was sent, its size and
+/// why; it once said only "error sending request" or "HTTP 413".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_over_the_switchboards_body_limit_names_what_and_its_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = switchboard_with(dir.path(), |c| c.max_body_bytes = 4096).await;
+    let (bare, work) = repo_with_example(dir.path());
+    std::fs::write(
+        work.join("db/sites/lab2.yaml"),
+        format!("supervisors:\n{}", "  - {}\n".repeat(50)),
+    )
+    .unwrap();
+    commit_all(&work, &bare, "150 errors");
+    let err = sync_once(&Source::Local(bare.clone()), "main", &sb)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("POST /deployment/rejection: ")
+            && err.contains("the rejection report")
+            && err.contains(" bytes"),
+        "{err}"
+    );
+    assert!(
+        err.contains("over the switchboard's limit (HTTP 413)"),
+        "{err}"
+    );
+}
