@@ -342,7 +342,8 @@ async fn reject_unreadable(
 }
 
 /// Reports `commit` rejected: its first errors (each cut to a bounded length) and their
-/// total; remembered as `key` once the switchboard has it.
+/// total; remembered as `key` once the switchboard has it, or once it refused the report
+/// itself (sending the same again would fail the same way at every poll).
 async fn reject(
     sb: &Switchboard,
     memory: &mut Memory,
@@ -355,12 +356,21 @@ async fn reject(
         .take(limits::MAX_REPORTED_ERRORS)
         .map(|e| limits::cut_line(e))
         .collect();
-    sb.call(
-        reqwest::Method::POST,
-        "/deployment/rejection",
-        Some(json!({"commit": commit, "errors": shown, "total_errors": errors.len()})),
-    )
-    .await?;
+    let sent = sb
+        .call(
+            reqwest::Method::POST,
+            "/deployment/rejection",
+            Some(json!({"commit": commit, "errors": shown, "total_errors": errors.len()})),
+        )
+        .await;
+    if let Err(SyncError::Switchboard {
+        status: Some(400 | 413 | 422),
+        ..
+    }) = &sent
+    {
+        memory.rejected = Some(key.to_string());
+    }
+    sent?;
     memory.rejected = Some(key.to_string());
     Ok(Outcome::Rejected {
         commit: commit.to_string(),

@@ -540,4 +540,16 @@ async fn a_call_over_the_switchboards_body_limit_names_what_and_its_size() {
         err.contains("over the switchboard's limit (HTTP 413)"),
         "{err}"
     );
+    // A daemon that got this answer does not send the same report again at every poll.
+    use paddock_deploy::apply::{Memory, read_head, sync_head};
+    let source = Source::Local(bare.clone());
+    let mut memory = Memory::default();
+    let head = read_head(&source, "main").await.unwrap();
+    let out = sync_head(&sb, &source, head.clone(), &mut memory).await;
+    assert!(out.is_err(), "{out:?}");
+    let out = sync_head(&sb, &source, head, &mut memory).await;
+    assert!(
+        matches!(out, Ok(Outcome::AlreadyRejected { .. })),
+        "{out:?}"
+    );
 }
