@@ -91,6 +91,55 @@ fn the_example_validates_and_a_broken_copy_lists_every_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no db/ directory"));
 }
 
+/// Issue 14: `validate` refuses a symbolic link under `db/` with its location and never
+/// reads what it points at (it once printed a YAML error quoting /etc/passwd); a link to a
+/// directory is refused the same way.
+#[test]
+fn validate_refuses_symlinks_under_db_without_following_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    copy_dir(&examples(), &repo);
+    std::os::unix::fs::symlink("/etc/passwd", repo.join("db/sites/x.yaml")).unwrap();
+    std::os::unix::fs::symlink("/etc", repo.join("db/sites/etc")).unwrap();
+    let out = Command::new(PADDOCK)
+        .args(["deploy", "validate"])
+        .arg(&repo)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        vec![
+            "db/sites/etc:1:1: a symbolic link; the deployments DB takes regular files only",
+            "db/sites/x.yaml:1:1: a symbolic link; the deployments DB takes regular files only",
+        ],
+        "{out:?}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("root:"));
+}
+
+/// Issue 15: `validate` refuses a file over the per-file limit by its size, before reading it
+/// (a sparse 50 MB file here), with its location.
+#[test]
+fn validate_refuses_an_oversized_file_by_its_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    copy_dir(&examples(), &repo);
+    let big = std::fs::File::create(repo.join("db/sites/big.yaml")).unwrap();
+    big.set_len(52_428_800).unwrap();
+    let out = Command::new(PADDOCK)
+        .args(["deploy", "validate"])
+        .arg(&repo)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "db/sites/big.yaml:1:1: 52428800 bytes, over the 4 MiB limit of one file\n"
+    );
+}
+
 #[test]
 fn token_new_prints_the_hash_for_git_and_the_token_alone() {
     let out = Command::new(PADDOCK)
@@ -255,4 +304,62 @@ fn paddock_deploy_check_config_reads_the_file_and_its_secrets() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("debounce") && err.contains("line 4"), "{err}");
+}
+
+/// Issue 16: `paddock deploy status` shows the errors the switchboard kept of a rejected
+/// commit and says how many more there were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_a_bounded_rejection_with_its_total() {
+    let dir = tempfile::tempdir().unwrap();
+    let db =
+        paddock_switchboard::db::Db::connect(&paddock_switchboard::db::sqlite_url_for(dir.path()))
+            .await
+            .unwrap();
+    let admin: paddock_core::Name = "root".parse().unwrap();
+    db.create_user(&admin, None, &[paddock_core::Privilege::Admin])
+        .await
+        .unwrap();
+    let token = paddock_switchboard::tokens::mint(&db, &admin, None)
+        .await
+        .unwrap()
+        .token;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(paddock_switchboard::run(
+        paddock_switchboard::app::AppState::new(db, Default::default()),
+        listener,
+    ));
+    let errors: Vec<String> = (1..=100)
+        .map(|i| format!("db/sites/lab2.yaml:{i}:5: supervisors[{i}]: missing field `id`"))
+        .collect();
+    let resp = reqwest::Client::new()
+        .post(format!("{url}/api/v1/deployment/rejection"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"commit": "bad", "errors": errors, "total_errors": 180_000}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{resp:?}");
+    let out = tokio::process::Command::new(PADDOCK)
+        .args(["deploy", "status"])
+        .env("PADDOCK_URL", &url)
+        .env("PADDOCK_TOKEN", &token)
+        .env("PADDOCK_CONFIG", dir.path().join("none.toml"))
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("last error:  commit bad rejected at"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert_eq!(lines[at + 1], format!("  {}", errors[0]));
+    assert_eq!(lines[at + 100], format!("  {}", errors[99]));
+    assert_eq!(
+        lines[at + 101],
+        "  … and 179900 more (total 180000)",
+        "{stdout}"
+    );
 }

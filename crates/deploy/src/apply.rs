@@ -1,9 +1,11 @@
-//! One sync of the deployments repo: read the branch's commit, and unless the switchboard
-//! already runs it, validate it whole and either apply it (one admin call, generation one
-//! above the applied one) or report it rejected with every error. The last good state stays
-//! live on any error.
+//! One sync of the deployments repo: find the branch's commit, and unless the switchboard
+//! already runs it (or it is the commit last rejected), read and validate it whole and either
+//! apply it (one admin call, generation one above the applied one) or report it rejected:
+//! the first [`limits::MAX_REPORTED_ERRORS`] errors and their total. The last good state
+//! stays live on any error.
 
-use paddock_core::deployments;
+use paddock_core::deployments::{self, limits};
+use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::git_source::{GitError, Snapshot, Source};
@@ -27,22 +29,41 @@ pub enum Outcome {
         /// One line per change; empty when the content did not change.
         summary: Vec<String>,
     },
-    /// The commit is invalid (or the branch is gone): nothing applied, the errors reported.
+    /// The commit is invalid, the switchboard refused it, or the branch is gone: nothing
+    /// applied. `errors` holds every error; the switchboard got the first
+    /// [`limits::MAX_REPORTED_ERRORS`] and the total.
     Rejected { commit: String, errors: Vec<String> },
+    /// The commit (or branch error) last rejected, again: not read, validated or reported
+    /// again.
+    AlreadyRejected { commit: String },
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
+    /// A call to the switchboard failed; `status` is its HTTP status when it answered.
     #[error("switchboard {url}: {message}")]
-    Switchboard { url: String, message: String },
+    Switchboard {
+        url: String,
+        status: Option<u16>,
+        message: String,
+    },
     #[error("reading the repository: {0}")]
     Task(String),
 }
 
+/// What a sync loop remembers between its turns: the last commit (or working-tree state, or
+/// branch error) it rejected and reported, so that the same one is not read, validated and
+/// reported again at every poll. An applied one needs no memory: the switchboard names it.
+#[derive(Debug, Clone, Default)]
+pub struct Memory {
+    rejected: Option<String>,
+}
+
 impl Switchboard {
-    fn err(&self, message: impl std::fmt::Display) -> SyncError {
+    fn err(&self, status: Option<u16>, message: impl std::fmt::Display) -> SyncError {
         SyncError::Switchboard {
             url: self.url.clone(),
+            status,
             message: message.to_string(),
         }
     }
@@ -53,20 +74,88 @@ impl Switchboard {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<serde_json::Value, SyncError> {
+        let body = body
+            .map(|b| serde_json::to_vec(&b))
+            .transpose()
+            .map_err(|e| self.err(None, format!("{method} {path}: encoding the body: {e}")))?;
+        self.send(method, path, body).await
+    }
+
+    /// Sends `body` (JSON) to `/api/v1{path}`; a failure names what was sent and why.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<serde_json::Value, SyncError> {
         let url = format!("{}/api/v1{path}", self.url.trim_end_matches('/'));
-        let mut req = self.http.request(method, &url).bearer_auth(&self.token);
+        let what = match path {
+            "/deployment" => "the deployment",
+            "/deployment/rejection" => "the rejection report",
+            "/deployment/report" => "the daemon's report",
+            _ => "the body",
+        };
+        let len = body.as_ref().map_or(0, Vec::len);
+        let mut req = self
+            .http
+            .request(method.clone(), &url)
+            .bearer_auth(&self.token);
         if let Some(b) = body {
-            req = req.json(&b);
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(b);
         }
-        let resp = req.send().await.map_err(|e| self.err(e))?;
+        let resp = req.send().await.map_err(|e| {
+            let why = with_causes(&e);
+            if len > 0 {
+                self.err(
+                    None,
+                    format!("{method} {path}: sending {what} ({len} bytes): {why}"),
+                )
+            } else {
+                self.err(None, format!("{method} {path}: {why}"))
+            }
+        })?;
         let status = resp.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            return Err(self.err(
+                Some(status.as_u16()),
+                format!("{method} {path}: {what} is {len} bytes, over the switchboard's limit (HTTP 413)"),
+            ));
+        }
         let v: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
         if !status.is_success() {
             let why = v["error"].as_str().unwrap_or("").to_string();
-            return Err(self.err(format!("{path}: HTTP {status}: {why}")));
+            return Err(self.err(
+                Some(status.as_u16()),
+                format!("{method} {path}: HTTP {status}: {why}"),
+            ));
         }
         Ok(v)
     }
+
+    /// The applied commit (empty before the first) and generation.
+    async fn applied(&self) -> Result<(String, i64), SyncError> {
+        let v = self.call(reqwest::Method::GET, "/deployment", None).await?;
+        Ok((
+            v["commit"].as_str().unwrap_or("").to_string(),
+            v["generation"].as_i64().unwrap_or(0),
+        ))
+    }
+}
+
+/// An error followed by its causes (reqwest's own text is only "error sending request").
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out = format!("{out}: {text}");
+        }
+        cause = c.source();
+    }
+    out
 }
 
 /// Reads (fetching a remote first) `branch` of `source` and brings the switchboard to it.
@@ -75,19 +164,55 @@ pub async fn sync_once(
     branch: &str,
     sb: &Switchboard,
 ) -> Result<Outcome, SyncError> {
-    let snapshot = read_source(source, branch).await?;
-    apply_snapshot(sb, snapshot).await
+    let head = read_head(source, branch).await?;
+    sync_head(sb, source, head, &mut Memory::default()).await
 }
 
-/// Reads the branch off the async threads (a fetch may take a while).
-pub async fn read_source(
+/// Finds the branch's commit (fetching a remote first) off the async threads; nothing of
+/// the commit is read yet.
+pub async fn read_head(
     source: &Source,
     branch: &str,
-) -> Result<Result<Snapshot, GitError>, SyncError> {
+) -> Result<Result<String, GitError>, SyncError> {
     let (source, branch) = (source.clone(), branch.to_string());
-    tokio::task::spawn_blocking(move || source.read(&branch))
+    tokio::task::spawn_blocking(move || source.head(&branch))
         .await
         .map_err(|e| SyncError::Task(e.to_string()))
+}
+
+/// Reads the DB files of `commit` (within the limits) off the async threads.
+pub async fn read_commit(
+    source: &Source,
+    commit: &str,
+) -> Result<Result<Snapshot, GitError>, SyncError> {
+    let (source, commit) = (source.clone(), commit.to_string());
+    tokio::task::spawn_blocking(move || source.snapshot(&commit))
+        .await
+        .map_err(|e| SyncError::Task(e.to_string()))
+}
+
+/// Brings the switchboard to `head` (the branch's commit as [`read_head`] found it). The
+/// commit's files are read only when the switchboard does not run it already and it is not
+/// the one `memory` last rejected.
+pub async fn sync_head(
+    sb: &Switchboard,
+    source: &Source,
+    head: Result<String, GitError>,
+    memory: &mut Memory,
+) -> Result<Outcome, SyncError> {
+    let (live, generation) = sb.applied().await?;
+    let commit = match head {
+        Ok(c) => c,
+        Err(e) => return reject_unreadable(sb, memory, e).await,
+    };
+    if commit == live {
+        return Ok(Outcome::Unchanged { commit });
+    }
+    if memory.rejected.as_deref() == Some(commit.as_str()) {
+        return Ok(Outcome::AlreadyRejected { commit });
+    }
+    let snapshot = read_commit(source, &commit).await?;
+    bring(sb, memory, snapshot, generation).await
 }
 
 /// Brings the switchboard to `snapshot` (a commit, or a working tree's content): unchanged
@@ -96,55 +221,85 @@ pub async fn apply_snapshot(
     sb: &Switchboard,
     snapshot: Result<Snapshot, GitError>,
 ) -> Result<Outcome, SyncError> {
-    let applied = sb.call(reqwest::Method::GET, "/deployment", None).await?;
-    let applied_commit = applied["commit"].as_str().unwrap_or("").to_string();
-    let generation = applied["generation"].as_i64().unwrap_or(0);
+    apply_snapshot_with(sb, snapshot, &mut Memory::default()).await
+}
+
+/// [`apply_snapshot`], skipping the state `memory` last rejected.
+pub async fn apply_snapshot_with(
+    sb: &Switchboard,
+    snapshot: Result<Snapshot, GitError>,
+    memory: &mut Memory,
+) -> Result<Outcome, SyncError> {
+    let (live, generation) = sb.applied().await?;
     let snapshot = match snapshot {
         Ok(s) => s,
-        Err(e @ GitError::NoBranch { .. }) => {
-            // A deleted branch is reported; what runs stays as it is.
-            return reject(sb, "(none)", vec![e.to_string()]).await;
-        }
-        Err(e) => return reject(sb, "(unreadable)", vec![e.to_string()]).await,
+        Err(e) => return reject_unreadable(sb, memory, e).await,
     };
-    if snapshot.commit == applied_commit {
+    if snapshot.commit == live {
         return Ok(Outcome::Unchanged {
             commit: snapshot.commit,
         });
     }
-    let mut errors: Vec<String> = snapshot
-        .not_text
-        .iter()
-        .map(|f| format!("{f}:1:1: not UTF-8 text"))
-        .collect();
-    let state = match deployments::load(&snapshot.files) {
-        Ok(s) => Some(s),
+    if memory.rejected.as_deref() == Some(snapshot.commit.as_str()) {
+        return Ok(Outcome::AlreadyRejected {
+            commit: snapshot.commit,
+        });
+    }
+    bring(sb, memory, Ok(snapshot), generation).await
+}
+
+/// Validates a snapshot the switchboard does not run and applies it, or reports it rejected.
+async fn bring(
+    sb: &Switchboard,
+    memory: &mut Memory,
+    snapshot: Result<Snapshot, GitError>,
+    generation: i64,
+) -> Result<Outcome, SyncError> {
+    let snapshot = match snapshot {
+        Ok(s) => s,
+        Err(e) => return reject_unreadable(sb, memory, e).await,
+    };
+    let commit = snapshot.commit;
+    let state = match deployments::load_read(&snapshot.files, &snapshot.refused) {
+        Ok(s) => s,
         Err(d) => {
-            errors.extend(d.0.iter().map(|e| e.to_string()));
-            None
+            let errors: Vec<String> = d.0.iter().map(|e| e.to_string()).collect();
+            tracing::warn!(%commit, errors = errors.len(), "deployment rejected");
+            return reject(sb, memory, &commit, &commit, errors).await;
         }
     };
-    let Some(state) = state.filter(|_| errors.is_empty()) else {
-        tracing::warn!(commit = %snapshot.commit, errors = errors.len(), "deployment rejected");
-        return reject(sb, &snapshot.commit, errors).await;
-    };
-    let v = sb
-        .call(
-            reqwest::Method::POST,
-            "/deployment",
-            Some(json!({
-                "commit": snapshot.commit,
-                "generation": generation + 1,
-                "state": state,
-            })),
+    let body = json!({
+        "commit": commit,
+        "generation": generation + 1,
+        "state": state,
+    });
+    let body = serde_json::to_vec(&body).map_err(|e| {
+        sb.err(
+            None,
+            format!("POST /deployment: encoding the deployment: {e}"),
         )
-        .await;
-    let v = match v {
+    })?;
+    if body.len() > limits::MAX_STATE_JSON_BYTES {
+        let why = format!(
+            "the deployment is {} bytes as JSON, over the {} MiB the switchboard takes for one state",
+            body.len(),
+            limits::MAX_STATE_JSON_BYTES >> 20
+        );
+        return reject(sb, memory, &commit, &commit, vec![why]).await;
+    }
+    let v = match sb
+        .send(reqwest::Method::POST, "/deployment", Some(body))
+        .await
+    {
         Ok(v) => v,
-        // The switchboard refused it whole (a name held by a supervisor added by hand, …).
-        Err(SyncError::Switchboard { message, .. }) => {
-            return reject(sb, &snapshot.commit, vec![message]).await;
-        }
+        // The switchboard refused the state whole (a name held by a supervisor added by hand,
+        // a timeout over its maximum, too big): rejected like an invalid commit. Anything else
+        // (not reachable, a 5xx) is retried at the next turn.
+        Err(SyncError::Switchboard {
+            status: Some(400 | 409 | 413 | 422),
+            message,
+            ..
+        }) => return reject(sb, memory, &commit, &commit, vec![message]).await,
         Err(e) => return Err(e),
     };
     let summary: Vec<String> = v["summary"]
@@ -156,22 +311,67 @@ pub async fn apply_snapshot(
         })
         .unwrap_or_default();
     for line in &summary {
-        tracing::info!(commit = %snapshot.commit, "applied: {line}");
+        tracing::info!(%commit, "applied: {line}");
     }
     Ok(Outcome::Applied {
-        commit: snapshot.commit,
+        commit,
         generation: generation + 1,
         summary,
     })
 }
 
-async fn reject(sb: &Switchboard, commit: &str, errors: Vec<String>) -> Result<Outcome, SyncError> {
-    sb.call(
-        reqwest::Method::POST,
-        "/deployment/rejection",
-        Some(json!({"commit": commit, "errors": errors})),
-    )
-    .await?;
+/// A branch that is gone or a repository that cannot be read: reported (once while it stays
+/// the same); what runs stays as it is.
+async fn reject_unreadable(
+    sb: &Switchboard,
+    memory: &mut Memory,
+    e: GitError,
+) -> Result<Outcome, SyncError> {
+    let commit = match e {
+        GitError::NoBranch { .. } => "(none)",
+        _ => "(unreadable)",
+    };
+    let message = e.to_string();
+    let key = format!("{commit} {message}");
+    if memory.rejected.as_deref() == Some(key.as_str()) {
+        return Ok(Outcome::AlreadyRejected {
+            commit: commit.to_string(),
+        });
+    }
+    reject(sb, memory, &key, commit, vec![message]).await
+}
+
+/// Reports `commit` rejected: its first errors (each cut to a bounded length) and their
+/// total; remembered as `key` once the switchboard has it, or once it refused the report
+/// itself (sending the same again would fail the same way at every poll).
+async fn reject(
+    sb: &Switchboard,
+    memory: &mut Memory,
+    key: &str,
+    commit: &str,
+    errors: Vec<String>,
+) -> Result<Outcome, SyncError> {
+    let shown: Vec<String> = errors
+        .iter()
+        .take(limits::MAX_REPORTED_ERRORS)
+        .map(|e| limits::cut_line(e))
+        .collect();
+    let sent = sb
+        .call(
+            reqwest::Method::POST,
+            "/deployment/rejection",
+            Some(json!({"commit": commit, "errors": shown, "total_errors": errors.len()})),
+        )
+        .await;
+    if let Err(SyncError::Switchboard {
+        status: Some(400 | 413 | 422),
+        ..
+    }) = &sent
+    {
+        memory.rejected = Some(key.to_string());
+    }
+    sent?;
+    memory.rejected = Some(key.to_string());
     Ok(Outcome::Rejected {
         commit: commit.to_string(),
         errors,

@@ -21,8 +21,8 @@ use sha2::Sha256;
 use tokio::sync::Notify;
 
 use crate::activation::{self, ActivationConfig};
-use crate::apply::{Outcome, Switchboard, apply_snapshot, read_source};
-use crate::git_source::{GitError, Snapshot, Source};
+use crate::apply::{Memory, Outcome, Switchboard, apply_snapshot_with, read_head, sync_head};
+use crate::git_source::{GitError, Source};
 use crate::report::{Report, WorktreeReport, drift};
 use crate::{watch, worktree};
 
@@ -129,7 +129,9 @@ pub fn webhook(secret: Vec<u8>, wake: Arc<Notify>) -> Router {
 
 /// Syncs until `shutdown` resolves: at start, every poll interval, whenever `wake` is
 /// notified (the webhook), and when the working tree's edits settle. Errors are logged and
-/// retried at the next turn.
+/// retried at the next turn. A turn reads a commit's files only when the switchboard does not
+/// run it and it is not the one last rejected: a rejected commit is validated and reported
+/// once, not at every poll.
 pub async fn run(
     settings: Settings,
     wake: Arc<Notify>,
@@ -168,15 +170,18 @@ struct LoopState {
     /// The remote branch as last read: its commit, or why it could not be read.
     remote_seen: Option<Result<String, String>>,
     last_report: Option<Report>,
+    /// The state last rejected, not read or reported again.
+    memory: Memory,
 }
 
 async fn turn(settings: &Settings, trigger: Trigger, st: &mut LoopState) {
     let sb = &settings.switchboard;
-    // The remote is read on every turn but an edit's (which must be quick).
-    let remote: Option<Result<Snapshot, GitError>> = if trigger == Trigger::Edit {
+    // The remote's commit is found on every turn but an edit's (which must be quick); its
+    // files are read only when it is to be applied.
+    let remote: Option<Result<String, GitError>> = if trigger == Trigger::Edit {
         None
     } else {
-        match read_source(&settings.source, &settings.branch).await {
+        match read_head(&settings.source, &settings.branch).await {
             Ok(r) => Some(r),
             Err(e) => {
                 tracing::warn!("reading the repository: {e}");
@@ -184,11 +189,9 @@ async fn turn(settings: &Settings, trigger: Trigger, st: &mut LoopState) {
             }
         }
     };
-    let seen = remote.as_ref().map(|r| {
-        r.as_ref()
-            .map(|s| s.commit.clone())
-            .map_err(|e| e.to_string())
-    });
+    let seen = remote
+        .as_ref()
+        .map(|r| r.clone().map_err(|e| e.to_string()));
     let remote_moved = seen.is_some() && seen != st.remote_seen;
     if let Some(seen) = seen {
         st.remote_seen = Some(seen);
@@ -210,22 +213,34 @@ async fn turn(settings: &Settings, trigger: Trigger, st: &mut LoopState) {
     // the working tree at start and on its edits.
     let outcome = match (&tree, remote) {
         (Some(t), _) if matches!(trigger, Trigger::Start | Trigger::Edit) => {
-            Some(apply_snapshot(sb, t.clone().map(|t| t.snapshot)).await)
+            let snapshot = t.clone().map(|t| t.snapshot);
+            Some(apply_snapshot_with(sb, snapshot, &mut st.memory).await)
         }
-        (Some(_), Some(r)) if remote_moved => Some(apply_snapshot(sb, r).await),
-        (None, Some(r)) => Some(apply_snapshot(sb, r).await),
+        (Some(_), Some(r)) if remote_moved => {
+            Some(sync_head(sb, &settings.source, r, &mut st.memory).await)
+        }
+        (None, Some(r)) => Some(sync_head(sb, &settings.source, r, &mut st.memory).await),
         _ => None,
     };
     match &outcome {
-        None | Some(Ok(Outcome::Unchanged { .. })) => {}
+        None | Some(Ok(Outcome::Unchanged { .. })) | Some(Ok(Outcome::AlreadyRejected { .. })) => {}
         Some(Ok(Outcome::Applied {
             commit,
             generation,
             summary,
         })) => tracing::info!(%commit, generation, changes = summary.len(), "applied"),
         Some(Ok(Outcome::Rejected { commit, errors })) => {
-            for e in errors {
+            let shown = paddock_core::deployments::limits::MAX_REPORTED_ERRORS;
+            for e in errors.iter().take(shown) {
                 tracing::warn!(%commit, "rejected: {e}");
+            }
+            if errors.len() > shown {
+                tracing::warn!(
+                    %commit,
+                    total = errors.len(),
+                    "rejected: … and {} more errors",
+                    errors.len() - shown
+                );
             }
         }
         Some(Err(e)) => tracing::warn!("sync failed (retried at the next turn): {e}"),

@@ -1,17 +1,22 @@
 //! A commit of the deployments repo, read from git (a bare repo or a clone) without a
-//! checkout: the branch's commit id and the text of every file under `db/`.
+//! checkout: the branch's commit id, and the text of every file under `db/` within the limits
+//! (links and other entries that are not regular files refused, never read; sizes checked on
+//! the blobs before they are read: `paddock_core::deployments::limits`).
 
 use std::path::{Path, PathBuf};
+
+use paddock_core::deployments::{Diagnostic, Diagnostics, limits};
 
 /// The files of one commit that the deployments DB reads.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     /// Full hex id of the commit.
     pub commit: String,
-    /// `(path in repo, text)` of each file under `db/`.
+    /// `(path in repo, text)` of each file under `db/` that was read.
     pub files: Vec<(String, String)>,
-    /// Files under `db/` that are not UTF-8 text.
-    pub not_text: Vec<String>,
+    /// Files under `db/` refused before or while reading (a symbolic link, not a regular
+    /// file, over a size limit, not UTF-8 text), sorted: any of them rejects the state.
+    pub refused: Vec<Diagnostic>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -31,15 +36,26 @@ pub enum GitError {
 /// Reads `refs/heads/<branch>` of the repository at `repo`.
 pub fn read_branch(repo: &Path, branch: &str) -> Result<Snapshot, GitError> {
     let path = repo.display().to_string();
+    let head = branch_head(repo, branch)?;
+    let r = open(repo)?;
+    let id = gix::ObjectId::from_hex(head.as_bytes()).map_err(|e| GitError::Read {
+        path: path.clone(),
+        what: head.clone(),
+        message: e.to_string(),
+    })?;
+    read_commit(&r, &path, id)
+}
+
+/// The commit `refs/heads/<branch>` of the repository at `repo` points at (full hex id);
+/// nothing of it is read.
+pub fn branch_head(repo: &Path, branch: &str) -> Result<String, GitError> {
+    let path = repo.display().to_string();
     let read_err = |what: &str, e: &dyn std::fmt::Display| GitError::Read {
         path: path.clone(),
         what: what.to_string(),
         message: e.to_string(),
     };
-    let repo = gix::open(repo).map_err(|e| GitError::Open {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
+    let repo = open(repo)?;
     let name = format!("refs/heads/{branch}");
     let mut reference = match repo.try_find_reference(name.as_str()) {
         Ok(Some(r)) => r,
@@ -54,10 +70,12 @@ pub fn read_branch(repo: &Path, branch: &str) -> Result<Snapshot, GitError> {
     let commit = reference
         .peel_to_commit()
         .map_err(|e| read_err(&name, &e))?;
-    read_commit(&repo, &path, commit.id)
+    Ok(commit.id.to_string())
 }
 
-/// The DB files of commit `id` in `repo` (`path` names it in errors).
+/// The DB files of commit `id` in `repo` (`path` names it in errors). A symbolic link (mode
+/// 120000) or a submodule under `db/` is refused, never read; blobs are refused by their size
+/// (from the object header) before they are read.
 pub fn read_commit(
     repo: &gix::Repository,
     path: &str,
@@ -77,24 +95,45 @@ pub fn read_commit(
     tree.traverse()
         .breadthfirst(&mut records)
         .map_err(|e| read_err(&id, &e))?;
-    let mut files = Vec::new();
-    let mut not_text = Vec::new();
+    let mut blobs = Vec::new();
+    let mut refused = Vec::new();
     for entry in records.records {
         let file = entry.filepath.to_string();
-        if !entry.mode.is_blob() || !paddock_core::deployments::is_db_file(&file) {
+        let in_db = file == "db" || paddock_core::deployments::is_db_file(&file);
+        if !in_db || entry.mode.is_tree() {
             continue;
         }
-        let blob = repo.find_blob(entry.oid).map_err(|e| read_err(&file, &e))?;
-        match String::from_utf8(blob.data.clone()) {
-            Ok(text) => files.push((file, text)),
-            Err(_) => not_text.push(file),
+        if entry.mode.is_link() {
+            refused.push(limits::symlink(&file));
+        } else if entry.mode.is_commit() {
+            refused.push(limits::not_regular(&file, "a submodule"));
+        } else if file != "db" {
+            let size = repo
+                .find_header(entry.oid)
+                .map_err(|e| read_err(&file, &e))?
+                .size();
+            blobs.push((file, entry.oid, size));
         }
     }
-    files.sort();
+    blobs.sort();
+    let sizes: Vec<(String, u64)> = blobs.iter().map(|(f, _, s)| (f.clone(), *s)).collect();
+    let (read, too_big) = limits::budget(&sizes);
+    refused.extend(too_big);
+    let mut files = Vec::new();
+    for ((file, oid, _), read) in blobs.into_iter().zip(read) {
+        if !read {
+            continue;
+        }
+        let mut blob = repo.find_blob(oid).map_err(|e| read_err(&file, &e))?;
+        match String::from_utf8(std::mem::take(&mut blob.data)) {
+            Ok(text) => files.push((file, text)),
+            Err(_) => refused.push(limits::not_text(&file)),
+        }
+    }
     Ok(Snapshot {
         commit: id,
         files,
-        not_text,
+        refused: Diagnostics(refused).sorted().0,
     })
 }
 
@@ -111,6 +150,12 @@ pub fn is_remote(repo: &str) -> bool {
 /// with gix, forced so that a force-push is followed, and reads the fetched commit. A branch
 /// the remote no longer has is [`GitError::NoBranch`]; the mirror keeps what it had.
 pub fn fetch_branch(url: &str, mirror: &Path, branch: &str) -> Result<Snapshot, GitError> {
+    fetch(url, mirror, branch)?;
+    read_branch(mirror, branch)
+}
+
+/// Fetches `branch` of `url` into the bare mirror at `mirror` (see [`fetch_branch`]).
+fn fetch(url: &str, mirror: &Path, branch: &str) -> Result<(), GitError> {
     let path = mirror.display().to_string();
     let fetch_err = |e: &dyn std::fmt::Display| GitError::Read {
         path: url.to_string(),
@@ -159,7 +204,7 @@ pub fn fetch_branch(url: &str, mirror: &Path, branch: &str) -> Result<Snapshot, 
     prepared
         .receive(gix::progress::Discard, &interrupt)
         .map_err(|e| fetch_err(&e))?;
-    read_branch(mirror, branch)
+    Ok(())
 }
 
 /// Where the deployments repo's commits come from.
@@ -190,6 +235,27 @@ impl Source {
             Source::Local(path) => read_branch(path, branch),
             Source::Remote { url, mirror } => fetch_branch(url, mirror, branch),
         }
+    }
+
+    /// Fetches (for a remote) and finds the branch's newest commit, reading nothing of it.
+    pub fn head(&self, branch: &str) -> Result<String, GitError> {
+        if let Source::Remote { url, mirror } = self {
+            fetch(url, mirror, branch)?;
+        }
+        branch_head(self.git_dir(), branch)
+    }
+
+    /// Reads the DB files of `commit` (already fetched, for a remote).
+    pub fn snapshot(&self, commit: &str) -> Result<Snapshot, GitError> {
+        let dir = self.git_dir();
+        let path = dir.display().to_string();
+        let repo = open(dir)?;
+        let id = gix::ObjectId::from_hex(commit.as_bytes()).map_err(|e| GitError::Read {
+            path: path.clone(),
+            what: commit.to_string(),
+            message: e.to_string(),
+        })?;
+        read_commit(&repo, &path, id)
     }
 }
 

@@ -4,7 +4,7 @@
 //! commit (`.git/HEAD`, `.git/refs/`) count; bursts are debounced into one wake-up. A file
 //! merely opened or read is no change: the daemon reads the tree itself on every turn, and
 //! counting those opens would wake it again and again (and let the tree override a newer
-//! remote commit).
+//! remote commit). Symbolic links are not followed.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -63,7 +63,10 @@ pub fn watch(root: &Path, debounce: Duration, wake: Arc<Notify>) -> notify::Resu
     let root: PathBuf = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     let filter_root = root.clone();
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+    // Links are not followed: what a link under db/ points at is no part of the DB (the link
+    // itself is refused when the tree is read).
+    let config = notify::Config::default().with_follow_symlinks(false);
+    let handler = move |res: notify::Result<notify::Event>| {
         match res {
             Ok(event) => {
                 if changes_something(&event.kind)
@@ -78,7 +81,8 @@ pub fn watch(root: &Path, debounce: Duration, wake: Arc<Notify>) -> notify::Resu
                 let _ = tx.send(());
             }
         }
-    })?;
+    };
+    let mut watcher = notify::RecommendedWatcher::new(handler, config)?;
     watcher.watch(&root, RecursiveMode::Recursive)?;
     let debouncer = tokio::spawn(async move {
         while rx.recv().await.is_some() {

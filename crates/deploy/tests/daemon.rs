@@ -261,3 +261,46 @@ async fn a_changed_host_directory_is_activated_and_rolled_back_when_unhealthy() 
         c3
     );
 }
+
+/// Issue 14, the working tree: a symbolic link under `db/` is refused with its location, not
+/// followed (its target here is a valid site file that would add a supervisor), and the last
+/// good state stays live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlink_in_the_working_tree_is_refused_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = switchboard(dir.path()).await;
+    let (bare, work) = repo_with_example(dir.path());
+    let first = git(&work, &["rev-parse", "HEAD"]);
+    let settings = Settings {
+        worktree: Some(work.clone()),
+        state_dir: dir.path().join("state"),
+        ..Settings::new(
+            sb.clone(),
+            Source::Local(bare.clone()),
+            "main",
+            Duration::from_secs(3600),
+        )
+    };
+    let daemon = tokio::spawn(run(
+        settings,
+        Arc::new(tokio::sync::Notify::new()),
+        std::future::pending(),
+    ));
+    wait_status(&sb, "the first apply", |s| s["commit"] == first.as_str()).await;
+
+    let outside = dir.path().join("outside.yaml");
+    std::fs::write(&outside, format!("supervisors:\n{NEW_SUPERVISOR}")).unwrap();
+    let link = work.join("db/sites/lab9.yaml");
+    std::os::unix::fs::symlink(&outside, &link).unwrap();
+    let st = wait_status(&sb, "the link refused", |s| !s["last_error"].is_null()).await;
+    assert_eq!(
+        st["last_error"]["errors"],
+        serde_json::json!([
+            "db/sites/lab9.yaml:1:1: a symbolic link; the deployments DB takes regular files only"
+        ]),
+        "{st:#}"
+    );
+    assert_eq!(st["commit"], first.as_str());
+    assert!(!names(&sb).await.iter().any(|(n, _)| n == "lab1-local-3"));
+    daemon.abort();
+}

@@ -67,3 +67,24 @@ async fn reading_the_tree_wakes_nothing_and_changes_do() {
         "the read after the commit woke the daemon"
     );
 }
+
+/// Issue 14, the watch: a symbolic link under `db/` is not followed, so changes where it
+/// points (here a directory outside the tree) wake nothing; the link itself is refused when
+/// the tree is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watch_does_not_follow_a_link_under_db() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_bare, work) = repo_with_example(dir.path());
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("a.yaml"), "supervisors: []\n").unwrap();
+    std::os::unix::fs::symlink(&outside, work.join("db/sites/ext")).unwrap();
+    let wake = Arc::new(Notify::new());
+    let _watch = watch(&work, Duration::from_millis(50), wake.clone()).unwrap();
+    std::fs::write(outside.join("a.yaml"), "supervisors: [] # changed\n").unwrap();
+    std::fs::write(outside.join("b.yaml"), "supervisors: []\n").unwrap();
+    assert!(
+        !woken(&wake, Duration::from_millis(400)).await,
+        "a change behind a link under db/ woke the daemon"
+    );
+}

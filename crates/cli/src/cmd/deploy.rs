@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use paddock_core::deployments::{self, Diagnostic, Pos};
+use paddock_core::deployments;
 
 use super::print_json;
 
@@ -76,6 +76,10 @@ async fn apply(repo: &str, branch: &str) -> anyhow::Result<()> {
                 errors.len()
             );
         }
+        // A one-shot sync remembers nothing; never taken here.
+        Outcome::AlreadyRejected { commit } => {
+            anyhow::bail!("deploy: {commit} was rejected; the previous state stays live")
+        }
     }
     Ok(())
 }
@@ -125,8 +129,20 @@ async fn status(json: bool) -> anyhow::Result<()> {
                 e["commit"].as_str().unwrap_or("?"),
                 paddock_core::api::format_ms(e["at"].as_i64().unwrap_or(0))
             );
-            for line in e["errors"].as_array().into_iter().flatten() {
+            let lines = e["errors"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+            for line in lines {
                 println!("  {}", line.as_str().unwrap_or(""));
+            }
+            // The switchboard keeps the first errors of a commit and their total.
+            let total = e["total_errors"]
+                .as_u64()
+                .unwrap_or(0)
+                .max(lines.len() as u64);
+            if total > lines.len() as u64 {
+                println!(
+                    "  … and {} more (total {total})",
+                    total - lines.len() as u64
+                );
             }
         }
     }
@@ -189,26 +205,14 @@ fn print_report(r: &serde_json::Value) {
     }
 }
 
-/// Reads every file under `root/db`; a file that is not UTF-8 becomes an error of its own.
-fn read_db(root: &Path) -> anyhow::Result<(paddock_deploy::worktree::DbFiles, Vec<Diagnostic>)> {
-    let (files, not_text) = paddock_deploy::worktree::read_db(root)?;
-    let errors = not_text
-        .iter()
-        .map(|f| Diagnostic::new(f, Pos { line: 1, column: 1 }, "", "not UTF-8 text"))
-        .collect();
-    Ok((files, errors))
-}
-
+/// Validates the working tree at `root`: every file under `db/` as on disk, links never
+/// followed and files refused by their size before they are read (docs/deployments.md).
 fn validate(root: &Path, json: bool) -> anyhow::Result<()> {
-    let (files, mut errors) = read_db(root)?;
-    let state = match deployments::load(&files) {
-        Ok(s) => Some(s),
-        Err(d) => {
-            errors.extend(d.0);
-            None
-        }
+    let (files, refused) = paddock_deploy::worktree::read_db(root)?;
+    let (state, errors) = match deployments::load_read(&files, &refused) {
+        Ok(s) => (Some(s), vec![]),
+        Err(d) => (None, d.0),
     };
-    let state = state.filter(|_| errors.is_empty());
     let summary = state.as_ref().map(|s| {
         format!(
             "{} users, {} sites, {} PDUs, {} supervisors ({} retired)",

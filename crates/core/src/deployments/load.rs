@@ -22,6 +22,20 @@ pub fn is_db_file(path: &str) -> bool {
     path.starts_with("db/")
 }
 
+/// [`load`], unless a reader refused some files under `db/` (links, not regular files, over
+/// the size limits, not UTF-8: see [`super::limits`]): then those are the errors, and the rest
+/// is not validated (its errors would be judged without the refused files).
+pub fn load_read(
+    files: &[(String, String)],
+    refused: &[Diagnostic],
+) -> Result<DesiredState, Diagnostics> {
+    if refused.is_empty() {
+        load(files)
+    } else {
+        Err(Diagnostics(refused.to_vec()).sorted())
+    }
+}
+
 /// A name used somewhere, for the cross-file checks.
 struct Use {
     file: String,

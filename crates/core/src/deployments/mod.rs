@@ -4,6 +4,7 @@
 
 pub mod decode;
 pub mod diagnostic;
+pub mod limits;
 pub mod load;
 pub mod plan;
 pub mod schema;
@@ -11,7 +12,7 @@ pub mod supervisor_config;
 pub mod yaml;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Pos};
-pub use load::{SITES_DIR, SWITCHBOARD_FILE, is_db_file, load};
+pub use load::{SITES_DIR, SWITCHBOARD_FILE, is_db_file, load, load_read};
 pub use plan::{Change, plan};
 pub use schema::*;
 pub use supervisor_config::supervisor_config;

@@ -56,6 +56,13 @@ pub fn repo_with_example(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf)
 }
 
 pub async fn switchboard(dir: &Path) -> Switchboard {
+    switchboard_with(dir, |_| {}).await
+}
+
+/// A switchboard with its configuration changed by `tweak`.
+pub async fn switchboard_with(dir: &Path, tweak: impl FnOnce(&mut Config)) -> Switchboard {
+    let mut config = Config::default();
+    tweak(&mut config);
     let db = Db::connect(&paddock_switchboard::db::sqlite_url_for(dir))
         .await
         .unwrap();
@@ -70,7 +77,7 @@ pub async fn switchboard(dir: &Path) -> Switchboard {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(paddock_switchboard::run(
-        AppState::new(db, Config::default()),
+        AppState::new(db, config),
         listener,
     ));
     Switchboard {

@@ -53,7 +53,7 @@ fn deployment_metrics(d: &crate::db::deployment::Applied) -> String {
                 "paddock_deployment_rejected_errors{{commit=\"{}\",first=\"{}\"}} {}\n",
                 esc(&r.commit),
                 esc(&place),
-                r.errors.len()
+                r.total_errors.max(r.errors.len())
             ));
         }
     }

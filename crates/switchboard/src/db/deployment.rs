@@ -32,8 +32,27 @@ pub struct Rejection {
     /// Milliseconds since the epoch.
     #[serde(default)]
     pub at: i64,
-    /// `file:line:column: field: message` lines, or one line for a repository problem.
+    /// The first `file:line:column: field: message` lines (see [`Rejection::bounded`]), or
+    /// one line for a repository problem.
     pub errors: Vec<String>,
+    /// How many errors the commit has in all; `errors` may hold fewer. Absent from older
+    /// daemons' reports and older rows: the number of `errors`.
+    #[serde(default)]
+    pub total_errors: usize,
+}
+
+impl Rejection {
+    /// Within the limits: the first `MAX_REPORTED_ERRORS` lines, each cut to
+    /// `MAX_ERROR_LINE_BYTES`, and the total (at least the number of lines sent).
+    pub fn bounded(mut self) -> Self {
+        use paddock_core::deployments::limits::{MAX_REPORTED_ERRORS, cut_line};
+        self.total_errors = self.total_errors.max(self.errors.len());
+        self.errors.truncate(MAX_REPORTED_ERRORS);
+        for e in &mut self.errors {
+            *e = cut_line(e);
+        }
+        self
+    }
 }
 
 /// What an apply did.
@@ -69,7 +88,9 @@ impl Db {
             commit: row.try_get("commit_id")?,
             generation: row.try_get("generation")?,
             applied_at: row.try_get("applied_at")?,
-            last_error: last_error.map(|e| json_col("last_error", &e)).transpose()?,
+            last_error: last_error
+                .map(|e| json_col("last_error", &e).map(Rejection::bounded))
+                .transpose()?,
             report: report.map(|r| json_col("report", &r)).transpose()?,
         })
     }

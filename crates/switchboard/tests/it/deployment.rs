@@ -376,3 +376,106 @@ async fn a_supervisor_retired_by_the_repo_finishes_its_job_and_gets_no_new_one(b
     assert_eq!(j["exit_status"], "supervisor_match_error", "{j}");
 }
 both_backends!(a_supervisor_retired_by_the_repo_finishes_its_job_and_gets_no_new_one);
+
+/// Issue 16: a rejection carries at most 100 errors (more are cut, the count kept) and the
+/// total; a client that sends no `total_errors` (the old wire format) still works. `GET
+/// /deployment` and `/metrics` name the rejected commit with its total.
+async fn rejections_are_bounded_and_keep_the_total(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (s, v) = apply(&app, "c1", 1, &example_state()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let lines: Vec<String> = (1..=150)
+        .map(|i| format!("db/sites/lab1.yaml:{i}:1: supervisors: bad"))
+        .collect();
+    // The old wire format: every error, no total.
+    let (s, v) = app
+        .admin(
+            Method::POST,
+            "/api/v1/deployment/rejection",
+            Some(json!({"commit": "bad1", "errors": lines})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let e = &v["last_error"];
+    assert_eq!(e["commit"], "bad1");
+    assert_eq!(e["errors"].as_array().unwrap().len(), 100, "{e}");
+    assert_eq!(e["errors"][0], lines[0].as_str());
+    assert_eq!(e["total_errors"], 150);
+
+    // The bounded report of a commit with 180,000 errors; a long line is cut.
+    let mut first = lines[..100].to_vec();
+    first[1] = format!(
+        "db/sites/lab1.yaml:2:1: kind: `{}` is not a host kind",
+        "x".repeat(10_000)
+    );
+    let (s, v) = app
+        .admin(
+            Method::POST,
+            "/api/v1/deployment/rejection",
+            Some(json!({"commit": "bad2", "errors": first, "total_errors": 180_000})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, st) = app.admin(Method::GET, "/api/v1/deployment", None).await;
+    let e = &st["last_error"];
+    assert_eq!(
+        (e["commit"].as_str(), e["total_errors"].as_i64()),
+        (Some("bad2"), Some(180_000))
+    );
+    assert!(e["errors"][1].as_str().unwrap().len() <= 1024, "{e}");
+    assert_eq!(st["commit"], "c1");
+    let m = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains(
+            "paddock_deployment_rejected_errors{commit=\"bad2\",first=\"db/sites/lab1.yaml:1:1\"} 180000\n"
+        ),
+        "{m}"
+    );
+
+    // A commit id that is not one.
+    let (s, _) = app
+        .admin(
+            Method::POST,
+            "/api/v1/deployment/rejection",
+            Some(json!({"commit": "x".repeat(200), "errors": ["a"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+both_backends!(rejections_are_bounded_and_keep_the_total);
+
+/// Issue 15: `POST /deployment` takes a state up to the deployments limit even when it is over
+/// the switchboard's general `max_body_bytes`; other bodies keep that limit.
+async fn apply_takes_a_state_over_max_body_bytes(backend: Backend) {
+    let app = TestApp::start_with(backend, |c| c.max_body_bytes = 16 * 1024).await;
+    let mut state = example_state();
+    let sups = state["sites"][0]["supervisors"].as_array_mut().unwrap();
+    for i in 0..200 {
+        sups.push(json!({
+            "id": format!("0192f3a0-0000-7000-8000-{:012x}", 0x1000 + i),
+            "name": format!("m{i}"),
+            "kind": "local",
+        }));
+    }
+    assert!(state.to_string().len() > 16 * 1024);
+    let (s, v) = apply(&app, "big", 1, &state).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(supervisors(&app).await.len(), 203);
+    let (s, _) = app
+        .admin(
+            Method::POST,
+            "/api/v1/deployment/report",
+            Some(json!({"pad": "x".repeat(20 * 1024)})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+}
+both_backends!(apply_takes_a_state_over_max_body_bytes);

@@ -2,7 +2,9 @@
 //! calls it with each validated commit) and read which commit is applied.
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use paddock_core::deployments::DesiredState;
+use paddock_core::deployments::limits::MAX_STATE_JSON_BYTES;
 use serde::{Deserialize, Serialize};
 
 use crate::api::json::Json;
@@ -30,8 +32,9 @@ pub struct ApplyResponse {
 
 pub async fn apply(
     State(app): State<AppState>,
-    Json(req): Json<ApplyRequest>,
+    req: axum::extract::Request,
 ) -> Result<Json<ApplyResponse>, ApiError> {
+    let req = apply_request(&app, req).await?;
     if req.commit.is_empty() || req.commit.len() > 128 {
         return Err(ApiError::BadRequest(
             "commit: 1 to 128 characters".to_string(),
@@ -70,6 +73,46 @@ pub async fn apply(
     }))
 }
 
+/// The body of `POST /deployment`, read up to [`MAX_STATE_JSON_BYTES`] (or `max_body_bytes`
+/// when that is larger): every state within the deployments repo's limits fits, whatever the
+/// general body limit (only an admin may send one).
+async fn apply_request(
+    app: &AppState,
+    req: axum::extract::Request,
+) -> Result<ApplyRequest, ApiError> {
+    let json = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if !json {
+        return Err(ApiError::Rejected(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Expected request with `Content-Type: application/json`".to_string(),
+        ));
+    }
+    let limit = app.config.max_body_bytes.max(MAX_STATE_JSON_BYTES);
+    let bytes = axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|e| {
+            // http-body's `LengthLimitError`, somewhere in the chain.
+            let mut cause: Option<&dyn std::error::Error> = Some(&e);
+            while let Some(c) = cause {
+                if c.to_string() == "length limit exceeded" {
+                    return ApiError::PayloadTooLarge;
+                }
+                cause = c.source();
+            }
+            ApiError::BadRequest(format!("reading the request body: {e}"))
+        })?;
+    let axum::Json(req) = axum::Json::<ApplyRequest>::from_bytes(&bytes)?;
+    Ok(req)
+}
+
 /// Sends its new configuration to every supervisor connected here whose configuration the
 /// apply changed (`SwitchboardMessage::Config`, generation = the deployment's).
 fn push_configs(app: &AppState, previous: &DesiredState, desired: &DesiredState, generation: i64) {
@@ -98,12 +141,19 @@ pub async fn status(State(app): State<AppState>) -> Result<Json<Applied>, ApiErr
 }
 
 /// The deploy daemon reports a commit it refused; `GET /deployment` shows it until the next
-/// successful apply.
+/// successful apply. At most `MAX_REPORTED_ERRORS` lines are kept (more are cut, counted in
+/// `total_errors`), each cut to `MAX_ERROR_LINE_BYTES`.
 pub async fn reject(
     State(app): State<AppState>,
     Json(req): Json<Rejection>,
 ) -> Result<Json<Applied>, ApiError> {
-    tracing::warn!(commit = %req.commit, errors = req.errors.len(), "deployment rejected");
+    if req.commit.is_empty() || req.commit.len() > 128 {
+        return Err(ApiError::BadRequest(
+            "commit: 1 to 128 characters".to_string(),
+        ));
+    }
+    let req = req.bounded();
+    tracing::warn!(commit = %req.commit, errors = req.total_errors, "deployment rejected");
     app.db.reject_deployment(&req).await?;
     Ok(Json(app.db.applied_deployment().await?))
 }
