@@ -10,4 +10,5 @@ mod audit;
 mod auth;
 mod deployment;
 mod lifecycle;
+mod secrets;
 mod storage;
