@@ -548,7 +548,12 @@ async fn console_past_the_job_limit_is_dropped_with_a_marker() {
     assert_eq!(job["exit_status"], "workload_finished_success", "{job}");
     let marker = "[paddock: 2000000 bytes of console output dropped: the job's console limit of 1000000 bytes was reached]";
     let console = lab.console(&id).await;
-    assert_eq!(console.len(), 1_000_000 + 1 + marker.len() + 1, "{}", &console[1_000_000..]);
+    assert_eq!(
+        console.len(),
+        1_000_000 + 1 + marker.len() + 1,
+        "{}",
+        &console[1_000_000..]
+    );
     assert!(console[..1_000_000].bytes().all(|b| b == b'x'));
     assert_eq!(&console[1_000_000..], format!("\n{marker}\n"));
     let (_, events) = lab

@@ -49,6 +49,9 @@ pub struct Config {
     pub image_urls: Vec<String>,
     /// Instance-level ACL, evaluated after each supervisor's own ACL.
     pub acl: Acl,
+    /// Console output kept per job, in bytes (stored in the database). Output past it is
+    /// dropped, and one line in the console and an event of the job say how many bytes.
+    pub console_limit_bytes: u64,
 }
 
 impl Default for Config {
@@ -70,6 +73,7 @@ impl Default for Config {
             image_store: None,
             image_urls: Vec::new(),
             acl: Acl::default(),
+            console_limit_bytes: 64 * 1024 * 1024,
         }
     }
 }

@@ -8,6 +8,7 @@ mod common;
 mod api_errors;
 mod audit;
 mod auth;
+mod console;
 mod deployment;
 mod lifecycle;
 mod secrets;

@@ -27,11 +27,8 @@ fn files_holding(t: &TestApp, needle: &str) -> Vec<String> {
     ["test.db", "test.db-wal", "test.db-shm"]
         .into_iter()
         .filter(|f| {
-            std::fs::read(t.dir().join(f)).is_ok_and(|bytes| {
-                bytes
-                    .windows(needle.len())
-                    .any(|w| w == needle.as_bytes())
-            })
+            std::fs::read(t.dir().join(f))
+                .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
         })
         .map(str::to_string)
         .collect()
