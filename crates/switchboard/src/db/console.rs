@@ -100,8 +100,15 @@ impl Db {
     /// Reports the bytes dropped past the job's limit and not reported yet, with a marker line
     /// and an event; called when the job's output has ended (its supervisor reports it
     /// terminated). Returns the bytes reported (0: nothing was dropped since the last report).
-    pub async fn note_console_limit(&self, job: JobId, limit: u64) -> Result<u64> {
+    /// Only for the job's own supervisor `from`.
+    pub async fn note_console_limit(
+        &self,
+        job: JobId,
+        from: SupervisorId,
+        limit: u64,
+    ) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
+        assigned(&mut tx, job, from).await?;
         let lock = match self.backend {
             Backend::Postgres => " FOR UPDATE",
             Backend::Sqlite => "",

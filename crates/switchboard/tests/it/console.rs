@@ -97,6 +97,26 @@ async fn output_past_the_limit_is_dropped_and_noted(backend: Backend) {
     })
     .await
     .unwrap();
+    // Another supervisor can add neither output nor notes to the job.
+    let (_, token2) = t.add_supervisor("s2", &["board:y"]).await;
+    let mut other = SimSupervisor::connect(&t.base, &token2, vec![])
+        .await
+        .unwrap();
+    other.send(&console(job, "intruder".into())).await.unwrap();
+    other
+        .send(&SupervisorMessage::ConsoleDropped {
+            job_id: job,
+            bytes: 1,
+            reason: "intruder".into(),
+        })
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        while !matches!(
+            other.recv_timeout(T).await.unwrap(),
+            SwitchboardMessage::Refused { .. }
+        ) {}
+    }
     sim.send(&report(job, ExecutionState::Terminated))
         .await
         .unwrap();

@@ -178,7 +178,7 @@ async fn handle(
             if execution_state == Some(ExecutionState::Terminated) {
                 // The job's output has ended: report what its limit cut off, before the event
                 // that ends the job's event stream.
-                note_console_limit(app, job_id).await;
+                note_console_limit(app, sup.id, job_id).await;
             }
             let change = Change {
                 transition: Transition {
@@ -284,10 +284,10 @@ async fn job_state(
 }
 
 /// Writes the marker line and event for console output the job's limit cut off.
-async fn note_console_limit(app: &AppState, job_id: JobId) {
+async fn note_console_limit(app: &AppState, sup: SupervisorId, job_id: JobId) {
     match app
         .db
-        .note_console_limit(job_id, app.config.console_limit_bytes)
+        .note_console_limit(job_id, sup, app.config.console_limit_bytes)
         .await
     {
         Ok(0) => {}
@@ -295,6 +295,8 @@ async fn note_console_limit(app: &AppState, job_id: JobId) {
             tracing::info!(job.id = %job_id, dropped_bytes = bytes, "console output past the job's limit was dropped");
             app.events_changed();
         }
+        // Not this supervisor's job: the state report itself is refused just after.
+        Err(StoreError::Conflict(_)) => {}
         Err(e) => {
             tracing::error!(job.id = %job_id, error = format!("{e:#}"), "noting dropped console output")
         }
