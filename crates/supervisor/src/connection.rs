@@ -61,6 +61,14 @@ fn snapshot(jobs: &JobTable) -> Vec<RunningJob> {
         .collect()
 }
 
+/// The `type` of a JSON message, for messages that say what arrived without its contents.
+fn message_type(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string))
+        .unwrap_or_else(|| "an unreadable message".to_string())
+}
+
 /// Where and how to connect.
 #[derive(Debug, Clone)]
 pub struct LinkSettings {
@@ -408,9 +416,15 @@ impl Task {
                     supervisor_id,
                     heartbeat_interval_s,
                 }) => (supervisor_id, heartbeat_interval_s.max(1)),
-                _ => return End::Lost(format!("expected welcome, got {t}")),
+                // Only the type: the text may be a `start_job` with secret parameters.
+                _ => {
+                    return End::Lost(format!(
+                        "expected welcome, got {}",
+                        message_type(t.as_str())
+                    ));
+                }
             },
-            Ok(Some(Ok(other))) => return End::Lost(format!("expected welcome, got {other:?}")),
+            Ok(Some(Ok(_))) => return End::Lost("expected welcome, got a non-text frame".into()),
             Ok(Some(Err(e))) => return End::Lost(e.to_string()),
             Ok(None) => return End::Lost("closed before welcome".into()),
             Err(_) => return End::Lost("no welcome".into()),
