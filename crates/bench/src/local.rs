@@ -79,6 +79,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 supervisor_id: None,
                 reconnect_min: Duration::from_millis(100),
                 reconnect_max: Duration::from_secs(2),
+                console_budget: paddock_supervisor::connection::CONSOLE_BUDGET,
             },
             stores: vec![store.root().to_path_buf()],
             urls: Vec::new(),

@@ -8,14 +8,7 @@ fn main() -> std::process::ExitCode {
     let rt = if matches!(cli.command, paddock_cli::Command::Up(_)) {
         // `paddock up` runs a whole lab: its services log to standard error (RUST_LOG sets the
         // level, default warn) and share a multi-threaded runtime.
-        tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| "warn".into()),
-            )
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init();
+        paddock_core::logging::init("warn");
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()

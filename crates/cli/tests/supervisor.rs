@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{Lab, alive, gone, read_pid};
+use support::{Lab, LabOptions, alive, gone, read_pid};
 
 const SECRET: &str = "s3cret-Vq9Zr";
 
@@ -455,4 +455,115 @@ async fn images_from_a_store_server_are_resolved_cached_and_run() {
     assert_eq!(status, 404, "{v}");
     let _ = server.kill();
     let _ = server.wait();
+}
+
+/// At `RUST_LOG=trace` the WebSocket library logs every frame it reads or writes, `start_job`
+/// with its secret parameters included, and the handshake with the supervisor's token
+/// (issue 17). Neither process may log a secret at any level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_reaches_the_logs_at_trace_level() {
+    let options = LabOptions {
+        rust_log: "trace".into(),
+        ..LabOptions::default()
+    };
+    let mut lab = Lab::start_opts(&[], options).await;
+    lab.add_supervisor("s1", &["board:demo"]).await;
+    lab.image("check", CHECKS_SECRET, false);
+    let id = lab
+        .enqueue(json!({
+            "image": "check",
+            "tags": "board:demo",
+            "parameters": {
+                "greeting": {"value": "hi"},
+                "key": {"value": SECRET, "secret": true},
+            },
+        }))
+        .await;
+    let job = lab.terminated(&id).await;
+    assert_eq!(job["exit_status"], "workload_finished_success", "{job}");
+    assert!(lab.console(&id).await.contains("secret-ok"));
+    let logs = lab.logs();
+    assert!(
+        logs.lines().filter(|l| l.contains(" TRACE ")).count() > 10,
+        "trace lines were captured"
+    );
+    let sup_token = std::fs::read_to_string(lab.path().join("sups/s1/token")).unwrap();
+    for (what, secret) in [
+        ("the secret parameter", SECRET),
+        ("the supervisor token", sup_token.trim()),
+        ("the admin token", lab.admin.as_str()),
+    ] {
+        let leaks: Vec<&str> = logs.lines().filter(|l| l.contains(secret)).collect();
+        assert!(leaks.is_empty(), "{what} is logged: {leaks:#?}");
+    }
+}
+
+/// Console output a connected supervisor forwards is kept whole, even well past the
+/// supervisor's in-flight budget (issue 11: 100 MB ended as 17.4 MB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_output_is_kept_whole_while_connected() {
+    const TOTAL: usize = 24_000_000;
+    let mut lab = Lab::start().await;
+    lab.add_supervisor("s1", &["board:demo"]).await;
+    lab.image(
+        "flood",
+        &format!("#!/bin/sh\nhead -c {TOTAL} /dev/zero | tr '\\0' x\necho\necho end-of-flood\n"),
+        false,
+    );
+    let id = lab
+        .enqueue(json!({"image": "flood", "tags": "board:demo", "timeout_s": 300}))
+        .await;
+    let job = lab
+        .wait_state(&id, "terminated", Duration::from_secs(120))
+        .await;
+    assert_eq!(job["exit_status"], "workload_finished_success", "{job}");
+    let console = lab.console(&id).await;
+    assert!(!console.contains("[paddock:"), "output was dropped");
+    assert_eq!(console.len(), TOTAL + "\nend-of-flood\n".len());
+    assert!(console.ends_with("x\nend-of-flood\n"));
+}
+
+/// Past the switchboard's per-job `console_limit_bytes` output is dropped, and the console and
+/// the job's events say exactly how much (issue 11).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_past_the_job_limit_is_dropped_with_a_marker() {
+    let options = LabOptions {
+        switchboard_toml: "console_limit_bytes = 1000000\n".into(),
+        supervisor_toml: "console_budget_bytes = 65536\n".into(),
+        ..LabOptions::default()
+    };
+    let mut lab = Lab::start_opts(&[], options).await;
+    lab.add_supervisor("s1", &["board:demo"]).await;
+    lab.image(
+        "flood",
+        "#!/bin/sh\nhead -c 3000000 /dev/zero | tr '\\0' x\n",
+        false,
+    );
+    let id = lab
+        .enqueue(json!({"image": "flood", "tags": "board:demo"}))
+        .await;
+    let job = lab
+        .wait_state(&id, "terminated", Duration::from_secs(60))
+        .await;
+    assert_eq!(job["exit_status"], "workload_finished_success", "{job}");
+    let marker = "[paddock: 2000000 bytes of console output dropped: the job's console limit of 1000000 bytes was reached]";
+    let console = lab.console(&id).await;
+    assert_eq!(
+        console.len(),
+        1_000_000 + 1 + marker.len() + 1,
+        "{}",
+        &console[1_000_000..]
+    );
+    assert!(console[..1_000_000].bytes().all(|b| b == b'x'));
+    assert_eq!(&console[1_000_000..], format!("\n{marker}\n"));
+    let (_, events) = lab
+        .call(Method::GET, &format!("/jobs/{id}/events"), Value::Null)
+        .await;
+    let notes: Vec<&Value> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["message"] == json!(marker))
+        .collect();
+    assert_eq!(notes.len(), 1, "{events}");
 }

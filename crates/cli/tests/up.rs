@@ -116,3 +116,39 @@ paddock job status $ID3 --json > status3.json
     assert_eq!(s3["exit_status"], "job_canceled", "{s3}");
     assert!(read("watch3.err").contains("job_canceled"));
 }
+
+/// `paddock up` at `RUST_LOG=trace` (issue 17): its switchboard and supervisors share one
+/// process and one log; neither a secret parameter nor the lab's token may appear in it.
+#[test]
+fn no_secret_in_the_log_of_paddock_up_at_trace_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = shell::free_port();
+    let script = format!(
+        "PORT={port}\nexport RUST_LOG=trace\n{START}\nunset RUST_LOG\n{}\n{STOP}",
+        r#"
+ID=$(paddock job enqueue hello --tags board:demo --param greeting=hi --secret-param key=Zq7-up-secret-W4x)
+paddock job watch $ID > watch.txt
+"#
+    );
+    bash(dir.path(), &script);
+    let d = dir.path();
+    let read = |f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+    assert!(read("watch.txt").contains("greeting=hi"));
+    let log = read("up.err");
+    assert!(
+        log.lines().filter(|l| l.contains(" TRACE ")).count() > 10,
+        "trace lines were captured"
+    );
+    let token = read("up.out")
+        .lines()
+        .find_map(|l| l.strip_prefix("PADDOCK_TOKEN="))
+        .unwrap()
+        .to_string();
+    for (what, secret) in [
+        ("the secret parameter", "Zq7-up-secret-W4x"),
+        ("the token", token.as_str()),
+    ] {
+        let leaks: Vec<&str> = log.lines().filter(|l| l.contains(secret)).collect();
+        assert!(leaks.is_empty(), "{what} is logged: {leaks:#?}");
+    }
+}

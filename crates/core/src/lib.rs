@@ -2,7 +2,8 @@
 //! state machine, tag expressions, ACL evaluation, privileges and the wire types of the HTTP API
 //! and of the supervisor WebSocket protocol. No network or database code lives here; the file
 //! system is read only to load a service's configuration file (`config_file`) and to see
-//! whether a systemd credential is present (`credential`).
+//! whether a systemd credential is present (`credential`). With the `logging` feature,
+//! `logging` sets up the services' logs (`RUST_LOG`, with payload-logging libraries capped).
 
 pub mod acl;
 pub mod api;
@@ -11,6 +12,8 @@ pub mod credential;
 pub mod deployments;
 pub mod ids;
 pub mod lifecycle;
+#[cfg(feature = "logging")]
+pub mod logging;
 pub mod manifest;
 pub mod privilege;
 pub mod protocol;

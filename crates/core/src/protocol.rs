@@ -93,6 +93,14 @@ pub enum SupervisorMessage {
         stream: ConsoleStream,
         data: String,
     },
+    /// Console output of a job the supervisor had to drop (it could not deliver it), in
+    /// bytes, since the last such report; sent before the job's next output or report. The
+    /// switchboard writes a marker line into the console and an event.
+    ConsoleDropped {
+        job_id: JobId,
+        bytes: u64,
+        reason: String,
+    },
     /// Answer to `status_request`.
     Status {
         #[serde(default)]

@@ -53,6 +53,7 @@ impl Config {
                 supervisor_id: self.supervisor_id,
                 reconnect_min: Duration::from_millis(self.reconnect_min_ms),
                 reconnect_max: Duration::from_millis(self.reconnect_max_ms),
+                console_budget: self.console_budget_bytes,
             },
             stores: self.images.stores.clone(),
             urls: self.images.urls.clone(),
@@ -68,13 +69,7 @@ impl Config {
 
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    paddock_core::logging::init("info");
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -35,6 +35,11 @@ pub struct Config {
     /// random jitter).
     #[serde(default = "default_reconnect_max_ms")]
     pub reconnect_max_ms: u64,
+    /// Console output on its way to the switchboard, in bytes. While connected, a workload
+    /// that outputs faster than the switchboard takes it waits; while disconnected, output past
+    /// this is dropped and the switchboard is told how much.
+    #[serde(default = "default_console_budget_bytes")]
+    pub console_budget_bytes: usize,
 }
 
 fn default_reconnect_min_ms() -> u64 {
@@ -42,6 +47,9 @@ fn default_reconnect_min_ms() -> u64 {
 }
 fn default_reconnect_max_ms() -> u64 {
     30_000
+}
+fn default_console_budget_bytes() -> usize {
+    crate::connection::CONSOLE_BUDGET
 }
 
 /// Image sources: local store directories first, then store servers through the cache.
@@ -191,6 +199,9 @@ impl Config {
                 "reconnect_min_ms",
                 "must be at least 1 and at most reconnect_max_ms".into(),
             ));
+        }
+        if self.console_budget_bytes < 64 * 1024 {
+            return Err(("console_budget_bytes", "must be at least 65536".into()));
         }
         match &self.driver {
             DriverConfig::Local(l) => {

@@ -3,8 +3,13 @@
 //!
 //! - Connect, say `hello` with every job in the [`JobTable`] (the jobs it still runs, and
 //!   finished ones whose final report has not been sent), wait for `welcome`, then send what
-//!   queued up while it was away: job reports are never dropped; console output is kept up to
-//!   [`CONSOLE_BUDGET`] bytes and beyond that replaced by a note saying how much was lost.
+//!   queued up while it was away. Job reports are never dropped.
+//! - Console output in flight is bounded by a budget ([`LinkSettings::console_budget`],
+//!   default [`CONSOLE_BUDGET`] bytes). While connected, [`Link::console`] waits for room, so a
+//!   workload that writes faster than the switchboard stores is slowed down (its pipe fills),
+//!   never cut. While disconnected, output past the budget is dropped and counted per job; a
+//!   `console_dropped` message with the exact byte count goes out before the job's next
+//!   console output or report, and the switchboard turns it into a marker line and an event.
 //! - Heartbeats every interval the switchboard asked for; three silent intervals mean the
 //!   connection is dead.
 //! - Reconnect with exponential backoff and jitter ([`crate::backoff`]).
@@ -14,7 +19,7 @@
 //!   unreachable at that point).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,7 +29,7 @@ use paddock_core::protocol::{
 };
 use paddock_core::{ExecutionState, ExitStatus, JobId, SupervisorId};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -32,8 +37,11 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::backoff::Backoff;
 
-/// Console bytes kept while the switchboard is unreachable.
+/// Default console bytes in flight (queued or being sent): the most a connected supervisor
+/// holds back, and the most it keeps while the switchboard is unreachable.
 pub const CONSOLE_BUDGET: usize = 8 * 1024 * 1024;
+/// Why console output a supervisor dropped was dropped, as the marker line says.
+pub const DROPPED_UNREACHABLE: &str = "the switchboard was unreachable";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -53,6 +61,14 @@ fn snapshot(jobs: &JobTable) -> Vec<RunningJob> {
         .collect()
 }
 
+/// The `type` of a JSON message, for messages that say what arrived without its contents.
+fn message_type(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string))
+        .unwrap_or_else(|| "an unreadable message".to_string())
+}
+
 /// Where and how to connect.
 #[derive(Debug, Clone)]
 pub struct LinkSettings {
@@ -63,6 +79,44 @@ pub struct LinkSettings {
     pub supervisor_id: Option<SupervisorId>,
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
+    /// Console bytes in flight at most (see the module documentation).
+    pub console_budget: usize,
+}
+
+/// The console output in flight, shared by the [`Link`]s and the connection task.
+#[derive(Debug)]
+struct ConsoleFlow {
+    budget: usize,
+    /// Bytes queued or being sent.
+    queued: AtomicUsize,
+    /// Whether a session is up (after `welcome`): output then waits instead of being dropped.
+    connected: AtomicBool,
+    /// Woken when bytes leave or the connection goes down.
+    changed: Notify,
+    /// Bytes dropped per job and not yet reported.
+    dropped: Mutex<BTreeMap<JobId, u64>>,
+}
+
+impl ConsoleFlow {
+    /// Takes room for `n` bytes, if there is some. A chunk larger than the whole budget fits
+    /// an empty queue.
+    fn reserve(&self, n: usize) -> bool {
+        self.queued
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |q| {
+                (q == 0 || q + n <= self.budget).then_some(q + n)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, n: usize) {
+        self.queued.fetch_sub(n, Ordering::SeqCst);
+        self.changed.notify_waiters();
+    }
+
+    fn set_connected(&self, up: bool) {
+        self.connected.store(up, Ordering::SeqCst);
+        self.changed.notify_waiters();
+    }
 }
 
 /// Sends to the switchboard; cheap to clone.
@@ -70,8 +124,7 @@ pub struct LinkSettings {
 pub struct Link {
     tx: mpsc::UnboundedSender<SupervisorMessage>,
     jobs: JobTable,
-    console_queued: Arc<AtomicUsize>,
-    console_dropped: Arc<AtomicUsize>,
+    console: Arc<ConsoleFlow>,
 }
 
 impl Link {
@@ -89,6 +142,7 @@ impl Link {
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(job_id, s);
         }
+        self.report_dropped(job_id);
         tracing::info!(
             job.id = %job_id,
             state = execution_state.map(|s| s.as_str()),
@@ -103,19 +157,65 @@ impl Link {
         });
     }
 
-    /// Console output of a job; dropped (and counted) beyond [`CONSOLE_BUDGET`] queued bytes.
-    pub fn console(&self, job_id: JobId, stream: ConsoleStream, data: String) {
+    /// Console output of a job. While connected this waits until the budget has room (the
+    /// caller, and through it the workload's output, is held back); while disconnected, output
+    /// that does not fit is dropped and counted for a `console_dropped` report.
+    pub async fn console(&self, job_id: JobId, stream: ConsoleStream, data: String) {
         let n = data.len();
-        if self.console_queued.fetch_add(n, Ordering::SeqCst) + n > CONSOLE_BUDGET {
-            self.console_queued.fetch_sub(n, Ordering::SeqCst);
-            self.console_dropped.fetch_add(n, Ordering::SeqCst);
-            return;
+        let flow = &*self.console;
+        loop {
+            // Registered before the checks, so a change between them and the wait is not missed.
+            let changed = flow.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if flow.reserve(n) {
+                self.report_dropped(job_id);
+                if self
+                    .tx
+                    .send(SupervisorMessage::Console {
+                        job_id,
+                        stream,
+                        data,
+                    })
+                    .is_err()
+                {
+                    flow.release(n);
+                }
+                return;
+            }
+            if !flow.connected.load(Ordering::SeqCst) || self.tx.is_closed() {
+                *flow
+                    .dropped
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(job_id)
+                    .or_default() += n as u64;
+                return;
+            }
+            changed.await;
         }
-        let _ = self.tx.send(SupervisorMessage::Console {
-            job_id,
-            stream,
-            data,
-        });
+    }
+
+    /// Queues a `console_dropped` report for the job's output dropped since the last one.
+    fn report_dropped(&self, job_id: JobId) {
+        let bytes = self
+            .console
+            .dropped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&job_id);
+        if let Some(bytes) = bytes {
+            tracing::warn!(
+                job.id = %job_id,
+                bytes,
+                "console output dropped while the switchboard was unreachable"
+            );
+            let _ = self.tx.send(SupervisorMessage::ConsoleDropped {
+                job_id,
+                bytes,
+                reason: DROPPED_UNREACHABLE.to_string(),
+            });
+        }
     }
 
     /// Starts tracking a job (at `start_job`, before anything is reported).
@@ -147,11 +247,17 @@ pub fn spawn(
 ) -> (Link, Inbound, JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let (in_tx, in_rx) = mpsc::unbounded_channel();
+    let console = Arc::new(ConsoleFlow {
+        budget: settings.console_budget,
+        queued: AtomicUsize::new(0),
+        connected: AtomicBool::new(false),
+        changed: Notify::new(),
+        dropped: Mutex::default(),
+    });
     let link = Link {
         tx,
         jobs: jobs.clone(),
-        console_queued: Arc::default(),
-        console_dropped: Arc::default(),
+        console: console.clone(),
     };
     let task = Task {
         settings,
@@ -160,8 +266,7 @@ pub fn spawn(
         rx,
         inbound: in_tx,
         retry: VecDeque::new(),
-        console_queued: link.console_queued.clone(),
-        console_dropped: link.console_dropped.clone(),
+        console,
     };
     (link, in_rx, tokio::spawn(task.run()))
 }
@@ -174,8 +279,7 @@ struct Task {
     inbound: mpsc::UnboundedSender<SwitchboardMessage>,
     /// A message whose send failed, sent first on the next connection.
     retry: VecDeque<SupervisorMessage>,
-    console_queued: Arc<AtomicUsize>,
-    console_dropped: Arc<AtomicUsize>,
+    console: Arc<ConsoleFlow>,
 }
 
 /// How a session ended.
@@ -189,7 +293,9 @@ impl Task {
     async fn run(mut self) {
         let mut backoff = Backoff::new(self.settings.reconnect_min, self.settings.reconnect_max);
         loop {
-            match self.session(&mut backoff).await {
+            let end = self.session(&mut backoff).await;
+            self.console.set_connected(false);
+            match end {
                 End::Done => break,
                 End::Lost(why) => {
                     if self.rx.is_closed() && self.rx.is_empty() && self.retry.is_empty() {
@@ -275,9 +381,7 @@ impl Task {
     /// Bookkeeping after a message left: console budget, and jobs whose end is reported.
     fn sent(&self, msg: &SupervisorMessage) {
         match msg {
-            SupervisorMessage::Console { data, .. } => {
-                self.console_queued.fetch_sub(data.len(), Ordering::SeqCst);
-            }
+            SupervisorMessage::Console { data, .. } => self.console.release(data.len()),
             SupervisorMessage::JobState {
                 job_id,
                 execution_state: Some(ExecutionState::Terminated),
@@ -312,9 +416,15 @@ impl Task {
                     supervisor_id,
                     heartbeat_interval_s,
                 }) => (supervisor_id, heartbeat_interval_s.max(1)),
-                _ => return End::Lost(format!("expected welcome, got {t}")),
+                // Only the type: the text may be a `start_job` with secret parameters.
+                _ => {
+                    return End::Lost(format!(
+                        "expected welcome, got {}",
+                        message_type(t.as_str())
+                    ));
+                }
             },
-            Ok(Some(Ok(other))) => return End::Lost(format!("expected welcome, got {other:?}")),
+            Ok(Some(Ok(_))) => return End::Lost("expected welcome, got a non-text frame".into()),
             Ok(Some(Err(e))) => return End::Lost(e.to_string()),
             Ok(None) => return End::Lost("closed before welcome".into()),
             Err(_) => return End::Lost("no welcome".into()),
@@ -329,18 +439,12 @@ impl Task {
         }
         tracing::info!(supervisor.id = %id, "connected to the switchboard");
         backoff.reset();
+        self.console.set_connected(true);
 
         while let Some(msg) = self.retry.pop_front() {
             if let Err(e) = self.deliver(&mut ws, msg).await {
                 return End::Lost(e);
             }
-        }
-        let dropped = self.console_dropped.swap(0, Ordering::SeqCst);
-        if dropped > 0 {
-            tracing::warn!(
-                bytes = dropped,
-                "console output dropped while the switchboard was unreachable"
-            );
         }
         let beat = Duration::from_secs(interval);
         let mut tick = tokio::time::interval(beat);

@@ -3,7 +3,8 @@
 //! 1. `initializing`; verify the image (manifest and every blob against their sha256). A
 //!    missing or corrupt image ends the job: `terminated` + `supervisor_host_start_error`.
 //! 2. Start the host through the driver (a failure: `supervisor_host_start_error`).
-//! 3. `ready` when the driver says the workload runs; console output is forwarded.
+//! 3. `ready` when the driver says the workload runs; console output is forwarded (waiting
+//!    while the link's console budget is full and the switchboard connected: back-pressure).
 //! 4. The end: the workload exits (its exit code decides `workload_finished_success` or
 //!    `_error`, unless it reported its own outcome through the puppet), the puppet reports
 //!    `exit` or asks to `terminate`, or the switchboard sends `stop_job` (cancel, timeout: the
@@ -159,7 +160,7 @@ async fn run_inner<D: HostDriver>(
                         link.report(id, Some(ExecutionState::Ready), None, None);
                     }
                 }
-                Some(HostEvent::Console { stream, data }) => link.console(id, stream, data),
+                Some(HostEvent::Console { stream, data }) => link.console(id, stream, data).await,
                 Some(HostEvent::Puppet(PuppetRequest::Exit { outcome: o, message })) => {
                     outcome = Some((o, message));
                     break End::PuppetExit;
@@ -207,7 +208,7 @@ async fn run_inner<D: HostDriver>(
                     break;
                 }
                 ev = events.recv() => match ev {
-                    Some(HostEvent::Console { stream, data }) => link.console(id, stream, data),
+                    Some(HostEvent::Console { stream, data }) => link.console(id, stream, data).await,
                     Some(_) => {}
                     None => {
                         // Channel closed: just wait for stop.
@@ -222,7 +223,7 @@ async fn run_inner<D: HostDriver>(
     }
     while let Ok(ev) = events.try_recv() {
         if let HostEvent::Console { stream, data } = ev {
-            link.console(id, stream, data);
+            link.console(id, stream, data).await;
         }
     }
     link.report(id, Some(ExecutionState::Terminated), None, None);

@@ -56,6 +56,9 @@ pub struct Config {
     pub acl: Acl,
     /// Limits of the HTTP server against slow or too many clients.
     pub http: HttpLimits,
+    /// Console output kept per job, in bytes (stored in the database). Output past it is
+    /// dropped, and one line in the console and an event of the job say how many bytes.
+    pub console_limit_bytes: u64,
 }
 
 /// `[http]`: the HTTP server's limits (see `paddock_http`).
@@ -114,6 +117,7 @@ impl Default for Config {
             image_urls: Vec::new(),
             acl: Acl::default(),
             http: HttpLimits::default(),
+            console_limit_bytes: 64 * 1024 * 1024,
         }
     }
 }

@@ -235,6 +235,7 @@ pub async fn run(up: Up) -> anyhow::Result<()> {
                 supervisor_id: Some(id),
                 reconnect_min: Duration::from_millis(200),
                 reconnect_max: Duration::from_secs(5),
+                console_budget: paddock_supervisor::connection::CONSOLE_BUDGET,
             },
             stores: vec![store_dir.clone()],
             urls: Vec::new(),

@@ -48,6 +48,28 @@ pub struct Lab {
     image_urls: Vec<String>,
     pub sups: Vec<Sup>,
     logs: Vec<PathBuf>,
+    options: LabOptions,
+}
+
+/// What a test may change about a lab.
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    /// `RUST_LOG` of every process (default `debug`).
+    pub rust_log: String,
+    /// Extra top-level lines of the switchboard's TOML.
+    pub switchboard_toml: String,
+    /// Extra top-level lines of every supervisor's TOML.
+    pub supervisor_toml: String,
+}
+
+impl Default for LabOptions {
+    fn default() -> Self {
+        LabOptions {
+            rust_log: "debug".into(),
+            switchboard_toml: String::new(),
+            supervisor_toml: String::new(),
+        }
+    }
 }
 
 impl Drop for Lab {
@@ -67,12 +89,12 @@ fn log_file(path: &Path) -> std::fs::File {
     std::fs::File::create(path).unwrap()
 }
 
-fn spawn_switchboard(conf: &Path, port: u16, log: &Path) -> Child {
+fn spawn_switchboard(conf: &Path, port: u16, log: &Path, rust_log: &str) -> Child {
     Command::new(SWITCHBOARD)
         .args(["serve", "--config"])
         .arg(conf)
         .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "debug")
+        .env("RUST_LOG", rust_log)
         .stdout(Stdio::null())
         .stderr(log_file(log))
         .spawn()
@@ -87,16 +109,22 @@ impl Lab {
 
     /// Like [`Lab::start`], with image store servers for the switchboard and the supervisors.
     pub async fn start_with(image_urls: &[String]) -> Lab {
+        Lab::start_opts(image_urls, LabOptions::default()).await
+    }
+
+    /// Like [`Lab::start_with`], with [`LabOptions`].
+    pub async fn start_opts(image_urls: &[String], options: LabOptions) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         let store_dir = dir.path().join("store");
         let conf = dir.path().join("switchboard.toml");
         std::fs::write(
             &conf,
             format!(
-                "data_dir = {:?}\nheartbeat_interval_s = 1\nsupervisor_grace_s = 3\nreaper_interval_ms = 100\nstop_grace_s = 10\nimage_store = {:?}\nimage_urls = {:?}\n",
+                "data_dir = {:?}\nheartbeat_interval_s = 1\nsupervisor_grace_s = 3\nreaper_interval_ms = 100\nstop_grace_s = 10\nimage_store = {:?}\nimage_urls = {:?}\n{}",
                 dir.path().join("data").display().to_string(),
                 store_dir.display().to_string(),
                 image_urls,
+                options.switchboard_toml,
             ),
         )
         .unwrap();
@@ -114,7 +142,7 @@ impl Lab {
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
         let log = dir.path().join("switchboard.log");
-        let switchboard = spawn_switchboard(&conf, port, &log);
+        let switchboard = spawn_switchboard(&conf, port, &log, &options.rust_log);
         let lab = Lab {
             store: LocalStore::new(&store_dir),
             dir,
@@ -127,6 +155,7 @@ impl Lab {
             image_urls: image_urls.to_vec(),
             sups: Vec::new(),
             logs: vec![log],
+            options,
         };
         lab.wait_healthy().await;
         lab
@@ -160,7 +189,7 @@ impl Lab {
         let log = self
             .path()
             .join(format!("switchboard-{}.log", self.logs.len()));
-        self.switchboard = spawn_switchboard(&self.conf, self.port, &log);
+        self.switchboard = spawn_switchboard(&self.conf, self.port, &log, &self.options.rust_log);
         self.logs.push(log);
         self.wait_healthy().await;
     }
@@ -222,9 +251,10 @@ impl Lab {
         std::fs::write(
             &config,
             format!(
-                "switchboard_url = {:?}\nsupervisor_id = {:?}\ntoken_file = \"token\"\nwork_dir = \"work\"\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n[images]\nstores = [{:?}]\nurls = {:?}\n[driver]\nkind = \"local\"\nstop_grace_s = 2\n",
+                "switchboard_url = {:?}\nsupervisor_id = {:?}\ntoken_file = \"token\"\nwork_dir = \"work\"\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n{}[images]\nstores = [{:?}]\nurls = {:?}\n[driver]\nkind = \"local\"\nstop_grace_s = 2\n",
                 self.base,
                 v["id"].as_str().unwrap(),
+                self.options.supervisor_toml,
                 self.store.root().display().to_string(),
                 self.image_urls,
             ),
@@ -247,6 +277,7 @@ impl Lab {
 
     /// Starts (or restarts) supervisor `i` and waits until the switchboard sees it connected.
     pub async fn start_supervisor(&mut self, i: usize) {
+        let rust_log = self.options.rust_log.clone();
         let s = &mut self.sups[i];
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -257,7 +288,7 @@ impl Lab {
             Command::new(SUPERVISOR)
                 .args(["run", "--config"])
                 .arg(&s.config)
-                .env("RUST_LOG", "debug")
+                .env("RUST_LOG", &rust_log)
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()

@@ -120,14 +120,7 @@ pub fn main() -> std::process::ExitCode {
 
 /// [`main`] with arguments already parsed.
 pub fn main_with(cli: Cli) -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    paddock_core::logging::init("info,sqlx=warn");
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -187,6 +187,11 @@ pub struct Candidate {
     pub privileges: Vec<Privilege>,
 }
 
+/// Whether this change terminated a job with secret parameters, whose values it wiped.
+fn wiped_secrets(c: &Changed) -> bool {
+    c.changed && c.job.state.is_terminated() && c.job.parameters.values().any(|p| p.secret)
+}
+
 fn redact_secrets(p: &BTreeMap<String, JobParameter>) -> BTreeMap<String, JobParameter> {
     p.iter()
         .map(|(k, v)| {
@@ -261,6 +266,9 @@ impl Db {
         let changed =
             transition_on(Via::Conn(&mut tx), id, &Change::by_switchboard(t, why)).await?;
         tx.commit().await?;
+        if wiped_secrets(&changed) {
+            self.after_wipe().await;
+        }
         Ok(changed.job)
     }
 
@@ -315,7 +323,7 @@ impl Db {
     /// The job is read on the reader pool (the write is conditional on what was read), so the
     /// single SQLite writer only does the write.
     pub async fn transition(&self, id: JobId, change: &Change) -> Result<Changed> {
-        transition_on(
+        let changed = transition_on(
             Via::Pools {
                 read: &self.reader,
                 write: &self.pool,
@@ -323,7 +331,11 @@ impl Db {
             id,
             change,
         )
-        .await
+        .await?;
+        if wiped_secrets(&changed) {
+            self.after_wipe().await;
+        }
+        Ok(changed)
     }
 
     /// Non-terminated jobs assigned to a supervisor.

@@ -18,7 +18,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Executor, Row};
 
 /// Which database a pool talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +100,10 @@ impl Db {
                             conn.execute("PRAGMA synchronous = NORMAL").await?;
                             conn.execute("PRAGMA busy_timeout = 5000").await?;
                             conn.execute("PRAGMA foreign_keys = ON").await?;
+                            // Deleted and overwritten content is zeroed in the file, so a
+                            // wiped secret leaves no stale copy in free space (see
+                            // `after_wipe` for the WAL).
+                            conn.execute("PRAGMA secure_delete = ON").await?;
                             Ok(())
                         })
                     })
@@ -142,6 +146,42 @@ impl Db {
             reader,
             backend,
         })
+    }
+
+    /// Called after a committed change that wiped secret values (a job with secret parameters
+    /// terminated). SQLite: the WAL still holds every earlier version of the changed pages,
+    /// value included, until it is checkpointed and overwritten; a `TRUNCATE` checkpoint copies
+    /// the current pages into the database file (where `secure_delete` zeroed the old value)
+    /// and empties the WAL, so neither file holds the value afterwards. Retried while readers
+    /// hold an older snapshot. PostgreSQL: nothing to do here (docs/switchboard.md says what
+    /// it keeps).
+    pub(crate) async fn after_wipe(&self) {
+        if self.backend != Backend::Sqlite {
+            return;
+        }
+        for _ in 0..20 {
+            match sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&self.pool)
+                .await
+            {
+                Ok(row) => match row.try_get::<i64, _>(0) {
+                    Ok(0) => return,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "reading the WAL checkpoint result");
+                        return;
+                    }
+                },
+                Err(e) => {
+                    tracing::error!(error = %e, "checkpointing the WAL after wiping secrets");
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tracing::warn!(
+            "the WAL could not be emptied after wiping secrets (readers kept it busy); the next checkpoint removes them"
+        );
     }
 
     /// `FOR UPDATE SKIP LOCKED` where the backend has row locks; SQLite's single writer makes

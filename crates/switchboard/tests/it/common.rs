@@ -49,7 +49,7 @@ pub struct TestApp {
     pub app: AppState,
     pub admin: String,
     pub http: reqwest::Client,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl TestApp {
@@ -83,8 +83,13 @@ impl TestApp {
             app,
             admin,
             http: reqwest::Client::new(),
-            _dir: dir,
+            dir,
         }
+    }
+
+    /// The test's directory (the SQLite database is `test.db` in it).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     pub async fn req(

@@ -175,6 +175,11 @@ async fn handle(
             exit_status,
             message,
         } => {
+            if execution_state == Some(ExecutionState::Terminated) {
+                // The job's output has ended: report what its limit cut off, before the event
+                // that ends the job's event stream.
+                note_console_limit(app, sup.id, job_id).await;
+            }
             let change = Change {
                 transition: Transition {
                     execution_state,
@@ -192,9 +197,40 @@ async fn handle(
             stream,
             data,
         } => {
-            if let Err(e) = app.db.append_console(job_id, sup.id, stream, &data).await {
-                let reason = refuse(tx, Some(job_id), &e);
-                tracing::warn!(job.id = %job_id, reason, "console output refused");
+            let limit = app.config.console_limit_bytes;
+            match app
+                .db
+                .append_console(job_id, sup.id, stream, &data, limit)
+                .await
+            {
+                Ok(0) => {}
+                Ok(dropped) => {
+                    tracing::debug!(job.id = %job_id, dropped_bytes = dropped, "console output past the job's limit dropped")
+                }
+                Err(e) => {
+                    let reason = refuse(tx, Some(job_id), &e);
+                    tracing::warn!(job.id = %job_id, reason, "console output refused");
+                }
+            }
+        }
+        SupervisorMessage::ConsoleDropped {
+            job_id,
+            bytes,
+            reason,
+        } => {
+            match app
+                .db
+                .console_dropped_by_supervisor(job_id, sup.id, bytes, &reason)
+                .await
+            {
+                Ok(()) => {
+                    tracing::warn!(job.id = %job_id, dropped_bytes = bytes, %reason, "the supervisor dropped console output");
+                    app.events_changed();
+                }
+                Err(e) => {
+                    let reason = refuse(tx, Some(job_id), &e);
+                    tracing::warn!(job.id = %job_id, reason, "console drop report refused");
+                }
             }
         }
         SupervisorMessage::Status { running_jobs } => {
@@ -243,6 +279,26 @@ async fn job_state(
                     reason: "the job is terminated".into(),
                 });
             }
+        }
+    }
+}
+
+/// Writes the marker line and event for console output the job's limit cut off.
+async fn note_console_limit(app: &AppState, sup: SupervisorId, job_id: JobId) {
+    match app
+        .db
+        .note_console_limit(job_id, sup, app.config.console_limit_bytes)
+        .await
+    {
+        Ok(0) => {}
+        Ok(bytes) => {
+            tracing::info!(job.id = %job_id, dropped_bytes = bytes, "console output past the job's limit was dropped");
+            app.events_changed();
+        }
+        // Not this supervisor's job: the state report itself is refused just after.
+        Err(StoreError::Conflict(_)) => {}
+        Err(e) => {
+            tracing::error!(job.id = %job_id, error = format!("{e:#}"), "noting dropped console output")
         }
     }
 }

@@ -1,0 +1,98 @@
+//! The log set-up of the service binaries (`paddock-switchboard`, `paddock-supervisor`,
+//! `paddock up`): lines on standard error, levels from `RUST_LOG` (else a default), colour only
+//! on a terminal; and, whatever `RUST_LOG` says, libraries that log message contents are held
+//! to levels where they do not ([`CAPPED`]), so no secret reaches a log at any level.
+
+use tracing::level_filters::LevelFilter;
+use tracing::{Level, Metadata};
+use tracing_subscriber::filter::{EnvFilter, FilterExt, filter_fn};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, fmt};
+
+/// Log targets (a crate, with its modules) and the most detailed level each may log at.
+/// - `tungstenite` logs every frame it reads or writes at `trace`, payload included (a
+///   `start_job` carries secret parameters), and the client handshake request with its
+///   `Authorization` header (the supervisor token).
+/// - `tokio_tungstenite`, `hyper`, `hyper_util`, `h2`, `reqwest`: nothing with contents above
+///   `trace`; held there so that a later version logging more at `trace` cannot leak.
+/// - `axum::rejection` logs rejection texts at `trace`, and a JSON error quotes the value it
+///   could not take.
+///
+/// `sqlx` is not capped: it logs statements at `debug`, never the values bound to them.
+pub const CAPPED: &[(&str, Level)] = &[
+    ("tungstenite", Level::DEBUG),
+    ("tokio_tungstenite", Level::DEBUG),
+    ("hyper", Level::DEBUG),
+    ("hyper_util", Level::DEBUG),
+    ("h2", Level::DEBUG),
+    ("reqwest", Level::DEBUG),
+    ("axum::rejection", Level::DEBUG),
+];
+
+/// Whether an event or span may be logged at all under [`CAPPED`]. Checked after `RUST_LOG`,
+/// so no directive (`tungstenite=trace`, `tungstenite::protocol=trace`, `trace`) lifts a cap.
+pub fn allowed(meta: &Metadata<'_>) -> bool {
+    let target = meta.target();
+    CAPPED.iter().all(|(prefix, most)| {
+        let under = target
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"));
+        !under || meta.level() <= most
+    })
+}
+
+/// Installs the logger: `RUST_LOG`, else `default` (an `EnvFilter` directive string such as
+/// `info,sqlx=warn`), with [`CAPPED`] on top. Records of the `log` crate (tungstenite logs
+/// through it) go through the same filter. A second call does nothing.
+pub fn init(default: &str) {
+    let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let layer = fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_filter(env.and(filter_fn(allowed).with_max_level_hint(LevelFilter::TRACE)));
+    let _ = tracing_subscriber::registry().with(layer).try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing::callsite::Identifier;
+    use tracing::field::FieldSet;
+    use tracing::metadata::Kind;
+
+    struct Cs;
+    impl tracing::callsite::Callsite for Cs {
+        fn set_interest(&self, _: tracing::subscriber::Interest) {}
+        fn metadata(&self) -> &Metadata<'_> {
+            unreachable!()
+        }
+    }
+    static CS: Cs = Cs;
+
+    fn meta(target: &'static str, level: Level) -> Metadata<'static> {
+        Metadata::new(
+            "event",
+            target,
+            level,
+            None,
+            None,
+            None,
+            FieldSet::new(&[], Identifier(&CS)),
+            Kind::EVENT,
+        )
+    }
+
+    #[test]
+    fn payload_loggers_are_capped_and_others_are_not() {
+        assert!(!allowed(&meta("tungstenite::protocol", Level::TRACE)));
+        assert!(!allowed(&meta("tungstenite", Level::TRACE)));
+        assert!(allowed(&meta("tungstenite::protocol", Level::DEBUG)));
+        assert!(!allowed(&meta("tokio_tungstenite", Level::TRACE)));
+        assert!(!allowed(&meta("axum::rejection", Level::TRACE)));
+        assert!(allowed(&meta("axum::serve", Level::TRACE)));
+        assert!(allowed(&meta("tungstenite_other", Level::TRACE)));
+        assert!(allowed(&meta("paddock_switchboard::api", Level::TRACE)));
+        assert!(allowed(&meta("sqlx::query", Level::TRACE)));
+    }
+}
