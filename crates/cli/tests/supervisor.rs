@@ -456,3 +456,35 @@ async fn images_from_a_store_server_are_resolved_cached_and_run() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// Issue 15, item 1: `work_dir = "work"` is relative to the configuration file even when the
+/// supervisor is started from another directory with a relative `--config`: the job runs, and
+/// `check-config` prints the absolute directory the jobs will use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relative_work_dir_from_another_cwd_runs_jobs() {
+    let mut lab = Lab::start().await;
+    let cwd = lab.path().to_path_buf();
+    lab.add_supervisor_in("rel", &["board:demo"], Some(&cwd))
+        .await;
+    lab.image("hello", "#!/bin/sh\necho hello-from-relative\n", false);
+    let id = lab
+        .enqueue(json!({"image": "hello", "tags": "board:demo"}))
+        .await;
+    let job = lab.terminated(&id).await;
+    assert_eq!(job["exit_status"], "workload_finished_success", "{job}");
+    let console = lab.console(&id).await;
+    assert!(console.contains("hello-from-relative"), "{console}");
+
+    let out = std::process::Command::new(support::SUPERVISOR)
+        .current_dir(&cwd)
+        .args(["check-config", "--config", "sups/rel/supervisor.toml"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let work = cwd.join("sups/rel/work");
+    assert!(
+        stdout.contains(&format!("work_dir = {}\n", work.display())),
+        "{stdout}"
+    );
+}
