@@ -144,7 +144,10 @@ mod tests {
         let good = format!("pdk_{}", "ab".repeat(32));
         assert!(check_token(&good, "PADDOCK_TOKEN").is_ok());
         for (token, problem) in [
-            (format!("{good}\r"), "carriage return (\\r) at character 69 of 69"),
+            (
+                format!("{good}\r"),
+                "carriage return (\\r) at character 69 of 69",
+            ),
             (format!("{good}\n"), "line break"),
             (format!("'{good}'"), "quote (') at character 1"),
             (format!("{good}\u{e9}"), "non-ASCII character (U+00E9)"),
