@@ -35,6 +35,10 @@ impl Client {
         let token = c
             .token
             .ok_or_else(|| anyhow!("no API token: set PADDOCK_TOKEN or run `paddock login`"))?;
+        crate::config::check_token(
+            &token,
+            c.token_from.as_deref().unwrap_or("the configuration"),
+        )?;
         Ok(Client::new(&url, Some(token)))
     }
 

@@ -567,3 +567,115 @@ async fn console_past_the_job_limit_is_dropped_with_a_marker() {
         .collect();
     assert_eq!(notes.len(), 1, "{events}");
 }
+
+/// Issue 15, item 1: `work_dir = "work"` is relative to the configuration file even when the
+/// supervisor is started from another directory with a relative `--config`: the job runs, and
+/// `check-config` prints the absolute directory the jobs will use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relative_work_dir_from_another_cwd_runs_jobs() {
+    let mut lab = Lab::start().await;
+    let cwd = lab.path().to_path_buf();
+    lab.add_supervisor_in("rel", &["board:demo"], Some(&cwd))
+        .await;
+    lab.image("hello", "#!/bin/sh\necho hello-from-relative\n", false);
+    let id = lab
+        .enqueue(json!({"image": "hello", "tags": "board:demo"}))
+        .await;
+    let job = lab.terminated(&id).await;
+    assert_eq!(job["exit_status"], "workload_finished_success", "{job}");
+    let console = lab.console(&id).await;
+    assert!(console.contains("hello-from-relative"), "{console}");
+
+    let out = std::process::Command::new(support::SUPERVISOR)
+        .current_dir(&cwd)
+        .args(["check-config", "--config", "sups/rel/supervisor.toml"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let work = cwd.join("sups/rel/work");
+    assert!(
+        stdout.contains(&format!("work_dir = {}\n", work.display())),
+        "{stdout}"
+    );
+}
+
+/// Issue 15, item 17: `paddock job watch` streams the console while the job runs (not after
+/// it ends), each byte once, with the states, and exits 0 for a successful job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_watch_streams_the_console_live() {
+    use std::io::Read;
+    use std::sync::{Arc, Mutex};
+
+    let mut lab = Lab::start().await;
+    lab.add_supervisor("s1", &["board:demo"]).await;
+    lab.image(
+        "slow",
+        "#!/bin/sh\necho first-line\nsleep 4\nprintf 'second-line no newline'\n",
+        false,
+    );
+    let id = lab
+        .enqueue(json!({"image": "slow", "tags": "board:demo"}))
+        .await;
+    let mut watch = std::process::Command::new(support::PADDOCK)
+        .args(["job", "watch", &id])
+        .env("PADDOCK_URL", &lab.base)
+        .env("PADDOCK_TOKEN", &lab.admin)
+        .env("PADDOCK_CONFIG", lab.path().join("no-client.toml"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let reader = {
+        let out = out.clone();
+        let mut stdout = watch.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                out.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let t0 = std::time::Instant::now();
+    loop {
+        let seen = String::from_utf8_lossy(&out.lock().unwrap()).into_owned();
+        if seen.contains("first-line") {
+            let job = lab.job(&id).await;
+            assert_ne!(
+                job["execution_state"], "terminated",
+                "the first line came only after the end: {seen}"
+            );
+            break;
+        }
+        let job = lab.job(&id).await;
+        assert_ne!(
+            job["execution_state"], "terminated",
+            "the job ended before watch printed its first line: {seen}"
+        );
+        assert!(t0.elapsed() < Duration::from_secs(20), "{seen}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = tokio::task::spawn_blocking(move || watch.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    reader.join().unwrap();
+    let seen = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+    assert!(
+        status.status.success(),
+        "{seen}\n{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert_eq!(seen.matches("first-line").count(), 1, "{seen}");
+    assert_eq!(seen.matches("second-line no newline").count(), 1, "{seen}");
+    for state in ["ready", "terminating", "terminated"] {
+        assert!(seen.contains(state), "{state}: {seen}");
+    }
+    assert!(
+        String::from_utf8_lossy(&status.stderr).contains("workload_finished_success"),
+        "{status:?}"
+    );
+}

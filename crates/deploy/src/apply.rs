@@ -59,6 +59,19 @@ pub struct Memory {
     rejected: Option<String>,
 }
 
+impl Memory {
+    /// Forgets the rejected state: seen again, it is validated and reported again (after its
+    /// rejection was withdrawn, the switchboard no longer shows it).
+    pub fn forget(&mut self) {
+        self.rejected = None;
+    }
+}
+
+/// The `commit` a rejection names when the branch is gone.
+pub const NO_BRANCH: &str = "(none)";
+/// The `commit` a rejection names when the repository (or working tree) cannot be read.
+pub const UNREADABLE: &str = "(unreadable)";
+
 impl Switchboard {
     fn err(&self, status: Option<u16>, message: impl std::fmt::Display) -> SyncError {
         SyncError::Switchboard {
@@ -134,6 +147,19 @@ impl Switchboard {
         Ok(v)
     }
 
+    /// Withdraws the switchboard's record of the rejected `commit` (kept if a newer rejection
+    /// replaced it): none of the daemon's sources holds that commit any more.
+    pub(crate) async fn clear_rejection(&self, commit: &str) -> Result<(), SyncError> {
+        let query: String = url_query(&[("commit", commit)]);
+        self.call(
+            reqwest::Method::DELETE,
+            &format!("/deployment/rejection?{query}"),
+            None,
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// The applied commit (empty before the first) and generation.
     async fn applied(&self) -> Result<(String, i64), SyncError> {
         let v = self.call(reqwest::Method::GET, "/deployment", None).await?;
@@ -142,6 +168,29 @@ impl Switchboard {
             v["generation"].as_i64().unwrap_or(0),
         ))
     }
+}
+
+/// `pairs` as an `application/x-www-form-urlencoded` query (a worktree state's `+` included).
+fn url_query(pairs: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        for (j, part) in [k, v].into_iter().enumerate() {
+            if j > 0 {
+                out.push('=');
+            }
+            for b in part.bytes() {
+                if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                    out.push(char::from(b));
+                } else {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// An error followed by its causes (reqwest's own text is only "error sending request").
@@ -328,8 +377,8 @@ async fn reject_unreadable(
     e: GitError,
 ) -> Result<Outcome, SyncError> {
     let commit = match e {
-        GitError::NoBranch { .. } => "(none)",
-        _ => "(unreadable)",
+        GitError::NoBranch { .. } => NO_BRANCH,
+        _ => UNREADABLE,
     };
     let message = e.to_string();
     let key = format!("{commit} {message}");
@@ -376,4 +425,22 @@ async fn reject(
         commit: commit.to_string(),
         errors,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_query_escapes_a_worktree_state_and_markers() {
+        assert_eq!(
+            url_query(&[("commit", "3a3f+edits-0123456789ab")]),
+            "commit=3a3f%2Bedits-0123456789ab"
+        );
+        assert_eq!(url_query(&[("commit", NO_BRANCH)]), "commit=%28none%29");
+        assert_eq!(
+            url_query(&[("a", "x y&z"), ("b", "é")]),
+            "a=x%20y%26z&b=%C3%A9"
+        );
+    }
 }

@@ -131,7 +131,9 @@ pub fn webhook(secret: Vec<u8>, wake: Arc<Notify>) -> Router {
 /// notified (the webhook), and when the working tree's edits settle. Errors are logged and
 /// retried at the next turn. A turn reads a commit's files only when the switchboard does not
 /// run it and it is not the one last rejected: a rejected commit is validated and reported
-/// once, not at every poll.
+/// once, not at every poll. A rejection the switchboard still shows is withdrawn once no source
+/// holds the rejected state any more (an edit reverted to the live content, a branch moved back
+/// to the live commit), and forgotten, so the same bad state made again is reported again.
 pub async fn run(
     settings: Settings,
     wake: Arc<Notify>,
@@ -245,13 +247,27 @@ async fn turn(settings: &Settings, trigger: Trigger, st: &mut LoopState) {
         }
         Some(Err(e)) => tracing::warn!("sync failed (retried at the next turn): {e}"),
     }
-    let live = match sb.call(reqwest::Method::GET, "/deployment", None).await {
-        Ok(v) => v["commit"].as_str().unwrap_or("").to_string(),
+    let (live, rejected) = match sb.call(reqwest::Method::GET, "/deployment", None).await {
+        Ok(v) => (
+            v["commit"].as_str().unwrap_or("").to_string(),
+            v["last_error"]["commit"].as_str().map(str::to_string),
+        ),
         Err(e) => {
             tracing::warn!("reading the applied state: {e}");
             return;
         }
     };
+    if let Some(rejected) = rejected
+        && rejection_is_stale(&rejected, tree.as_ref(), st.remote_seen.as_ref())
+    {
+        match sb.clear_rejection(&rejected).await {
+            Ok(()) => {
+                tracing::info!(commit = %rejected, "rejection withdrawn: no source holds it any more");
+                st.memory.forget();
+            }
+            Err(e) => tracing::warn!(commit = %rejected, "withdrawing the rejection: {e}"),
+        }
+    }
     let remote_commit = st.remote_seen.clone().and_then(|r| r.ok());
     let activation = match (&settings.activation, &remote_commit) {
         (Some(cfg), Some(commit)) if *commit == live => {
@@ -301,6 +317,29 @@ async fn turn(settings: &Settings, trigger: Trigger, st: &mut LoopState) {
     }
 }
 
+/// Whether the recorded rejection of `rejected` is of a state none of the daemon's sources
+/// holds any more (a rejected edit reverted, a branch moved back to the live commit), so that
+/// `GET /deployment` and `/metrics` stop reporting it. Undecided (false) while a source could
+/// not be read: the working tree (`tree`, when one is configured) and the remote branch as
+/// last seen (`remote`; in error, it still holds a branch or repository rejection).
+fn rejection_is_stale(
+    rejected: &str,
+    tree: Option<&Result<worktree::Worktree, GitError>>,
+    remote: Option<&Result<String, String>>,
+) -> bool {
+    let held_by_tree = match tree {
+        None => false,
+        Some(Ok(t)) => t.snapshot.commit == rejected,
+        Some(Err(_)) => return false,
+    };
+    let held_by_remote = match remote {
+        None => return false,
+        Some(Ok(commit)) => commit == rejected,
+        Some(Err(_)) => rejected == crate::apply::NO_BRANCH || rejected == crate::apply::UNREADABLE,
+    };
+    !held_by_tree && !held_by_remote
+}
+
 /// Activates `commit` when its `hosts/<host>/` changed; the last record either way.
 async fn activate_if_needed(
     settings: &Settings,
@@ -324,5 +363,47 @@ async fn activate_if_needed(
             tracing::error!(%commit, "activation: {e}");
             activation::last(&settings.state_dir)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rejection_is_stale_only_when_no_readable_source_holds_it() {
+        let ok = |c: &str| Some(Ok::<String, String>(c.to_string()));
+        let gone: Option<Result<String, String>> = Some(Err("branch `main` does not exist".into()));
+        // Remote only.
+        assert!(rejection_is_stale("bad", None, ok("live").as_ref()));
+        assert!(!rejection_is_stale("bad", None, ok("bad").as_ref()));
+        assert!(!rejection_is_stale("bad", None, None));
+        // A remote in error still holds a branch or repository rejection, not a commit's.
+        assert!(!rejection_is_stale(
+            crate::apply::NO_BRANCH,
+            None,
+            gone.as_ref()
+        ));
+        assert!(!rejection_is_stale(
+            crate::apply::UNREADABLE,
+            None,
+            gone.as_ref()
+        ));
+        assert!(rejection_is_stale("bad", None, gone.as_ref()));
+        assert!(rejection_is_stale(
+            crate::apply::NO_BRANCH,
+            None,
+            ok("live").as_ref()
+        ));
+        // An unreadable working tree decides nothing.
+        let unreadable: Result<worktree::Worktree, GitError> = Err(GitError::Open {
+            path: "/srv/deployments".into(),
+            message: "gone".into(),
+        });
+        assert!(!rejection_is_stale(
+            "bad",
+            Some(&unreadable),
+            ok("live").as_ref()
+        ));
     }
 }

@@ -304,3 +304,123 @@ async fn a_symlink_in_the_working_tree_is_refused_not_followed() {
     assert!(!names(&sb).await.iter().any(|(n, _)| n == "lab1-local-3"));
     daemon.abort();
 }
+
+/// Issue 15, item 3: a rejected edit of the working tree, reverted to the live content, clears
+/// the rejection: `GET /deployment` (what `paddock deploy status` shows) and `/metrics` stop
+/// reporting it, so an alert on `paddock_deployment_rejected_errors` stops firing. The same bad
+/// edit made again is rejected and reported again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reverting_a_rejected_edit_to_the_live_content_clears_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = switchboard(dir.path()).await;
+    let (bare, work) = repo_with_example(dir.path());
+    let first = git(&work, &["rev-parse", "HEAD"]);
+    let settings = Settings {
+        worktree: Some(work.clone()),
+        state_dir: dir.path().join("state"),
+        ..Settings::new(
+            sb.clone(),
+            Source::Local(bare.clone()),
+            "main",
+            Duration::from_secs(3600),
+        )
+    };
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let daemon = tokio::spawn(run(settings, wake.clone(), std::future::pending()));
+    wait_status(&sb, "first apply", |s| s["commit"] == first.as_str()).await;
+
+    let site = work.join("db/sites/lab1.yaml");
+    let good = std::fs::read_to_string(&site).unwrap();
+    let bad = good.replacen("kind: local", "kind: lcoal", 1);
+    assert_ne!(good, bad);
+    for round in 0..2 {
+        rename_save(&site, &bad);
+        let st = wait_status(&sb, "the rejected edit", |s| !s["last_error"].is_null()).await;
+        assert_eq!(st["commit"], first.as_str(), "round {round}: {st:#}");
+        let m = metrics(&sb).await;
+        assert!(
+            !m.contains("paddock_deployment_rejected_errors 0"),
+            "round {round}: {m}"
+        );
+
+        // Back to the live content: nothing to apply, and nothing rejected any more.
+        rename_save(&site, &good);
+        let st = wait_status(&sb, "the rejection cleared", |s| s["last_error"].is_null()).await;
+        assert_eq!(st["commit"], first.as_str(), "round {round}: {st:#}");
+        let m = metrics(&sb).await;
+        assert!(
+            m.contains("paddock_deployment_rejected_errors 0\n"),
+            "round {round}: {m}"
+        );
+    }
+    // The remote (polled) stays at the live commit: a poll keeps the error cleared.
+    wake.notify_one();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(status(&sb).await["last_error"].is_null());
+    daemon.abort();
+}
+
+/// Issue 15, item 3, the remote: a rejected commit stays reported while the branch (or the
+/// working tree) holds it, even when an untouched working tree is saved again; the branch
+/// reset to the live commit clears it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_branch_stays_reported_until_it_moves_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = switchboard(dir.path()).await;
+    let (bare, work) = repo_with_example(dir.path());
+    let bare_s = bare.to_str().unwrap().to_string();
+    let first = git(&work, &["rev-parse", "HEAD"]);
+    // A second clone, for pushing a bad commit while the watched tree stays at `first`.
+    let laptop = dir.path().join("laptop");
+    git(
+        dir.path(),
+        &["clone", "-q", &bare_s, laptop.to_str().unwrap()],
+    );
+    let settings = Settings {
+        worktree: Some(work.clone()),
+        state_dir: dir.path().join("state"),
+        ..Settings::new(
+            sb.clone(),
+            Source::Local(bare.clone()),
+            "main",
+            Duration::from_secs(3600),
+        )
+    };
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let daemon = tokio::spawn(run(settings, wake.clone(), std::future::pending()));
+    wait_status(&sb, "first apply", |s| s["commit"] == first.as_str()).await;
+
+    let lsite = laptop.join("db/sites/lab1.yaml");
+    let good = std::fs::read_to_string(&lsite).unwrap();
+    std::fs::write(&lsite, good.replacen("kind: local", "kind: lcoal", 1)).unwrap();
+    git(&laptop, &["commit", "-q", "-am", "a typo"]);
+    let bad = git(&laptop, &["rev-parse", "HEAD"]);
+    git(&laptop, &["push", "-q", "origin", "main"]);
+    wake.notify_one();
+    let st = wait_status(&sb, "the rejected push", |s| {
+        s["last_error"]["commit"] == bad.as_str()
+    })
+    .await;
+    assert_eq!(st["commit"], first.as_str());
+
+    // The working tree saved unchanged (it equals the live state): the branch still holds the
+    // rejected commit, so the rejection stays.
+    let site = work.join("db/sites/lab1.yaml");
+    rename_save(&site, &std::fs::read_to_string(&site).unwrap());
+    wake.notify_one();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let st = status(&sb).await;
+    assert_eq!(st["last_error"]["commit"], bad.as_str(), "{st:#}");
+
+    // The branch reset to the live commit: nothing rejected is left anywhere.
+    git(&laptop, &["reset", "-q", "--hard", &first]);
+    git(&laptop, &["push", "-q", "-f", "origin", "main"]);
+    wake.notify_one();
+    wait_status(&sb, "the rejection cleared", |s| s["last_error"].is_null()).await;
+    assert!(
+        metrics(&sb)
+            .await
+            .contains("paddock_deployment_rejected_errors 0\n")
+    );
+    daemon.abort();
+}

@@ -19,8 +19,10 @@ pub struct Config {
     pub supervisor_id: Option<SupervisorId>,
     /// File holding the supervisor's bearer token (one line). Keep it mode 0600.
     pub token_file: PathBuf,
-    /// Directory for job directories (`jobs/<job id>/`). Created when missing; leftovers of a
-    /// crashed run are cleaned up at start.
+    /// Directory for job directories (`jobs/<job id>/`). A relative path is relative to the
+    /// configuration file's directory and made absolute when the file is read (it need not
+    /// exist then). Created at start when missing; leftovers of a crashed run are cleaned up
+    /// at start.
     pub work_dir: PathBuf,
     /// Where images come from.
     #[serde(default)]
@@ -134,6 +136,17 @@ pub enum ConfigError {
     },
 }
 
+/// The absolute directory of the configuration file `path`, without touching the file system
+/// beyond the current directory: nothing has to exist yet, and symbolic links are kept as
+/// written.
+fn config_dir(path: &Path) -> std::io::Result<PathBuf> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::path::absolute(dir)
+}
+
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -143,14 +156,22 @@ impl Config {
         Self::parse(path, &text)
     }
 
-    /// Parses and validates; `path` only names the file in errors. Relative paths in the file
-    /// are taken relative to the file's directory.
+    /// Parses and validates; `path` names the file in errors and anchors relative paths.
+    /// Relative paths in the file are taken relative to the file's directory and made
+    /// absolute (a relative `path` is taken from the current directory), so every path the
+    /// supervisor derives from them is absolute.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let mut c: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        let base = path.parent().unwrap_or(Path::new("."));
+        // Made absolute once, here: the workload runs in its own directory and is started by
+        // a path under `work_dir`, so a path relative to the supervisor's working directory
+        // would name nothing there (and the process may be started from anywhere).
+        let base = config_dir(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         for p in [&mut c.token_file, &mut c.work_dir]
             .into_iter()
             .chain(c.images.stores.iter_mut())
@@ -248,6 +269,23 @@ mod tests {
         assert!(c.work_dir.is_absolute());
         let DriverConfig::Local(l) = &c.driver;
         assert_eq!(l.stop_grace_s, 5);
+    }
+
+    #[test]
+    fn relative_paths_become_absolute_from_the_config_file() {
+        let text = "switchboard_url = \"http://x\"\ntoken_file = \"t\"\nwork_dir = \"work\"\n[images]\nstores = [\"s\"]\ncache_dir = \"c\"\n";
+        let cwd = std::env::current_dir().unwrap();
+        for (config, dir) in [
+            ("s.toml", cwd.clone()),
+            ("etc/s.toml", cwd.join("etc")),
+            ("/etc/paddock/s.toml", PathBuf::from("/etc/paddock")),
+        ] {
+            let c = Config::parse(Path::new(config), text).unwrap();
+            assert_eq!(c.work_dir, dir.join("work"), "{config}");
+            assert_eq!(c.token_file, dir.join("t"), "{config}");
+            assert_eq!(c.images.stores, [dir.join("s")], "{config}");
+            assert_eq!(c.images.cache_dir, Some(dir.join("c")), "{config}");
+        }
     }
 
     #[test]

@@ -56,7 +56,8 @@ pub enum JobCommand {
         #[arg(long, short)]
         follow: bool,
     },
-    /// Print a job's states as they happen, then its console; returns when the job terminates.
+    /// Print a job's states and its console as they happen (a state line always starts on a
+    /// line of its own); returns when the job terminates and all its output is shown.
     /// Exit code 0 only if it ended workload_finished_success.
     Watch { id: String },
 }
@@ -210,26 +211,7 @@ pub async fn run(cmd: JobCommand) -> anyhow::Result<()> {
             print!("{text}");
         }
         JobCommand::Logs { id, follow: true } => follow_console(&client, &id).await?,
-        JobCommand::Watch { id } => {
-            follow_events(&client, &id, false).await?;
-            let (job, _): (JobView, _) = client.get_json(&format!("/jobs/{id}")).await?;
-            let (text, _) = console_after(&client, &id, 0).await?;
-            if !text.is_empty() {
-                println!("--- console ---");
-                print!("{text}");
-                if !text.ends_with('\n') {
-                    println!();
-                }
-            }
-            let status = job
-                .exit_status
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| "none".into());
-            if job.exit_status != Some(paddock_core::ExitStatus::WorkloadFinishedSuccess) {
-                bail!("job {} ended {status}", job.id);
-            }
-            eprintln!("job {} ended {status}", job.id);
-        }
+        JobCommand::Watch { id } => watch(&client, &id).await?,
     }
     Ok(())
 }
@@ -305,27 +287,50 @@ fn print_event(e: &JobEvent) {
     );
 }
 
-/// Reads the Server-Sent Events stream until it ends (the job terminated).
-async fn follow_events(client: &Client, id: &str, json: bool) -> anyhow::Result<()> {
+/// The Server-Sent Events stream of a job's event log; it ends after the terminating event.
+async fn event_stream(
+    client: &Client,
+    id: &str,
+) -> anyhow::Result<impl futures_util::Stream<Item = reqwest::Result<impl AsRef<[u8]>>>> {
     let req = client
         .request(Method::GET, &format!("/jobs/{id}/events"))
         .header("accept", "text/event-stream");
-    let mut body = client.send(req).await?.bytes_stream();
-    let mut buf = String::new();
-    while let Some(chunk) = body.next().await {
-        buf.push_str(&String::from_utf8_lossy(
-            &chunk.context("reading the event stream")?,
-        ));
-        while let Some(end) = buf.find("\n\n") {
-            let block: String = buf.drain(..end + 2).collect();
-            let data: String = block
+    Ok(client.send(req).await?.bytes_stream())
+}
+
+/// Splits a Server-Sent Events byte stream into the `data` of each event. Bytes are kept until
+/// an event is whole, so a UTF-8 character split between chunks is never mangled.
+#[derive(Default)]
+struct SseEvents {
+    buf: Vec<u8>,
+}
+
+impl SseEvents {
+    /// Adds `chunk`; returns the data of every event it completed.
+    fn push(&mut self, chunk: &[u8]) -> Vec<String> {
+        self.buf.extend_from_slice(chunk);
+        let mut out = Vec::new();
+        while let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
+            let block: Vec<u8> = self.buf.drain(..end + 2).collect();
+            let data: String = String::from_utf8_lossy(&block)
                 .lines()
                 .filter_map(|l| l.strip_prefix("data:"))
                 .map(str::trim_start)
                 .collect();
-            if data.is_empty() {
-                continue;
+            if !data.is_empty() {
+                out.push(data);
             }
+        }
+        out
+    }
+}
+
+/// Reads the Server-Sent Events stream until it ends (the job terminated).
+async fn follow_events(client: &Client, id: &str, json: bool) -> anyhow::Result<()> {
+    let mut body = std::pin::pin!(event_stream(client, id).await?);
+    let mut events = SseEvents::default();
+    while let Some(chunk) = body.next().await {
+        for data in events.push(chunk.context("reading the event stream")?.as_ref()) {
             if json {
                 println!("{data}");
             } else if let Ok(e) = serde_json::from_str::<JobEvent>(&data) {
@@ -334,4 +339,100 @@ async fn follow_events(client: &Client, id: &str, json: bool) -> anyhow::Result<
         }
     }
     Ok(())
+}
+
+/// How often `watch` asks for new console output while the job runs.
+const WATCH_CONSOLE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// `paddock job watch`: follows the event stream and, between its events, polls the console
+/// (`?after=` the `X-Paddock-Console-Cursor` of the previous answer, so every byte is printed
+/// once). State lines and console output go to standard output in the order they arrive; a
+/// state line that would continue an unfinished console line starts a new line. When the
+/// stream ends (the job terminated) the rest of the console is read once more, then the exit
+/// status decides the result.
+async fn watch(client: &Client, id: &str) -> anyhow::Result<()> {
+    let mut body = std::pin::pin!(event_stream(client, id).await?);
+    let mut events = SseEvents::default();
+    let mut console = ConsoleTail::default();
+    let mut tick = tokio::time::interval(WATCH_CONSOLE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            chunk = body.next() => {
+                let Some(chunk) = chunk else { break };
+                for data in events.push(chunk.context("reading the event stream")?.as_ref()) {
+                    if let Ok(e) = serde_json::from_str::<JobEvent>(&data) {
+                        console.end_line()?;
+                        print_event(&e);
+                    }
+                }
+            }
+            _ = tick.tick() => console.poll(client, id).await?,
+        }
+    }
+    // Output the supervisor sent before `terminated` is stored before it: read what is left.
+    console.poll(client, id).await?;
+    console.end_line()?;
+    let (job, _): (JobView, _) = client.get_json(&format!("/jobs/{id}")).await?;
+    let status = job
+        .exit_status
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| "none".into());
+    if job.exit_status != Some(paddock_core::ExitStatus::WorkloadFinishedSuccess) {
+        bail!("job {} ended {status}", job.id);
+    }
+    eprintln!("job {} ended {status}", job.id);
+    Ok(())
+}
+
+/// The console printed so far: where to continue, and whether its last line is unfinished.
+#[derive(Default)]
+struct ConsoleTail {
+    cursor: i64,
+    mid_line: bool,
+}
+
+impl ConsoleTail {
+    /// Prints the console output after the cursor, and moves the cursor past it.
+    async fn poll(&mut self, client: &Client, id: &str) -> anyhow::Result<()> {
+        use std::io::Write;
+        let (text, next) = console_after(client, id, self.cursor).await?;
+        self.cursor = next;
+        if !text.is_empty() {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+            self.mid_line = !text.ends_with('\n');
+        }
+        Ok(())
+    }
+
+    /// Ends an unfinished console line, so what follows starts on a line of its own.
+    fn end_line(&mut self) -> anyhow::Result<()> {
+        use std::io::Write;
+        if self.mid_line {
+            let mut out = std::io::stdout().lock();
+            out.write_all(b"\n")?;
+            out.flush()?;
+            self.mid_line = false;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sse_events_survive_any_chunking() {
+        let stream = "id: 1\ndata: {\"a\":\"é\"}\n\n: keep-alive\n\nid: 2\ndata: two\n\n";
+        let bytes = stream.as_bytes();
+        for split in 0..bytes.len() {
+            let mut p = SseEvents::default();
+            let mut got = p.push(&bytes[..split]);
+            got.extend(p.push(&bytes[split..]));
+            assert_eq!(got, ["{\"a\":\"é\"}", "two"], "split at {split}");
+        }
+    }
 }

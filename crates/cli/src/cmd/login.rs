@@ -43,7 +43,9 @@ pub async fn run(l: Login) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("no switchboard URL: pass --url"))?;
     paddock_core::transport::require_plain(&url)?;
     let token = if l.token_stdin {
-        read_line("token")?
+        let t = read_line("token")?;
+        crate::config::check_token(&t, "standard input")?;
+        t
     } else {
         let user = match l.user {
             Some(u) => u,
@@ -70,6 +72,7 @@ pub async fn run(l: Login) -> anyhow::Result<()> {
     let path = ClientConfig {
         url: Some(url.clone()),
         token: Some(token),
+        token_from: None,
     }
     .save()?;
     eprintln!(

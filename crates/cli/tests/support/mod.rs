@@ -34,6 +34,8 @@ pub struct Sup {
     pub child: Option<Child>,
     pub log: PathBuf,
     pub work: PathBuf,
+    /// When set, the process starts in this directory and is given `config` relative to it.
+    pub cwd: Option<PathBuf>,
 }
 
 pub struct Lab {
@@ -236,6 +238,17 @@ impl Lab {
 
     /// Registers supervisor `name` with `tags` and starts its process.
     pub async fn add_supervisor(&mut self, name: &str, tags: &[&str]) -> usize {
+        self.add_supervisor_in(name, tags, None).await
+    }
+
+    /// As [`Lab::add_supervisor`]; with `cwd`, the process starts there and gets its
+    /// `--config` as a path relative to `cwd` (the config's own paths stay relative to it).
+    pub async fn add_supervisor_in(
+        &mut self,
+        name: &str,
+        tags: &[&str],
+        cwd: Option<&Path>,
+    ) -> usize {
         let (s, v) = self
             .call(
                 Method::POST,
@@ -267,6 +280,7 @@ impl Lab {
             child: None,
             log: sdir.join("supervisor.log"),
             work: sdir.join("work"),
+            cwd: cwd.map(Path::to_path_buf),
         };
         self.logs.push(sup.log.clone());
         self.sups.push(sup);
@@ -284,11 +298,16 @@ impl Lab {
             .append(true)
             .open(&s.log)
             .unwrap();
-        s.child = Some(
-            Command::new(SUPERVISOR)
+        let mut cmd = Command::new(SUPERVISOR);
+        match &s.cwd {
+            Some(cwd) => cmd
+                .current_dir(cwd)
                 .args(["run", "--config"])
-                .arg(&s.config)
-                .env("RUST_LOG", &rust_log)
+                .arg(s.config.strip_prefix(cwd).unwrap()),
+            None => cmd.args(["run", "--config"]).arg(&s.config),
+        };
+        s.child = Some(
+            cmd.env("RUST_LOG", &rust_log)
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()

@@ -48,8 +48,11 @@ pub struct LocalDriver {
 impl LocalDriver {
     /// Creates `work_dir/jobs` and the puppet socket directory (`work_dir/sockets`, or a private
     /// directory under the system temporary directory when that path would be too long for a
-    /// socket address).
+    /// socket address). A relative `work_dir` is made absolute from the current directory first:
+    /// the workload runs in its own directory and is started by an absolute path.
     pub fn new(config: LocalDriverConfig, work_dir: &Path) -> Result<LocalDriver, HostError> {
+        let work_dir = std::path::absolute(work_dir)
+            .map_err(HostError::io(format!("resolving {}", work_dir.display())))?;
         let jobs_dir = work_dir.join("jobs");
         make_private_dir(&jobs_dir)?;
         let mut sockets_dir = work_dir.join("sockets");

@@ -18,7 +18,8 @@ pub struct Applied {
     pub generation: i64,
     /// Milliseconds since the epoch; 0 before the first apply.
     pub applied_at: i64,
-    /// The newest rejected commit since the last apply, with its errors.
+    /// The newest rejected commit since the last apply, with its errors; withdrawn by the
+    /// deploy daemon when none of its sources holds that commit any more.
     pub last_error: Option<Rejection>,
     /// What the deploy daemon last reported it saw (remote commit, working tree, host
     /// activation); `null` until it reports.
@@ -113,6 +114,28 @@ impl Db {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Withdraws the recorded rejection if it is still of `commit`; true when one was removed.
+    /// A compare-and-set on the stored row: a rejection recorded meanwhile stays.
+    pub async fn clear_deployment_rejection(&self, commit: &str) -> Result<bool> {
+        let raw: Option<String> =
+            sqlx::query_scalar("SELECT last_error FROM deployment WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?;
+        let Some(raw) = raw else {
+            return Ok(false);
+        };
+        let current: Rejection = json_col("last_error", &raw)?;
+        if current.commit != commit {
+            return Ok(false);
+        }
+        let r =
+            sqlx::query("UPDATE deployment SET last_error = NULL WHERE id = 1 AND last_error = $1")
+                .bind(raw)
+                .execute(&self.pool)
+                .await?;
+        Ok(r.rows_affected() > 0)
     }
 
     /// Applies `desired` (already validated) as commit `commit`, generation `generation`.

@@ -479,3 +479,70 @@ async fn apply_takes_a_state_over_max_body_bytes(backend: Backend) {
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
 }
 both_backends!(apply_takes_a_state_over_max_body_bytes);
+
+/// Issue 15, item 3: the deploy daemon withdraws a rejection no source holds any more
+/// (`DELETE /deployment/rejection?commit=`), admin only, and only while the recorded one is
+/// still of that commit: a newer rejection is never lost. `/metrics` follows.
+async fn a_withdrawn_rejection_is_cleared_only_if_still_the_same(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (s, v) = apply(&app, "c1", 1, &example_state()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let commit = "c1+edits-0123456789ab";
+    let (s, v) = app
+        .admin(
+            Method::POST,
+            "/api/v1/deployment/rejection",
+            Some(json!({"commit": commit, "errors": ["db/sites/lab1.yaml:1:1: x: bad"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let metrics = || async {
+        app.http
+            .get(format!("{}/metrics", app.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    assert!(
+        !metrics()
+            .await
+            .contains("paddock_deployment_rejected_errors 0\n")
+    );
+
+    // Not an admin: 403, nothing changes.
+    let user = app.user("u", &["manage_supervisors"]).await;
+    let path = "/api/v1/deployment/rejection?commit=c1%2Bedits-0123456789ab";
+    let (s, _) = app.req(Method::DELETE, path, Some(&user), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // Another commit: the recorded rejection stays.
+    let (s, v) = app
+        .admin(
+            Method::DELETE,
+            "/api/v1/deployment/rejection?commit=other",
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["last_error"]["commit"], commit, "{v}");
+    // No commit: 400.
+    let (s, _) = app
+        .admin(Method::DELETE, "/api/v1/deployment/rejection", None)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    // The same commit: cleared, and again is harmless.
+    for _ in 0..2 {
+        let (s, v) = app.admin(Method::DELETE, path, None).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert!(v["last_error"].is_null(), "{v}");
+        assert_eq!(v["commit"], "c1");
+    }
+    assert!(
+        metrics()
+            .await
+            .contains("paddock_deployment_rejected_errors 0\n")
+    );
+}
+both_backends!(a_withdrawn_rejection_is_cleared_only_if_still_the_same);

@@ -7,7 +7,7 @@ use paddock_core::deployments::DesiredState;
 use paddock_core::deployments::limits::MAX_STATE_JSON_BYTES;
 use serde::{Deserialize, Serialize};
 
-use crate::api::json::Json;
+use crate::api::json::{Json, Query};
 use crate::app::AppState;
 use crate::db::deployment::{Applied, Rejection};
 use crate::error::ApiError;
@@ -141,7 +141,7 @@ pub async fn status(State(app): State<AppState>) -> Result<Json<Applied>, ApiErr
 }
 
 /// The deploy daemon reports a commit it refused; `GET /deployment` shows it until the next
-/// successful apply. At most `MAX_REPORTED_ERRORS` lines are kept (more are cut, counted in
+/// successful apply, or until the daemon withdraws it ([`clear_rejection`]). At most `MAX_REPORTED_ERRORS` lines are kept (more are cut, counted in
 /// `total_errors`), each cut to `MAX_ERROR_LINE_BYTES`.
 pub async fn reject(
     State(app): State<AppState>,
@@ -155,6 +155,27 @@ pub async fn reject(
     let req = req.bounded();
     tracing::warn!(commit = %req.commit, errors = req.total_errors, "deployment rejected");
     app.db.reject_deployment(&req).await?;
+    Ok(Json(app.db.applied_deployment().await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClearRejectionQuery {
+    /// The rejected commit (as reported) that no source holds any more.
+    pub commit: String,
+}
+
+/// The deploy daemon withdraws a rejection: the commit (or working-tree state) it rejected is
+/// no longer what its sources hold (an edit reverted to the live content, a branch reset to
+/// the live commit). Cleared only while the recorded rejection is still of `commit`, so a newer
+/// rejection is never lost; either way the answer is the applied state.
+pub async fn clear_rejection(
+    State(app): State<AppState>,
+    Query(q): Query<ClearRejectionQuery>,
+) -> Result<Json<Applied>, ApiError> {
+    if app.db.clear_deployment_rejection(&q.commit).await? {
+        tracing::info!(commit = %q.commit, "deployment rejection withdrawn");
+    }
     Ok(Json(app.db.applied_deployment().await?))
 }
 

@@ -33,7 +33,10 @@ pub fn routes(app: AppState) -> Router<AppState> {
             "/deployment",
             get(deployment::status).post(deployment::apply),
         )
-        .route("/deployment/rejection", post(deployment::reject))
+        .route(
+            "/deployment/rejection",
+            post(deployment::reject).delete(deployment::clear_rejection),
+        )
         .route("/deployment/report", post(deployment::report));
     let submit = Router::new().route("/jobs", post(jobs::enqueue));
     let read_jobs = Router::new()
