@@ -208,3 +208,52 @@ fn lsblk_lspci_lscpu_of_the_captures_and_public() {
         }
     }
 }
+
+/// Issue 15 (5): the text report calls the XML's `instant_power_draw` "Instantaneous Power
+/// Draw"; the text path looked for "Instant Power Draw" and fell back to the average.
+#[test]
+fn nvidia_smi_text_reads_the_instantaneous_power_draw() {
+    let dir = data().join("hw/h100-firecracker-vm");
+    let x = nvidia_smi::parse(&read(&dir.join("nvidia-smi-q-x"))).unwrap();
+    let t = nvidia_smi::parse_text(&read(&dir.join("nvidia-smi-q"))).unwrap();
+    // Captured a moment apart, each has its own instantaneous reading; the text's average
+    // is 145.12 W.
+    assert_eq!(x.gpus[0].power_draw_w, Some(145.45));
+    assert_eq!(t.gpus[0].power_draw_w, Some(145.08));
+    // Every `-q` section of the public H100/H200 captures: the first "Instantaneous Power
+    // Draw" (the GPU's, before the memory's and the module's).
+    let mut seen = 0;
+    for f in fixtures("nvidia-smi") {
+        let text = read(&f);
+        for s in q_sections(&text) {
+            let s = s.as_str();
+            let Some(line) = s.lines().find(|l| l.contains("Instantaneous Power Draw")) else {
+                continue;
+            };
+            let want: f64 = line
+                .split(':')
+                .nth(1)
+                .unwrap()
+                .trim()
+                .trim_end_matches(" W")
+                .parse()
+                .unwrap();
+            let r = nvidia_smi::parse_text(s).unwrap();
+            assert_eq!(r.gpus[0].power_draw_w, Some(want), "{}", f.display());
+            seen += 1;
+        }
+    }
+    assert!(seen >= 2, "{seen}");
+}
+
+/// The `nvidia-smi -q` sections of a multi-section capture: past each `# $ nvidia-smi -q`
+/// header's rule line, up to the next section's rule.
+fn q_sections(text: &str) -> Vec<String> {
+    text.split("# $ nvidia-smi -q\n")
+        .skip(1)
+        .map(|s| {
+            let body = s.split_once('\n').map(|(_, b)| b).unwrap_or("");
+            body.split("\n####").next().unwrap_or("").to_string()
+        })
+        .collect()
+}

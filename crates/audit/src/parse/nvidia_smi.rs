@@ -252,7 +252,9 @@ pub fn parse_text(text: &str) -> Result<Report, ParseError> {
                 vbios: get("VBIOS Version"),
                 memory_total_mib: num("FB Memory Usage/Total").map(|v| v as u64),
                 temperature_c: num("Temperature/GPU Current Temp"),
-                power_draw_w: num("GPU Power Readings/Instant Power Draw")
+                // The XML's `instant_power_draw` is "Instantaneous Power Draw" here.
+                power_draw_w: num("GPU Power Readings/Instantaneous Power Draw")
+                    .or_else(|| num("GPU Power Readings/Instant Power Draw"))
                     .or_else(|| num("GPU Power Readings/Average Power Draw"))
                     .or_else(|| num("GPU Power Readings/Power Draw"))
                     .or_else(|| num("Power Readings/Power Draw")),
