@@ -234,3 +234,57 @@ fn the_findings_and_the_verdict() {
     }
     assert_eq!(r.hardware["storage"]["root_disk"], "sdb");
 }
+
+/// Issue 15 (6): DIMM manufacturers that firmware leaves as JEDEC JEP106 codes (bank and
+/// id, then the DRAM maker's) read as the maker's name, the code kept in `manufacturer_id`;
+/// empty slots (`NO DIMM`) have no manufacturer.
+#[test]
+fn dimm_manufacturers_from_jedec_codes() {
+    let cases = [
+        // (fixture, raw code, name)
+        ("linuxhw_Dell_PowerEdge_R750_D1750E589C22.txt", "002C0632002C", "Micron Technology"),
+        ("linuxhw_Dell_PowerEdge_R7625_292F80B4F0BE.txt", "80AD000080AD", "SK Hynix"),
+        ("netbox-agent_Dell_PowerEdge_M630.txt", "00CE063200CE", "Samsung"),
+        // Kingston modules (part 9965698-…) with SK Hynix chips.
+        ("linuxhw_Dell_PowerEdge_C4140_944FAD941A1D.txt", "019804B300AD", "Kingston"),
+    ];
+    for (file, code, name) in cases {
+        let dmi = std::fs::read_to_string(common::data().join("public/dmidecode").join(file)).unwrap();
+        let host = common::Scripted::default()
+            .command("dmidecode", &dmi)
+            .file("/proc/meminfo", "MemTotal: 1024 kB\n");
+        let r = collect(
+            Arc::new(host),
+            vec![Arc::new(paddock_audit::collectors::memory::Memory)],
+            Duration::from_secs(30),
+        );
+        let dimms = r.hardware["memory"]["dimms"].as_array().unwrap().clone();
+        let coded: Vec<_> = dimms
+            .iter()
+            .filter(|d| d["manufacturer_id"] == code)
+            .collect();
+        assert!(!coded.is_empty(), "{file}: {dimms:#?}");
+        for d in coded {
+            assert_eq!(d["manufacturer"], name, "{file}: {d}");
+        }
+    }
+    let dmi = std::fs::read_to_string(
+        common::data().join("public/dmidecode/linuxhw_Lenovo_ThinkSystem_SR650_V2_D65FD98664FE.txt"),
+    )
+    .unwrap();
+    let host = common::Scripted::default()
+        .command("dmidecode", &dmi)
+        .file("/proc/meminfo", "MemTotal: 1024 kB\n");
+    let r = collect(
+        Arc::new(host),
+        vec![Arc::new(paddock_audit::collectors::memory::Memory)],
+        Duration::from_secs(30),
+    );
+    let dimms = r.hardware["memory"]["dimms"].as_array().unwrap().clone();
+    assert_eq!(dimms.len(), 32);
+    for d in dimms.iter().filter(|d| d["size_mib"].is_null()) {
+        assert!(d["manufacturer"].is_null(), "{d}");
+        assert!(d["part_number"].is_null(), "{d}");
+    }
+    assert!(dimms.iter().any(|d| d["manufacturer"].is_string()));
+}

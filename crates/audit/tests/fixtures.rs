@@ -246,6 +246,42 @@ fn nvidia_smi_text_reads_the_instantaneous_power_draw() {
     assert!(seen >= 2, "{seen}");
 }
 
+/// Issue 15 (6): masked values read as absent, as docs/audit.md promises: the all-zero GPU
+/// UUID of the public H100 capture, and `NO DIMM` in the empty slots of a ThinkSystem
+/// SR650 V2.
+#[test]
+fn masked_placeholders_read_as_absent() {
+    let f = data().join(
+        "public/nvidia-smi/nvidia_gpu_exporter_capture_linux-x86_64__nvidia-h100-80gb-hbm3__590.48.01.txt",
+    );
+    let text = read(&f);
+    assert!(text.contains("GPU UUID                                           : GPU-00000000-0000-0000-0000-000000000000"));
+    let sections = q_sections(&text);
+    assert_eq!(sections.len(), 2);
+    for s in sections {
+        let r = nvidia_smi::parse_text(&s).unwrap();
+        assert_eq!(r.gpus[0].uuid, None, "{:?}", r.gpus[0]);
+        assert_eq!(r.gpus[0].serial, None, "{:?}", r.gpus[0]);
+    }
+    let r = dmidecode::parse(&read(&data().join(
+        "public/dmidecode/linuxhw_Lenovo_ThinkSystem_SR650_V2_D65FD98664FE.txt",
+    )))
+    .unwrap();
+    let empty: Vec<_> = dmidecode::of_type(&r, 17)
+        .filter(|d| d.get("Manufacturer") == Some("NO DIMM"))
+        .collect();
+    assert_eq!(empty.len(), 16);
+    for d in empty {
+        assert_eq!(d.value("Manufacturer"), None, "{d:?}");
+        assert_eq!(d.value("Part Number"), None, "{d:?}");
+    }
+    // A real GPU UUID and a real part number still read.
+    assert!(
+        paddock_audit::parse::meaningful("GPU-07310d02-5a07-b366-b9c8-dda734271cd2").is_some()
+    );
+    assert!(paddock_audit::parse::meaningful("NO DIMMS HERE").is_some());
+}
+
 /// The `nvidia-smi -q` sections of a multi-section capture: past each `# $ nvidia-smi -q`
 /// header's rule line, up to the next section's rule.
 fn q_sections(text: &str) -> Vec<String> {
