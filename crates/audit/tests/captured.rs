@@ -242,14 +242,31 @@ fn the_findings_and_the_verdict() {
 fn dimm_manufacturers_from_jedec_codes() {
     let cases = [
         // (fixture, raw code, name)
-        ("linuxhw_Dell_PowerEdge_R750_D1750E589C22.txt", "002C0632002C", "Micron Technology"),
-        ("linuxhw_Dell_PowerEdge_R7625_292F80B4F0BE.txt", "80AD000080AD", "SK Hynix"),
-        ("netbox-agent_Dell_PowerEdge_M630.txt", "00CE063200CE", "Samsung"),
+        (
+            "linuxhw_Dell_PowerEdge_R750_D1750E589C22.txt",
+            "002C0632002C",
+            "Micron Technology",
+        ),
+        (
+            "linuxhw_Dell_PowerEdge_R7625_292F80B4F0BE.txt",
+            "80AD000080AD",
+            "SK Hynix",
+        ),
+        (
+            "netbox-agent_Dell_PowerEdge_M630.txt",
+            "00CE063200CE",
+            "Samsung",
+        ),
         // Kingston modules (part 9965698-…) with SK Hynix chips.
-        ("linuxhw_Dell_PowerEdge_C4140_944FAD941A1D.txt", "019804B300AD", "Kingston"),
+        (
+            "linuxhw_Dell_PowerEdge_C4140_944FAD941A1D.txt",
+            "019804B300AD",
+            "Kingston",
+        ),
     ];
     for (file, code, name) in cases {
-        let dmi = std::fs::read_to_string(common::data().join("public/dmidecode").join(file)).unwrap();
+        let dmi =
+            std::fs::read_to_string(common::data().join("public/dmidecode").join(file)).unwrap();
         let host = common::Scripted::default()
             .command("dmidecode", &dmi)
             .file("/proc/meminfo", "MemTotal: 1024 kB\n");
@@ -269,7 +286,8 @@ fn dimm_manufacturers_from_jedec_codes() {
         }
     }
     let dmi = std::fs::read_to_string(
-        common::data().join("public/dmidecode/linuxhw_Lenovo_ThinkSystem_SR650_V2_D65FD98664FE.txt"),
+        common::data()
+            .join("public/dmidecode/linuxhw_Lenovo_ThinkSystem_SR650_V2_D65FD98664FE.txt"),
     )
     .unwrap();
     let host = common::Scripted::default()

@@ -263,9 +263,9 @@ fn masked_placeholders_read_as_absent() {
         assert_eq!(r.gpus[0].uuid, None, "{:?}", r.gpus[0]);
         assert_eq!(r.gpus[0].serial, None, "{:?}", r.gpus[0]);
     }
-    let r = dmidecode::parse(&read(&data().join(
-        "public/dmidecode/linuxhw_Lenovo_ThinkSystem_SR650_V2_D65FD98664FE.txt",
-    )))
+    let r = dmidecode::parse(&read(
+        &data().join("public/dmidecode/linuxhw_Lenovo_ThinkSystem_SR650_V2_D65FD98664FE.txt"),
+    ))
     .unwrap();
     let empty: Vec<_> = dmidecode::of_type(&r, 17)
         .filter(|d| d.get("Manufacturer") == Some("NO DIMM"))
@@ -276,9 +276,7 @@ fn masked_placeholders_read_as_absent() {
         assert_eq!(d.value("Part Number"), None, "{d:?}");
     }
     // A real GPU UUID and a real part number still read.
-    assert!(
-        paddock_audit::parse::meaningful("GPU-07310d02-5a07-b366-b9c8-dda734271cd2").is_some()
-    );
+    assert!(paddock_audit::parse::meaningful("GPU-07310d02-5a07-b366-b9c8-dda734271cd2").is_some());
     assert!(paddock_audit::parse::meaningful("NO DIMMS HERE").is_some());
 }
 

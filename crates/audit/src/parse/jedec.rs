@@ -53,11 +53,7 @@ pub fn manufacturer(value: &str) -> Option<&'static str> {
             .find(|(b, i, _)| *b == bank & 0x7F && *i == id)
             .map(|(_, _, name)| *name)
     };
-    lookup(first, second).or_else(|| {
-        (second & 0x7F == 0)
-            .then(|| lookup(0, first))
-            .flatten()
-    })
+    lookup(first, second).or_else(|| (second & 0x7F == 0).then(|| lookup(0, first)).flatten())
 }
 
 #[cfg(test)]
