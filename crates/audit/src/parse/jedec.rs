@@ -29,7 +29,7 @@ pub fn is_code(value: &str) -> bool {
     let v = value.trim();
     let hex = v.strip_prefix("0x").unwrap_or(v);
     hex.len() >= 4
-        && hex.len() % 2 == 0
+        && hex.len().is_multiple_of(2)
         && hex.chars().all(|c| c.is_ascii_hexdigit())
         && hex.chars().any(|c| c.is_ascii_digit())
 }
