@@ -4,6 +4,8 @@
 //! killed whole at its time limit.
 
 use std::io::Read;
+use std::sync::Mutex;
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 /// What a command printed and how it ended.
@@ -87,6 +89,74 @@ pub trait Host: Send + Sync {
 #[derive(Debug, Default, Clone)]
 pub struct Local;
 
+/// The process groups of the local commands running now, with the thread that waits for
+/// each; and the threads given up on ([`kill_local_commands_of`]), whose commands are
+/// killed as soon as they start.
+struct Running {
+    groups: Vec<(ThreadId, rustix::process::Pid)>,
+    abandoned: Vec<ThreadId>,
+}
+
+static RUNNING: Mutex<Running> = Mutex::new(Running {
+    groups: Vec::new(),
+    abandoned: Vec::new(),
+});
+
+fn running() -> std::sync::MutexGuard<'static, Running> {
+    RUNNING.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A command's entry in [`RUNNING`], removed when the command's run ends.
+struct Registered(rustix::process::Pid);
+
+impl Registered {
+    /// Registers a command just started; `None` (and the command killed) when its thread
+    /// has been given up on.
+    fn new(program: &str, group: rustix::process::Pid) -> Option<Registered> {
+        let mut r = running();
+        let me = std::thread::current().id();
+        if r.abandoned.contains(&me) {
+            kill_group(program, group);
+            return None;
+        }
+        r.groups.push((me, group));
+        Some(Registered(group))
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        running().groups.retain(|(_, g)| *g != self.0);
+    }
+}
+
+fn kill_group(program: &str, group: rustix::process::Pid) {
+    if let Err(e) = rustix::process::kill_process_group(group, rustix::process::Signal::KILL)
+        && e != rustix::io::Errno::SRCH
+    {
+        tracing::warn!(
+            program,
+            pgid = group.as_raw_nonzero().get(),
+            "cannot kill the process group: {e}"
+        );
+    }
+}
+
+/// Kills the local commands that `thread` is running, with every process they started: for
+/// a caller that gave up waiting for that thread (a collector past its time limit), so that
+/// they do not run on after it, re-parented to PID 1. The thread's [`Host::run`] then returns
+/// (the command killed by a signal), and a command it starts afterwards is killed at once.
+pub fn kill_local_commands_of(thread: ThreadId) {
+    let mut r = running();
+    // Thread ids are never reused: the list grows by one per collector given up on.
+    if !r.abandoned.contains(&thread) {
+        r.abandoned.push(thread);
+    }
+    for (_, g) in r.groups.iter().filter(|(t, _)| *t == thread) {
+        kill_group("a command past its collector's limit", *g);
+    }
+}
+
 fn io_err(what: &str, e: std::io::Error) -> HostError {
     if e.kind() == std::io::ErrorKind::NotFound {
         HostError::NotFound(what.to_string())
@@ -122,18 +192,14 @@ impl Host for Local {
         // The group's id is the child's pid (`process_group(0)`); it stays the group's while
         // any member lives, even after the child itself is reaped.
         let group = rustix::process::Pid::from_child(&child);
-        let kill_group = || {
-            if let Err(e) =
-                rustix::process::kill_process_group(group, rustix::process::Signal::KILL)
-                && e != rustix::io::Errno::SRCH
-            {
-                tracing::warn!(
-                    program,
-                    pgid = group.as_raw_nonzero().get(),
-                    "cannot kill the process group: {e}"
-                );
-            }
+        let Some(_registered) = Registered::new(program, group) else {
+            let _ = child.wait();
+            return Err(HostError::Timeout {
+                program: program.to_string(),
+                secs: 0,
+            });
         };
+        let kill_group = || kill_group(program, group);
         let drain = |pipe: Option<Box<dyn Read + Send>>| {
             std::thread::spawn(move || {
                 let mut buf = Vec::new();
@@ -226,7 +292,7 @@ impl Host for Local {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -266,7 +332,7 @@ mod tests {
 
     /// A sleep duration no other process uses: the marker by which a test finds the
     /// processes it started.
-    fn marker(secs: u64) -> String {
+    pub(crate) fn marker(secs: u64) -> String {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
@@ -295,7 +361,7 @@ mod tests {
 
     /// Waits up to 3 s for the marked processes to be gone; kills any left (they are this
     /// test's) and returns them.
-    fn left_behind(marker: &str) -> Vec<String> {
+    pub(crate) fn left_behind(marker: &str) -> Vec<String> {
         let t0 = Instant::now();
         loop {
             let pids = with_marker(marker);
