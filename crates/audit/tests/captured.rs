@@ -601,3 +601,69 @@ fn a_failed_power_supply_fails_the_verdict() {
     );
     assert_eq!(r.summary.verdict, Verdict::Ok, "{:#?}", r.summary.findings);
 }
+
+/// With as many numbered BMC power supply sensors as SMBIOS records, each record gets its
+/// sensor's state and the worse status wins; a failure is one finding, not one per source.
+/// (The HPE DL380 Gen11's SMBIOS records, supply 2 `Present, Critical`, with the Supermicro
+/// board's BMC sensors, both present: real outputs of two machines put together, as no public
+/// capture has both.)
+#[test]
+fn smbios_and_bmc_power_supplies_are_merged() {
+    let hpe = std::fs::read_to_string(
+        common::data().join("public/dmidecode/linuxhw_HPE_ProLiant_DL380_Gen11_89BBBA931D2E.txt"),
+    )
+    .unwrap();
+    let sensors = std::fs::read_to_string(
+        common::data().join("public/ipmitool/lovoo_ipmitool-sensor_Supermicro-X9-GPU-board.txt"),
+    )
+    .unwrap();
+    let r = power(
+        common::Scripted::default()
+            .file("/dev/ipmi0", "")
+            .command("dmidecode", &hpe)
+            .command("ipmitool", &sensors),
+    );
+    let psus = r.hardware["power"]["psus"].as_array().unwrap().clone();
+    assert_eq!(psus.len(), 2, "{psus:#?}");
+    assert_eq!(psus[0]["bmc_sensor"], "PS1 Status", "{psus:#?}");
+    assert_eq!(psus[0]["status"], "ok");
+    assert_eq!(psus[1]["bmc_sensor"], "PS2 Status");
+    assert_eq!(
+        psus[1]["bmc_states"],
+        serde_json::json!(["presence detected"])
+    );
+    assert_eq!(psus[1]["status"], "failed");
+    assert_eq!(psus[1]["model"], "P03178-B21");
+    let failed: Vec<_> = r
+        .summary
+        .findings
+        .iter()
+        .filter(|f| f.code == "power.psu_failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{:#?}", r.summary.findings);
+    // The BMC failing supply 1 as well: two failures.
+    let both = sensors.replace(
+        "PS1 Status       | 0x1        | discrete   | 0x0100|",
+        "PS1 Status       | 0x1        | discrete   | 0x0900|",
+    );
+    let r = power(
+        common::Scripted::default()
+            .file("/dev/ipmi0", "")
+            .command("dmidecode", &hpe)
+            .command("ipmitool", &both),
+    );
+    let failed: Vec<&str> = r
+        .summary
+        .findings
+        .iter()
+        .filter(|f| f.code == "power.psu_failed")
+        .map(|f| f.message.as_str())
+        .collect();
+    assert_eq!(failed.len(), 2, "{failed:#?}");
+    assert!(
+        failed
+            .iter()
+            .any(|m| m.contains("Power Supply 1") && m.contains("input lost")),
+        "{failed:#?}"
+    );
+}
