@@ -156,6 +156,30 @@ fn nvidia_smi_xml_and_text() {
         (b.ecc_uncorrected_volatile, b.temperature_c)
     );
     assert_eq!(x.driver_version, t.driver_version);
+    assert_eq!(
+        (&a.persistence_mode, &a.ecc_mode, &a.ecc_mode_pending),
+        (&b.persistence_mode, &b.ecc_mode, &b.ecc_mode_pending)
+    );
+    assert_eq!(a.clocks_event_reasons, b.clocks_event_reasons);
+    assert_eq!(
+        (
+            a.remapped_rows_uncorrectable,
+            a.row_remapping_failed,
+            a.unrepairable_memory,
+            a.sram_threshold_exceeded,
+            a.channel_repair_pending,
+            a.tpc_repair_pending
+        ),
+        (
+            b.remapped_rows_uncorrectable,
+            b.row_remapping_failed,
+            b.unrepairable_memory,
+            b.sram_threshold_exceeded,
+            b.channel_repair_pending,
+            b.tpc_repair_pending
+        )
+    );
+    assert_eq!(a.remapped_rows_uncorrectable, Some(0));
 }
 
 #[test]

@@ -201,8 +201,10 @@ pub fn parse(xml: &str) -> Result<Report, ParseError> {
             memory_retirement_pending: yes(g, &["retired_pages", "pending_retirement"])
                 || yes(g, &["retired_pages", "pending_blacklist"])
                 || yes(g, &["remapped_rows", "remapped_row_pending"]),
-            remapped_rows_uncorrectable: num(g, &["remapped_rows", "remapped_row_unc"])
-                .map(|v| v as u64),
+            // A count, read raw: `0` is a value here, not a placeholder.
+            remapped_rows_uncorrectable: at(g, &["remapped_rows", "remapped_row_unc"])
+                .and_then(|c| c.text())
+                .and_then(|t| t.trim().parse::<u64>().ok()),
             row_remapping_failed: yes(g, &["remapped_rows", "remapped_row_failure"]),
             unrepairable_memory: any_yes(g, "unrepairable_memory"),
             sram_threshold_exceeded: any_yes(g, "sram_threshold_exceeded"),
@@ -359,8 +361,10 @@ pub fn parse_text(text: &str) -> Result<Report, ParseError> {
                 memory_retirement_pending: yes("Retired Pages/Pending Page Blacklist")
                     || yes("Retired Pages/Pending Page Retirement")
                     || yes("Remapped Rows/Pending"),
-                remapped_rows_uncorrectable: num("Remapped Rows/Uncorrectable Error")
-                    .map(|v| v as u64),
+                remapped_rows_uncorrectable: f
+                    .iter()
+                    .find(|(k, _)| k == "Remapped Rows/Uncorrectable Error")
+                    .and_then(|(_, v)| v.trim().parse::<u64>().ok()),
                 row_remapping_failed: yes("Remapped Rows/Remapping Failure Occurred"),
                 unrepairable_memory: flag("Unrepairable Memory"),
                 sram_threshold_exceeded: flag("SRAM Threshold Exceeded"),
