@@ -1,6 +1,7 @@
 //! The collector contract: one section of the inventory each, from commands and files of a
 //! [`Host`]. A missing tool is `skipped`, a failing or unparsable one `failed` with why;
-//! neither stops the others. Collectors run in parallel, each within a time limit.
+//! neither stops the others. Collectors run in parallel, each within a time limit; the local
+//! commands of a collector past it are killed with everything they started.
 
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -101,15 +102,17 @@ pub fn run_all(
 ) -> Vec<(&'static str, Run, Collected)> {
     let (tx, rx) = mpsc::channel();
     let names: Vec<&'static str> = collectors.iter().map(|c| c.name()).collect();
+    let mut threads = Vec::new();
     for (i, c) in collectors.into_iter().enumerate() {
         let (tx, host) = (tx.clone(), host.clone());
-        std::thread::spawn(move || {
+        let handle = std::thread::spawn(move || {
             let span = tracing::info_span!("collector", name = c.name());
             let _g = span.enter();
             let t0 = Instant::now();
             let result = c.collect(host.as_ref());
             let _ = tx.send((i, t0.elapsed(), result));
         });
+        threads.push(handle.thread().id());
     }
     drop(tx);
     let mut results: Vec<Option<(Duration, Result<Collected, Problem>)>> =
@@ -120,6 +123,12 @@ pub fn run_all(
         match rx.recv_timeout(left) {
             Ok((i, took, r)) => results[i] = Some((took, r)),
             Err(_) => break,
+        }
+    }
+    // The collectors past the limit are given up on: the commands they run here stop now.
+    for (r, thread) in results.iter().zip(&threads) {
+        if r.is_none() {
+            crate::host::kill_local_commands_of(*thread);
         }
     }
     names
@@ -165,4 +174,48 @@ pub fn run_all(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::Local;
+    use crate::host::tests::{left_behind, marker};
+
+    /// Runs a command that would take far longer than the collector's limit (its own limit
+    /// is long).
+    struct Stuck(String);
+
+    impl Collector for Stuck {
+        fn name(&self) -> &'static str {
+            "stuck"
+        }
+        fn collect(&self, host: &dyn Host) -> Result<Collected, Problem> {
+            let m = &self.0;
+            host.run(
+                "sh",
+                &["-c", &format!("sleep {m} & sleep {m}")],
+                Duration::from_secs(600),
+            )
+            .map_err(|e| Problem::Failed(e.to_string()))?;
+            Ok(Collected::default())
+        }
+    }
+
+    /// Issue 15 (7): a collector that does not finish within the limit is reported failed, and
+    /// the commands it was running are killed with everything they started, rather than left
+    /// to run on (after `collect` exits, re-parented to PID 1).
+    #[test]
+    fn a_collector_past_its_limit_leaves_no_process_behind() {
+        let m = marker(1000);
+        let t0 = Instant::now();
+        let results = run_all(
+            Arc::new(Local),
+            vec![Arc::new(Stuck(m.clone()))],
+            Duration::from_millis(300),
+        );
+        assert!(t0.elapsed() < Duration::from_secs(3));
+        assert_eq!(results[0].1.status, Status::Failed);
+        assert_eq!(left_behind(&m), Vec::<String>::new(), "still running");
+    }
 }

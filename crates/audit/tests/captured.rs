@@ -234,3 +234,436 @@ fn the_findings_and_the_verdict() {
     }
     assert_eq!(r.hardware["storage"]["root_disk"], "sdb");
 }
+
+/// Issue 15 (6): DIMM manufacturers that firmware leaves as JEDEC JEP106 codes (bank and
+/// id, then the DRAM maker's) read as the maker's name, the code kept in `manufacturer_id`;
+/// empty slots (`NO DIMM`) have no manufacturer.
+#[test]
+fn dimm_manufacturers_from_jedec_codes() {
+    let cases = [
+        // (fixture, raw code, name)
+        (
+            "linuxhw_Dell_PowerEdge_R750_D1750E589C22.txt",
+            "002C0632002C",
+            "Micron Technology",
+        ),
+        (
+            "linuxhw_Dell_PowerEdge_R7625_292F80B4F0BE.txt",
+            "80AD000080AD",
+            "SK Hynix",
+        ),
+        (
+            "netbox-agent_Dell_PowerEdge_M630.txt",
+            "00CE063200CE",
+            "Samsung",
+        ),
+        // Kingston modules (part 9965698-…) with SK Hynix chips.
+        (
+            "linuxhw_Dell_PowerEdge_C4140_944FAD941A1D.txt",
+            "019804B300AD",
+            "Kingston",
+        ),
+    ];
+    for (file, code, name) in cases {
+        let dmi =
+            std::fs::read_to_string(common::data().join("public/dmidecode").join(file)).unwrap();
+        let host = common::Scripted::default()
+            .command("dmidecode", &dmi)
+            .file("/proc/meminfo", "MemTotal: 1024 kB\n");
+        let r = collect(
+            Arc::new(host),
+            vec![Arc::new(paddock_audit::collectors::memory::Memory)],
+            Duration::from_secs(30),
+        );
+        let dimms = r.hardware["memory"]["dimms"].as_array().unwrap().clone();
+        let coded: Vec<_> = dimms
+            .iter()
+            .filter(|d| d["manufacturer_id"] == code)
+            .collect();
+        assert!(!coded.is_empty(), "{file}: {dimms:#?}");
+        for d in coded {
+            assert_eq!(d["manufacturer"], name, "{file}: {d}");
+        }
+    }
+    let dmi = std::fs::read_to_string(
+        common::data()
+            .join("public/dmidecode/linuxhw_Lenovo_ThinkSystem_SR650_V2_D65FD98664FE.txt"),
+    )
+    .unwrap();
+    let host = common::Scripted::default()
+        .command("dmidecode", &dmi)
+        .file("/proc/meminfo", "MemTotal: 1024 kB\n");
+    let r = collect(
+        Arc::new(host),
+        vec![Arc::new(paddock_audit::collectors::memory::Memory)],
+        Duration::from_secs(30),
+    );
+    let dimms = r.hardware["memory"]["dimms"].as_array().unwrap().clone();
+    assert_eq!(dimms.len(), 32);
+    for d in dimms.iter().filter(|d| d["size_mib"].is_null()) {
+        assert!(d["manufacturer"].is_null(), "{d}");
+        assert!(d["part_number"].is_null(), "{d}");
+    }
+    assert!(dimms.iter().any(|d| d["manufacturer"].is_string()));
+}
+
+/// The findings of the GPU collector alone on `host`, with the verdict.
+fn gpu_findings(
+    host: common::Scripted,
+) -> (
+    Vec<(paddock_audit::collector::Severity, String, String)>,
+    Verdict,
+    serde_json::Value,
+) {
+    let r = collect(
+        Arc::new(host),
+        vec![Arc::new(paddock_audit::collectors::gpu::Gpu)],
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.collectors["gpu"].status, Status::Ok, "{:?}", r.collectors);
+    let f = r
+        .summary
+        .findings
+        .iter()
+        .map(|f| (f.severity, f.code.clone(), f.message.clone()))
+        .collect();
+    (f, r.summary.verdict, r.hardware["gpu"].clone())
+}
+
+/// Issue 15 (4): the GPU states that mean failing or misconfigured hardware give findings,
+/// from the XML report and from the text one alike. Each case is the captured H100's report
+/// (XML and text, both real) with one value changed, as no public capture has a failing GPU.
+#[test]
+fn gpu_memory_failures_ecc_off_and_slowdowns_are_findings() {
+    use paddock_audit::collector::Severity::{Failure, Warning};
+    let dir = common::data().join("hw/h100-firecracker-vm");
+    let xml = std::fs::read_to_string(dir.join("nvidia-smi-q-x")).unwrap();
+    let text = std::fs::read_to_string(dir.join("nvidia-smi-q")).unwrap();
+    // (XML edit, text edit, code, severity, words of the message)
+    /// A replacement: (what, by what).
+    type Edit = (&'static str, &'static str);
+    let cases: &[(Edit, Edit, &str, paddock_audit::collector::Severity, &str)] = &[
+        (
+            ("<unrepairable_memory>No<", "<unrepairable_memory>Yes<"),
+            (
+                "Unrepairable Memory                            : No",
+                "Unrepairable Memory                            : Yes",
+            ),
+            "gpu.unrepairable_memory",
+            Failure,
+            "cannot repair",
+        ),
+        (
+            (
+                "<sram_threshold_exceeded>No<",
+                "<sram_threshold_exceeded>Yes<",
+            ),
+            (
+                "SRAM Threshold Exceeded                    : No",
+                "SRAM Threshold Exceeded                    : Yes",
+            ),
+            "gpu.sram_threshold_exceeded",
+            Failure,
+            "SRAM",
+        ),
+        (
+            (
+                "<channel_repair_pending>No<",
+                "<channel_repair_pending>Yes<",
+            ),
+            (
+                "Channel Repair Pending                         : No",
+                "Channel Repair Pending                         : Yes",
+            ),
+            "gpu.repair_pending",
+            Warning,
+            "channel",
+        ),
+        (
+            ("<tpc_repair_pending>No<", "<tpc_repair_pending>Yes<"),
+            (
+                "TPC Repair Pending                             : No",
+                "TPC Repair Pending                             : Yes",
+            ),
+            "gpu.repair_pending",
+            Warning,
+            "TPC",
+        ),
+        (
+            ("<remapped_row_unc>0<", "<remapped_row_unc>3<"),
+            (
+                "        Uncorrectable Error                            : 0",
+                "        Uncorrectable Error                            : 3",
+            ),
+            "gpu.remapped_rows_uncorrectable",
+            Warning,
+            "3 rows",
+        ),
+        (
+            ("<remapped_row_failure>No<", "<remapped_row_failure>Yes<"),
+            (
+                "Remapping Failure Occurred                     : No",
+                "Remapping Failure Occurred                     : Yes",
+            ),
+            "gpu.row_remapping_failed",
+            Failure,
+            "remapping failed",
+        ),
+        (
+            ("<current_ecc>Enabled<", "<current_ecc>Disabled<"),
+            (
+                "        Current                                        : Enabled\n        Pending                                        : Enabled\n    ECC Errors",
+                "        Current                                        : Disabled\n        Pending                                        : Enabled\n    ECC Errors",
+            ),
+            "gpu.ecc_disabled",
+            Warning,
+            "ECC",
+        ),
+        (
+            (
+                "<clocks_event_reason_hw_thermal_slowdown>Not Active<",
+                "<clocks_event_reason_hw_thermal_slowdown>Active<",
+            ),
+            (
+                "HW Thermal Slowdown                        : Not Active",
+                "HW Thermal Slowdown                        : Active",
+            ),
+            "gpu.clocks_slowdown",
+            Warning,
+            "hw_thermal_slowdown",
+        ),
+    ];
+    for ((xf, xt), (tf, tt), code, severity, words) in cases {
+        for (report, from, to) in [(&xml, xf, xt), (&text, tf, tt)] {
+            assert_eq!(report.matches(from).count(), 1, "{from}");
+            let changed = report.replacen(from, to, 1);
+            let (f, verdict, _) =
+                gpu_findings(common::Scripted::default().command("nvidia-smi", &changed));
+            assert!(
+                f.iter()
+                    .any(|(s, c, m)| s == severity && c == code && m.contains(words)),
+                "{code} ({to}): {f:#?}"
+            );
+            let want = if *severity == Failure {
+                Verdict::Failed
+            } else {
+                Verdict::Warning
+            };
+            assert_eq!(verdict, want, "{code}: {f:#?}");
+            // A remapping failure is not "pending … reset the GPU": a reset does not fix it.
+            if *code == "gpu.row_remapping_failed" {
+                assert!(
+                    !f.iter()
+                        .any(|(_, c, m)| c == "gpu.memory_retirement_pending"
+                            || m.contains("reset the GPU")),
+                    "{f:#?}"
+                );
+            }
+        }
+    }
+    // The capture as it is: a healthy GPU, no finding; persistence mode and ECC mode read.
+    for report in [&xml, &text] {
+        let (f, verdict, section) =
+            gpu_findings(common::Scripted::default().command("nvidia-smi", report));
+        assert!(f.is_empty(), "{f:#?}");
+        assert_eq!(verdict, Verdict::Ok);
+        let g = &section["gpus"][0];
+        assert_eq!(g["persistence_mode"], "Enabled", "{g}");
+        assert_eq!(g["ecc_mode"], "Enabled", "{g}");
+        assert_eq!(
+            g["clocks_event_reasons"],
+            serde_json::json!(["gpu_idle"]),
+            "{g}"
+        );
+    }
+    // The real dual RTX A5000 report: ECC off on both.
+    let a5000 = std::fs::read_to_string(
+        common::data().join("public/nvidia-smi/telegraf_dual_a5000-v13_driver590.xml"),
+    )
+    .unwrap();
+    let (f, verdict, section) =
+        gpu_findings(common::Scripted::default().command("nvidia-smi", &a5000));
+    assert_eq!(
+        f.iter().filter(|(_, c, _)| c == "gpu.ecc_disabled").count(),
+        2,
+        "{f:#?}"
+    );
+    assert_eq!(verdict, Verdict::Warning);
+    assert_eq!(section["gpus"][0]["persistence_mode"], "Enabled");
+}
+
+/// The power collector alone on `host`.
+fn power(host: common::Scripted) -> paddock_audit::report::Report {
+    collect(
+        Arc::new(host),
+        vec![Arc::new(paddock_audit::collectors::power::Power)],
+        Duration::from_secs(30),
+    )
+}
+
+/// Issue 15 (4): a failed power supply fails the verdict, from the BMC's discrete PSU status
+/// sensor (`0x0300`: present + failure) or from the SMBIOS power supply records, and each
+/// PSU is listed with its model, wattage and status.
+#[test]
+fn a_failed_power_supply_fails_the_verdict() {
+    // The public Supermicro X9 GPU board's `ipmitool sensor` (PS1 and PS2 present, 0x0100),
+    // with PS2's state changed to present + failure: no public capture has a failed PSU.
+    let sensors = std::fs::read_to_string(
+        common::data().join("public/ipmitool/lovoo_ipmitool-sensor_Supermicro-X9-GPU-board.txt"),
+    )
+    .unwrap();
+    let from = "PS2 Status       | 0x1        | discrete   | 0x0100|";
+    assert_eq!(sensors.matches(from).count(), 1);
+    let failed = sensors.replace(from, "PS2 Status       | 0x1        | discrete   | 0x0300|");
+    let r = power(
+        common::Scripted::default()
+            .file("/dev/ipmi0", "")
+            .command("ipmitool", &failed),
+    );
+    let f: Vec<_> = r
+        .summary
+        .findings
+        .iter()
+        .filter(|f| f.code == "power.psu_failed")
+        .collect();
+    assert_eq!(f.len(), 1, "{:#?}", r.summary.findings);
+    assert!(f[0].message.contains("PS2"), "{f:?}");
+    assert_eq!(f[0].severity, paddock_audit::collector::Severity::Failure);
+    assert_eq!(r.summary.verdict, Verdict::Failed);
+    let psus = r.hardware["power"]["psus"].as_array().unwrap().clone();
+    assert!(
+        psus.iter()
+            .any(|p| p["name"] == "PS2 Status" && p["status"] == "failed"),
+        "{psus:#?}"
+    );
+
+    let ok = power(
+        common::Scripted::default()
+            .file("/dev/ipmi0", "")
+            .command("ipmitool", &sensors),
+    );
+    assert!(
+        !ok.summary
+            .findings
+            .iter()
+            .any(|f| f.code.starts_with("power.psu")),
+        "{:#?}",
+        ok.summary.findings
+    );
+    let psus = ok.hardware["power"]["psus"].as_array().unwrap().clone();
+    assert_eq!(psus.len(), 2, "{psus:#?}");
+    assert!(psus.iter().all(|p| p["status"] == "ok"), "{psus:#?}");
+
+    // SMBIOS (dmidecode -t 39), no BMC device: the real HPE DL380 Gen11 report, whose
+    // second supply is "Present, Critical".
+    let hpe = std::fs::read_to_string(
+        common::data().join("public/dmidecode/linuxhw_HPE_ProLiant_DL380_Gen11_89BBBA931D2E.txt"),
+    )
+    .unwrap();
+    let r = power(common::Scripted::default().command("dmidecode", &hpe));
+    assert_eq!(
+        r.collectors["power"].status,
+        Status::Ok,
+        "{:?}",
+        r.collectors
+    );
+    let psus = r.hardware["power"]["psus"].as_array().unwrap().clone();
+    assert_eq!(psus.len(), 2, "{psus:#?}");
+    for p in &psus {
+        assert_eq!(p["model"], "P03178-B21", "{p}");
+        assert_eq!(p["max_power_w"], 1000, "{p}");
+    }
+    assert!(
+        psus.iter()
+            .any(|p| p["name"] == "Power Supply 2" && p["status"] == "failed")
+    );
+    let f: Vec<_> = r
+        .summary
+        .findings
+        .iter()
+        .filter(|f| f.code == "power.psu_failed")
+        .collect();
+    assert_eq!(f.len(), 1, "{:#?}", r.summary.findings);
+    assert!(f[0].message.contains("Power Supply 2"), "{f:?}");
+    assert_eq!(r.summary.verdict, Verdict::Failed);
+
+    // A healthy one: the Supermicro SSG-6028R's four 920 W supplies.
+    let sm = std::fs::read_to_string(
+        common::data().join("public/dmidecode/netbox-agent_SM_SSG-6028R.txt"),
+    )
+    .unwrap();
+    let r = power(common::Scripted::default().command("dmidecode", &sm));
+    let psus = r.hardware["power"]["psus"].as_array().unwrap().clone();
+    assert!(!psus.is_empty(), "{psus:#?}");
+    assert!(
+        psus.iter()
+            .any(|p| p["model"] == "PWS-920P-SQ" && p["max_power_w"] == 920)
+    );
+    assert_eq!(r.summary.verdict, Verdict::Ok, "{:#?}", r.summary.findings);
+}
+
+/// With as many numbered BMC power supply sensors as SMBIOS records, each record gets its
+/// sensor's state and the worse status wins; a failure is one finding, not one per source.
+/// (The HPE DL380 Gen11's SMBIOS records, supply 2 `Present, Critical`, with the Supermicro
+/// board's BMC sensors, both present: real outputs of two machines put together, as no public
+/// capture has both.)
+#[test]
+fn smbios_and_bmc_power_supplies_are_merged() {
+    let hpe = std::fs::read_to_string(
+        common::data().join("public/dmidecode/linuxhw_HPE_ProLiant_DL380_Gen11_89BBBA931D2E.txt"),
+    )
+    .unwrap();
+    let sensors = std::fs::read_to_string(
+        common::data().join("public/ipmitool/lovoo_ipmitool-sensor_Supermicro-X9-GPU-board.txt"),
+    )
+    .unwrap();
+    let r = power(
+        common::Scripted::default()
+            .file("/dev/ipmi0", "")
+            .command("dmidecode", &hpe)
+            .command("ipmitool", &sensors),
+    );
+    let psus = r.hardware["power"]["psus"].as_array().unwrap().clone();
+    assert_eq!(psus.len(), 2, "{psus:#?}");
+    assert_eq!(psus[0]["bmc_sensor"], "PS1 Status", "{psus:#?}");
+    assert_eq!(psus[0]["status"], "ok");
+    assert_eq!(psus[1]["bmc_sensor"], "PS2 Status");
+    assert_eq!(
+        psus[1]["bmc_states"],
+        serde_json::json!(["presence detected"])
+    );
+    assert_eq!(psus[1]["status"], "failed");
+    assert_eq!(psus[1]["model"], "P03178-B21");
+    let failed: Vec<_> = r
+        .summary
+        .findings
+        .iter()
+        .filter(|f| f.code == "power.psu_failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{:#?}", r.summary.findings);
+    // The BMC failing supply 1 as well: two failures.
+    let both = sensors.replace(
+        "PS1 Status       | 0x1        | discrete   | 0x0100|",
+        "PS1 Status       | 0x1        | discrete   | 0x0900|",
+    );
+    let r = power(
+        common::Scripted::default()
+            .file("/dev/ipmi0", "")
+            .command("dmidecode", &hpe)
+            .command("ipmitool", &both),
+    );
+    let failed: Vec<&str> = r
+        .summary
+        .findings
+        .iter()
+        .filter(|f| f.code == "power.psu_failed")
+        .map(|f| f.message.as_str())
+        .collect();
+    assert_eq!(failed.len(), 2, "{failed:#?}");
+    assert!(
+        failed
+            .iter()
+            .any(|m| m.contains("Power Supply 1") && m.contains("input lost")),
+        "{failed:#?}"
+    );
+}

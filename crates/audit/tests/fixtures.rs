@@ -156,6 +156,30 @@ fn nvidia_smi_xml_and_text() {
         (b.ecc_uncorrected_volatile, b.temperature_c)
     );
     assert_eq!(x.driver_version, t.driver_version);
+    assert_eq!(
+        (&a.persistence_mode, &a.ecc_mode, &a.ecc_mode_pending),
+        (&b.persistence_mode, &b.ecc_mode, &b.ecc_mode_pending)
+    );
+    assert_eq!(a.clocks_event_reasons, b.clocks_event_reasons);
+    assert_eq!(
+        (
+            a.remapped_rows_uncorrectable,
+            a.row_remapping_failed,
+            a.unrepairable_memory,
+            a.sram_threshold_exceeded,
+            a.channel_repair_pending,
+            a.tpc_repair_pending
+        ),
+        (
+            b.remapped_rows_uncorrectable,
+            b.row_remapping_failed,
+            b.unrepairable_memory,
+            b.sram_threshold_exceeded,
+            b.channel_repair_pending,
+            b.tpc_repair_pending
+        )
+    );
+    assert_eq!(a.remapped_rows_uncorrectable, Some(0));
 }
 
 #[test]
@@ -207,4 +231,87 @@ fn lsblk_lspci_lscpu_of_the_captures_and_public() {
             assert!(!d.is_empty());
         }
     }
+}
+
+/// Issue 15 (5): the text report calls the XML's `instant_power_draw` "Instantaneous Power
+/// Draw"; the text path looked for "Instant Power Draw" and fell back to the average.
+#[test]
+fn nvidia_smi_text_reads_the_instantaneous_power_draw() {
+    let dir = data().join("hw/h100-firecracker-vm");
+    let x = nvidia_smi::parse(&read(&dir.join("nvidia-smi-q-x"))).unwrap();
+    let t = nvidia_smi::parse_text(&read(&dir.join("nvidia-smi-q"))).unwrap();
+    // Captured a moment apart, each has its own instantaneous reading; the text's average
+    // is 145.12 W.
+    assert_eq!(x.gpus[0].power_draw_w, Some(145.45));
+    assert_eq!(t.gpus[0].power_draw_w, Some(145.08));
+    // Every `-q` section of the public H100/H200 captures: the first "Instantaneous Power
+    // Draw" (the GPU's, before the memory's and the module's).
+    let mut seen = 0;
+    for f in fixtures("nvidia-smi") {
+        let text = read(&f);
+        for s in q_sections(&text) {
+            let s = s.as_str();
+            let Some(line) = s.lines().find(|l| l.contains("Instantaneous Power Draw")) else {
+                continue;
+            };
+            let want: f64 = line
+                .split(':')
+                .nth(1)
+                .unwrap()
+                .trim()
+                .trim_end_matches(" W")
+                .parse()
+                .unwrap();
+            let r = nvidia_smi::parse_text(s).unwrap();
+            assert_eq!(r.gpus[0].power_draw_w, Some(want), "{}", f.display());
+            seen += 1;
+        }
+    }
+    assert!(seen >= 2, "{seen}");
+}
+
+/// Issue 15 (6): masked values read as absent, as docs/audit.md promises: the all-zero GPU
+/// UUID of the public H100 capture, and `NO DIMM` in the empty slots of a ThinkSystem
+/// SR650 V2.
+#[test]
+fn masked_placeholders_read_as_absent() {
+    let f = data().join(
+        "public/nvidia-smi/nvidia_gpu_exporter_capture_linux-x86_64__nvidia-h100-80gb-hbm3__590.48.01.txt",
+    );
+    let text = read(&f);
+    assert!(text.contains("GPU UUID                                           : GPU-00000000-0000-0000-0000-000000000000"));
+    let sections = q_sections(&text);
+    assert_eq!(sections.len(), 2);
+    for s in sections {
+        let r = nvidia_smi::parse_text(&s).unwrap();
+        assert_eq!(r.gpus[0].uuid, None, "{:?}", r.gpus[0]);
+        assert_eq!(r.gpus[0].serial, None, "{:?}", r.gpus[0]);
+    }
+    let r = dmidecode::parse(&read(
+        &data().join("public/dmidecode/linuxhw_Lenovo_ThinkSystem_SR650_V2_D65FD98664FE.txt"),
+    ))
+    .unwrap();
+    let empty: Vec<_> = dmidecode::of_type(&r, 17)
+        .filter(|d| d.get("Manufacturer") == Some("NO DIMM"))
+        .collect();
+    assert_eq!(empty.len(), 16);
+    for d in empty {
+        assert_eq!(d.value("Manufacturer"), None, "{d:?}");
+        assert_eq!(d.value("Part Number"), None, "{d:?}");
+    }
+    // A real GPU UUID and a real part number still read.
+    assert!(paddock_audit::parse::meaningful("GPU-07310d02-5a07-b366-b9c8-dda734271cd2").is_some());
+    assert!(paddock_audit::parse::meaningful("NO DIMMS HERE").is_some());
+}
+
+/// The `nvidia-smi -q` sections of a multi-section capture: past each `# $ nvidia-smi -q`
+/// header's rule line, up to the next section's rule.
+fn q_sections(text: &str) -> Vec<String> {
+    text.split("# $ nvidia-smi -q\n")
+        .skip(1)
+        .map(|s| {
+            let body = s.split_once('\n').map(|(_, b)| b).unwrap_or("");
+            body.split("\n####").next().unwrap_or("").to_string()
+        })
+        .collect()
 }

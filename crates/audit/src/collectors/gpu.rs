@@ -1,7 +1,9 @@
 //! NVIDIA GPUs: `nvidia-smi -q -x`. Findings: uncorrected ECC errors since the driver loaded
-//! (failure) or over the GPU's life (warning), memory pages/rows pending retirement or
-//! remapping, a PCIe link narrower than its maximum. (Link generation is not checked: GPUs
-//! lower it when idle.)
+//! (failure) or over the GPU's life (warning); memory the GPU cannot repair, a failed row
+//! remapping, SRAM errors past the threshold (failures: the GPU needs service); rows remapped
+//! after uncorrectable errors, pages/rows pending retirement or remapping, channel/TPC repairs
+//! pending, ECC disabled, a hardware or thermal clock slowdown, a PCIe link narrower than its
+//! maximum (warnings). (Link generation is not checked: GPUs lower it when idle.)
 
 use serde_json::json;
 
@@ -11,6 +13,15 @@ use crate::host::Host;
 use crate::parse::nvidia_smi;
 
 pub struct Gpu;
+
+/// The clock event reasons that mean trouble (heat, power delivery, a slowdown signal);
+/// the others (idle, the power cap, application clocks, sync boost) are normal operation.
+const SLOWDOWNS: &[&str] = &[
+    "hw_slowdown",
+    "hw_thermal_slowdown",
+    "hw_power_brake_slowdown",
+    "sw_thermal_slowdown",
+];
 
 impl Collector for Gpu {
     fn name(&self) -> &'static str {
@@ -50,6 +61,42 @@ impl Collector for Gpu {
                     format!("{label}: {n} uncorrected ECC errors over its life"),
                 ));
             }
+            if g.unrepairable_memory {
+                findings.push(finding(
+                    Severity::Failure,
+                    "gpu",
+                    "gpu.unrepairable_memory",
+                    format!("{label}: memory errors the GPU cannot repair (the GPU needs service)"),
+                ));
+            }
+            if g.row_remapping_failed {
+                findings.push(finding(
+                    Severity::Failure,
+                    "gpu",
+                    "gpu.row_remapping_failed",
+                    format!(
+                        "{label}: a memory row remapping failed (the GPU needs service; a reset does not fix it)"
+                    ),
+                ));
+            }
+            if g.sram_threshold_exceeded {
+                findings.push(finding(
+                    Severity::Failure,
+                    "gpu",
+                    "gpu.sram_threshold_exceeded",
+                    format!(
+                        "{label}: uncorrectable SRAM errors past NVIDIA's threshold (the GPU needs service)"
+                    ),
+                ));
+            }
+            if let Some(n) = g.remapped_rows_uncorrectable.filter(|n| *n > 0) {
+                findings.push(finding(
+                    Severity::Warning,
+                    "gpu",
+                    "gpu.remapped_rows_uncorrectable",
+                    format!("{label}: {n} rows remapped after uncorrectable memory errors"),
+                ));
+            }
             if g.memory_retirement_pending {
                 findings.push(finding(
                     Severity::Warning,
@@ -58,6 +105,58 @@ impl Collector for Gpu {
                     format!(
                         "{label}: memory pages/rows pending retirement or remapping (reset the GPU)"
                     ),
+                ));
+            }
+            let repairs: Vec<&str> = [
+                (g.channel_repair_pending, "channel"),
+                (g.tpc_repair_pending, "TPC"),
+            ]
+            .into_iter()
+            .filter_map(|(pending, what)| pending.then_some(what))
+            .collect();
+            if !repairs.is_empty() {
+                findings.push(finding(
+                    Severity::Warning,
+                    "gpu",
+                    "gpu.repair_pending",
+                    format!(
+                        "{label}: {} repair pending (reset the GPU)",
+                        repairs.join(" and ")
+                    ),
+                ));
+            }
+            if g.ecc_mode
+                .as_deref()
+                .is_some_and(|m| m.eq_ignore_ascii_case("disabled"))
+            {
+                let next = if g
+                    .ecc_mode_pending
+                    .as_deref()
+                    .is_some_and(|m| m.eq_ignore_ascii_case("enabled"))
+                {
+                    "enabled at the next reset"
+                } else {
+                    "`nvidia-smi -e 1`, then reset the GPU"
+                };
+                findings.push(finding(
+                    Severity::Warning,
+                    "gpu",
+                    "gpu.ecc_disabled",
+                    format!("{label}: ECC is disabled, memory errors go undetected ({next})"),
+                ));
+            }
+            let slowdowns: Vec<&str> = g
+                .clocks_event_reasons
+                .iter()
+                .map(String::as_str)
+                .filter(|r| SLOWDOWNS.contains(r))
+                .collect();
+            if !slowdowns.is_empty() {
+                findings.push(finding(
+                    Severity::Warning,
+                    "gpu",
+                    "gpu.clocks_slowdown",
+                    format!("{label}: clocks slowed down by {}", slowdowns.join(", ")),
                 ));
             }
             if let (Some(c), Some(m)) = (g.pcie_width_current, g.pcie_width_max)

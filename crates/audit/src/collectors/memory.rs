@@ -1,10 +1,11 @@
-//! Memory: the total from `/proc/meminfo` and the modules from `dmidecode -t 17`.
+//! Memory: the total from `/proc/meminfo` and the modules from `dmidecode -t 17` (a maker
+//! left as a JEDEC code read as its name, the code kept in `manufacturer_id`).
 
 use serde_json::json;
 
 use crate::collector::{Collected, Collector, Problem, tool};
 use crate::host::Host;
-use crate::parse::{dmidecode, proc};
+use crate::parse::{dmidecode, jedec, proc};
 
 pub struct Memory;
 
@@ -31,6 +32,13 @@ impl Collector for Memory {
             Ok(records) => {
                 let dimms: Vec<_> = dmidecode::of_type(&records, 17)
                     .map(|r| {
+                        // Firmware that leaves the maker as a JEDEC code: its name, the code
+                        // alongside.
+                        let raw = r.value("Manufacturer");
+                        let manufacturer_id = raw.clone().filter(|m| jedec::is_code(m));
+                        let manufacturer = raw.map(|m| {
+                            jedec::manufacturer(&m).map(str::to_string).unwrap_or(m)
+                        });
                         json!({
                             "locator": r.value("Locator"),
                             "bank": r.value("Bank Locator"),
@@ -38,7 +46,8 @@ impl Collector for Memory {
                             "type": r.value("Type"),
                             "speed": r.value("Speed"),
                             "configured_speed": r.value("Configured Memory Speed").or_else(|| r.value("Configured Clock Speed")),
-                            "manufacturer": r.value("Manufacturer"),
+                            "manufacturer": manufacturer,
+                            "manufacturer_id": manufacturer_id,
                             "serial": r.value("Serial Number"),
                             "part_number": r.value("Part Number"),
                         })

@@ -4,6 +4,7 @@
 pub mod dmidecode;
 pub mod ip;
 pub mod ipmitool;
+pub mod jedec;
 pub mod lsblk;
 pub mod lscpu;
 pub mod lspci;
@@ -29,13 +30,24 @@ impl ParseError {
 }
 
 /// A value that says something: `None` for the placeholders vendors and anonymisers leave
-/// (`Not Specified`, `To Be Filled By O.E.M.`, `--`, `REDACTED`, `XXXX`, `N/A`, …).
+/// (`Not Specified`, `To Be Filled By O.E.M.`, `--`, `REDACTED`, `XXXX`, `N/A`, `NO DIMM`,
+/// …), and all-zero ids behind a type prefix (`GPU-00000000-0000-0000-0000-000000000000`).
 pub fn meaningful(value: &str) -> Option<String> {
     let v = value.trim();
     let lower = v.to_ascii_lowercase();
-    let placeholder = v.is_empty()
-        || v.chars()
+    let masked = |s: &str| {
+        s.chars()
             .all(|c| c == '-' || c == 'X' || c == 'x' || c == '*' || c == '0' || c == ' ')
+    };
+    let zero_id = v.split_once('-').is_some_and(|(prefix, rest)| {
+        !prefix.is_empty()
+            && prefix.chars().all(|c| c.is_ascii_alphabetic())
+            && rest.chars().filter(|c| *c == '0').count() >= 8
+            && rest.chars().all(|c| c == '0' || c == '-')
+    });
+    let placeholder = v.is_empty()
+        || masked(v)
+        || zero_id
         || matches!(
             lower.as_str(),
             "not specified"
@@ -56,6 +68,8 @@ pub fn meaningful(value: &str) -> Option<String> {
                 | "base board serial number"
                 | "[n/a]"
                 | "null"
+                | "no dimm"
+                | "not installed"
         );
     (!placeholder).then(|| v.to_string())
 }
@@ -75,6 +89,9 @@ mod tests {
             "N/A",
             "0000000",
             "Default string",
+            "NO DIMM",
+            "GPU-00000000-0000-0000-0000-000000000000",
+            "MIG-00000000-0000-0000-0000-000000000000",
         ] {
             assert_eq!(super::meaningful(p), None, "{p:?}");
         }
@@ -83,5 +100,8 @@ mod tests {
             Some("PowerEdge R750")
         );
         assert_eq!(super::meaningful("0x1A").as_deref(), Some("0x1A"));
+        assert!(super::meaningful("GPU-07310d02-5a07-b366-b9c8-dda734271cd2").is_some());
+        assert!(super::meaningful("DDR4-0000").is_some());
+        assert_eq!(super::meaningful("dm-0").as_deref(), Some("dm-0"));
     }
 }

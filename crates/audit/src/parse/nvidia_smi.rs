@@ -1,7 +1,10 @@
 //! `nvidia-smi -q -x`: the driver and, per GPU, identity, memory, temperature, power, ECC
 //! error counts, retired/remapped memory, PCIe link and MIG. Element names moved between
 //! driver versions (`power_readings` → `gpu_power_readings`, `sram_uncorrectable` split into
-//! parity/SECDED, …); every variant seen in the fixtures is read.
+//! parity/SECDED, `clocks_throttle_reasons` → `clocks_event_reasons`, …); every variant seen
+//! in the fixtures is read. Also the memory repair state (remapped rows, remapping failure,
+//! unrepairable memory, SRAM threshold, channel/TPC repair pending), the ECC and persistence
+//! modes and the active clock event reasons.
 
 use serde::Serialize;
 
@@ -25,6 +28,27 @@ pub struct Gpu {
     pub ecc_uncorrected_aggregate: Option<u64>,
     /// Pages (or rows) waiting to be retired or remapped at the next reset.
     pub memory_retirement_pending: bool,
+    /// Rows remapped after uncorrectable errors (`remapped_row_unc`).
+    pub remapped_rows_uncorrectable: Option<u64>,
+    /// A row remapping failed: the GPU needs service, a reset does not fix it.
+    pub row_remapping_failed: bool,
+    /// Memory errors the GPU cannot repair.
+    pub unrepairable_memory: bool,
+    /// Uncorrectable SRAM errors past the threshold at which the GPU needs service.
+    pub sram_threshold_exceeded: bool,
+    /// A memory channel repair waiting for the next reset.
+    pub channel_repair_pending: bool,
+    /// A TPC repair waiting for the next reset.
+    pub tpc_repair_pending: bool,
+    /// ECC now (`Enabled`, `Disabled`; `None` on GPUs without ECC) and after the next reset.
+    pub ecc_mode: Option<String>,
+    pub ecc_mode_pending: Option<String>,
+    /// `Enabled` or `Disabled`.
+    pub persistence_mode: Option<String>,
+    /// The active clock event (throttle) reasons, by the XML's names without their prefix:
+    /// `gpu_idle`, `sw_power_cap`, `hw_slowdown`, `hw_thermal_slowdown`,
+    /// `hw_power_brake_slowdown`, `sw_thermal_slowdown`, …
+    pub clocks_event_reasons: Vec<String>,
     pub pcie_gen_current: Option<u32>,
     pub pcie_gen_max: Option<u32>,
     pub pcie_width_current: Option<u32>,
@@ -90,6 +114,48 @@ fn yes(n: Node, path: &[&str]) -> bool {
     text(n, path).is_some_and(|t| t.eq_ignore_ascii_case("yes"))
 }
 
+/// Whether an element named `tag` anywhere under `n` says `Yes` (the repair flags moved
+/// between `ecc_errors` and its `aggregate` across drivers).
+fn any_yes(n: Node, tag: &str) -> bool {
+    n.descendants().any(|d| {
+        d.has_tag_name(tag)
+            && d.text()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("yes"))
+    })
+}
+
+/// The active reasons of `clocks_event_reasons` (`clocks_throttle_reasons` before driver
+/// 535), without the `clocks_event_reason_` / `clocks_throttle_reason_` prefix.
+fn clock_reasons(g: Node) -> Vec<String> {
+    let Some(r) = child(g, "clocks_event_reasons").or_else(|| child(g, "clocks_throttle_reasons"))
+    else {
+        return Vec::new();
+    };
+    r.children()
+        .filter(|c| c.is_element())
+        .filter(|c| {
+            c.text()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("active"))
+        })
+        .map(|c| {
+            let tag = c.tag_name().name();
+            tag.strip_prefix("clocks_event_reason_")
+                .or_else(|| tag.strip_prefix("clocks_throttle_reason_"))
+                .unwrap_or(tag)
+                .to_string()
+        })
+        .collect()
+}
+
+/// The text report's name of a clock event reason, as the XML names it.
+fn clock_reason_name(text: &str) -> String {
+    match text {
+        "Idle" => "gpu_idle".to_string(),
+        "Display Clock Setting" => "display_clocks_setting".to_string(),
+        other => other.to_ascii_lowercase().replace(' ', "_"),
+    }
+}
+
 pub fn parse(xml: &str) -> Result<Report, ParseError> {
     let opts = roxmltree::ParsingOptions {
         allow_dtd: true,
@@ -134,8 +200,20 @@ pub fn parse(xml: &str) -> Result<Report, ParseError> {
             ecc_uncorrected_aggregate: at(g, &["ecc_errors", "aggregate"]).and_then(uncorrected),
             memory_retirement_pending: yes(g, &["retired_pages", "pending_retirement"])
                 || yes(g, &["retired_pages", "pending_blacklist"])
-                || yes(g, &["remapped_rows", "remapped_row_pending"])
-                || yes(g, &["remapped_rows", "remapped_row_failure"]),
+                || yes(g, &["remapped_rows", "remapped_row_pending"]),
+            // A count, read raw: `0` is a value here, not a placeholder.
+            remapped_rows_uncorrectable: at(g, &["remapped_rows", "remapped_row_unc"])
+                .and_then(|c| c.text())
+                .and_then(|t| t.trim().parse::<u64>().ok()),
+            row_remapping_failed: yes(g, &["remapped_rows", "remapped_row_failure"]),
+            unrepairable_memory: any_yes(g, "unrepairable_memory"),
+            sram_threshold_exceeded: any_yes(g, "sram_threshold_exceeded"),
+            channel_repair_pending: any_yes(g, "channel_repair_pending"),
+            tpc_repair_pending: any_yes(g, "tpc_repair_pending"),
+            ecc_mode: text(g, &["ecc_mode", "current_ecc"]),
+            ecc_mode_pending: text(g, &["ecc_mode", "pending_ecc"]),
+            persistence_mode: text(g, &["persistence_mode"]),
+            clocks_event_reasons: clock_reasons(g),
             pcie_gen_current: num(
                 g,
                 &["pci", "pci_gpu_link_info", "pcie_gen", "current_link_gen"],
@@ -243,6 +321,24 @@ pub fn parse_text(text: &str) -> Result<Report, ParseError> {
                 (!vals.is_empty()).then(|| vals.iter().sum())
             };
             let yes = |p: &str| get(p).is_some_and(|v| v.eq_ignore_ascii_case("yes"));
+            // A flag wherever it sits (`ECC Errors/…` or `ECC Errors/Aggregate/…`).
+            let flag = |name: &str| {
+                f.iter().any(|(k, v)| {
+                    (k == name || k.ends_with(&format!("/{name}")))
+                        && v.trim().eq_ignore_ascii_case("yes")
+                })
+            };
+            let clocks_event_reasons = f
+                .iter()
+                .filter_map(|(k, v)| {
+                    let reason = k
+                        .strip_prefix("Clocks Event Reasons/")
+                        .or_else(|| k.strip_prefix("Clocks Throttle Reasons/"))?;
+                    v.trim()
+                        .eq_ignore_ascii_case("active")
+                        .then(|| clock_reason_name(reason.rsplit('/').next().unwrap_or(reason)))
+                })
+                .collect();
             Gpu {
                 index,
                 name: get("Product Name"),
@@ -252,7 +348,9 @@ pub fn parse_text(text: &str) -> Result<Report, ParseError> {
                 vbios: get("VBIOS Version"),
                 memory_total_mib: num("FB Memory Usage/Total").map(|v| v as u64),
                 temperature_c: num("Temperature/GPU Current Temp"),
-                power_draw_w: num("GPU Power Readings/Instant Power Draw")
+                // The XML's `instant_power_draw` is "Instantaneous Power Draw" here.
+                power_draw_w: num("GPU Power Readings/Instantaneous Power Draw")
+                    .or_else(|| num("GPU Power Readings/Instant Power Draw"))
                     .or_else(|| num("GPU Power Readings/Average Power Draw"))
                     .or_else(|| num("GPU Power Readings/Power Draw"))
                     .or_else(|| num("Power Readings/Power Draw")),
@@ -263,6 +361,19 @@ pub fn parse_text(text: &str) -> Result<Report, ParseError> {
                 memory_retirement_pending: yes("Retired Pages/Pending Page Blacklist")
                     || yes("Retired Pages/Pending Page Retirement")
                     || yes("Remapped Rows/Pending"),
+                remapped_rows_uncorrectable: f
+                    .iter()
+                    .find(|(k, _)| k == "Remapped Rows/Uncorrectable Error")
+                    .and_then(|(_, v)| v.trim().parse::<u64>().ok()),
+                row_remapping_failed: yes("Remapped Rows/Remapping Failure Occurred"),
+                unrepairable_memory: flag("Unrepairable Memory"),
+                sram_threshold_exceeded: flag("SRAM Threshold Exceeded"),
+                channel_repair_pending: flag("Channel Repair Pending"),
+                tpc_repair_pending: flag("TPC Repair Pending"),
+                ecc_mode: get("ECC Mode/Current"),
+                ecc_mode_pending: get("ECC Mode/Pending"),
+                persistence_mode: get("Persistence Mode"),
+                clocks_event_reasons,
                 pcie_gen_current: num("PCI/GPU Link Info/PCIe Generation/Current")
                     .map(|v| v as u32),
                 pcie_gen_max: num("PCI/GPU Link Info/PCIe Generation/Max").map(|v| v as u32),
