@@ -2,16 +2,25 @@
   description = "Paddock: a fleet system for hardware test labs";
 
   inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
+  # Secrets of the example hosts (secrets/, docs/nix.md "Secrets"): its NixOS module decrypts
+  # each `age.secrets.<name>.file` to /run/agenix/<name> at activation. Its nixpkgs is ours
+  # (one nixpkgs in the closure); flake.lock pins it (docs/nix.md says which rev and where that
+  # lock entry was taken from).
+  inputs.agenix = {
+    url = "github:ryantm/agenix";
+    inputs.nixpkgs.follows = "nixpkgs";
+  };
 
-  outputs = { self, nixpkgs }:
+  outputs = { self, nixpkgs, agenix }:
     let
       lib = nixpkgs.lib;
       systems = [ "x86_64-linux" "aarch64-linux" ];
       forAll = f: lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
       # One NixOS system from this flake's modules and a configuration file (the platform set
-      # the way current NixOS asks: nixpkgs.hostPlatform, not nixosSystem's `system`).
-      nixos = system: file: lib.nixosSystem {
-        modules = [ { nixpkgs.hostPlatform = system; } self.nixosModules.default file ];
+      # the way current NixOS asks: nixpkgs.hostPlatform, not nixosSystem's `system`); `extra`:
+      # more modules (agenix's for the example hosts, whose secrets it decrypts).
+      nixos = system: extra: file: lib.nixosSystem {
+        modules = [ { nixpkgs.hostPlatform = system; } self.nixosModules.default ] ++ extra ++ [ file ];
       };
     in
     {
@@ -63,21 +72,16 @@
         paddock = self.packages.${pkgs.stdenv.hostPlatform.system}.paddock;
       };
 
-      nixosModules = {
-        switchboard = import ./nixos-modules/switchboard.nix self;
-        supervisor = import ./nixos-modules/supervisor.nix self;
-        imagestore = import ./nixos-modules/imagestore.nix self;
-        audit = import ./nixos-modules/audit.nix self;
-        deploy = import ./nixos-modules/deploy.nix self;
-        puppet = import ./nixos-modules/puppet.nix self;
-        default = import ./nixos-modules/default.nix self;
-      };
+      # switchboard, supervisor, imagestore, audit, deploy, puppet and default (all of them),
+      # each with its file and a key, so that any of them imported together are each one module
+      # (nixos-modules/default.nix).
+      nixosModules = import ./nixos-modules self;
 
       nixosConfigurations = {
-        switchboard-example = nixos "x86_64-linux" ./hosts/switchboard-example/configuration.nix;
-        site-example = nixos "x86_64-linux" ./hosts/site-example/configuration.nix;
-        iso = nixos "x86_64-linux" ./images/iso.nix;
-        vm-image = nixos "x86_64-linux" ./images/vm-image.nix;
+        switchboard-example = nixos "x86_64-linux" [ agenix.nixosModules.default ] ./hosts/switchboard-example/configuration.nix;
+        site-example = nixos "x86_64-linux" [ agenix.nixosModules.default ] ./hosts/site-example/configuration.nix;
+        iso = nixos "x86_64-linux" [ ] ./images/iso.nix;
+        vm-image = nixos "x86_64-linux" [ ] ./images/vm-image.nix;
       };
 
       # NixOS VM tests (they need KVM and nixpkgs: not run by .ci/run).

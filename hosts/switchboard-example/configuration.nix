@@ -1,8 +1,19 @@
 # The central server: switchboard on PostgreSQL (peer authentication), the image store, and
 # the deploy daemon applying the deployments repo. Service settings are the TOML files next to
-# this one (.ci/run checks them with each service's check-config).
+# this one (.ci/run checks them with each service's check-config). Secrets: agenix's module
+# (flake.nix imports it for this host) decrypts each of secrets/<name>.age with this host's SSH
+# host key to /run/agenix/<name>, root-only, at activation; the units get them through
+# LoadCredential (read by systemd as root).
 { config, lib, pkgs, ... }:
+let
+  secret = name: config.age.secrets.${name}.path;
+in
 {
+  # The recipients of each file are in secrets/secrets.nix (this host: switchboard-example).
+  # With databaseUrlFile below, add "switchboard-db" here too.
+  age.secrets = lib.genAttrs [ "deploy-token" "deploy-webhook" "deploy-key" ]
+    (name: { file = ../../secrets/${name}.age; });
+
   networking.hostName = "switchboard-example";
   system.stateVersion = "26.05";
 
@@ -24,7 +35,7 @@
     openFirewall = true;
     # A PostgreSQL server elsewhere, with a password: drop database_url from switchboard.toml
     # and give the URL as a secret instead.
-    # databaseUrlFile = "/run/agenix/switchboard-db";
+    # databaseUrlFile = secret "switchboard-db";
   };
 
   services.paddock.imagestore = {
@@ -36,9 +47,9 @@
   services.paddock.deploy = {
     enable = true;
     settings = builtins.fromTOML (builtins.readFile ./deploy.toml);
-    tokenFile = "/run/agenix/deploy-token";
-    webhookSecretFile = "/run/agenix/deploy-webhook";
-    sshKeyFile = "/run/agenix/deploy-key";
+    tokenFile = secret "deploy-token";
+    webhookSecretFile = secret "deploy-webhook";
+    sshKeyFile = secret "deploy-key";
     # The push webhook (deploy.toml's listen).
     openFirewall = true;
   };
