@@ -7,14 +7,21 @@ let
   cfg = config.services.paddock.audit;
   common = import ./common.nix { inherit lib pkgs; };
   unit = "paddock-audit";
+  rendered = import ./settings.nix;
+  # A baseline in the store is checked with the rest at build time; one kept on the host (an
+  # absolute path string) cannot be read in the build's sandbox: the file names it, unchecked,
+  # and the unit reads it when it runs (a bad one: exit 2, the unit fails and says why).
+  baselineAtBuild = cfg.baseline == null || rendered.auditBaselineAtBuild cfg.baseline;
   configFile = common.checkedConfig {
     name = unit;
     package = cfg.package;
     binary = "paddock-audit";
-    settings = (import ./settings.nix).audit {
-      inherit (cfg) settings baseline;
+    settings = rendered.audit {
+      inherit (cfg) settings;
+      baseline = if baselineAtBuild then cfg.baseline else null;
       token = cfg.tokenFile != null;
     };
+    unchecked = lib.optionalAttrs (!baselineAtBuild) { baseline = toString cfg.baseline; };
     extraArgs = [ "--no-secrets" ];
   };
 in
@@ -26,7 +33,13 @@ in
       type = lib.types.nullOr lib.types.path;
       default = null;
       example = lib.literalExpression "../../examples/baselines/site-server.yaml";
-      description = "A baseline checked after each collect (validated at build time).";
+      description = ''
+        A baseline checked after each collect. A Nix path (`./baseline.yaml`) is copied to the
+        store and validated at build time with the rest of the configuration. An absolute path
+        string (`"/etc/paddock/baseline.yaml"`, a file kept on the host) is read only when the
+        unit runs, so it is not validated at build time: a bad one makes the run exit 2 (the
+        unit fails and its log says why). Not under /home or /root (ProtectHome).
+      '';
     };
     tokenFile = lib.mkOption {
       type = lib.types.nullOr lib.types.str;

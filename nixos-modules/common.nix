@@ -16,12 +16,15 @@ rec {
   # The settings rendered to TOML and checked with the service's own `check-config` at build
   # time (secret files are not there yet: `--no-secrets` skips reading them where a service
   # has any). A configuration the service would refuse fails the build, not the boot.
-  checkedConfig = { name, package, binary, settings, extraArgs ? [ ] }:
+  # `unchecked`: settings added to the file after the check, for values naming files the
+  # build's sandbox cannot read (the audit's baseline kept on the host).
+  checkedConfig = { name, package, binary, settings, extraArgs ? [ ], unchecked ? { } }:
     let
-      file = toml.generate "${name}.toml" settings;
+      checked = toml.generate "${name}.toml" settings;
+      file = if unchecked == { } then checked else toml.generate "${name}.toml" (settings // unchecked);
     in
     pkgs.runCommand "${name}-checked.toml" { nativeBuildInputs = [ package ]; } ''
-      ${binary} check-config --config ${file} ${lib.escapeShellArgs extraArgs} > /dev/null
+      ${binary} check-config --config ${checked} ${lib.escapeShellArgs extraArgs} > /dev/null
       cp ${file} $out
     '';
 

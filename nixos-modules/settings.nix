@@ -32,6 +32,29 @@ rec {
       then "-o UserKnownHostsFile=${knownHostsFile} -o StrictHostKeyChecking=yes"
       else "-o UserKnownHostsFile=/var/lib/paddock-deploy/known_hosts -o StrictHostKeyChecking=accept-new");
 
+  # services.paddock.imagestore: how its unit gets to write `settings.root`. Under /var/lib/ the
+  # root is the unit's StateDirectory (the part after /var/lib/): systemd makes it and, the
+  # unit's user being dynamic, chowns it to that user at each start. Anywhere else (null here)
+  # the module runs the unit as a fixed system user that owns the root, because a dynamic
+  # user's UID is not known in advance and may change between starts (nothing could own the
+  # directory for it), and opens it with ReadWritePaths under ProtectSystem = "strict".
+  imagestoreStateDirectory = root:
+    let
+      prefix = "/var/lib/";
+      n = builtins.stringLength prefix;
+      rest = builtins.substring n (builtins.stringLength root) root;
+    in
+    if builtins.substring 0 n root == prefix && rest != "" && builtins.match "(.*/)?\\.\\.?(/.*)?" rest == null
+    then rest
+    else null;
+
+  # services.paddock.audit: whether the build-time check-config can read the baseline. A Nix
+  # path (`../baselines/x.yaml`, copied to the store when rendered) or a string with store
+  # context (a derivation's output) is in the build's sandbox; a plain absolute path string
+  # (`"/etc/paddock/baseline.yaml"`, a file kept on the host) is not: it is read only when the
+  # unit runs, so the build checks the rest of the configuration without it.
+  auditBaselineAtBuild = baseline: builtins.isPath baseline || builtins.hasContext (toString baseline);
+
   # services.paddock.audit; `token`: a tokenFile is given; `baseline`: a path or null.
   audit = { settings, token, baseline }: settings // {
     output = "/var/lib/paddock-audit/report.json";
