@@ -67,6 +67,9 @@
 
       # mkImageStore pkgs { label; revision; description; blobs; attrs; blobAttrs; }: an image
       # in the store layout (images/mk-image-store.nix); `paddock image push ./result`.
+      # `lib` is an output `nix flake check` knows (src/nix/flake.cc lists it among the "known
+      # but unchecked community" outputs, as nixpkgs' own `lib`); a Nix older than that list
+      # warns "unknown flake output 'lib'", which changes nothing (docs/nix.md).
       lib.mkImageStore = pkgs: import ./images/mk-image-store.nix {
         inherit pkgs;
         paddock = self.packages.${pkgs.stdenv.hostPlatform.system}.paddock;
