@@ -76,6 +76,11 @@ pub struct ImageManifest {
 
 const MAX_LABEL: usize = 64;
 const MAX_TEXT: usize = 64 * 1024;
+/// Longest attribute name accepted. Treadmill's `validate` says 64 bytes, but its reader never
+/// calls it and its own netboot builder writes the 65-byte
+/// `org.tockos.treadmill.image.nbd_qcow2_layered_v0.blob-virtual-size`; this bound only keeps
+/// hostile input in check.
+pub const MAX_ATTR_NAME: usize = 255;
 const MAX_BLOBS: usize = 4096;
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> ManifestError {
@@ -87,10 +92,16 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> ManifestErro
 
 fn check_attrs(at: &str, attrs: &BTreeMap<String, String>) -> Result<(), ManifestError> {
     for (k, v) in attrs {
-        if k.len() > MAX_LABEL || v.len() > MAX_TEXT {
+        if k.len() > MAX_ATTR_NAME {
             return Err(invalid(
                 format!("{at}.{k}"),
-                "attribute name over 64 bytes or value over 64 KiB",
+                format!("attribute name over {MAX_ATTR_NAME} bytes"),
+            ));
+        }
+        if v.len() > MAX_TEXT {
+            return Err(invalid(
+                format!("{at}.{k}"),
+                "attribute value over 64 KiB",
             ));
         }
     }
@@ -229,6 +240,18 @@ manifest_extensions = ["org.tockos.treadmill.manifest-ext.base", "org.example.un
         // Written back, it parses to the same manifest.
         let again = ImageManifest::parse(m.to_toml().unwrap().as_bytes()).unwrap();
         assert_eq!(again, m);
+    }
+
+    #[test]
+    fn attribute_names_up_to_255_bytes() {
+        let netboot = "org.tockos.treadmill.image.nbd_qcow2_layered_v0.blob-virtual-size";
+        assert_eq!(netboot.len(), 65);
+        let m = TREADMILL.replace("org.tockos.treadmill.image.qemu_layered_v0.lower", netboot);
+        ImageManifest::parse(m.as_bytes()).unwrap();
+        let long = format!("org.example.{}", "x".repeat(MAX_ATTR_NAME - 11));
+        let m = TREADMILL.replace("org.tockos.treadmill.image.qemu_layered_v0.lower", &long);
+        let e = ImageManifest::parse(m.as_bytes()).unwrap_err().to_string();
+        assert!(e.contains("attribute name over 255 bytes"), "{e}");
     }
 
     #[test]

@@ -137,6 +137,9 @@ impl StoreClient {
     /// file verified. Returns the image id.
     pub async fn pull(&self, name: &str, dir: &Path) -> Result<ImageId, ClientError> {
         let shown = self.show(name).await?;
+        if let Some(p) = shown["problem"].as_str() {
+            return Err(ClientError::Other(format!("image {name} cannot be used: {p}")));
+        }
         let id: ImageId = shown["id"]
             .as_str()
             .and_then(|s| s.parse().ok())

@@ -271,16 +271,22 @@ async fn show_image(
         let Some(s) = catalog::resolve(&list, &name).cloned() else {
             return Ok(None);
         };
+        if let Some(problem) = &s.problem {
+            tracing::warn!(image.id = %s.id, %problem, "asked for a stored image that cannot be used");
+            return Ok(Some((s, None)));
+        }
         let bytes = crate::regular::read(store.root(), &paddock_core::manifest::image_path(&s.id))
             .map_err(|e| e.to_string())?;
         let m = ImageManifest::parse(&bytes).map_err(|e| e.to_string())?;
-        Ok(Some((s, m)))
+        Ok(Some((s, Some(m))))
     })
     .await;
     match found {
         Ok(Ok(Some((s, m)))) => {
             let mut v = catalog::summary_json(&s);
-            v["manifest"] = serde_json::to_value(&m).unwrap_or_default();
+            if let Some(m) = m {
+                v["manifest"] = serde_json::to_value(&m).unwrap_or_default();
+            }
             axum::Json(v).into_response()
         }
         Ok(Ok(None)) => text(StatusCode::NOT_FOUND, "no such image"),

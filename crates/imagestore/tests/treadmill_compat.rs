@@ -211,3 +211,153 @@ async fn all_txt_lists_an_image_as_soon_as_its_manifest_put_returns() {
         }
     }
 }
+
+async fn put_all(s: &Server, files: &[(StorePath, Vec<u8>)]) -> Vec<(u16, String)> {
+    let http = reqwest::Client::new();
+    let mut out = Vec::new();
+    for (p, bytes) in files {
+        let r = http
+            .put(format!("{}/{}", s.base, rel(p)))
+            .bearer_auth(&s.token)
+            .body(bytes.clone())
+            .send()
+            .await
+            .unwrap();
+        out.push((r.status().as_u16(), r.text().await.unwrap()));
+    }
+    out
+}
+
+async fn get_json(url: &str) -> (u16, serde_json::Value) {
+    let r = reqwest::get(url).await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn treadmill_netboot_images_are_accepted_listed_and_shown() {
+    let s = start().await;
+    // Uploaded: the 65-byte attribute name Treadmill's netboot builder writes is accepted.
+    let (id, files) = netboot_image("netboot-pushed");
+    for (status, body) in put_all(&s, &files).await {
+        assert!(status == 201, "{status}: {body}");
+    }
+    // Published behind the server's back (rsync), as a served Treadmill store holds them.
+    let (rsynced, files) = netboot_image("netboot-rsynced");
+    write_files(&s.root, &files);
+
+    let (status, list) = get_json(&format!("{}/api/v1/images", s.base)).await;
+    assert_eq!(status, 200, "{list}");
+    let ids: Vec<&str> = list["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&id.as_str()), "{list}");
+    assert!(ids.contains(&rsynced.as_str()), "{list}");
+    for name in [
+        id.to_string(),
+        "netboot-pushed".to_string(),
+        rsynced.to_string(),
+        "netboot-rsynced@0".to_string(),
+    ] {
+        let (status, v) = get_json(&format!("{}/api/v1/images/{name}", s.base)).await;
+        assert_eq!(status, 200, "{name}: {v}");
+        assert!(v.get("problem").is_none(), "{name}: {v}");
+    }
+    // The local store reads it for use too (what a supervisor does before a job).
+    let img = paddock_imagestore::LocalStore::new(&s.root)
+        .verified_image(&rsynced)
+        .unwrap();
+    assert_eq!(
+        img.manifest.blobs["layer-0-root"].attrs[NETBOOT_SIZE_ATTR],
+        "10737418240"
+    );
+}
+
+#[test]
+fn assemble_accepts_treadmills_netboot_attribute_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let root_fs = dir.path().join("root.qcow2");
+    std::fs::write(&root_fs, "qcow2").unwrap();
+    let store = paddock_imagestore::LocalStore::new(dir.path().join("OUT"));
+    let id = store
+        .assemble(&paddock_imagestore::import::AssembleOptions {
+            label: "netboot".into(),
+            revision: 1,
+            description: String::new(),
+            attrs: [(
+                "org.tockos.treadmill.image.nbd_qcow2_layered_v0.head".to_string(),
+                "layer-0".to_string(),
+            )]
+            .into(),
+            blobs: [(
+                "layer-0-root".to_string(),
+                (
+                    root_fs,
+                    [(NETBOOT_SIZE_ATTR.to_string(), "10737418240".to_string())].into(),
+                ),
+            )]
+            .into(),
+        })
+        .unwrap();
+    store.verified_image(&id).unwrap();
+}
+
+/// A store file that is not a usable image is listed with its problem, never hidden: a
+/// manifest over the attribute-name bound, one that does not parse, and one whose bytes no
+/// longer hash to its name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_image_with_a_problem_is_listed_with_it() {
+    let s = start().await;
+    let long_name = format!("org.example.{}", "x".repeat(300));
+    let (too_long, files) = image_with_size_attr("too-long", &long_name);
+    write_files(&s.root, &files);
+    let garbage = b"this is not toml = [".to_vec();
+    let unparsable = sha256_id(&garbage);
+    write_files(&s.root, &[(StorePath::Image(unparsable.clone()), garbage)]);
+    let (corrupt, files) = plain_image("corrupt");
+    write_files(&s.root, &files);
+    std::fs::write(
+        s.root.join(StorePath::Image(corrupt.clone()).relative()),
+        "tampered",
+    )
+    .unwrap();
+
+    let (status, list) = get_json(&format!("{}/api/v1/images", s.base)).await;
+    assert_eq!(status, 200, "{list}");
+    let find = |id: &ImageId| {
+        list["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == id.as_str())
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} is not listed: {list}"))
+    };
+    let i = find(&too_long);
+    assert_eq!(i["label"], "too-long", "{i}");
+    assert!(
+        i["problem"].as_str().unwrap().contains("attribute name"),
+        "{i}"
+    );
+    assert!(find(&unparsable)["problem"].as_str().is_some());
+    assert!(
+        find(&corrupt)["problem"]
+            .as_str()
+            .unwrap()
+            .contains("hashes to"),
+        "{list}"
+    );
+    // Shown by id, with the problem; never taken for its label's newest revision.
+    let (status, v) = get_json(&format!("{}/api/v1/images/{too_long}", s.base)).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v["problem"].as_str().is_some(), "{v}");
+    let (status, _) = get_json(&format!("{}/api/v1/images/too-long", s.base)).await;
+    assert_eq!(status, 404);
+}

@@ -49,6 +49,13 @@ async fn resolve_image(app: &AppState, image: &str) -> Result<ImageId, ApiError>
             format!("no image {image:?} in {what} (by id, label or label@revision)"),
         )
     };
+    // A stored image that cannot be used is refused with its problem, never as "no image".
+    let unusable = |problem: &str| {
+        ApiError::Rejected(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("image {image:?} cannot be used: {problem}"),
+        )
+    };
     if !app.config.image_urls.is_empty() {
         let mut errors = Vec::new();
         let mut answered = false;
@@ -66,6 +73,9 @@ async fn resolve_image(app: &AppState, image: &str) -> Result<ImageId, ApiError>
                         .json()
                         .await
                         .map_err(|e| ApiError::Internal(anyhow::anyhow!("{url}: {e}")))?;
+                    if let Some(problem) = v["problem"].as_str() {
+                        return Err(unusable(problem));
+                    }
                     if let Some(id) = v["id"].as_str().and_then(|s| s.parse().ok()) {
                         return Ok(id);
                     }
@@ -90,9 +100,12 @@ async fn resolve_image(app: &AppState, image: &str) -> Result<ImageId, ApiError>
                 .await
                 .map_err(|e| ApiError::Internal(anyhow::anyhow!("listing images: {e}")))?
                 .map_err(|e| ApiError::Internal(anyhow::anyhow!("listing images: {e}")))?;
-        return paddock_imagestore::catalog::resolve(&images, image)
-            .map(|i| i.id.clone())
-            .ok_or_else(|| not_found("the image store"));
+        let found =
+            paddock_imagestore::catalog::resolve(&images, image).ok_or_else(|| not_found("the image store"))?;
+        if let Some(problem) = &found.problem {
+            return Err(unusable(problem));
+        }
+        return Ok(found.id.clone());
     }
     image.parse::<ImageId>().map_err(|_| {
         ApiError::BadRequest(format!(
