@@ -66,11 +66,13 @@ pub struct ImageManifest {
     pub label: String,
     #[serde(rename = "org.tockos.treadmill.manifest-ext.base.revision")]
     pub revision: u64,
-    #[serde(rename = "org.tockos.treadmill.manifest-ext.base.description", default)]
+    /// Required (it may be empty): Treadmill's parser refuses a manifest without it.
+    #[serde(rename = "org.tockos.treadmill.manifest-ext.base.description")]
     pub description: String,
     #[serde(rename = "org.tockos.treadmill.manifest-ext.base.attrs", default)]
     pub attrs: BTreeMap<String, String>,
-    #[serde(rename = "org.tockos.treadmill.manifest-ext.base.blobs", default)]
+    /// Required: Treadmill's parser refuses a manifest without it.
+    #[serde(rename = "org.tockos.treadmill.manifest-ext.base.blobs")]
     pub blobs: BTreeMap<String, BlobSpec>,
 }
 
@@ -112,6 +114,19 @@ impl ImageManifest {
     /// Parses and validates manifest bytes.
     pub fn parse(bytes: &[u8]) -> Result<ImageManifest, ManifestError> {
         let text = std::str::from_utf8(bytes).map_err(|e| ManifestError::Syntax(e.to_string()))?;
+        // Keys Treadmill's parser requires and a default would hide (an upload without its
+        // blobs would otherwise be published as an image of none): said plainly.
+        if let Ok(table) = toml::from_str::<toml::Table>(text) {
+            for key in ["description", "blobs"] {
+                let key = format!("{BASE_EXTENSION}.{key}");
+                if !table.contains_key(&key) {
+                    return Err(invalid(
+                        key,
+                        "missing; Treadmill's reader requires it (a description may be empty)",
+                    ));
+                }
+            }
+        }
         let m: ImageManifest =
             toml::from_str(text).map_err(|e| ManifestError::Syntax(e.to_string()))?;
         m.validate()?;
@@ -240,6 +255,31 @@ manifest_extensions = ["org.tockos.treadmill.manifest-ext.base", "org.example.un
         // Written back, it parses to the same manifest.
         let again = ImageManifest::parse(m.to_toml().unwrap().as_bytes()).unwrap();
         assert_eq!(again, m);
+    }
+
+    #[test]
+    fn description_and_blobs_are_required() {
+        let no_description = TREADMILL.replace(
+            "\"org.tockos.treadmill.manifest-ext.base.description\" = \"Ubuntu 22.04 VM\"\n",
+            "",
+        );
+        let e = ImageManifest::parse(no_description.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("org.tockos.treadmill.manifest-ext.base.description: missing;"),
+            "{e}"
+        );
+        let cut = TREADMILL
+            .find("[\"org.tockos.treadmill.manifest-ext.base.blobs\"")
+            .unwrap();
+        let e = ImageManifest::parse(TREADMILL[..cut].as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("org.tockos.treadmill.manifest-ext.base.blobs: missing;"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -361,3 +361,70 @@ async fn a_stored_image_with_a_problem_is_listed_with_it() {
     let (status, _) = get_json(&format!("{}/api/v1/images/too-long", s.base)).await;
     assert_eq!(status, 404);
 }
+
+/// Removes the line that sets `key` (a top-level key of the manifest) and, for a table, its
+/// whole section.
+fn without(manifest: &str, key: &str) -> String {
+    let mut out = String::new();
+    let mut skipping = false;
+    for l in manifest.lines() {
+        if l.starts_with('[') {
+            skipping = l.starts_with(&format!("[\"{key}\""));
+        }
+        if skipping || l.starts_with(&format!("\"{key}\"")) {
+            continue;
+        }
+        out.push_str(l);
+        out.push('\n');
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manifests_treadmill_cannot_read_are_refused_and_reported_by_check() {
+    let s = start().await;
+    let (_, files) = plain_image("partial");
+    let blobs = &files[..2];
+    for (status, body) in put_all(&s, blobs).await {
+        assert_eq!(status, 201, "{body}");
+    }
+    let full = String::from_utf8(files[2].1.clone()).unwrap();
+    for key in [
+        "org.tockos.treadmill.manifest-ext.base.description",
+        "org.tockos.treadmill.manifest-ext.base.blobs",
+    ] {
+        let m = without(&full, key);
+        assert!(!m.contains(key), "{m}");
+        let id = sha256_id(m.as_bytes());
+        let r = put_all(&s, &[(StorePath::Image(id.clone()), m.into_bytes())]).await;
+        assert_eq!(r[0].0, 400, "without {key}: {}", r[0].1);
+        assert!(r[0].1.contains(key), "the error names {key}: {}", r[0].1);
+        assert!(
+            !s.root.join(StorePath::Image(id).relative()).exists(),
+            "nothing stored without {key}"
+        );
+    }
+
+    // Such manifests already in a store (published by an older Paddock, or by hand) are
+    // reported by check, and listed with their problem.
+    let m = without(&full, "org.tockos.treadmill.manifest-ext.base.blobs");
+    let id = sha256_id(m.as_bytes());
+    write_files(&s.root, &[(StorePath::Image(id.clone()), m.into_bytes())]);
+    let r = paddock_imagestore::maintenance::check(&s.root, false, |_, _| {}).unwrap();
+    assert_eq!(r.invalid.len(), 1, "{:?}", r.invalid);
+    assert!(r.invalid[0].0.ends_with(id.as_str()));
+    assert!(
+        r.invalid[0]
+            .1
+            .contains("org.tockos.treadmill.manifest-ext.base.blobs"),
+        "{}",
+        r.invalid[0].1
+    );
+    // gc does not refuse to run for a manifest it can still read the blobs of (one without
+    // a description), and keeps those blobs.
+    let m = without(&full, "org.tockos.treadmill.manifest-ext.base.description");
+    let id = sha256_id(m.as_bytes());
+    write_files(&s.root, &[(StorePath::Image(id), m.into_bytes())]);
+    let r = paddock_imagestore::maintenance::gc(&s.root, Duration::ZERO, true).unwrap();
+    assert_eq!(r.removed.len(), 0, "{r:?}");
+}
