@@ -20,6 +20,14 @@ pub fn resolve<'a>(images: &'a [ImageSummary], name: &str) -> Option<&'a ImageSu
         .max_by_key(|i| i.revision)
 }
 
+/// A manifest's JSON as stored: every key of the TOML file, Treadmill's blob `sources` and keys
+/// Paddock does not read included, none added (no default filled in). `None` when the bytes
+/// are not TOML.
+pub fn manifest_json(bytes: &[u8]) -> Option<serde_json::Value> {
+    let table: toml::Table = toml::from_str(std::str::from_utf8(bytes).ok()?).ok()?;
+    serde_json::to_value(table).ok()
+}
+
 /// `problem` is there only for an image that cannot be used (see [`ImageSummary::problem`]).
 pub fn summary_json(i: &ImageSummary) -> serde_json::Value {
     let mut v = serde_json::json!({

@@ -260,7 +260,8 @@ async fn list_images(State(srv): State<Srv>, Query(q): Query<ListQuery>) -> Resp
     }
 }
 
-/// One image by id, label (newest revision) or `label@revision`, with its manifest.
+/// One image by id, label (newest revision) or `label@revision`, with its manifest as stored
+/// (its TOML as JSON: no key dropped, none added); an image with a problem is shown with it.
 async fn show_image(
     State(srv): State<Srv>,
     axum::extract::Path(name): axum::extract::Path<String>,
@@ -273,19 +274,17 @@ async fn show_image(
         };
         if let Some(problem) = &s.problem {
             tracing::warn!(image.id = %s.id, %problem, "asked for a stored image that cannot be used");
-            return Ok(Some((s, None)));
         }
         let bytes = crate::regular::read(store.root(), &paddock_core::manifest::image_path(&s.id))
             .map_err(|e| e.to_string())?;
-        let m = ImageManifest::parse(&bytes).map_err(|e| e.to_string())?;
-        Ok(Some((s, Some(m))))
+        Ok(Some((s, catalog::manifest_json(&bytes))))
     })
     .await;
     match found {
         Ok(Ok(Some((s, m)))) => {
             let mut v = catalog::summary_json(&s);
             if let Some(m) = m {
-                v["manifest"] = serde_json::to_value(&m).unwrap_or_default();
+                v["manifest"] = m;
             }
             axum::Json(v).into_response()
         }

@@ -60,11 +60,7 @@ pub const NETBOOT_SIZE_ATTR: &str =
 /// A manifest as Treadmill's netboot builder writes it: two blobs, the root one with the
 /// 65-byte `blob-virtual-size` attribute, an empty description, and a Treadmill `sources` list
 /// and an unknown key that Paddock does not read.
-fn netboot_manifest(label: &str, boot: &[u8], root: &[u8]) -> String {
-    manifest_with_size_attr(label, boot, root, NETBOOT_SIZE_ATTR)
-}
-
-/// [`netboot_manifest`] with another name for the root blob's size attribute.
+/// The root blob's size attribute is named `size_attr` ([`NETBOOT_SIZE_ATTR`] in Treadmill's).
 fn manifest_with_size_attr(label: &str, boot: &[u8], root: &[u8], size_attr: &str) -> String {
     format!(
         r#"manifest_version = 0
@@ -427,4 +423,32 @@ async fn manifests_treadmill_cannot_read_are_refused_and_reported_by_check() {
     write_files(&s.root, &[(StorePath::Image(id), m.into_bytes())]);
     let r = paddock_imagestore::maintenance::gc(&s.root, Duration::ZERO, true).unwrap();
     assert_eq!(r.removed.len(), 0, "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_shows_the_manifest_as_stored() {
+    let s = start().await;
+    let (id, files) = plain_image("as-stored");
+    for (status, body) in put_all(&s, &files).await {
+        assert_eq!(status, 201, "{body}");
+    }
+    for name in [id.to_string(), "as-stored".to_string()] {
+        let (status, v) = get_json(&format!("{}/api/v1/images/{name}", s.base)).await;
+        assert_eq!(status, 200, "{v}");
+        let m = &v["manifest"];
+        assert_eq!(m["org.example.unknown"], "kept", "{v}");
+        let boot = &m["org.tockos.treadmill.manifest-ext.base.blobs"]["layer-0-boot"];
+        assert_eq!(boot["sources"][0]["type"], "HttpGet", "{v}");
+        assert_eq!(boot["sources"][0]["url"], "https://example.org/boot", "{v}");
+        // The root blob has no `attrs` key in the file: none is made up.
+        let root = &m["org.tockos.treadmill.manifest-ext.base.blobs"]["layer-0-root"];
+        assert_eq!(
+            root["org.tockos.treadmill.manifest-ext.base.attrs"]
+                .as_object()
+                .unwrap()
+                .len(),
+            1,
+            "{v}"
+        );
+    }
 }

@@ -339,10 +339,16 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<()> {
                         paddock_imagestore::catalog::resolve(&list, &name).with_context(|| {
                             format!("no image {name:?} in {}", store.root().display())
                         })?;
-                    let mut v = paddock_imagestore::catalog::summary_json(i);
                     if i.problem.is_none() {
-                        let img = store.verified_image(&i.id)?;
-                        v["manifest"] = serde_json::to_value(&img.manifest)?;
+                        store.verified_image(&i.id)?;
+                    }
+                    let mut v = paddock_imagestore::catalog::summary_json(i);
+                    // As stored: every key of the file, none added.
+                    let path = paddock_core::manifest::image_path(&i.id);
+                    let bytes = paddock_imagestore::regular::read(store.root(), &path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    if let Some(m) = paddock_imagestore::catalog::manifest_json(&bytes) {
+                        v["manifest"] = m;
                     }
                     v
                 }
