@@ -127,13 +127,21 @@ impl ImageManifest {
                 }
             }
         }
-        let m: ImageManifest =
+        let mut m: ImageManifest =
             toml::from_str(text).map_err(|e| ManifestError::Syntax(e.to_string()))?;
+        // Treadmill's reader decodes digests as hex of either case and names the blob by its
+        // lower-case hex, as the store does: read them the same way.
+        for b in m.blobs.values_mut() {
+            b.sha256_digest.make_ascii_lowercase();
+        }
         m.validate()?;
         Ok(m)
     }
 
-    /// The limits and rules of the format (they match Treadmill's own validation).
+    /// The limits and rules of the format: Treadmill's own validation, widened to what its
+    /// reader takes where Treadmill's tools write more (attribute names up to
+    /// [`MAX_ATTR_NAME`] bytes; an empty label, which names no image: only its id does).
+    /// `manifest_version` must still be 0: another major version need not be compatible.
     pub fn validate(&self) -> Result<(), ManifestError> {
         if self.manifest_version != 0 {
             return Err(ManifestError::Version(self.manifest_version));
@@ -141,8 +149,8 @@ impl ImageManifest {
         if !self.manifest_extensions.iter().any(|e| e == BASE_EXTENSION) {
             return Err(ManifestError::MissingBaseExtension);
         }
-        if self.label.is_empty() || self.label.len() > MAX_LABEL {
-            return Err(invalid("label", "must be 1 to 64 bytes"));
+        if self.label.len() > MAX_LABEL {
+            return Err(invalid("label", "must be at most 64 bytes"));
         }
         if self.description.len() > MAX_TEXT {
             return Err(invalid("description", "must be at most 64 KiB"));
@@ -255,6 +263,29 @@ manifest_extensions = ["org.tockos.treadmill.manifest-ext.base", "org.example.un
         // Written back, it parses to the same manifest.
         let again = ImageManifest::parse(m.to_toml().unwrap().as_bytes()).unwrap();
         assert_eq!(again, m);
+    }
+
+    /// Issue 15 item 14: what Treadmill's reader takes and Paddock decided to take too (an
+    /// empty label, an upper-case digest, read as lower case), and what it still refuses
+    /// (`manifest_version` other than 0).
+    #[test]
+    fn empty_label_and_upper_case_digests_are_read() {
+        let empty = TREADMILL.replace("\"vm-ubuntu-2204-amd64-uefi\"", "\"\"");
+        assert_eq!(ImageManifest::parse(empty.as_bytes()).unwrap().label, "");
+        let upper = TREADMILL.replace(
+            "5feceb66ffc86f38d952786c6d696c79c2dbc239dd4e91b46729d73a27fb57e9",
+            "5FECEB66FFC86F38D952786C6D696C79C2DBC239DD4E91B46729D73A27FB57E9",
+        );
+        let m = ImageManifest::parse(upper.as_bytes()).unwrap();
+        assert_eq!(
+            m.blobs["layer-0"].sha256_digest,
+            "5feceb66ffc86f38d952786c6d696c79c2dbc239dd4e91b46729d73a27fb57e9"
+        );
+        let v1 = TREADMILL.replace("manifest_version = 0", "manifest_version = 1");
+        assert_eq!(
+            ImageManifest::parse(v1.as_bytes()),
+            Err(ManifestError::Version(1))
+        );
     }
 
     #[test]

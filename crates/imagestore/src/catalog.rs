@@ -13,6 +13,10 @@ pub fn resolve<'a>(images: &'a [ImageSummary], name: &str) -> Option<&'a ImageSu
         Some((l, r)) => (l, Some(r.parse::<u64>().ok()?)),
         None => (name, None),
     };
+    // An empty label names nothing: such an image is named by its id.
+    if label.is_empty() {
+        return None;
+    }
     images
         .iter()
         .filter(|i| i.problem.is_none())

@@ -186,6 +186,11 @@ impl LocalStore {
     /// Validates, serializes (the one serializer: same content, same bytes, same id) and
     /// stores a manifest.
     fn store_manifest(&self, manifest: &ImageManifest) -> Result<ImageId, StoreError> {
+        // The format takes an empty label (Treadmill's reader does), but an image built here
+        // is meant to be named by it.
+        if manifest.label.is_empty() {
+            return Err(invalid("label", "an image needs a label of 1 to 64 bytes".into()));
+        }
         manifest.validate().map_err(|source| StoreError::Manifest {
             id: String::new(),
             source,

@@ -452,3 +452,65 @@ async fn the_api_shows_the_manifest_as_stored() {
         );
     }
 }
+
+/// Issue 15 item 14: a Treadmill-written manifest with an empty label and an upper-case blob
+/// digest is stored, listed (named by its id) and verified for use, its blob found at the
+/// lower-case path the store names it by; `manifest_version = 1` is refused on upload and a
+/// stored one listed with its problem; Paddock's own builders still want a label.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn treadmill_readable_variants_are_decided() {
+    let s = start().await;
+    let (_, files) = plain_image("lenient");
+    let blobs = &files[..2];
+    for (status, body) in put_all(&s, blobs).await {
+        assert_eq!(status, 201, "{body}");
+    }
+    let full = String::from_utf8(files[2].1.clone()).unwrap();
+    let boot = match &files[0].0 {
+        StorePath::Blob(d) => d.to_string(),
+        _ => unreachable!(),
+    };
+    let lenient = full
+        .replace("\"lenient\"", "\"\"")
+        .replace(&boot, &boot.to_ascii_uppercase());
+    let id = sha256_id(lenient.as_bytes());
+    let r = put_all(&s, &[(StorePath::Image(id.clone()), lenient.into_bytes())]).await;
+    assert_eq!(r[0].0, 201, "{}", r[0].1);
+    let (status, v) = get_json(&format!("{}/api/v1/images/{id}", s.base)).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v.get("problem").is_none(), "{v}");
+    assert_eq!(v["label"], "", "{v}");
+    paddock_imagestore::LocalStore::new(&s.root)
+        .verified_image(&id)
+        .unwrap();
+
+    let v1 = full.replace("manifest_version = 0", "manifest_version = 1");
+    let v1_id = sha256_id(v1.as_bytes());
+    let r = put_all(&s, &[(StorePath::Image(v1_id.clone()), v1.clone().into_bytes())]).await;
+    assert_eq!(r[0].0, 400, "{}", r[0].1);
+    assert!(r[0].1.contains("manifest_version 1"), "{}", r[0].1);
+    write_files(&s.root, &[(StorePath::Image(v1_id.clone()), v1.into_bytes())]);
+    let (_, v) = get_json(&format!("{}/api/v1/images/{v1_id}", s.base)).await;
+    assert!(
+        v["problem"].as_str().unwrap().contains("manifest_version"),
+        "{v}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("x.sh");
+    std::fs::write(&script, "echo x\n").unwrap();
+    let e = paddock_imagestore::LocalStore::new(dir.path().join("S"))
+        .import(
+            &script,
+            &paddock_imagestore::import::ImportOptions {
+                label: String::new(),
+                revision: None,
+                description: String::new(),
+                entry_point: None,
+                ready_on_puppet: false,
+            },
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("label"), "{e}");
+}
