@@ -282,6 +282,9 @@ if paddock image pull hello Q --url http://127.0.0.1:$PORT 2> label.err; then ex
         .verified_image(&id.parse().unwrap())
         .unwrap();
     let err = read("label.err");
-    assert!(err.contains("no image \"hello\"") && err.contains("full image ids"), "{err}");
+    assert!(
+        err.contains("no image \"hello\"") && err.contains("full image ids"),
+        "{err}"
+    );
     assert!(!err.contains("<html"), "no HTML page in the error: {err}");
 }

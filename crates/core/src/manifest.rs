@@ -101,10 +101,7 @@ fn check_attrs(at: &str, attrs: &BTreeMap<String, String>) -> Result<(), Manifes
             ));
         }
         if v.len() > MAX_TEXT {
-            return Err(invalid(
-                format!("{at}.{k}"),
-                "attribute value over 64 KiB",
-            ));
+            return Err(invalid(format!("{at}.{k}"), "attribute value over 64 KiB"));
         }
     }
     Ok(())
@@ -304,7 +301,7 @@ manifest_extensions = ["org.tockos.treadmill.manifest-ext.base", "org.example.un
         let cut = TREADMILL
             .find("[\"org.tockos.treadmill.manifest-ext.base.blobs\"")
             .unwrap();
-        let e = ImageManifest::parse(TREADMILL[..cut].as_bytes())
+        let e = ImageManifest::parse(&TREADMILL.as_bytes()[..cut])
             .unwrap_err()
             .to_string();
         assert!(

@@ -155,9 +155,9 @@ impl StoreClient {
                     .and_then(|s| s.parse().ok())
                     .ok_or_else(|| ClientError::Other("the server named no image id".into()))?
             }
-            Err(ClientError::NotFound { .. }) if name.parse::<ImageId>().is_ok() => {
-                name.parse().map_err(|_| ClientError::Other(name.to_string()))?
-            }
+            Err(ClientError::NotFound { .. }) if name.parse::<ImageId>().is_ok() => name
+                .parse()
+                .map_err(|_| ClientError::Other(name.to_string()))?,
             Err(ClientError::NotFound { url }) => {
                 return Err(ClientError::Other(format!(
                     "no image {name:?} at {} ({url}: 404; a label needs a Paddock image store \

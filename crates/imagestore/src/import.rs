@@ -81,7 +81,10 @@ impl ImageSummary {
         let v: Option<toml::Table> = std::str::from_utf8(bytes)
             .ok()
             .and_then(|t| toml::from_str(t).ok());
-        let field = |k: &str| v.as_ref().and_then(|v| v.get(&format!("{BASE_EXTENSION}.{k}")));
+        let field = |k: &str| {
+            v.as_ref()
+                .and_then(|v| v.get(&format!("{BASE_EXTENSION}.{k}")))
+        };
         ImageSummary {
             id,
             label: field("label")
@@ -189,7 +192,10 @@ impl LocalStore {
         // The format takes an empty label (Treadmill's reader does), but an image built here
         // is meant to be named by it.
         if manifest.label.is_empty() {
-            return Err(invalid("label", "an image needs a label of 1 to 64 bytes".into()));
+            return Err(invalid(
+                "label",
+                "an image needs a label of 1 to 64 bytes".into(),
+            ));
         }
         manifest.validate().map_err(|source| StoreError::Manifest {
             id: String::new(),

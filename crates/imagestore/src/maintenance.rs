@@ -117,7 +117,7 @@ fn blob_digests(bytes: &[u8]) -> Option<Vec<String>> {
     {
         for blob in blobs.values() {
             if let Some(d) = blob
-                .get(&format!("{base}.sha256-digest"))
+                .get(format!("{base}.sha256-digest"))
                 .and_then(|d| d.as_str())
             {
                 out.push(d.to_ascii_lowercase());

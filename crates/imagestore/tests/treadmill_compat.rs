@@ -486,10 +486,17 @@ async fn treadmill_readable_variants_are_decided() {
 
     let v1 = full.replace("manifest_version = 0", "manifest_version = 1");
     let v1_id = sha256_id(v1.as_bytes());
-    let r = put_all(&s, &[(StorePath::Image(v1_id.clone()), v1.clone().into_bytes())]).await;
+    let r = put_all(
+        &s,
+        &[(StorePath::Image(v1_id.clone()), v1.clone().into_bytes())],
+    )
+    .await;
     assert_eq!(r[0].0, 400, "{}", r[0].1);
     assert!(r[0].1.contains("manifest_version 1"), "{}", r[0].1);
-    write_files(&s.root, &[(StorePath::Image(v1_id.clone()), v1.into_bytes())]);
+    write_files(
+        &s.root,
+        &[(StorePath::Image(v1_id.clone()), v1.into_bytes())],
+    );
     let (_, v) = get_json(&format!("{}/api/v1/images/{v1_id}", s.base)).await;
     assert!(
         v["problem"].as_str().unwrap().contains("manifest_version"),

@@ -32,7 +32,13 @@ async fn static_server(root: &std::path::Path) -> StaticServer {
         .unwrap()
         .port();
     let child = std::process::Command::new("python3")
-        .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"])
+        .args([
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
         .current_dir(root)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -74,7 +80,11 @@ async fn static_treadmill_store_serves_full_ids(backend: Backend) {
     let t = TestApp::start_with(backend, |c| c.image_urls = vec![www.base.clone()]).await;
 
     let (s, v) = t
-        .enqueue_as(&t.admin.clone(), "board:x", json!({"image": id.to_string()}))
+        .enqueue_as(
+            &t.admin.clone(),
+            "board:x",
+            json!({"image": id.to_string()}),
+        )
         .await;
     assert_eq!(s, StatusCode::CREATED, "a full id in a static store: {v}");
     let job = t.job(v["job_id"].as_str().unwrap()).await;
@@ -83,7 +93,11 @@ async fn static_treadmill_store_serves_full_ids(backend: Backend) {
     // An id the store does not have: 404, as before.
     let other = sha256_id(b"no such image");
     let (s, v) = t
-        .enqueue_as(&t.admin.clone(), "board:x", json!({"image": other.to_string()}))
+        .enqueue_as(
+            &t.admin.clone(),
+            "board:x",
+            json!({"image": other.to_string()}),
+        )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
 
@@ -93,7 +107,11 @@ async fn static_treadmill_store_serves_full_ids(backend: Backend) {
     std::fs::create_dir_all(wrong.parent().unwrap()).unwrap();
     std::fs::write(&wrong, "not the image").unwrap();
     let (s, v) = t
-        .enqueue_as(&t.admin.clone(), "board:x", json!({"image": other.to_string()}))
+        .enqueue_as(
+            &t.admin.clone(),
+            "board:x",
+            json!({"image": other.to_string()}),
+        )
         .await;
     assert_ne!(s, StatusCode::CREATED, "{v}");
 
@@ -109,12 +127,13 @@ async fn static_treadmill_store_serves_full_ids(backend: Backend) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, unusable).unwrap();
     let (s, v) = t
-        .enqueue_as(&t.admin.clone(), "board:x", json!({"image": bad.to_string()}))
+        .enqueue_as(
+            &t.admin.clone(),
+            "board:x",
+            json!({"image": bad.to_string()}),
+        )
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
-    assert!(
-        v["error"].as_str().unwrap().contains("base.blobs"),
-        "{v}"
-    );
+    assert!(v["error"].as_str().unwrap().contains("base.blobs"), "{v}");
 }
 both_backends!(static_treadmill_store_serves_full_ids);

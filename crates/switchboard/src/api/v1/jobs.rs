@@ -115,8 +115,8 @@ async fn resolve_image(app: &AppState, image: &str) -> Result<ImageId, ApiError>
                 .await
                 .map_err(|e| ApiError::Internal(anyhow::anyhow!("listing images: {e}")))?
                 .map_err(|e| ApiError::Internal(anyhow::anyhow!("listing images: {e}")))?;
-        let found =
-            paddock_imagestore::catalog::resolve(&images, image).ok_or_else(|| not_found("the image store"))?;
+        let found = paddock_imagestore::catalog::resolve(&images, image)
+            .ok_or_else(|| not_found("the image store"))?;
         if let Some(problem) = &found.problem {
             return Err(unusable(problem));
         }
@@ -141,11 +141,7 @@ enum StaticImage {
 /// Reads the manifest of `id` from its store path at `base` (`images/aa/bb/cc/<id>`), as a
 /// static Treadmill store serves it: `true` when it is there, hashes to its id and parses;
 /// `false` when it is not there (404, or a file that is not that manifest).
-async fn static_image(
-    app: &AppState,
-    base: &str,
-    id: &ImageId,
-) -> Result<bool, StaticImage> {
+async fn static_image(app: &AppState, base: &str, id: &ImageId) -> Result<bool, StaticImage> {
     /// Largest manifest read (the image store server's limit).
     const MAX_MANIFEST: usize = 1024 * 1024;
     let url = format!(
