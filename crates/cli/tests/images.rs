@@ -61,3 +61,67 @@ fn import_then_list() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/thing"));
 }
+
+/// `paddock image show --json` shows the manifest as stored: Treadmill's blob `sources` and
+/// keys Paddock does not know are kept, not dropped by a rewrite (issue 15 item 13).
+#[test]
+fn show_json_gives_the_manifest_as_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let blob = b"boot archive".to_vec();
+    let d = paddock_core::manifest::sha256_id(&blob);
+    let manifest = format!(
+        r#"manifest_version = 0
+manifest_extensions = ["org.tockos.treadmill.manifest-ext.base", "org.tockos.treadmill.manifest-ext.source"]
+"org.tockos.treadmill.manifest-ext.base.label" = "netboot"
+"org.tockos.treadmill.manifest-ext.base.revision" = 2
+"org.tockos.treadmill.manifest-ext.base.description" = ""
+"org.example.unknown" = {{ kept = true }}
+
+["org.tockos.treadmill.manifest-ext.base.attrs"]
+
+["org.tockos.treadmill.manifest-ext.base.blobs".boot]
+"org.tockos.treadmill.manifest-ext.base.sha256-digest" = "{d}"
+"org.tockos.treadmill.manifest-ext.base.size" = {}
+"org.tockos.treadmill.manifest-ext.base.attrs" = {{}}
+sources = [ {{ type = "HttpGet", url = "https://example.org/boot" }} ]
+"#,
+        blob.len()
+    );
+    let id = paddock_core::manifest::sha256_id(manifest.as_bytes());
+    for (rel, bytes) in [
+        (paddock_core::manifest::blob_path(&d), blob),
+        (
+            paddock_core::manifest::image_path(&id),
+            manifest.into_bytes(),
+        ),
+    ] {
+        let p = store.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+    for name in [id.to_string(), "netboot".to_string()] {
+        let out = Command::new(PADDOCK)
+            .args(["image", "show", &name, "--json", "--store"])
+            .arg(&store)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let m = &v["manifest"];
+        assert_eq!(m["org.example.unknown"]["kept"], true, "{v}");
+        assert_eq!(
+            m["org.tockos.treadmill.manifest-ext.base.blobs"]["boot"]["sources"][0]["url"],
+            "https://example.org/boot",
+            "{v}"
+        );
+        assert_eq!(
+            m["manifest_extensions"][1], "org.tockos.treadmill.manifest-ext.source",
+            "{v}"
+        );
+    }
+}

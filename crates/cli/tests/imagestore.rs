@@ -250,3 +250,41 @@ if nixargs '{ out = "x"; label = "l"; revision = 1; blobs = {}; colour = "red"; 
         read("unknown.err")
     );
 }
+
+/// A plain static Treadmill store (python3's http.server here, nginx in production: no
+/// `/api/v1/images`) serves a pull by full image id from its store paths, as `mirror` and the
+/// supervisor's cache read it (issue 15 item 12); a label needs a Paddock server, and says so.
+#[test]
+fn pull_by_full_id_from_a_plain_static_store() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hello.sh"), "#!/bin/sh\necho hello\n").unwrap();
+    let script = format!(
+        r#"
+set -euo pipefail
+PORT={port}
+ID=$(paddock image import ./hello.sh --label hello --store W)
+echo "$ID" > id.txt
+(cd W && exec python3 -m http.server $PORT --bind 127.0.0.1 2> ../www.err) &
+SERVER=$!
+trap 'kill $SERVER' EXIT
+for i in $(seq 100); do curl -sf http://127.0.0.1:$PORT/ >/dev/null && break; sleep 0.1; done
+paddock image pull "$ID" P --url http://127.0.0.1:$PORT > pulled.txt
+if paddock image pull hello Q --url http://127.0.0.1:$PORT 2> label.err; then exit 1; fi
+"#,
+        port = shell::free_port()
+    );
+    let d = dir.path();
+    bash(d, &script);
+    let read = |f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+    let id = read("id.txt").trim().to_string();
+    assert_eq!(read("pulled.txt").trim(), id);
+    paddock_imagestore::LocalStore::new(d.join("P"))
+        .verified_image(&id.parse().unwrap())
+        .unwrap();
+    let err = read("label.err");
+    assert!(
+        err.contains("no image \"hello\"") && err.contains("full image ids"),
+        "{err}"
+    );
+    assert!(!err.contains("<html"), "no HTML page in the error: {err}");
+}

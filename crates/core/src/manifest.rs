@@ -66,16 +66,23 @@ pub struct ImageManifest {
     pub label: String,
     #[serde(rename = "org.tockos.treadmill.manifest-ext.base.revision")]
     pub revision: u64,
-    #[serde(rename = "org.tockos.treadmill.manifest-ext.base.description", default)]
+    /// Required (it may be empty): Treadmill's parser refuses a manifest without it.
+    #[serde(rename = "org.tockos.treadmill.manifest-ext.base.description")]
     pub description: String,
     #[serde(rename = "org.tockos.treadmill.manifest-ext.base.attrs", default)]
     pub attrs: BTreeMap<String, String>,
-    #[serde(rename = "org.tockos.treadmill.manifest-ext.base.blobs", default)]
+    /// Required: Treadmill's parser refuses a manifest without it.
+    #[serde(rename = "org.tockos.treadmill.manifest-ext.base.blobs")]
     pub blobs: BTreeMap<String, BlobSpec>,
 }
 
 const MAX_LABEL: usize = 64;
 const MAX_TEXT: usize = 64 * 1024;
+/// Longest attribute name accepted. Treadmill's `validate` says 64 bytes, but its reader never
+/// calls it and its own netboot builder writes the 65-byte
+/// `org.tockos.treadmill.image.nbd_qcow2_layered_v0.blob-virtual-size`; this bound only keeps
+/// hostile input in check.
+pub const MAX_ATTR_NAME: usize = 255;
 const MAX_BLOBS: usize = 4096;
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> ManifestError {
@@ -87,11 +94,14 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> ManifestErro
 
 fn check_attrs(at: &str, attrs: &BTreeMap<String, String>) -> Result<(), ManifestError> {
     for (k, v) in attrs {
-        if k.len() > MAX_LABEL || v.len() > MAX_TEXT {
+        if k.len() > MAX_ATTR_NAME {
             return Err(invalid(
                 format!("{at}.{k}"),
-                "attribute name over 64 bytes or value over 64 KiB",
+                format!("attribute name over {MAX_ATTR_NAME} bytes"),
             ));
+        }
+        if v.len() > MAX_TEXT {
+            return Err(invalid(format!("{at}.{k}"), "attribute value over 64 KiB"));
         }
     }
     Ok(())
@@ -101,13 +111,34 @@ impl ImageManifest {
     /// Parses and validates manifest bytes.
     pub fn parse(bytes: &[u8]) -> Result<ImageManifest, ManifestError> {
         let text = std::str::from_utf8(bytes).map_err(|e| ManifestError::Syntax(e.to_string()))?;
-        let m: ImageManifest =
+        // Keys Treadmill's parser requires and a default would hide (an upload without its
+        // blobs would otherwise be published as an image of none): said plainly.
+        if let Ok(table) = toml::from_str::<toml::Table>(text) {
+            for key in ["description", "blobs"] {
+                let key = format!("{BASE_EXTENSION}.{key}");
+                if !table.contains_key(&key) {
+                    return Err(invalid(
+                        key,
+                        "missing; Treadmill's reader requires it (a description may be empty)",
+                    ));
+                }
+            }
+        }
+        let mut m: ImageManifest =
             toml::from_str(text).map_err(|e| ManifestError::Syntax(e.to_string()))?;
+        // Treadmill's reader decodes digests as hex of either case and names the blob by its
+        // lower-case hex, as the store does: read them the same way.
+        for b in m.blobs.values_mut() {
+            b.sha256_digest.make_ascii_lowercase();
+        }
         m.validate()?;
         Ok(m)
     }
 
-    /// The limits and rules of the format (they match Treadmill's own validation).
+    /// The limits and rules of the format: Treadmill's own validation, widened to what its
+    /// reader takes where Treadmill's tools write more (attribute names up to
+    /// [`MAX_ATTR_NAME`] bytes; an empty label, which names no image: only its id does).
+    /// `manifest_version` must still be 0: another major version need not be compatible.
     pub fn validate(&self) -> Result<(), ManifestError> {
         if self.manifest_version != 0 {
             return Err(ManifestError::Version(self.manifest_version));
@@ -115,8 +146,8 @@ impl ImageManifest {
         if !self.manifest_extensions.iter().any(|e| e == BASE_EXTENSION) {
             return Err(ManifestError::MissingBaseExtension);
         }
-        if self.label.is_empty() || self.label.len() > MAX_LABEL {
-            return Err(invalid("label", "must be 1 to 64 bytes"));
+        if self.label.len() > MAX_LABEL {
+            return Err(invalid("label", "must be at most 64 bytes"));
         }
         if self.description.len() > MAX_TEXT {
             return Err(invalid("description", "must be at most 64 KiB"));
@@ -229,6 +260,66 @@ manifest_extensions = ["org.tockos.treadmill.manifest-ext.base", "org.example.un
         // Written back, it parses to the same manifest.
         let again = ImageManifest::parse(m.to_toml().unwrap().as_bytes()).unwrap();
         assert_eq!(again, m);
+    }
+
+    /// Issue 15 item 14: what Treadmill's reader takes and Paddock decided to take too (an
+    /// empty label, an upper-case digest, read as lower case), and what it still refuses
+    /// (`manifest_version` other than 0).
+    #[test]
+    fn empty_label_and_upper_case_digests_are_read() {
+        let empty = TREADMILL.replace("\"vm-ubuntu-2204-amd64-uefi\"", "\"\"");
+        assert_eq!(ImageManifest::parse(empty.as_bytes()).unwrap().label, "");
+        let upper = TREADMILL.replace(
+            "5feceb66ffc86f38d952786c6d696c79c2dbc239dd4e91b46729d73a27fb57e9",
+            "5FECEB66FFC86F38D952786C6D696C79C2DBC239DD4E91B46729D73A27FB57E9",
+        );
+        let m = ImageManifest::parse(upper.as_bytes()).unwrap();
+        assert_eq!(
+            m.blobs["layer-0"].sha256_digest,
+            "5feceb66ffc86f38d952786c6d696c79c2dbc239dd4e91b46729d73a27fb57e9"
+        );
+        let v1 = TREADMILL.replace("manifest_version = 0", "manifest_version = 1");
+        assert_eq!(
+            ImageManifest::parse(v1.as_bytes()),
+            Err(ManifestError::Version(1))
+        );
+    }
+
+    #[test]
+    fn description_and_blobs_are_required() {
+        let no_description = TREADMILL.replace(
+            "\"org.tockos.treadmill.manifest-ext.base.description\" = \"Ubuntu 22.04 VM\"\n",
+            "",
+        );
+        let e = ImageManifest::parse(no_description.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("org.tockos.treadmill.manifest-ext.base.description: missing;"),
+            "{e}"
+        );
+        let cut = TREADMILL
+            .find("[\"org.tockos.treadmill.manifest-ext.base.blobs\"")
+            .unwrap();
+        let e = ImageManifest::parse(&TREADMILL.as_bytes()[..cut])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("org.tockos.treadmill.manifest-ext.base.blobs: missing;"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn attribute_names_up_to_255_bytes() {
+        let netboot = "org.tockos.treadmill.image.nbd_qcow2_layered_v0.blob-virtual-size";
+        assert_eq!(netboot.len(), 65);
+        let m = TREADMILL.replace("org.tockos.treadmill.image.qemu_layered_v0.lower", netboot);
+        ImageManifest::parse(m.as_bytes()).unwrap();
+        let long = format!("org.example.{}", "x".repeat(MAX_ATTR_NAME - 11));
+        let m = TREADMILL.replace("org.tockos.treadmill.image.qemu_layered_v0.lower", &long);
+        let e = ImageManifest::parse(m.as_bytes()).unwrap_err().to_string();
+        assert!(e.contains("attribute name over 255 bytes"), "{e}");
     }
 
     #[test]

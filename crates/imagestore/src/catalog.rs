@@ -3,7 +3,8 @@
 
 use crate::import::ImageSummary;
 
-/// Finds the image `name` refers to.
+/// Finds the image `name` refers to. An image with a problem is found by its id only (its
+/// label, if it could be read, never stands for it).
 pub fn resolve<'a>(images: &'a [ImageSummary], name: &str) -> Option<&'a ImageSummary> {
     if let Some(i) = images.iter().find(|i| i.id.as_str() == name) {
         return Some(i);
@@ -12,20 +13,38 @@ pub fn resolve<'a>(images: &'a [ImageSummary], name: &str) -> Option<&'a ImageSu
         Some((l, r)) => (l, Some(r.parse::<u64>().ok()?)),
         None => (name, None),
     };
+    // An empty label names nothing: such an image is named by its id.
+    if label.is_empty() {
+        return None;
+    }
     images
         .iter()
+        .filter(|i| i.problem.is_none())
         .filter(|i| i.label == label && revision.is_none_or(|r| i.revision == r))
         .max_by_key(|i| i.revision)
 }
 
+/// A manifest's JSON as stored: every key of the TOML file, Treadmill's blob `sources` and keys
+/// Paddock does not read included, none added (no default filled in). `None` when the bytes
+/// are not TOML.
+pub fn manifest_json(bytes: &[u8]) -> Option<serde_json::Value> {
+    let table: toml::Table = toml::from_str(std::str::from_utf8(bytes).ok()?).ok()?;
+    serde_json::to_value(table).ok()
+}
+
+/// `problem` is there only for an image that cannot be used (see [`ImageSummary::problem`]).
 pub fn summary_json(i: &ImageSummary) -> serde_json::Value {
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "id": i.id.to_string(),
         "label": i.label,
         "revision": i.revision,
         "description": i.description,
         "size": i.size,
-    })
+    });
+    if let Some(p) = &i.problem {
+        v["problem"] = serde_json::Value::String(p.clone());
+    }
+    v
 }
 
 #[cfg(test)]
@@ -40,6 +59,7 @@ mod tests {
             revision,
             description: String::new(),
             size: 1,
+            problem: None,
         }
     }
 

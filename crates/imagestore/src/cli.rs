@@ -259,18 +259,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         .unwrap_or_default()
                 );
             }
+            for (path, why) in &r.invalid {
+                println!(
+                    "INVALID {}: not a usable image manifest: {why}",
+                    path.display()
+                );
+            }
             eprintln!(
-                "check: {} files, {} bytes, {} corrupt, {} links",
+                "check: {} files, {} bytes, {} corrupt, {} links, {} invalid manifests",
                 r.checked,
                 r.bytes,
                 r.corrupt.len(),
-                r.links.len()
+                r.links.len(),
+                r.invalid.len()
             );
             if (!r.corrupt.is_empty() || !r.links.is_empty()) && !repair {
                 bail!(
                     "{} corrupt files, {} links (run with --repair to quarantine them)",
                     r.corrupt.len(),
                     r.links.len()
+                );
+            }
+            if !r.invalid.is_empty() {
+                bail!(
+                    "{} manifests are not usable images (never repaired: remove them, or publish fixed ones)",
+                    r.invalid.len()
                 );
             }
             Ok(())

@@ -13,6 +13,9 @@ use crate::paths::StorePath;
 pub enum ClientError {
     #[error("{url}: {message}")]
     Http { url: String, message: String },
+    /// The server answered 404.
+    #[error("{url}: not found (HTTP 404)")]
+    NotFound { url: String },
     #[error(transparent)]
     Store(#[from] crate::local::StoreError),
     #[error("{0}")]
@@ -115,6 +118,9 @@ impl StoreClient {
             .send()
             .await
             .map_err(|e| http_err(&url, e.to_string()))?;
+        if r.status() == reqwest::StatusCode::NOT_FOUND {
+            return Err(ClientError::NotFound { url });
+        }
         if !r.status().is_success() {
             let s = r.status();
             let text = r.text().await.unwrap_or_default();
@@ -134,13 +140,33 @@ impl StoreClient {
     }
 
     /// Downloads image `name` (id, label or label@revision) into the store at `dir`, every
-    /// file verified. Returns the image id.
+    /// file verified. Returns the image id. A full id that `/api/v1/images/` does not know is
+    /// fetched from its store path: a plain static Treadmill store has no API, only files.
     pub async fn pull(&self, name: &str, dir: &Path) -> Result<ImageId, ClientError> {
-        let shown = self.show(name).await?;
-        let id: ImageId = shown["id"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| ClientError::Other("the server named no image id".into()))?;
+        let id: ImageId = match self.show(name).await {
+            Ok(shown) => {
+                if let Some(p) = shown["problem"].as_str() {
+                    return Err(ClientError::Other(format!(
+                        "image {name} cannot be used: {p}"
+                    )));
+                }
+                shown["id"]
+                    .as_str()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| ClientError::Other("the server named no image id".into()))?
+            }
+            Err(ClientError::NotFound { .. }) if name.parse::<ImageId>().is_ok() => name
+                .parse()
+                .map_err(|_| ClientError::Other(name.to_string()))?,
+            Err(ClientError::NotFound { url }) => {
+                return Err(ClientError::Other(format!(
+                    "no image {name:?} at {} ({url}: 404; a label needs a Paddock image store \
+                     server, a plain static store serves full image ids only)",
+                    self.base
+                )));
+            }
+            Err(e) => return Err(e),
+        };
         let counter = AtomicU64::new(0);
         // The manifest is held in memory until its blobs are in: a store never has a manifest
         // whose blobs are missing.
@@ -151,6 +177,12 @@ impl StoreClient {
             .send()
             .await
             .map_err(|e| http_err(&url, e.to_string()))?;
+        if r.status() == reqwest::StatusCode::NOT_FOUND {
+            return Err(ClientError::Other(format!(
+                "no image {id} at {} ({url}: 404)",
+                self.base
+            )));
+        }
         if !r.status().is_success() {
             return Err(http_err(&url, format!("HTTP {}", r.status())));
         }

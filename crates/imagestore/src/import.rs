@@ -69,6 +69,40 @@ pub struct ImageSummary {
     pub revision: u64,
     pub description: String,
     pub size: u64,
+    /// Why this stored image cannot be used (its manifest does not hash to its name, or is
+    /// not a manifest Paddock reads): it is listed anyway, never hidden, and only its id
+    /// names it. Label, revision and description are then what could be read, if anything.
+    pub problem: Option<String>,
+}
+
+impl ImageSummary {
+    /// A stored image that cannot be used: what can be read of its manifest, and why.
+    fn with_problem(id: ImageId, bytes: &[u8], problem: String) -> ImageSummary {
+        let v: Option<toml::Table> = std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|t| toml::from_str(t).ok());
+        let field = |k: &str| {
+            v.as_ref()
+                .and_then(|v| v.get(&format!("{BASE_EXTENSION}.{k}")))
+        };
+        ImageSummary {
+            id,
+            label: field("label")
+                .and_then(|l| l.as_str())
+                .unwrap_or_default()
+                .to_string(),
+            revision: field("revision")
+                .and_then(|r| r.as_integer())
+                .and_then(|r| u64::try_from(r).ok())
+                .unwrap_or(0),
+            description: field("description")
+                .and_then(|d| d.as_str())
+                .unwrap_or_default()
+                .to_string(),
+            size: 0,
+            problem: Some(problem),
+        }
+    }
 }
 
 fn invalid(field: &str, message: String) -> StoreError {
@@ -155,6 +189,14 @@ impl LocalStore {
     /// Validates, serializes (the one serializer: same content, same bytes, same id) and
     /// stores a manifest.
     fn store_manifest(&self, manifest: &ImageManifest) -> Result<ImageId, StoreError> {
+        // The format takes an empty label (Treadmill's reader does), but an image built here
+        // is meant to be named by it.
+        if manifest.label.is_empty() {
+            return Err(invalid(
+                "label",
+                "an image needs a label of 1 to 64 bytes".into(),
+            ));
+        }
         manifest.validate().map_err(|source| StoreError::Manifest {
             id: String::new(),
             source,
@@ -200,8 +242,10 @@ impl LocalStore {
         Ok(id)
     }
 
-    /// Every image whose manifest hashes to its name and parses, newest revision first within a
-    /// label. Blobs are not read here (use [`LocalStore::verified_image`] before use).
+    /// Every image of the store, newest revision first within a label; one whose manifest does
+    /// not hash to its name or does not parse is listed with its `problem`, never hidden (a
+    /// link is not part of the store and is skipped: `check` reports it). Blobs are not read
+    /// here (use [`LocalStore::verified_image`] before use).
     pub fn list(&self) -> Result<Vec<ImageSummary>, StoreError> {
         let mut out = Vec::new();
         let top = self.root().join("images");
@@ -227,19 +271,32 @@ impl LocalStore {
                             Err(crate::regular::OpenError::NotRegular(_)) => continue,
                             Err(e) => return Err(e.into()),
                         };
-                        if sha256_id(&bytes) != id {
+                        let actual = sha256_id(&bytes);
+                        if actual != id {
+                            out.push(ImageSummary::with_problem(
+                                id,
+                                &bytes,
+                                format!(
+                                    "corrupt: the manifest hashes to {actual} (see `paddock-imagestore check`)"
+                                ),
+                            ));
                             continue;
                         }
-                        let Ok(m) = ImageManifest::parse(&bytes) else {
-                            continue;
-                        };
-                        out.push(ImageSummary {
-                            size: m.total_size(),
-                            id,
-                            label: m.label,
-                            revision: m.revision,
-                            description: m.description,
-                        });
+                        match ImageManifest::parse(&bytes) {
+                            Ok(m) => out.push(ImageSummary {
+                                size: m.total_size(),
+                                id,
+                                label: m.label,
+                                revision: m.revision,
+                                description: m.description,
+                                problem: None,
+                            }),
+                            Err(e) => out.push(ImageSummary::with_problem(
+                                id,
+                                &bytes,
+                                format!("unusable manifest: {e}"),
+                            )),
+                        }
                     }
                 }
             }

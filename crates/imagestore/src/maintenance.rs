@@ -51,12 +51,17 @@ pub fn gc(root: &Path, grace: Duration, dry_run: bool) -> Result<GcReport, Store
                     path.display()
                 )));
             }
-            let m = ImageManifest::parse(&bytes).map_err(|source| StoreError::Manifest {
-                id: id.to_string(),
-                source,
-            })?;
+            let digests = match ImageManifest::parse(&bytes) {
+                Ok(m) => m.blobs.values().map(|b| b.sha256_digest.clone()).collect(),
+                // A manifest Paddock no longer accepts (`check` reports it) still keeps the
+                // blobs it names, as long as they can be read from it.
+                Err(source) => blob_digests(&bytes).ok_or_else(|| StoreError::Manifest {
+                    id: id.to_string(),
+                    source,
+                })?,
+            };
             report.images += 1;
-            referenced.extend(m.blobs.values().map(|b| b.sha256_digest.clone()));
+            referenced.extend(digests);
         }
     }
     report.referenced = referenced.len();
@@ -100,6 +105,28 @@ pub fn gc(root: &Path, grace: Duration, dry_run: bool) -> Result<GcReport, Store
     Ok(report)
 }
 
+/// The blob digests a manifest names, read from its TOML without the format's other rules;
+/// `None` when it is not TOML. Digests are lower-cased, as the store names blobs.
+fn blob_digests(bytes: &[u8]) -> Option<Vec<String>> {
+    let table: toml::Table = toml::from_str(std::str::from_utf8(bytes).ok()?).ok()?;
+    let base = paddock_core::manifest::BASE_EXTENSION;
+    let mut out = Vec::new();
+    if let Some(blobs) = table
+        .get(&format!("{base}.blobs"))
+        .and_then(|b| b.as_table())
+    {
+        for blob in blobs.values() {
+            if let Some(d) = blob
+                .get(format!("{base}.sha256-digest"))
+                .and_then(|d| d.as_str())
+            {
+                out.push(d.to_ascii_lowercase());
+            }
+        }
+    }
+    Some(out)
+}
+
 /// One corrupt file found by `check`.
 #[derive(Debug)]
 pub struct Corrupt {
@@ -121,6 +148,10 @@ pub struct CheckReport {
     pub links: Vec<PathBuf>,
     /// Where `--repair` moved them (the links themselves, never what they point to).
     pub links_quarantined: Vec<PathBuf>,
+    /// Manifests that hash to their name but are not images Paddock (or Treadmill's reader)
+    /// can use, with why: listed with their problem, never used. `--repair` leaves them (their
+    /// content is what was published); remove them, or publish a fixed manifest.
+    pub invalid: Vec<(PathBuf, String)>,
 }
 
 /// Re-hashes every file of the store and finds every link in it; with `repair`, moves corrupt
@@ -149,6 +180,16 @@ pub fn check(
         let (actual, len) = hash_regular(root, &p.relative())?;
         report.checked += 1;
         report.bytes += len;
+        if actual == expected
+            && let StorePath::Image(_) = &p
+        {
+            let bytes = crate::regular::read(root, &p.relative())?;
+            if sha256_id(&bytes) == expected
+                && let Err(e) = ImageManifest::parse(&bytes)
+            {
+                report.invalid.push((path.clone(), e.to_string()));
+            }
+        }
         if actual != expected {
             let quarantined = if repair {
                 let q = root.join("quarantine");

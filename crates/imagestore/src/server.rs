@@ -1,7 +1,9 @@
 //! The store's HTTP server: serves `images/…`, `blobs/…` and `all.txt` (GET, HEAD, byte
 //! ranges, `ETag` = the digest, immutable caching, streamed bodies), takes authenticated
 //! uploads with `PUT` on the same paths (verified before they become visible), lists images
-//! under `/api/v1/images`, and keeps `all.txt` current.
+//! under `/api/v1/images`, and keeps `all.txt` current ([`IndexHandle`]: within
+//! [`RESCAN`] + the time of a walk of files published behind its back, before a manifest
+//! PUT returns for uploads).
 //!
 //! Only regular files reached without a link are served ([`crate::regular`]): a link at a store
 //! path is answered 404 like a missing file. An upload is written through
@@ -53,8 +55,8 @@ struct Srv {
     root: Arc<PathBuf>,
     store: LocalStore,
     tokens: Arc<TokenCache>,
-    /// Set when the store changed: the index task rewrites `all.txt`.
-    changed: Arc<Notify>,
+    /// Asks the index task to rewrite `all.txt`, and waits for it.
+    index: IndexHandle,
     max_upload: u64,
 }
 
@@ -88,10 +90,10 @@ pub fn app(root: &Path, max_upload_bytes: u64) -> Router {
         root: Arc::new(root.to_path_buf()),
         store: LocalStore::new(root),
         tokens: Arc::new(TokenCache::new(root)),
-        changed: Arc::new(Notify::new()),
+        index: IndexHandle::new(),
         max_upload: max_upload_bytes,
     };
-    tokio::spawn(index_task(srv.root.clone(), srv.changed.clone()));
+    tokio::spawn(index_task(srv.root.clone(), srv.index.clone()));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/api/v1/images", get(list_images))
@@ -142,14 +144,95 @@ pub async fn serve(
     .await
 }
 
-async fn index_task(root: Arc<PathBuf>, changed: Arc<Notify>) {
+/// How often the index task walks the store when nothing asked it to: files published behind
+/// the server's back (the book's `rsync -r -L result/ STORE/`, an operator's `rm`) reach
+/// `all.txt` within this period plus one walk.
+pub const RESCAN: Duration = Duration::from_secs(1);
+
+/// How long a manifest PUT waits for the `all.txt` rewrite that includes it.
+const INDEX_WAIT: Duration = Duration::from_secs(10);
+
+/// The handle of the task that keeps `all.txt` current.
+///
+/// The task's rules: it walks the store (directories only, no file is read) when asked, or
+/// every [`RESCAN`] when not, and rewrites `all.txt` atomically whenever the walk's lines
+/// differ from what it last wrote. A request is numbered; the task reads the newest number
+/// *before* it walks, so once [`IndexHandle::sync`]'s number is done, every file published
+/// before the request is in `all.txt` (read-your-writes for uploads). A failed walk or
+/// write is logged and retried at the next period; it completes no request.
+#[derive(Debug, Clone)]
+struct IndexHandle {
+    inner: Arc<IndexInner>,
+}
+
+#[derive(Debug)]
+struct IndexInner {
+    requested: std::sync::atomic::AtomicU64,
+    wake: Notify,
+    done: tokio::sync::watch::Sender<u64>,
+}
+
+impl IndexHandle {
+    fn new() -> IndexHandle {
+        IndexHandle {
+            inner: Arc::new(IndexInner {
+                requested: std::sync::atomic::AtomicU64::new(0),
+                wake: Notify::new(),
+                done: tokio::sync::watch::channel(0).0,
+            }),
+        }
+    }
+
+    /// Asks for a rewrite that sees every file published so far; returns its number.
+    fn request(&self) -> u64 {
+        let n = self
+            .inner
+            .requested
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        self.inner.wake.notify_one();
+        n
+    }
+
+    /// Asks for a rewrite and waits until `all.txt` lists every file published before this
+    /// call, at most `limit`. Returns whether it does.
+    async fn sync(&self, limit: Duration) -> bool {
+        let mut rx = self.inner.done.subscribe();
+        let n = self.request();
+        matches!(
+            tokio::time::timeout(limit, rx.wait_for(|done| *done >= n)).await,
+            Ok(Ok(_))
+        )
+    }
+}
+
+async fn index_task(root: Arc<PathBuf>, index: IndexHandle) {
+    let mut written: Option<Vec<String>> = None;
     loop {
-        changed.notified().await;
-        // Coalesce a burst of uploads into one rewrite.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::select! {
+            _ = index.inner.wake.notified() => {}
+            _ = tokio::time::sleep(RESCAN) => {}
+        }
+        let n = index
+            .inner
+            .requested
+            .load(std::sync::atomic::Ordering::SeqCst);
         let r = root.clone();
-        match tokio::task::spawn_blocking(move || crate::index::write(&r)).await {
-            Ok(Ok(n)) => tracing::debug!(files = n, "all.txt rewritten"),
+        let last = written.take();
+        let result = tokio::task::spawn_blocking(move || {
+            let lines = crate::index::list(&r)?;
+            if last.as_ref() != Some(&lines) {
+                crate::index::write_lines(&r, lines.clone())?;
+                tracing::debug!(files = lines.len(), "all.txt rewritten");
+            }
+            Ok::<_, std::io::Error>(lines)
+        })
+        .await;
+        match result {
+            Ok(Ok(lines)) => {
+                written = Some(lines);
+                index.inner.done.send_modify(|d| *d = (*d).max(n));
+            }
             Ok(Err(e)) => tracing::error!(error = %e, "rewriting all.txt"),
             Err(e) => tracing::error!(error = %e, "rewriting all.txt"),
         }
@@ -177,7 +260,8 @@ async fn list_images(State(srv): State<Srv>, Query(q): Query<ListQuery>) -> Resp
     }
 }
 
-/// One image by id, label (newest revision) or `label@revision`, with its manifest.
+/// One image by id, label (newest revision) or `label@revision`, with its manifest as stored
+/// (its TOML as JSON: no key dropped, none added); an image with a problem is shown with it.
 async fn show_image(
     State(srv): State<Srv>,
     axum::extract::Path(name): axum::extract::Path<String>,
@@ -188,16 +272,20 @@ async fn show_image(
         let Some(s) = catalog::resolve(&list, &name).cloned() else {
             return Ok(None);
         };
+        if let Some(problem) = &s.problem {
+            tracing::warn!(image.id = %s.id, %problem, "asked for a stored image that cannot be used");
+        }
         let bytes = crate::regular::read(store.root(), &paddock_core::manifest::image_path(&s.id))
             .map_err(|e| e.to_string())?;
-        let m = ImageManifest::parse(&bytes).map_err(|e| e.to_string())?;
-        Ok(Some((s, m)))
+        Ok(Some((s, catalog::manifest_json(&bytes))))
     })
     .await;
     match found {
         Ok(Ok(Some((s, m)))) => {
             let mut v = catalog::summary_json(&s);
-            v["manifest"] = serde_json::to_value(&m).unwrap_or_default();
+            if let Some(m) = m {
+                v["manifest"] = m;
+            }
             axum::Json(v).into_response()
         }
         Ok(Ok(None)) => text(StatusCode::NOT_FOUND, "no such image"),
@@ -488,7 +576,7 @@ async fn put_blob(srv: &Srv, digest: &paddock_core::ImageId, body: Body) -> Resp
     match published {
         Ok(Ok(true)) => {
             tracing::info!(bytes = len, "blob stored");
-            srv.changed.notify_one();
+            srv.index.request();
             text(StatusCode::CREATED, "stored")
         }
         Ok(Ok(false)) => text(StatusCode::OK, "already stored"),
@@ -561,7 +649,17 @@ async fn put_manifest(srv: &Srv, id: &paddock_core::ImageId, body: Body) -> Resp
     match tokio::task::spawn_blocking(move || store.put_manifest(&bytes)).await {
         Ok(Ok(_)) => {
             tracing::info!(label = %manifest.label, revision = manifest.revision, "image stored");
-            srv.changed.notify_one();
+            // Read-your-writes: a mirror started once the push returns sees the image.
+            if !srv.index.sync(INDEX_WAIT).await {
+                tracing::error!(
+                    wait_ms = INDEX_WAIT.as_millis() as u64,
+                    "image stored, but all.txt does not list it yet (rewriting it failed or is slow)"
+                );
+                return text(
+                    StatusCode::CREATED,
+                    "stored; all.txt does not list it yet (the server logged why)",
+                );
+            }
             text(StatusCode::CREATED, "stored")
         }
         Ok(Err(e @ StoreError::Missing { .. })) => text(StatusCode::CONFLICT, e.to_string()),

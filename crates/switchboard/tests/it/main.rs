@@ -11,6 +11,7 @@ mod auth;
 mod console;
 mod deployment;
 mod hostile;
+mod images;
 mod lifecycle;
 mod secrets;
 mod storage;

@@ -49,6 +49,13 @@ async fn resolve_image(app: &AppState, image: &str) -> Result<ImageId, ApiError>
             format!("no image {image:?} in {what} (by id, label or label@revision)"),
         )
     };
+    // A stored image that cannot be used is refused with its problem, never as "no image".
+    let unusable = |problem: &str| {
+        ApiError::Rejected(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("image {image:?} cannot be used: {problem}"),
+        )
+    };
     if !app.config.image_urls.is_empty() {
         let mut errors = Vec::new();
         let mut answered = false;
@@ -66,12 +73,30 @@ async fn resolve_image(app: &AppState, image: &str) -> Result<ImageId, ApiError>
                         .json()
                         .await
                         .map_err(|e| ApiError::Internal(anyhow::anyhow!("{url}: {e}")))?;
+                    if let Some(problem) = v["problem"].as_str() {
+                        return Err(unusable(problem));
+                    }
                     if let Some(id) = v["id"].as_str().and_then(|s| s.parse().ok()) {
                         return Ok(id);
                     }
                     errors.push(format!("{base}: no id in the answer"));
                 }
-                Ok(r) if r.status() == StatusCode::NOT_FOUND => answered = true,
+                Ok(r) if r.status() == StatusCode::NOT_FOUND => {
+                    // A plain static Treadmill store has no API: a full id is read from its
+                    // store path, as the supervisors' cache reads it.
+                    if let Ok(id) = image.parse::<ImageId>() {
+                        match static_image(app, base, &id).await {
+                            Ok(true) => return Ok(id),
+                            Ok(false) => {}
+                            Err(StaticImage::Unusable(problem)) => return Err(unusable(&problem)),
+                            Err(StaticImage::Failed(e)) => {
+                                errors.push(format!("{base}: {e}"));
+                                continue;
+                            }
+                        }
+                    }
+                    answered = true;
+                }
                 Ok(r) => errors.push(format!("{base}: HTTP {}", r.status())),
                 Err(e) => errors.push(format!("{base}: {e}")),
             }
@@ -90,9 +115,12 @@ async fn resolve_image(app: &AppState, image: &str) -> Result<ImageId, ApiError>
                 .await
                 .map_err(|e| ApiError::Internal(anyhow::anyhow!("listing images: {e}")))?
                 .map_err(|e| ApiError::Internal(anyhow::anyhow!("listing images: {e}")))?;
-        return paddock_imagestore::catalog::resolve(&images, image)
-            .map(|i| i.id.clone())
-            .ok_or_else(|| not_found("the image store"));
+        let found = paddock_imagestore::catalog::resolve(&images, image)
+            .ok_or_else(|| not_found("the image store"))?;
+        if let Some(problem) = &found.problem {
+            return Err(unusable(problem));
+        }
+        return Ok(found.id.clone());
     }
     image.parse::<ImageId>().map_err(|_| {
         ApiError::BadRequest(format!(
@@ -100,6 +128,54 @@ async fn resolve_image(app: &AppState, image: &str) -> Result<ImageId, ApiError>
              image store in the switchboard configuration)"
         ))
     })
+}
+
+/// Why [`static_image`] could not say whether a store has an image.
+enum StaticImage {
+    /// The manifest is there and hashes to its id, but is not an image Paddock can use.
+    Unusable(String),
+    /// The store could not be read.
+    Failed(String),
+}
+
+/// Reads the manifest of `id` from its store path at `base` (`images/aa/bb/cc/<id>`), as a
+/// static Treadmill store serves it: `true` when it is there, hashes to its id and parses;
+/// `false` when it is not there (404, or a file that is not that manifest).
+async fn static_image(app: &AppState, base: &str, id: &ImageId) -> Result<bool, StaticImage> {
+    /// Largest manifest read (the image store server's limit).
+    const MAX_MANIFEST: usize = 1024 * 1024;
+    let url = format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        paddock_core::manifest::image_path(id).display()
+    );
+    let r = app
+        .http
+        .get(&url)
+        .timeout(std::time::Duration::from_secs(10))
+        .send()
+        .await
+        .map_err(|e| StaticImage::Failed(e.to_string()))?;
+    if r.status() == StatusCode::NOT_FOUND {
+        return Ok(false);
+    }
+    if !r.status().is_success() {
+        return Err(StaticImage::Failed(format!("{url}: HTTP {}", r.status())));
+    }
+    if r.content_length().is_some_and(|n| n > MAX_MANIFEST as u64) {
+        return Ok(false);
+    }
+    let bytes = r
+        .bytes()
+        .await
+        .map_err(|e| StaticImage::Failed(format!("{url}: {e}")))?;
+    if bytes.len() > MAX_MANIFEST || &paddock_core::manifest::sha256_id(&bytes) != id {
+        tracing::warn!(%url, "a file at an image path is not that image; ignored");
+        return Ok(false);
+    }
+    paddock_core::manifest::ImageManifest::parse(&bytes)
+        .map_err(|e| StaticImage::Unusable(format!("unusable manifest: {e}")))?;
+    Ok(true)
 }
 
 pub async fn enqueue(
