@@ -34,12 +34,133 @@ pub fn user_may_use(
 }
 
 /// Is `sup` eligible for the job, apart from being connected and idle?
+/// (The fast path of [`refusals`]: the two must agree.)
 pub fn eligible(sup: &Supervisor, expr: &TagExpr, instance_acl: &Acl, c: &Candidate) -> bool {
     !sup.retired
         && sup.ready_for_service
         && !sup.audit_blocked
         && expr.matches(&sup.tag_strs())
         && user_may_use(sup, instance_acl, &c.user, &c.privileges)
+}
+
+/// Why a supervisor cannot take a job; see [`refusals`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    Retired,
+    /// The supervisor's tags do not satisfy the job's expression.
+    Tags,
+    /// The job's user does not hold `submit_jobs`.
+    NoSubmitJobs,
+    /// The ACLs deny the user; the explanation names the rule.
+    Acl(acl::Explanation),
+    NotReady,
+    AuditBlocked,
+}
+
+impl Refusal {
+    /// True for what only a person changes (retirement, tags, privileges, ACLs); false for
+    /// what the supervisor's own state may lift (readiness, the audit block). A job is refused
+    /// at enqueue only when every supervisor has a lasting refusal.
+    pub fn is_lasting(&self) -> bool {
+        matches!(
+            self,
+            Refusal::Retired | Refusal::Tags | Refusal::NoSubmitJobs | Refusal::Acl(_)
+        )
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Retired => f.write_str("retired"),
+            Refusal::Tags => f.write_str("tags do not match"),
+            Refusal::NoSubmitJobs => f.write_str("user lacks submit_jobs"),
+            Refusal::Acl(e) => write!(f, "ACL denies: {e}"),
+            Refusal::NotReady => f.write_str("not ready for service"),
+            Refusal::AuditBlocked => f.write_str("blocked by its latest audit check run"),
+        }
+    }
+}
+
+/// Every reason `sup` cannot take a job of `user` with expression `expr`, apart from being
+/// connected and idle; empty when it is eligible. [`eligible`] is the same decision.
+pub fn refusals(
+    sup: &Supervisor,
+    expr: &TagExpr,
+    instance_acl: &Acl,
+    user: &paddock_core::Name,
+    privileges: &[Privilege],
+) -> Vec<Refusal> {
+    let mut out = Vec::new();
+    if sup.retired {
+        out.push(Refusal::Retired);
+    }
+    if !expr.matches(&sup.tag_strs()) {
+        out.push(Refusal::Tags);
+    }
+    if !Privilege::SubmitJobs.granted_by(privileges) {
+        out.push(Refusal::NoSubmitJobs);
+    }
+    let e = acl::explain(&sup.acl, instance_acl, Subject { user, privileges });
+    if e.decision == Decision::Deny {
+        out.push(Refusal::Acl(e));
+    }
+    if !sup.ready_for_service {
+        out.push(Refusal::NotReady);
+    }
+    if sup.audit_blocked {
+        out.push(Refusal::AuditBlocked);
+    }
+    out
+}
+
+/// The most supervisors a match error names; the rest are counted.
+pub const MAX_NAMED_IN_MATCH_ERROR: usize = 10;
+
+/// The enqueue-time verdict: `None` when some supervisor of `all` (retired ones included)
+/// could ever run the job (no lasting [`Refusal`]), otherwise the job's status message:
+/// `no supervisor matches EXPR for user U: NAME (reason, …); …`, naming at most
+/// [`MAX_NAMED_IN_MATCH_ERROR`] supervisors (those whose tags match first, then by name) and
+/// counting the rest.
+pub fn match_error(
+    all: &[Supervisor],
+    expr: &TagExpr,
+    instance_acl: &Acl,
+    user: &paddock_core::Name,
+    privileges: &[Privilege],
+) -> Option<String> {
+    let mut refused = Vec::with_capacity(all.len());
+    for sup in all {
+        let r = refusals(sup, expr, instance_acl, user, privileges);
+        if !r.iter().any(Refusal::is_lasting) {
+            return None;
+        }
+        refused.push((sup, r));
+    }
+    refused.sort_by(|(a, ra), (b, rb)| {
+        (ra.contains(&Refusal::Tags), &a.name).cmp(&(rb.contains(&Refusal::Tags), &b.name))
+    });
+    let mut msg = format!("no supervisor matches {expr} for user {user}: ");
+    if refused.is_empty() {
+        msg.push_str("no supervisor is registered");
+        return Some(msg);
+    }
+    let named: Vec<String> = refused
+        .iter()
+        .take(MAX_NAMED_IN_MATCH_ERROR)
+        .map(|(sup, r)| {
+            let why: Vec<String> = r.iter().map(ToString::to_string).collect();
+            format!("{} ({})", sup.name, why.join(", "))
+        })
+        .collect();
+    msg.push_str(&named.join("; "));
+    if refused.len() > MAX_NAMED_IN_MATCH_ERROR {
+        msg.push_str(&format!(
+            "; and {} more",
+            refused.len() - MAX_NAMED_IN_MATCH_ERROR
+        ));
+    }
+    Some(msg)
 }
 
 /// The policy: pairs (job index, supervisor index), in job order.

@@ -12,5 +12,6 @@ mod console;
 mod deployment;
 mod hostile;
 mod lifecycle;
+mod matching;
 mod secrets;
 mod storage;
