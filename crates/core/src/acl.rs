@@ -150,11 +150,7 @@ pub fn explain(supervisor: &Acl, instance: &Acl, who: Subject<'_>) -> Explanatio
     let matched = supervisor
         .decide(&who)
         .map(|(d, m)| (d, Level::Supervisor, m))
-        .or_else(|| {
-            instance
-                .decide(&who)
-                .map(|(d, m)| (d, Level::Instance, m))
-        });
+        .or_else(|| instance.decide(&who).map(|(d, m)| (d, Level::Instance, m)));
     if let Some((decision, level, matcher)) = matched {
         return Explanation {
             decision,

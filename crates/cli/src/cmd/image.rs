@@ -201,16 +201,26 @@ impl Drop for Scratch {
 }
 
 fn print_table(images: &[serde_json::Value]) {
-    println!("{:<32}  {:>8}  {:<64}  SIZE", "LABEL", "REVISION", "ID");
-    for i in images {
-        println!(
-            "{:<32}  {:>8}  {:<64}  {}",
-            i["label"].as_str().unwrap_or(""),
-            i["revision"],
-            i["id"].as_str().unwrap_or(""),
-            i["size"]
-        );
-    }
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        v => v.to_string(),
+    };
+    let rows: Vec<Vec<String>> = images
+        .iter()
+        .map(|i| {
+            vec![
+                text(&i["label"]),
+                text(&i["revision"]),
+                text(&i["id"]),
+                text(&i["size"]),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        super::format_table(&["LABEL", "REVISION", "ID", "SIZE"], &rows, &[1, 3])
+    );
 }
 
 fn local_list(store: &Path) -> anyhow::Result<Vec<serde_json::Value>> {

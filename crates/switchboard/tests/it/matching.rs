@@ -72,3 +72,63 @@ async fn match_error_says_why_each_supervisor_was_refused(backend: Backend) {
     assert_eq!(j["execution_state"], "queued", "{j}");
 }
 both_backends!(match_error_says_why_each_supervisor_was_refused);
+
+/// The supervisor record shows what the deployments repo declares of the host (kind, PDU, MAC,
+/// comment), and a comment set by PATCH (issue 15 items 15 and 19).
+async fn the_record_shows_kind_pdu_mac_and_comment(backend: Backend) {
+    let t = TestApp::start(backend).await;
+    let files = vec![
+        (
+            "db/switchboard.yaml".to_string(),
+            include_str!("../../../../examples/deployments/db/switchboard.yaml").to_string(),
+        ),
+        (
+            "db/sites/lab1.yaml".to_string(),
+            include_str!("../../../../examples/deployments/db/sites/lab1.yaml").to_string(),
+        ),
+    ];
+    let state = serde_json::to_value(paddock_core::deployments::load(&files).unwrap()).unwrap();
+    let body = json!({"commit": "c1", "generation": 1, "state": state});
+    let (s, v) = t
+        .admin(Method::POST, "/api/v1/deployment", Some(body.clone()))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let id = "0192f3a0-0000-7000-8000-000000000003";
+    let (s, v) = t
+        .admin(Method::GET, &format!("/api/v1/supervisors/{id}"), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["kind"], "netboot", "{v}");
+    assert_eq!(v["pdu"], "rack1-pdu", "{v}");
+    assert_eq!(v["pdu_port"], "3", "{v}");
+    assert_eq!(v["mac"], "52:54:00:12:34:56", "{v}");
+    assert_eq!(v["comment"], "waiting for its first boot test", "{v}");
+
+    // The same state again changes nothing (the stored comment is the repo's).
+    let body2 = json!({"commit": "c2", "generation": 2, "state": state});
+    let (s, v) = t
+        .admin(Method::POST, "/api/v1/deployment", Some(body2))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["changes"], json!([]), "{v}");
+
+    // A supervisor added by hand: no declaration; a comment by PATCH, cleared by "".
+    let (hand, _) = t.add_supervisor("by-hand", &["board:x"]).await;
+    let (_, v) = t
+        .admin(Method::GET, &format!("/api/v1/supervisors/{hand}"), None)
+        .await;
+    assert_eq!(v["kind"], json!(null), "{v}");
+    assert_eq!(v["comment"], json!(null), "{v}");
+    patch(&t, &hand, json!({"comment": "on loan to team b"})).await;
+    let (_, v) = t
+        .admin(Method::GET, &format!("/api/v1/supervisors/{hand}"), None)
+        .await;
+    assert_eq!(v["comment"], "on loan to team b", "{v}");
+    assert_eq!(v["tags"], json!(["board:x"]), "the other fields stay: {v}");
+    patch(&t, &hand, json!({"comment": ""})).await;
+    let (_, v) = t
+        .admin(Method::GET, &format!("/api/v1/supervisors/{hand}"), None)
+        .await;
+    assert_eq!(v["comment"], json!(null), "{v}");
+}
+both_backends!(the_record_shows_kind_pdu_mac_and_comment);
