@@ -3,7 +3,8 @@
 //!
 //! Rules of the loop: it runs when woken (a job was enqueued, a supervisor connected or became
 //! idle) and at least once a second; each pass claims up to `BATCH` jobs; jobs go oldest first
-//! within priority, each to the first idle supervisor that is eligible (tags match, ACL allows).
+//! within priority, each to the first idle supervisor that is eligible (tags match, ACL allows,
+//! its site's audit gate `require_audit` is met).
 //! A job no idle supervisor fits does not hold back the jobs behind it. If `start_job` cannot be
 //! delivered (the connection just closed), the job stays `scheduled` and is sent again when the
 //! supervisor says `hello`, or ends as `supervisor_dropped_job` after the grace period.
@@ -16,7 +17,9 @@ use paddock_core::protocol::SwitchboardMessage;
 use paddock_core::{Privilege, TagExpr};
 use tokio::sync::Notify;
 
-use crate::app::{AppState, Shutdown};
+use paddock_core::deployments::RequireAudit;
+
+use crate::app::{AppState, InstanceSettings, Shutdown};
 use crate::db::jobs::Candidate;
 use crate::db::supervisors::Supervisor;
 
@@ -55,6 +58,27 @@ pub enum Refusal {
     Acl(acl::Explanation),
     NotReady,
     AuditBlocked,
+    /// The audit gate in force for the supervisor's site is not met.
+    AuditRequired(RequireAudit, AuditGap),
+}
+
+/// What the audit gate misses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditGap {
+    /// No check run yet, or the latest one did not pass.
+    NoPassingCheck,
+    /// The latest inventory's verdict is FAILED.
+    InventoryFailed,
+}
+
+/// Whether `sup`'s audit state meets `gate`; `None` when it does.
+pub fn audit_gap(sup: &Supervisor, gate: RequireAudit) -> Option<AuditGap> {
+    match gate {
+        RequireAudit::None => None,
+        _ if !sup.audit_check_passed => Some(AuditGap::NoPassingCheck),
+        RequireAudit::CheckAndInventory if sup.inventory_failed => Some(AuditGap::InventoryFailed),
+        _ => None,
+    }
 }
 
 impl Refusal {
@@ -78,6 +102,12 @@ impl std::fmt::Display for Refusal {
             Refusal::Acl(e) => write!(f, "ACL denies: {e}"),
             Refusal::NotReady => f.write_str("not ready for service"),
             Refusal::AuditBlocked => f.write_str("blocked by its latest audit check run"),
+            Refusal::AuditRequired(gate, AuditGap::NoPassingCheck) => {
+                write!(f, "no passing audit check run (require_audit: {gate})")
+            }
+            Refusal::AuditRequired(gate, AuditGap::InventoryFailed) => {
+                write!(f, "latest inventory FAILED (require_audit: {gate})")
+            }
         }
     }
 }
@@ -87,10 +117,11 @@ impl std::fmt::Display for Refusal {
 pub fn refusals(
     sup: &Supervisor,
     expr: &TagExpr,
-    instance_acl: &Acl,
+    settings: &InstanceSettings,
     user: &paddock_core::Name,
     privileges: &[Privilege],
 ) -> Vec<Refusal> {
+    let instance_acl = &settings.acl;
     let mut out = Vec::new();
     if sup.retired {
         out.push(Refusal::Retired);
@@ -111,6 +142,10 @@ pub fn refusals(
     if sup.audit_blocked {
         out.push(Refusal::AuditBlocked);
     }
+    let gate = settings.require_audit_of(&sup.site);
+    if let Some(gap) = audit_gap(sup, gate) {
+        out.push(Refusal::AuditRequired(gate, gap));
+    }
     out
 }
 
@@ -125,13 +160,13 @@ pub const MAX_NAMED_IN_MATCH_ERROR: usize = 10;
 pub fn match_error(
     all: &[Supervisor],
     expr: &TagExpr,
-    instance_acl: &Acl,
+    settings: &InstanceSettings,
     user: &paddock_core::Name,
     privileges: &[Privilege],
 ) -> Option<String> {
     let mut refused = Vec::with_capacity(all.len());
     for sup in all {
-        let r = refusals(sup, expr, instance_acl, user, privileges);
+        let r = refusals(sup, expr, settings, user, privileges);
         if !r.iter().any(Refusal::is_lasting) {
             return None;
         }
@@ -165,8 +200,30 @@ pub fn match_error(
 
 /// The policy: pairs (job index, supervisor index), in job order.
 pub fn pick(jobs: &[Candidate], idle: &[Supervisor], instance_acl: &Acl) -> Vec<(usize, usize)> {
-    let mut taken = vec![false; idle.len()];
-    let mut left = idle.len();
+    pick_gated(jobs, idle, instance_acl, |_| true)
+}
+
+/// [`pick`] under the instance settings: also skips supervisors whose site's audit gate
+/// (`require_audit`) is not met.
+pub fn pick_with(
+    jobs: &[Candidate],
+    idle: &[Supervisor],
+    settings: &InstanceSettings,
+) -> Vec<(usize, usize)> {
+    pick_gated(jobs, idle, &settings.acl, |s| {
+        audit_gap(s, settings.require_audit_of(&s.site)).is_none()
+    })
+}
+
+fn pick_gated(
+    jobs: &[Candidate],
+    idle: &[Supervisor],
+    instance_acl: &Acl,
+    gate: impl Fn(&Supervisor) -> bool,
+) -> Vec<(usize, usize)> {
+    // A supervisor its audit gate keeps out counts as taken.
+    let mut taken: Vec<bool> = idle.iter().map(|s| !gate(s)).collect();
+    let mut left = taken.iter().filter(|t| !**t).count();
     // Most queued jobs share a handful of expressions: parse each once per pass.
     let mut parsed: HashMap<&str, Option<TagExpr>> = HashMap::new();
     let mut out = Vec::new();
@@ -201,7 +258,7 @@ pub async fn run_once(app: &AppState) -> anyhow::Result<usize> {
     let started = std::time::Instant::now();
     let claims = app
         .db
-        .claim(&local, BATCH, |jobs, idle| pick(jobs, idle, &settings.acl))
+        .claim(&local, BATCH, |jobs, idle| pick_with(jobs, idle, &settings))
         .await?;
     tracing::debug!(
         claimed = claims.len(),

@@ -71,6 +71,10 @@ pub struct ApplyOutcome {
 pub struct DeployedSettings {
     pub acl: paddock_core::acl::Acl,
     pub defaults: paddock_core::deployments::Defaults,
+    /// Sites that set their own `require_audit`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub site_require_audit:
+        std::collections::BTreeMap<Name, paddock_core::deployments::RequireAudit>,
 }
 
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
@@ -169,10 +173,12 @@ impl Db {
         let mut supervisors_changed = false;
         for c in &changes {
             supervisors_changed |= apply_change(&mut tx, c).await?;
-            // The instance ACL and defaults are cached under the same generation.
+            // The instance ACL, defaults and audit gates are cached under the same generation.
             supervisors_changed |= matches!(
                 c,
-                Change::SetInstanceAcl { .. } | Change::SetDefaults { .. }
+                Change::SetInstanceAcl { .. }
+                    | Change::SetDefaults { .. }
+                    | Change::SetSiteRequireAudit { .. }
             );
         }
         if supervisors_changed {
@@ -195,6 +201,11 @@ impl Db {
         .bind(to_json(&DeployedSettings {
             acl: desired.switchboard.acl.clone(),
             defaults: desired.switchboard.defaults.clone(),
+            site_require_audit: desired
+                .sites
+                .iter()
+                .filter_map(|s| s.require_audit.map(|r| (s.name.clone(), r)))
+                .collect(),
         }))
         .execute(&mut *tx)
         .await?;
@@ -285,6 +296,7 @@ async fn live_state(tx: &mut Tx<'_>, previous: DesiredState) -> Result<DesiredSt
                 image_stores: vec![],
                 pdus: vec![],
                 supervisors: vec![spec],
+                require_audit: None,
             }),
         }
     }
@@ -327,7 +339,8 @@ async fn apply_change(tx: &mut Tx<'_>, c: &Change) -> Result<bool> {
         // Kept in the deployment row's state; read from there.
         Change::SetInstanceAcl { .. }
         | Change::SetDefaults { .. }
-        | Change::SetSiteStores { .. } => Ok(false),
+        | Change::SetSiteStores { .. }
+        | Change::SetSiteRequireAudit { .. } => Ok(false),
         Change::AddSupervisor { site, supervisor }
         | Change::UpdateSupervisor {
             site, supervisor, ..

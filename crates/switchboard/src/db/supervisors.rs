@@ -21,6 +21,10 @@ pub struct Supervisor {
     pub ready_for_service: bool,
     /// The host's latest audit check run had a hard failure: no new jobs.
     pub audit_blocked: bool,
+    /// The host's latest audit check run exists and had no hard failure.
+    pub audit_check_passed: bool,
+    /// The host's latest inventory's verdict is FAILED.
+    pub inventory_failed: bool,
     pub connection: Option<String>,
     pub last_seen: Option<i64>,
     pub current_job: Option<JobId>,
@@ -87,7 +91,7 @@ impl Supervisor {
     }
 }
 
-pub(crate) const COLUMNS: &str = "id, name, site, tags, acl, retired, ready_for_service, audit_blocked, connection, last_seen, current_job, created_at, comment, spec";
+pub(crate) const COLUMNS: &str = "id, name, site, tags, acl, retired, ready_for_service, audit_blocked, audit_check_passed, inventory_failed, connection, last_seen, current_job, created_at, comment, spec";
 
 pub(crate) fn row_to_supervisor(row: &AnyRow) -> Result<Supervisor> {
     Ok(Supervisor {
@@ -99,6 +103,8 @@ pub(crate) fn row_to_supervisor(row: &AnyRow) -> Result<Supervisor> {
         retired: row.try_get::<i64, _>("retired")? != 0,
         ready_for_service: row.try_get::<i64, _>("ready_for_service")? != 0,
         audit_blocked: row.try_get::<i64, _>("audit_blocked")? != 0,
+        audit_check_passed: row.try_get::<i64, _>("audit_check_passed")? != 0,
+        inventory_failed: row.try_get::<i64, _>("inventory_failed")? != 0,
         connection: row.try_get("connection")?,
         last_seen: row.try_get("last_seen")?,
         current_job: parse_opt("current_job", row.try_get("current_job")?)?,

@@ -155,7 +155,7 @@ pub async fn enqueue(
     } else {
         // Rare: read every supervisor, retired ones too, to say why each was refused.
         let all = app.db.list_supervisors().await?;
-        crate::scheduler::match_error(&all, &expr, &live.acl, &caller.user, &caller.privileges)
+        crate::scheduler::match_error(&all, &expr, &live, &caller.user, &caller.privileges)
     };
     let new = NewJob {
         user: caller.user.clone(),
