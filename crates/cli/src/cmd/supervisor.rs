@@ -293,6 +293,8 @@ fn print_status(s: &SupervisorView) {
     println!("retired:        {}", s.retired);
     println!("ready:          {}", s.ready_for_service);
     println!("audit blocked:  {}", s.audit_blocked);
+    println!("check passed:   {}", s.audit_check_passed);
+    println!("inventory fail: {}", s.inventory_failed);
     if !s.acl.is_empty() {
         println!(
             "acl:            {}",

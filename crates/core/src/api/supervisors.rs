@@ -65,6 +65,14 @@ pub struct SupervisorView {
     /// The host's latest audit check run had a hard failure: no new jobs until one passes.
     #[serde(default)]
     pub audit_blocked: bool,
+    /// The host's latest audit check run exists and passed (what `require_audit: check`
+    /// needs).
+    #[serde(default)]
+    pub audit_check_passed: bool,
+    /// The host's latest inventory's verdict is FAILED (what `require_audit:
+    /// check_and_inventory` refuses).
+    #[serde(default)]
+    pub inventory_failed: bool,
     pub connected: bool,
     pub current_job: Option<JobId>,
     pub last_seen: Option<String>,

@@ -78,6 +78,8 @@ impl Supervisor {
             retired: self.retired,
             ready_for_service: self.ready_for_service,
             audit_blocked: self.audit_blocked,
+            audit_check_passed: self.audit_check_passed,
+            inventory_failed: self.inventory_failed,
             connected: self.is_connected(now, liveness_ms),
             current_job: self.current_job,
             last_seen: self.last_seen.map(format_ms),

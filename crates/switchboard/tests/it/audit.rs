@@ -253,6 +253,15 @@ async fn require_audit_closes_the_gate(backend: Backend) {
     .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     assert_eq!(wait_start(&mut sim2).await, job);
+    let (_, v) = app.admin(Method::GET, "/api/v1/supervisors", None).await;
+    let gpu02 = v["supervisors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "gpu-02")
+        .unwrap();
+    assert_eq!(gpu02["audit_check_passed"], true, "{gpu02}");
+    assert_eq!(gpu02["inventory_failed"], false, "{gpu02}");
 
     // The match error names the gate next to what refuses for good.
     let (id3, _) = app.add_supervisor("gpu-03", &["board:c"]).await;
