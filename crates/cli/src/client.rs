@@ -107,4 +107,16 @@ impl Client {
             .json()
             .await?)
     }
+
+    pub async fn patch_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<T> {
+        Ok(self
+            .send(self.request(Method::PATCH, path).json(body))
+            .await?
+            .json()
+            .await?)
+    }
 }

@@ -125,3 +125,56 @@ sources = [ {{ type = "HttpGet", url = "https://example.org/boot" }} ]
         );
     }
 }
+
+/// Issue 15, item 19: `paddock image list` lines its columns up whatever the labels' lengths.
+#[test]
+fn list_columns_line_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let script = dir.path().join("hello.sh");
+    std::fs::write(&script, "#!/bin/sh\necho hello\n").unwrap();
+    for label in ["a", "a-label-much-longer-than-thirty-two-characters"] {
+        let out = Command::new(PADDOCK)
+            .args(["image", "import"])
+            .arg(&script)
+            .args(["--label", label, "--store"])
+            .arg(&store)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = Command::new(PADDOCK)
+        .args(["image", "list"])
+        .env("PADDOCK_STORE", &store)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 3, "{list}");
+    // Every column ends (numbers) or starts (text) at the same place on every line.
+    let id = lines[0].find("ID").unwrap();
+    let revision_end = lines[0].find("REVISION").unwrap() + "REVISION".len();
+    let size_end = lines[0].len();
+    for l in &lines[1..] {
+        assert_eq!(l.len(), size_end, "SIZE misaligned:\n{list}");
+        assert_eq!(
+            &l[revision_end - 1..revision_end],
+            "1",
+            "REVISION misaligned:\n{list}"
+        );
+        assert!(
+            l[id..].starts_with(|c: char| c.is_ascii_hexdigit()),
+            "ID misaligned:\n{list}"
+        );
+        assert_eq!(&l[id - 2..id], "  ", "ID misaligned:\n{list}");
+    }
+}

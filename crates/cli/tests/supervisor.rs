@@ -679,3 +679,190 @@ async fn job_watch_streams_the_console_live() {
         "{status:?}"
     );
 }
+
+/// Issue 15, items 15 and 19: `paddock supervisor set` changes tags, ACL (YAML or JSON file),
+/// retirement, readiness and the comment through the API, printing the API's refusal;
+/// `paddock supervisor list` shows KIND and AUDIT in aligned columns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supervisor_set_changes_a_supervisor_and_list_shows_kind_and_audit() {
+    let lab = Lab::start().await;
+    let (s, v) = lab
+        .call(
+            Method::POST,
+            "/supervisors",
+            json!({"name": "a-long-supervisor-name", "site": "lab", "tags": ["board:demo"]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    let (s, v) = lab
+        .call(
+            Method::POST,
+            "/users",
+            json!({"name": "mgr", "privileges": ["manage_supervisors"]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let mgr = v["token"]["token"].as_str().unwrap().to_string();
+    let run = |token: &str, args: &[&str]| {
+        std::process::Command::new(support::PADDOCK)
+            .args(args)
+            .env("PADDOCK_URL", &lab.base)
+            .env("PADDOCK_TOKEN", token)
+            .env("PADDOCK_CONFIG", lab.path().join("no-client.toml"))
+            .output()
+            .unwrap()
+    };
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let record = async || {
+        let (s, v) = lab
+            .call(Method::GET, &format!("/supervisors/{id}"), Value::Null)
+            .await;
+        assert_eq!(s, 200, "{v}");
+        v
+    };
+
+    let yaml = lab.path().join("acl.yaml");
+    std::fs::write(
+        &yaml,
+        "deny:\n  users: [bob]\nallow:\n  privileges: [submit_jobs]\n",
+    )
+    .unwrap();
+    let out = run(
+        &lab.admin,
+        &[
+            "supervisor",
+            "set",
+            "a-long-supervisor-name",
+            "--tags",
+            "board:x,site:y",
+            "--acl-file",
+            yaml.to_str().unwrap(),
+            "--comment",
+            "on loan to team b",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("comment:        on loan to team b"),
+        "{}",
+        text(&out.stdout)
+    );
+    let v = record().await;
+    assert_eq!(v["tags"], json!(["board:x", "site:y"]), "{v}");
+    assert_eq!(
+        v["acl"],
+        json!({"deny": {"users": ["bob"]}, "allow": {"privileges": ["submit_jobs"]}}),
+        "{v}"
+    );
+    assert_eq!(v["comment"], "on loan to team b", "{v}");
+
+    // JSON too; by id; the other fields stay.
+    let json_acl = lab.path().join("acl.json");
+    std::fs::write(&json_acl, r#"{"allow": {"users": ["ann"]}}"#).unwrap();
+    let out = run(
+        &lab.admin,
+        &[
+            "supervisor",
+            "set",
+            &id,
+            "--acl-file",
+            json_acl.to_str().unwrap(),
+            "--retired",
+            "true",
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["acl"], json!({"allow": {"users": ["ann"]}}), "{v}");
+    assert_eq!(v["retired"], true, "{v}");
+    assert_eq!(v["tags"], json!(["board:x", "site:y"]), "{v}");
+
+    // A bad ACL file is refused before any request, naming the file.
+    std::fs::write(&json_acl, r#"{"allow": {"userz": ["ann"]}}"#).unwrap();
+    let out = run(
+        &lab.admin,
+        &[
+            "supervisor",
+            "set",
+            &id,
+            "--acl-file",
+            json_acl.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("acl.json"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(record().await["acl"], json!({"allow": {"users": ["ann"]}}));
+
+    // Only an admin puts a supervisor in service: the API's 403 is printed.
+    let out = run(
+        &lab.admin,
+        &["supervisor", "set", &id, "--ready-for-service", "false"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(
+        &mgr,
+        &["supervisor", "set", &id, "--ready-for-service", "true"],
+    );
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("403") && err.contains("only an admin may put a supervisor in service"),
+        "{err}"
+    );
+    assert_eq!(record().await["ready_for_service"], false);
+    let out = run(
+        &mgr,
+        &[
+            "supervisor",
+            "set",
+            &id,
+            "--retired",
+            "false",
+            "--comment",
+            "",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v = record().await;
+    assert_eq!(v["retired"], false, "{v}");
+    assert_eq!(v["comment"], Value::Null, "{v}");
+    let out = run(&lab.admin, &["supervisor", "set", &id]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("nothing to change"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // The list: KIND and AUDIT columns, each column starting at the same place on every line.
+    let out = run(&lab.admin, &["supervisor", "list"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let list = text(&out.stdout);
+    let lines: Vec<&str> = list.lines().collect();
+    assert!(lines.len() >= 2, "{list}");
+    for header in ["KIND", "READY", "AUDIT", "TAGS"] {
+        let col = lines[0]
+            .find(header)
+            .unwrap_or_else(|| panic!("{header}: {list}"));
+        for l in &lines[1..] {
+            assert!(
+                col == 0 || l.as_bytes().get(col - 1) == Some(&b' '),
+                "{header} misaligned:\n{list}"
+            );
+        }
+    }
+    let row = lines
+        .iter()
+        .find(|l| l.contains("a-long-supervisor-name"))
+        .unwrap();
+    let audit = lines[0].find("AUDIT").unwrap();
+    assert!(row[audit..].starts_with("ok "), "{list}");
+    let kind = lines[0].find("KIND").unwrap();
+    assert!(row[kind..].starts_with("- "), "{list}");
+}

@@ -28,9 +28,15 @@ impl AclRules {
         self.users.is_empty() && self.privileges.is_empty()
     }
 
-    fn matches(&self, who: &Subject<'_>) -> bool {
-        self.users.iter().any(|u| u == who.user)
-            || self.privileges.iter().any(|p| p.granted_by(who.privileges))
+    /// The first matcher of this list that matches `who`: by name first, then by privilege.
+    fn matching(&self, who: &Subject<'_>) -> Option<Matcher> {
+        if let Some(u) = self.users.iter().find(|u| *u == who.user) {
+            return Some(Matcher::User(u.clone()));
+        }
+        self.privileges
+            .iter()
+            .find(|p| p.granted_by(who.privileges))
+            .map(|p| Matcher::Privilege(*p))
     }
 }
 
@@ -50,13 +56,11 @@ impl Acl {
         self.deny.is_empty() && self.allow.is_empty()
     }
 
-    fn decide(&self, who: &Subject<'_>) -> Option<Decision> {
-        if self.deny.matches(who) {
-            Some(Decision::Deny)
-        } else if self.allow.matches(who) {
-            Some(Decision::Allow)
+    fn decide(&self, who: &Subject<'_>) -> Option<(Decision, Matcher)> {
+        if let Some(m) = self.deny.matching(who) {
+            Some((Decision::Deny, m))
         } else {
-            None
+            self.allow.matching(who).map(|m| (Decision::Allow, m))
         }
     }
 }
@@ -74,16 +78,95 @@ pub enum Decision {
     Deny,
 }
 
+/// Which ACL a rule belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Supervisor,
+    Instance,
+}
+
+/// What of a rule matched the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Matcher {
+    /// The user's name is in the rule's `users`.
+    User(Name),
+    /// The user holds (or, as an admin, implies) this privilege of the rule's `privileges`.
+    Privilege(Privilege),
+}
+
+/// Why [`explain`] decided as it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// A rule matched: the decision is the rule's (`Deny` for a `deny` rule).
+    Rule { level: Level, matcher: Matcher },
+    /// No rule at either level: allowed.
+    NoRules,
+    /// Rules exist but none matched: denied.
+    NoRuleMatched,
+}
+
+/// A decision with the rule that made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    pub decision: Decision,
+    pub reason: Reason,
+}
+
+impl std::fmt::Display for Explanation {
+    /// E.g. `supervisor deny rule matched user bob`, `instance allow rule matched privilege
+    /// submit_jobs`, `no ACL rule matched and rules exist`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.reason {
+            Reason::Rule { level, matcher } => {
+                let level = match level {
+                    Level::Supervisor => "supervisor",
+                    Level::Instance => "instance",
+                };
+                let rule = match self.decision {
+                    Decision::Allow => "allow",
+                    Decision::Deny => "deny",
+                };
+                match matcher {
+                    Matcher::User(u) => write!(f, "{level} {rule} rule matched user {u}"),
+                    Matcher::Privilege(p) => {
+                        write!(f, "{level} {rule} rule matched privilege {p}")
+                    }
+                }
+            }
+            Reason::NoRules => f.write_str("no ACL rule is set"),
+            Reason::NoRuleMatched => f.write_str("no ACL rule matched and rules exist"),
+        }
+    }
+}
+
 /// Decides whether `who` may use a supervisor whose ACL is `supervisor`, under the instance-level
 /// ACL `instance`.
 pub fn evaluate(supervisor: &Acl, instance: &Acl, who: Subject<'_>) -> Decision {
-    if let Some(d) = supervisor.decide(&who).or_else(|| instance.decide(&who)) {
-        return d;
+    explain(supervisor, instance, who).decision
+}
+
+/// [`evaluate`], saying which rule decided (for error messages).
+pub fn explain(supervisor: &Acl, instance: &Acl, who: Subject<'_>) -> Explanation {
+    let matched = supervisor
+        .decide(&who)
+        .map(|(d, m)| (d, Level::Supervisor, m))
+        .or_else(|| instance.decide(&who).map(|(d, m)| (d, Level::Instance, m)));
+    if let Some((decision, level, matcher)) = matched {
+        return Explanation {
+            decision,
+            reason: Reason::Rule { level, matcher },
+        };
     }
     if supervisor.is_empty() && instance.is_empty() {
-        Decision::Allow
+        Explanation {
+            decision: Decision::Allow,
+            reason: Reason::NoRules,
+        }
     } else {
-        Decision::Deny
+        Explanation {
+            decision: Decision::Deny,
+            reason: Reason::NoRuleMatched,
+        }
     }
 }
 
@@ -140,6 +223,55 @@ mod tests {
                 privileges: privs,
             };
             assert_eq!(evaluate(&acl(sd, sa), &acl(id, ia), who), *expect, "{what}");
+        }
+    }
+
+    #[test]
+    fn explanations_name_the_rule() {
+        let bob: Name = "bob".parse().unwrap();
+        let root: Name = "root".parse().unwrap();
+        let who = |user, privileges| Subject { user, privileges };
+        let cases: &[(Acl, Acl, Subject<'_>, Decision, &str)] = &[
+            (
+                acl(&["bob"], &[]),
+                Acl::default(),
+                who(&bob, &[]),
+                Deny,
+                "supervisor deny rule matched user bob",
+            ),
+            (
+                acl(&[], &["ann"]),
+                acl(&["priv:submit_jobs"], &[]),
+                who(&root, &[Privilege::Admin]),
+                Deny,
+                "instance deny rule matched privilege submit_jobs",
+            ),
+            (
+                acl(&[], &["priv:submit_jobs"]),
+                Acl::default(),
+                who(&bob, &[Privilege::SubmitJobs]),
+                Allow,
+                "supervisor allow rule matched privilege submit_jobs",
+            ),
+            (
+                Acl::default(),
+                acl(&[], &["ann"]),
+                who(&bob, &[]),
+                Deny,
+                "no ACL rule matched and rules exist",
+            ),
+            (
+                Acl::default(),
+                Acl::default(),
+                who(&bob, &[]),
+                Allow,
+                "no ACL rule is set",
+            ),
+        ];
+        for (sup, inst, who, decision, text) in cases {
+            let e = explain(sup, inst, *who);
+            assert_eq!(e.decision, *decision, "{text}");
+            assert_eq!(e.to_string(), *text);
         }
     }
 }

@@ -171,3 +171,38 @@ fn file_level_errors() {
         ]
     );
 }
+
+/// Issue 15 item 8: `defaults.require_audit` and a site's `require_audit` are read; a bad
+/// value is reported at its place.
+#[test]
+fn require_audit_is_read_and_checked() {
+    use paddock_core::deployments::RequireAudit;
+    let files: Vec<(String, String)> = vec![
+        (
+            "db/switchboard.yaml".into(),
+            format!("{USERS}defaults:\n  require_audit: check_and_inventory\n"),
+        ),
+        ("db/sites/lab9.yaml".into(), "require_audit: check\n".into()),
+    ];
+    let state = load(&files).unwrap();
+    assert_eq!(
+        state.switchboard.defaults.require_audit,
+        Some(RequireAudit::CheckAndInventory)
+    );
+    assert_eq!(state.sites[0].require_audit, Some(RequireAudit::Check));
+    let e = errors(&[
+        (
+            "db/switchboard.yaml",
+            &format!("{USERS}defaults:\n  require_audit: always\n"),
+        ),
+        ("db/sites/lab9.yaml", "require_audit: yes\n"),
+    ]);
+    assert_eq!(
+        e,
+        [
+            "db/sites/lab9.yaml:1:16: require_audit: `yes` is not none, check or check_and_inventory",
+            "db/switchboard.yaml:5:18: defaults.require_audit: `always` is not none, check or check_and_inventory",
+        ],
+        "{e:#?}"
+    );
+}

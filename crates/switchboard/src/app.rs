@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use paddock_core::deployments::DesiredState;
+use paddock_core::deployments::{DesiredState, RequireAudit};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
@@ -51,6 +51,20 @@ pub struct InstanceSettings {
     pub acl: paddock_core::acl::Acl,
     pub default_job_timeout_s: u64,
     pub default_queue_timeout_s: u64,
+    /// The audit gate of sites that set none.
+    pub require_audit: RequireAudit,
+    /// Sites' own audit gates.
+    pub site_require_audit: std::collections::BTreeMap<paddock_core::Name, RequireAudit>,
+}
+
+impl InstanceSettings {
+    /// The audit gate of a supervisor of `site`.
+    pub fn require_audit_of(&self, site: &paddock_core::Name) -> RequireAudit {
+        self.site_require_audit
+            .get(site)
+            .copied()
+            .unwrap_or(self.require_audit)
+    }
 }
 
 impl AppState {
@@ -95,6 +109,8 @@ impl AppState {
                 acl: c.acl.clone(),
                 default_job_timeout_s: c.default_job_timeout_s,
                 default_queue_timeout_s: c.default_queue_timeout_s,
+                require_audit: c.require_audit,
+                site_require_audit: Default::default(),
             },
             Some(d) => InstanceSettings {
                 acl: d.acl,
@@ -103,6 +119,8 @@ impl AppState {
                     .defaults
                     .queue_timeout_s
                     .unwrap_or(c.default_queue_timeout_s),
+                require_audit: d.defaults.require_audit.unwrap_or(c.require_audit),
+                site_require_audit: d.site_require_audit,
             },
         };
         Ok(self.settings_cache.put(generation, settings))

@@ -54,6 +54,10 @@ pub struct Config {
     pub image_urls: Vec<String>,
     /// Instance-level ACL, evaluated after each supervisor's own ACL.
     pub acl: Acl,
+    /// The audit gate (`none`, `check`, `check_and_inventory`; default `none`, fail-open):
+    /// what a host must have passed before it gets jobs. The deployments repo's
+    /// `defaults.require_audit` and sites' `require_audit` override it once applied.
+    pub require_audit: paddock_core::deployments::RequireAudit,
     /// Limits of the HTTP server against slow or too many clients.
     pub http: HttpLimits,
     /// Console output kept per job, in bytes (stored in the database). Output past it is
@@ -116,6 +120,7 @@ impl Default for Config {
             image_store: None,
             image_urls: Vec::new(),
             acl: Acl::default(),
+            require_audit: Default::default(),
             http: HttpLimits::default(),
             console_limit_bytes: 64 * 1024 * 1024,
         }

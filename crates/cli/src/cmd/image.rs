@@ -202,20 +202,33 @@ impl Drop for Scratch {
 
 /// One line per image; an image that cannot be used ends with `PROBLEM: why`.
 fn print_table(images: &[serde_json::Value]) {
-    println!("{:<32}  {:>8}  {:<64}  SIZE", "LABEL", "REVISION", "ID");
-    for i in images {
-        let problem = i["problem"]
-            .as_str()
-            .map(|p| format!("  PROBLEM: {p}"))
-            .unwrap_or_default();
-        println!(
-            "{:<32}  {:>8}  {:<64}  {}{problem}",
-            i["label"].as_str().unwrap_or(""),
-            i["revision"],
-            i["id"].as_str().unwrap_or(""),
-            i["size"]
-        );
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        v => v.to_string(),
+    };
+    // A stored image Paddock cannot use is listed with its problem, never hidden.
+    let problems = images.iter().any(|i| i["problem"].is_string());
+    let rows: Vec<Vec<String>> = images
+        .iter()
+        .map(|i| {
+            let mut row = vec![
+                text(&i["label"]),
+                text(&i["revision"]),
+                text(&i["id"]),
+                text(&i["size"]),
+            ];
+            if problems {
+                row.push(text(&i["problem"]));
+            }
+            row
+        })
+        .collect();
+    let mut headers = vec!["LABEL", "REVISION", "ID", "SIZE"];
+    if problems {
+        headers.push("PROBLEM");
     }
+    print!("{}", super::format_table(&headers, &rows, &[1, 3]));
 }
 
 fn local_list(store: &Path) -> anyhow::Result<Vec<serde_json::Value>> {

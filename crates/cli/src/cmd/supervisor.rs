@@ -1,8 +1,10 @@
-//! `paddock supervisor add|list|status`.
+//! `paddock supervisor add|list|status|set|audit|token`.
 
+use anyhow::Context;
 use clap::Subcommand;
+use paddock_core::acl::Acl;
 use paddock_core::api::supervisors::{
-    CreateSupervisorRequest, NewSupervisor, SupervisorList, SupervisorView,
+    CreateSupervisorRequest, NewSupervisor, SupervisorList, SupervisorView, UpdateSupervisorRequest,
 };
 use paddock_core::{Name, Tag};
 
@@ -28,6 +30,32 @@ pub enum SupervisorCommand {
     /// Show one supervisor, by id or name.
     Status {
         supervisor: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a supervisor (by id or name): tags, retirement, readiness, ACL, comment. Fields
+    /// not given stay as they are. Prints the changed record. Putting a supervisor in service
+    /// (`--ready-for-service true`) is an admin's; a supervisor the deployments repo declares
+    /// gets the repo's values back at the deploy daemon's next apply.
+    Set {
+        supervisor: String,
+        /// The new tags, comma-separated, replacing the old ones (`--tags ''` removes all).
+        #[arg(long)]
+        tags: Option<String>,
+        /// Retire (`true`: no new jobs; a running one finishes) or bring back (`false`).
+        #[arg(long, value_name = "true|false")]
+        retired: Option<bool>,
+        /// Put in service (`true`, admin only) or take out of service (`false`).
+        #[arg(long, value_name = "true|false")]
+        ready_for_service: Option<bool>,
+        /// The supervisor's ACL, replacing the old one: a YAML or JSON file shaped like the
+        /// API's `acl`, e.g. `{deny: {users: [bob]}, allow: {privileges: [submit_jobs]}}`;
+        /// `{}` removes every rule.
+        #[arg(long, value_name = "FILE")]
+        acl_file: Option<std::path::PathBuf>,
+        /// A free-text note (`--comment ''` removes it).
+        #[arg(long)]
+        comment: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -90,8 +118,8 @@ pub async fn run(cmd: SupervisorCommand) -> anyhow::Result<()> {
             if !view.ready_for_service {
                 eprintln!(
                     "note: {} is out of service until an admin puts it in service \
-                     (PATCH ready_for_service, or the deployments repo)",
-                    s.name
+                     (`paddock supervisor set {} --ready-for-service true`, or the deployments repo)",
+                    s.name, s.name
                 );
             }
         }
@@ -100,22 +128,42 @@ pub async fn run(cmd: SupervisorCommand) -> anyhow::Result<()> {
             if json {
                 print_json(&raw);
             } else {
-                println!(
-                    "{:<36}  {:<20}  {:<10}  {:<9}  {:<7}  TAGS",
-                    "ID", "NAME", "SITE", "CONNECTED", "RETIRED"
+                let rows: Vec<Vec<String>> = list
+                    .supervisors
+                    .iter()
+                    .map(|s| {
+                        let tags: Vec<&str> = s.tags.iter().map(Tag::as_str).collect();
+                        vec![
+                            s.id.to_string(),
+                            s.name.to_string(),
+                            s.site.to_string(),
+                            s.kind.clone().unwrap_or_else(|| "-".into()),
+                            s.connected.to_string(),
+                            s.retired.to_string(),
+                            s.ready_for_service.to_string(),
+                            if s.audit_blocked { "blocked" } else { "ok" }.to_string(),
+                            tags.join(","),
+                        ]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    super::format_table(
+                        &[
+                            "ID",
+                            "NAME",
+                            "SITE",
+                            "KIND",
+                            "CONNECTED",
+                            "RETIRED",
+                            "READY",
+                            "AUDIT",
+                            "TAGS"
+                        ],
+                        &rows,
+                        &[]
+                    )
                 );
-                for s in list.supervisors {
-                    let tags: Vec<&str> = s.tags.iter().map(Tag::as_str).collect();
-                    println!(
-                        "{:<36}  {:<20}  {:<10}  {:<9}  {:<7}  {}",
-                        s.id,
-                        s.name,
-                        s.site,
-                        s.connected,
-                        s.retired,
-                        tags.join(",")
-                    );
-                }
             }
         }
         SupervisorCommand::Status { supervisor, json } => {
@@ -125,24 +173,55 @@ pub async fn run(cmd: SupervisorCommand) -> anyhow::Result<()> {
             if json {
                 print_json(&raw);
             } else {
-                let tags: Vec<&str> = s.tags.iter().map(Tag::as_str).collect();
-                println!("supervisor:     {} ({})", s.name, s.id);
-                println!("site:           {}", s.site);
-                println!("tags:           {}", tags.join(", "));
-                println!("connected:      {}", s.connected);
-                println!("retired:        {}", s.retired);
-                println!("ready:          {}", s.ready_for_service);
-                println!("audit blocked:  {}", s.audit_blocked);
-                println!(
-                    "current job:    {}",
-                    s.current_job
-                        .map(|j| j.to_string())
-                        .unwrap_or_else(|| "-".into())
+                print_status(&s);
+            }
+        }
+        SupervisorCommand::Set {
+            supervisor,
+            tags,
+            retired,
+            ready_for_service,
+            acl_file,
+            comment,
+            json,
+        } => {
+            let tags = tags
+                .map(|t| {
+                    t.split(',')
+                        .map(str::trim)
+                        .filter(|t| !t.is_empty())
+                        .map(|t| t.parse::<Tag>().with_context(|| format!("--tags: {t:?}")))
+                        .collect::<anyhow::Result<Vec<Tag>>>()
+                })
+                .transpose()?;
+            let acl = acl_file.as_deref().map(read_acl).transpose()?;
+            let req = UpdateSupervisorRequest {
+                tags,
+                retired,
+                ready_for_service,
+                acl,
+                comment,
+            };
+            if req.tags.is_none()
+                && req.retired.is_none()
+                && req.ready_for_service.is_none()
+                && req.acl.is_none()
+                && req.comment.is_none()
+            {
+                anyhow::bail!(
+                    "nothing to change: give --tags, --retired, --ready-for-service, --acl-file or --comment"
                 );
-                println!(
-                    "last seen:      {}",
-                    s.last_seen.as_deref().unwrap_or("never")
-                );
+            }
+            let id = resolve(&client, &supervisor).await?;
+            let raw: serde_json::Value = client
+                .patch_json(&format!("/supervisors/{id}"), &req)
+                .await?;
+            if json {
+                print_json(&raw);
+            } else {
+                let s: SupervisorView =
+                    serde_json::from_value(raw).context("decoding the answer")?;
+                print_status(&s);
             }
         }
         SupervisorCommand::Audit { supervisor, json } => {
@@ -200,6 +279,79 @@ pub async fn run(cmd: SupervisorCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `paddock supervisor status`'s text.
+fn print_status(s: &SupervisorView) {
+    let tags: Vec<&str> = s.tags.iter().map(Tag::as_str).collect();
+    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    println!("supervisor:     {} ({})", s.name, s.id);
+    println!("site:           {}", s.site);
+    println!("kind:           {}", or_dash(&s.kind));
+    println!("tags:           {}", tags.join(", "));
+    println!("connected:      {}", s.connected);
+    println!("retired:        {}", s.retired);
+    println!("ready:          {}", s.ready_for_service);
+    println!("audit blocked:  {}", s.audit_blocked);
+    println!("check passed:   {}", s.audit_check_passed);
+    println!("inventory fail: {}", s.inventory_failed);
+    if !s.acl.is_empty() {
+        println!(
+            "acl:            {}",
+            serde_json::to_string(&s.acl).unwrap_or_default()
+        );
+    }
+    if s.pdu.is_some() {
+        println!(
+            "pdu:            {} port {}",
+            or_dash(&s.pdu),
+            or_dash(&s.pdu_port)
+        );
+    }
+    if s.mac.is_some() {
+        println!("mac:            {}", or_dash(&s.mac));
+    }
+    if let Some(c) = &s.comment {
+        println!("comment:        {c}");
+    }
+    println!(
+        "current job:    {}",
+        s.current_job
+            .map(|j| j.to_string())
+            .unwrap_or_else(|| "-".into())
+    );
+    println!(
+        "last seen:      {}",
+        s.last_seen.as_deref().unwrap_or("never")
+    );
+}
+
+/// An ACL from a YAML or JSON file shaped like the API's `acl`.
+fn read_acl(path: &std::path::Path) -> anyhow::Result<Acl> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading --acl-file {}", path.display()))?;
+    let name = path.display().to_string();
+    let value = if text.trim_start().starts_with('{') {
+        match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(v) => v,
+            // Flow-style YAML (`{deny: {users: [bob]}}`) is not JSON.
+            Err(_) => yaml_value(&name, &text)?,
+        }
+    } else {
+        yaml_value(&name, &text)?
+    };
+    if value.is_null() {
+        anyhow::bail!("{name}: empty ACL file: write {{}} to remove every rule");
+    }
+    serde_json::from_value(value).with_context(|| {
+        format!("{name}: not an ACL (`deny` and `allow`, each with `users` and `privileges`)")
+    })
+}
+
+fn yaml_value(name: &str, text: &str) -> anyhow::Result<serde_json::Value> {
+    use paddock_core::deployments::{Diagnostics, decode, yaml};
+    let node = yaml::parse(name, text).map_err(|d| anyhow::anyhow!("{}", Diagnostics(d)))?;
+    Ok(decode::to_json(&node))
 }
 
 /// A supervisor's id from its id or name.

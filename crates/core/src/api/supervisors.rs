@@ -48,6 +48,9 @@ pub struct UpdateSupervisorRequest {
     pub ready_for_service: Option<bool>,
     #[serde(default)]
     pub acl: Option<Acl>,
+    /// A free-text note; an empty one clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -62,10 +65,33 @@ pub struct SupervisorView {
     /// The host's latest audit check run had a hard failure: no new jobs until one passes.
     #[serde(default)]
     pub audit_blocked: bool,
+    /// The host's latest audit check run exists and passed (what `require_audit: check`
+    /// needs).
+    #[serde(default)]
+    pub audit_check_passed: bool,
+    /// The host's latest inventory's verdict is FAILED (what `require_audit:
+    /// check_and_inventory` refuses).
+    #[serde(default)]
+    pub inventory_failed: bool,
     pub connected: bool,
     pub current_job: Option<JobId>,
     pub last_seen: Option<String>,
     pub created_at: String,
+    /// The free-text comment (for a supervisor the deployments repo declares, the repo's).
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// What the deployments repo declares of the host (`local`, `qemu`, `netboot`); `null`
+    /// for a supervisor added by hand.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// The repo's PDU name and port of the host.
+    #[serde(default)]
+    pub pdu: Option<String>,
+    #[serde(default)]
+    pub pdu_port: Option<String>,
+    /// The repo's MAC address of the DUT (netboot).
+    #[serde(default)]
+    pub mac: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -196,8 +196,19 @@ fn switchboard(
         db.acl = acl(r, n, "acl", refs);
     }
     if let Some(n) = f.get("defaults")
-        && let Some(d) = r.fields(n, "defaults", &["queue_timeout_s", "job_timeout_s"])
+        && let Some(d) = r.fields(
+            n,
+            "defaults",
+            &["queue_timeout_s", "job_timeout_s", "require_audit"],
+        )
     {
+        db.defaults.require_audit = d.get("require_audit").and_then(|n| {
+            r.parse(
+                n,
+                "defaults.require_audit",
+                "none, check or check_and_inventory",
+            )
+        });
         db.defaults.queue_timeout_s = d
             .get("queue_timeout_s")
             .and_then(|n| r.unsigned(n, "defaults.queue_timeout_s"));
@@ -253,10 +264,18 @@ fn site(r: &mut Reader<'_>, node: &Node, name: Name, refs: &mut Refs) -> Site {
         image_stores: vec![],
         pdus: vec![],
         supervisors: vec![],
+        require_audit: None,
     };
-    let Some(f) = r.fields(node, "", &["image_stores", "pdus", "supervisors"]) else {
+    let Some(f) = r.fields(
+        node,
+        "",
+        &["image_stores", "pdus", "supervisors", "require_audit"],
+    ) else {
         return site;
     };
+    site.require_audit = f
+        .get("require_audit")
+        .and_then(|n| r.parse(n, "require_audit", "none, check or check_and_inventory"));
     if let Some(n) = f.get("image_stores") {
         site.image_stores = r.list(n, "image_stores", |r, n, p| {
             let url = r.text(n, p)?;

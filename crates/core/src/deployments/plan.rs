@@ -40,6 +40,10 @@ pub enum Change {
         site: Name,
         image_stores: Vec<String>,
     },
+    SetSiteRequireAudit {
+        site: Name,
+        require_audit: Option<crate::deployments::RequireAudit>,
+    },
     AddSupervisor {
         site: Name,
         supervisor: SupervisorSpec,
@@ -68,6 +72,7 @@ impl fmt::Display for Change {
             Change::SetInstanceAcl { .. } => write!(f, "~ instance acl"),
             Change::SetDefaults { .. } => write!(f, "~ defaults"),
             Change::SetSiteStores { site, .. } => write!(f, "~ site {site} image_stores"),
+            Change::SetSiteRequireAudit { site, .. } => write!(f, "~ site {site} require_audit"),
             Change::AddSupervisor { site, supervisor } => {
                 write!(
                     f,
@@ -162,6 +167,13 @@ pub fn plan(live: &DesiredState, desired: &DesiredState) -> Vec<Change> {
             out.push(Change::SetSiteStores {
                 site: site.name.clone(),
                 image_stores: site.image_stores.clone(),
+            });
+        }
+        let old_gate = old_sites.get(&site.name).and_then(|s| s.require_audit);
+        if old_gate != site.require_audit {
+            out.push(Change::SetSiteRequireAudit {
+                site: site.name.clone(),
+                require_audit: site.require_audit,
             });
         }
         for sup in &site.supervisors {
@@ -270,6 +282,7 @@ mod tests {
             },
             sites: vec![Site {
                 name: "s".parse().unwrap(),
+                require_audit: None,
                 image_stores: vec![],
                 pdus: vec![],
                 supervisors: sups,

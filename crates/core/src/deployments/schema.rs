@@ -46,6 +46,59 @@ pub struct Defaults {
     pub queue_timeout_s: Option<u64>,
     #[serde(default)]
     pub job_timeout_s: Option<u64>,
+    /// The audit gate of every site that sets none (see [`RequireAudit`]); absent: the
+    /// switchboard's configured `require_audit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_audit: Option<RequireAudit>,
+}
+
+/// What a supervisor's host must have passed before the scheduler gives it jobs (issue 15
+/// item 8). A failing check run blocks a supervisor whatever this says (`audit_blocked`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequireAudit {
+    /// Fail-open (the default): a host never checked, or whose inventory's verdict is FAILED,
+    /// is schedulable.
+    #[default]
+    None,
+    /// The host's latest baseline check run must exist and have no hard failure.
+    Check,
+    /// As `check`, and the latest inventory's verdict must not be FAILED (an inventory is
+    /// not required, a FAILED one blocks).
+    CheckAndInventory,
+}
+
+impl RequireAudit {
+    pub const ALL: [(&'static str, RequireAudit); 3] = [
+        ("none", RequireAudit::None),
+        ("check", RequireAudit::Check),
+        ("check_and_inventory", RequireAudit::CheckAndInventory),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequireAudit::None => "none",
+            RequireAudit::Check => "check",
+            RequireAudit::CheckAndInventory => "check_and_inventory",
+        }
+    }
+}
+
+impl std::fmt::Display for RequireAudit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RequireAudit {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        RequireAudit::ALL
+            .iter()
+            .find(|(n, _)| *n == s)
+            .map(|(_, r)| *r)
+            .ok_or_else(|| format!("`{s}`: expected none, check or check_and_inventory"))
+    }
 }
 
 /// `db/sites/<name>.yaml`.
@@ -60,6 +113,9 @@ pub struct Site {
     pub pdus: Vec<PduSpec>,
     #[serde(default)]
     pub supervisors: Vec<SupervisorSpec>,
+    /// The site's audit gate; absent: `defaults.require_audit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_audit: Option<RequireAudit>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -78,13 +78,17 @@ impl Db {
         report: &serde_json::Value,
     ) -> Result<Recorded> {
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query("SELECT id, audit_blocked FROM supervisors WHERE name = $1")
+        let row = sqlx::query(
+            "SELECT id, audit_blocked, audit_check_passed, inventory_failed FROM supervisors WHERE name = $1",
+        )
             .bind(name.as_str())
             .fetch_optional(&mut *tx)
             .await?
             .ok_or(StoreError::NotFound)?;
         let id: SupervisorId = parse_col("id", &row.try_get::<String, _>("id")?)?;
         let was_blocked = row.try_get::<i64, _>("audit_blocked")? != 0;
+        let was_passed = row.try_get::<i64, _>("audit_check_passed")? != 0;
+        let was_failed = row.try_get::<i64, _>("inventory_failed")? != 0;
         let report_id: i64 = sqlx::query_scalar(
             "INSERT INTO audit_reports (supervisor_id, kind, received_at, verdict, failures, warnings, report) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
@@ -102,9 +106,17 @@ impl Db {
             AuditKind::Check => failures > 0,
             AuditKind::Collect => was_blocked,
         };
-        if blocked != was_blocked {
-            sqlx::query("UPDATE supervisors SET audit_blocked = $1 WHERE id = $2")
+        let (passed, failed) = match kind {
+            AuditKind::Check => (failures == 0, was_failed),
+            AuditKind::Collect => (was_passed, verdict == "FAILED"),
+        };
+        if (blocked, passed, failed) != (was_blocked, was_passed, was_failed) {
+            sqlx::query(
+                "UPDATE supervisors SET audit_blocked = $1, audit_check_passed = $2, inventory_failed = $3 WHERE id = $4",
+            )
                 .bind(i64::from(blocked))
+                .bind(i64::from(passed))
+                .bind(i64::from(failed))
                 .bind(id.to_string())
                 .execute(&mut *tx)
                 .await?;

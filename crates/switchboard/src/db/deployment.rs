@@ -71,6 +71,10 @@ pub struct ApplyOutcome {
 pub struct DeployedSettings {
     pub acl: paddock_core::acl::Acl,
     pub defaults: paddock_core::deployments::Defaults,
+    /// Sites that set their own `require_audit`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub site_require_audit:
+        std::collections::BTreeMap<Name, paddock_core::deployments::RequireAudit>,
 }
 
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
@@ -169,10 +173,12 @@ impl Db {
         let mut supervisors_changed = false;
         for c in &changes {
             supervisors_changed |= apply_change(&mut tx, c).await?;
-            // The instance ACL and defaults are cached under the same generation.
+            // The instance ACL, defaults and audit gates are cached under the same generation.
             supervisors_changed |= matches!(
                 c,
-                Change::SetInstanceAcl { .. } | Change::SetDefaults { .. }
+                Change::SetInstanceAcl { .. }
+                    | Change::SetDefaults { .. }
+                    | Change::SetSiteRequireAudit { .. }
             );
         }
         if supervisors_changed {
@@ -195,6 +201,11 @@ impl Db {
         .bind(to_json(&DeployedSettings {
             acl: desired.switchboard.acl.clone(),
             defaults: desired.switchboard.defaults.clone(),
+            site_require_audit: desired
+                .sites
+                .iter()
+                .filter_map(|s| s.require_audit.map(|r| (s.name.clone(), r)))
+                .collect(),
         }))
         .execute(&mut *tx)
         .await?;
@@ -262,7 +273,7 @@ async fn live_state(tx: &mut Tx<'_>, previous: DesiredState) -> Result<DesiredSt
         })
         .collect::<Result<_>>()?;
     let rows = sqlx::query(
-        "SELECT site, name, tags, acl, retired, ready_for_service, spec FROM supervisors WHERE spec IS NOT NULL",
+        "SELECT site, name, tags, acl, retired, ready_for_service, comment, spec FROM supervisors WHERE spec IS NOT NULL",
     )
     .fetch_all(&mut **tx)
     .await?;
@@ -276,6 +287,7 @@ async fn live_state(tx: &mut Tx<'_>, previous: DesiredState) -> Result<DesiredSt
         spec.acl = json_col("acl", &r.try_get::<String, _>("acl")?)?;
         spec.retired = r.try_get::<i64, _>("retired")? != 0;
         spec.ready_for_service = r.try_get::<i64, _>("ready_for_service")? != 0;
+        spec.comment = r.try_get("comment")?;
         let site: Name = parse_col("site", &r.try_get::<String, _>("site")?)?;
         match live.sites.iter_mut().find(|s| s.name == site) {
             Some(s) => s.supervisors.push(spec),
@@ -284,6 +296,7 @@ async fn live_state(tx: &mut Tx<'_>, previous: DesiredState) -> Result<DesiredSt
                 image_stores: vec![],
                 pdus: vec![],
                 supervisors: vec![spec],
+                require_audit: None,
             }),
         }
     }
@@ -326,7 +339,8 @@ async fn apply_change(tx: &mut Tx<'_>, c: &Change) -> Result<bool> {
         // Kept in the deployment row's state; read from there.
         Change::SetInstanceAcl { .. }
         | Change::SetDefaults { .. }
-        | Change::SetSiteStores { .. } => Ok(false),
+        | Change::SetSiteStores { .. }
+        | Change::SetSiteRequireAudit { .. } => Ok(false),
         Change::AddSupervisor { site, supervisor }
         | Change::UpdateSupervisor {
             site, supervisor, ..
@@ -347,7 +361,7 @@ async fn apply_change(tx: &mut Tx<'_>, c: &Change) -> Result<bool> {
 async fn upsert_supervisor(tx: &mut Tx<'_>, site: &Name, s: &SupervisorSpec) -> Result<()> {
     let id = s.id.to_string();
     let r = sqlx::query(
-        "UPDATE supervisors SET name = $1, site = $2, tags = $3, acl = $4, retired = $5, ready_for_service = $6, spec = $7 WHERE id = $8",
+        "UPDATE supervisors SET name = $1, site = $2, tags = $3, acl = $4, retired = $5, ready_for_service = $6, spec = $7, comment = $8 WHERE id = $9",
     )
     .bind(s.name.as_str())
     .bind(site.as_str())
@@ -356,6 +370,7 @@ async fn upsert_supervisor(tx: &mut Tx<'_>, site: &Name, s: &SupervisorSpec) -> 
     .bind(i64::from(s.retired))
     .bind(i64::from(s.ready_for_service))
     .bind(to_json(s))
+    .bind(s.comment.as_deref())
     .bind(&id)
     .execute(&mut **tx)
     .await
@@ -377,8 +392,8 @@ async fn upsert_supervisor(tx: &mut Tx<'_>, site: &Name, s: &SupervisorSpec) -> 
         None => crate::auth::hash_token(&crate::auth::new_token("unset_")),
     };
     sqlx::query(
-        "INSERT INTO supervisors (id, name, site, tags, acl, token_hash, retired, ready_for_service, created_at, spec) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "INSERT INTO supervisors (id, name, site, tags, acl, token_hash, retired, ready_for_service, created_at, spec, comment) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(&id)
     .bind(s.name.as_str())
@@ -390,6 +405,7 @@ async fn upsert_supervisor(tx: &mut Tx<'_>, site: &Name, s: &SupervisorSpec) -> 
     .bind(i64::from(s.ready_for_service))
     .bind(paddock_core::api::now_ms())
     .bind(to_json(s))
+    .bind(s.comment.as_deref())
     .execute(&mut **tx)
     .await
     .map_err(|e| name_conflict(e, &s.name))?;

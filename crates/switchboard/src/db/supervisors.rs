@@ -21,10 +21,41 @@ pub struct Supervisor {
     pub ready_for_service: bool,
     /// The host's latest audit check run had a hard failure: no new jobs.
     pub audit_blocked: bool,
+    /// The host's latest audit check run exists and had no hard failure.
+    pub audit_check_passed: bool,
+    /// The host's latest inventory's verdict is FAILED.
+    pub inventory_failed: bool,
     pub connection: Option<String>,
     pub last_seen: Option<i64>,
     pub current_job: Option<JobId>,
     pub created_at: i64,
+    pub comment: Option<String>,
+    /// What the deployments repo declares of the host; `None` for one added by hand.
+    pub declared: Option<Declared>,
+}
+
+/// The parts of a deployments repo declaration (`spec`) the API shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Declared {
+    pub kind: Option<String>,
+    pub pdu: Option<String>,
+    pub pdu_port: Option<String>,
+    pub mac: Option<String>,
+}
+
+impl Declared {
+    /// Read leniently, field by field: a declaration written by another version still shows
+    /// what it has.
+    fn from_spec(spec: &str) -> Result<Declared> {
+        let v: serde_json::Value = json_col("spec", spec)?;
+        let text = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+        Ok(Declared {
+            kind: text("kind"),
+            pdu: text("pdu"),
+            pdu_port: text("pdu_port"),
+            mac: text("mac"),
+        })
+    }
 }
 
 impl Supervisor {
@@ -47,15 +78,22 @@ impl Supervisor {
             retired: self.retired,
             ready_for_service: self.ready_for_service,
             audit_blocked: self.audit_blocked,
+            audit_check_passed: self.audit_check_passed,
+            inventory_failed: self.inventory_failed,
             connected: self.is_connected(now, liveness_ms),
             current_job: self.current_job,
             last_seen: self.last_seen.map(format_ms),
             created_at: format_ms(self.created_at),
+            comment: self.comment.clone(),
+            kind: self.declared.as_ref().and_then(|d| d.kind.clone()),
+            pdu: self.declared.as_ref().and_then(|d| d.pdu.clone()),
+            pdu_port: self.declared.as_ref().and_then(|d| d.pdu_port.clone()),
+            mac: self.declared.as_ref().and_then(|d| d.mac.clone()),
         }
     }
 }
 
-pub(crate) const COLUMNS: &str = "id, name, site, tags, acl, retired, ready_for_service, audit_blocked, connection, last_seen, current_job, created_at";
+pub(crate) const COLUMNS: &str = "id, name, site, tags, acl, retired, ready_for_service, audit_blocked, audit_check_passed, inventory_failed, connection, last_seen, current_job, created_at, comment, spec";
 
 pub(crate) fn row_to_supervisor(row: &AnyRow) -> Result<Supervisor> {
     Ok(Supervisor {
@@ -67,10 +105,17 @@ pub(crate) fn row_to_supervisor(row: &AnyRow) -> Result<Supervisor> {
         retired: row.try_get::<i64, _>("retired")? != 0,
         ready_for_service: row.try_get::<i64, _>("ready_for_service")? != 0,
         audit_blocked: row.try_get::<i64, _>("audit_blocked")? != 0,
+        audit_check_passed: row.try_get::<i64, _>("audit_check_passed")? != 0,
+        inventory_failed: row.try_get::<i64, _>("inventory_failed")? != 0,
         connection: row.try_get("connection")?,
         last_seen: row.try_get("last_seen")?,
         current_job: parse_opt("current_job", row.try_get("current_job")?)?,
         created_at: row.try_get("created_at")?,
+        comment: row.try_get("comment")?,
+        declared: row
+            .try_get::<Option<String>, _>("spec")?
+            .map(|s| Declared::from_spec(&s))
+            .transpose()?,
     })
 }
 
@@ -206,11 +251,15 @@ impl Db {
         if let Some(r) = u.ready_for_service {
             s.ready_for_service = r;
         }
-        sqlx::query("UPDATE supervisors SET tags = $1, acl = $2, retired = $3, ready_for_service = $4 WHERE id = $5")
+        if let Some(c) = &u.comment {
+            s.comment = (!c.is_empty()).then(|| c.clone());
+        }
+        sqlx::query("UPDATE supervisors SET tags = $1, acl = $2, retired = $3, ready_for_service = $4, comment = $5 WHERE id = $6")
             .bind(to_json(&s.tags))
             .bind(to_json(&s.acl))
             .bind(i64::from(s.retired))
             .bind(i64::from(s.ready_for_service))
+            .bind(s.comment.as_deref())
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;

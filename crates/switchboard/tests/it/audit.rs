@@ -167,3 +167,177 @@ async fn a_failing_check_run_blocks_scheduling_until_one_passes(backend: Backend
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
 both_backends!(a_failing_check_run_blocks_scheduling_until_one_passes);
+
+async fn wait_start(sim: &mut SimSupervisor) -> String {
+    loop {
+        match sim.recv_timeout(Duration::from_secs(10)).await.unwrap() {
+            SwitchboardMessage::StartJob(s) => break s.job_id.to_string(),
+            _ => continue,
+        }
+    }
+}
+
+/// No `start_job` for 700 ms (other messages, such as a configuration, are skipped).
+async fn no_start(sim: &mut SimSupervisor, what: &str) {
+    let until = tokio::time::Instant::now() + Duration::from_millis(700);
+    while let Some(left) = until.checked_duration_since(tokio::time::Instant::now()) {
+        match sim.recv_timeout(left).await {
+            Ok(SwitchboardMessage::StartJob(s)) => panic!("{what}: {s:?}"),
+            Ok(_) => continue,
+            Err(_) => break,
+        }
+    }
+}
+
+fn inventory(verdict: &str) -> Value {
+    json!({"format": "paddock-audit/1", "summary": {"verdict": verdict, "failures": 0, "warnings": 0, "findings": []}, "hardware": {}})
+}
+
+/// Issue 15 item 8: by default the gate is open (a host never checked gets jobs); with
+/// `require_audit = "check_and_inventory"` a host needs a passing check run and no FAILED
+/// inventory, and a match error names the gate.
+async fn require_audit_closes_the_gate(backend: Backend) {
+    // The default: fail-open, as documented.
+    let app = TestApp::start(backend).await;
+    let (_, token) = app.add_supervisor("never-checked", &["board:a"]).await;
+    let mut sim = SimSupervisor::connect(&app.base, &token, vec![])
+        .await
+        .unwrap();
+    let job = app.enqueue("board:a", json!({})).await;
+    assert_eq!(wait_start(&mut sim).await, job);
+    drop(sim);
+    drop(app);
+
+    let app = TestApp::start_with(backend, |c| {
+        c.require_audit = paddock_core::deployments::RequireAudit::CheckAndInventory;
+    })
+    .await;
+    let admin = app.admin.clone();
+    let (_, token) = app.add_supervisor("gpu-01", &["board:a"]).await;
+    let mut sim = SimSupervisor::connect(&app.base, &token, vec![])
+        .await
+        .unwrap();
+    let job = app.enqueue("board:a", json!({})).await;
+    no_start(&mut sim, "a host never checked got a job").await;
+    assert_eq!(app.job(&job).await["execution_state"], "queued");
+    let (s, v) = post(
+        &app,
+        &admin,
+        json!({"supervisor": "gpu-01", "kind": "check", "report": check_run(0, 1)}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(wait_start(&mut sim).await, job);
+
+    // A passing check run but a FAILED inventory: no job until an inventory is not FAILED.
+    let (_, token) = app.add_supervisor("gpu-02", &["board:b"]).await;
+    let mut sim2 = SimSupervisor::connect(&app.base, &token, vec![])
+        .await
+        .unwrap();
+    for (kind, report) in [("check", check_run(0, 0)), ("collect", inventory("FAILED"))] {
+        let (s, v) = post(
+            &app,
+            &admin,
+            json!({"supervisor": "gpu-02", "kind": kind, "report": report}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let job = app.enqueue("board:b", json!({})).await;
+    no_start(&mut sim2, "a host with a FAILED inventory got a job").await;
+    let (s, v) = post(
+        &app,
+        &admin,
+        json!({"supervisor": "gpu-02", "kind": "collect", "report": inventory("WARNING")}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(wait_start(&mut sim2).await, job);
+    let (_, v) = app.admin(Method::GET, "/api/v1/supervisors", None).await;
+    let gpu02 = v["supervisors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "gpu-02")
+        .unwrap();
+    assert_eq!(gpu02["audit_check_passed"], true, "{gpu02}");
+    assert_eq!(gpu02["inventory_failed"], false, "{gpu02}");
+
+    // The match error names the gate next to what refuses for good.
+    let (id3, _) = app.add_supervisor("gpu-03", &["board:c"]).await;
+    let (s, v) = app
+        .admin(
+            Method::PATCH,
+            &format!("/api/v1/supervisors/{id3}"),
+            Some(json!({"acl": {"deny": {"users": ["bob"]}}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let bob = app.user("bob", &["submit_jobs"]).await;
+    let (_, v) = app.enqueue_as(&bob, "board:c", json!({})).await;
+    let j = app.job(v["job_id"].as_str().unwrap()).await;
+    assert_eq!(
+        j["status_message"],
+        "no supervisor matches board:c for user bob: gpu-03 (ACL denies: supervisor deny rule \
+         matched user bob, no passing audit check run (require_audit: check_and_inventory)); \
+         gpu-01 (tags do not match); gpu-02 (tags do not match)",
+        "{j}"
+    );
+}
+both_backends!(require_audit_closes_the_gate);
+
+/// Issue 15 item 8: a site's `require_audit` in the deployments repo gates its supervisors,
+/// and takes effect (and is lifted) at once with the apply.
+async fn a_sites_require_audit_applies_with_the_deployment(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let files = vec![
+        (
+            "db/switchboard.yaml".to_string(),
+            include_str!("../../../../examples/deployments/db/switchboard.yaml").to_string(),
+        ),
+        (
+            "db/sites/lab1.yaml".to_string(),
+            format!(
+                "require_audit: check\n{}",
+                include_str!("../../../../examples/deployments/db/sites/lab1.yaml")
+            ),
+        ),
+    ];
+    let loaded = paddock_core::deployments::load(&files).unwrap();
+    assert_eq!(
+        loaded.sites[0].require_audit,
+        Some(paddock_core::deployments::RequireAudit::Check)
+    );
+    let mut state = serde_json::to_value(loaded).unwrap();
+    let token = "pds_require-audit-test-token";
+    state["sites"][0]["supervisors"][0]["token_sha256"] =
+        json!(paddock_switchboard::auth::hash_token(token));
+    let apply = async |commit: &str, generation: i64, state: &Value| {
+        let body = json!({"commit": commit, "generation": generation, "state": state});
+        let (s, v) = app
+            .admin(Method::POST, "/api/v1/deployment", Some(body))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    };
+    apply("c1", 1, &state).await;
+    let mut sim = SimSupervisor::connect(&app.base, token, vec![])
+        .await
+        .unwrap();
+    let job = app.enqueue("site:lab1 & os:linux", json!({})).await;
+    no_start(&mut sim, "a host of a gated site got a job unchecked").await;
+    state["sites"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("require_audit");
+    let v = apply("c2", 2, &state).await;
+    assert!(
+        v["summary"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("~ site lab1 require_audit")),
+        "{v}"
+    );
+    assert_eq!(wait_start(&mut sim).await, job);
+}
+both_backends!(a_sites_require_audit_applies_with_the_deployment);

@@ -272,8 +272,18 @@ async fn configs_and_instance_settings_follow_the_applied_state(backend: Backend
     assert_eq!(s, StatusCode::OK, "{v}");
     let v = enqueue(&bob).await;
     assert_eq!(v["exit_status"], "supervisor_match_error", "{v}");
-    assert_eq!(
-        v["status_message"], "no supervisor matches site:lab1 for user bob",
+    assert!(
+        v["status_message"]
+            .as_str()
+            .unwrap()
+            .starts_with("no supervisor matches site:lab1 for user bob: "),
+        "{v}"
+    );
+    assert!(
+        v["status_message"]
+            .as_str()
+            .unwrap()
+            .contains("ACL denies: instance deny rule matched user bob"),
         "{v}"
     );
     let carol = app.user("carol", &["submit_jobs"]).await;

@@ -13,5 +13,6 @@ mod deployment;
 mod hostile;
 mod images;
 mod lifecycle;
+mod matching;
 mod secrets;
 mod storage;

@@ -226,8 +226,13 @@ pub async fn enqueue(
     let could_match = app.active_supervisors().await?.iter().any(|s| {
         expr.matches(&s.tag_strs()) && user_may_use(s, &live.acl, &caller.user, &caller.privileges)
     });
-    let match_error =
-        (!could_match).then(|| format!("no supervisor matches {expr} for user {}", caller.user));
+    let match_error = if could_match {
+        None
+    } else {
+        // Rare: read every supervisor, retired ones too, to say why each was refused.
+        let all = app.db.list_supervisors().await?;
+        crate::scheduler::match_error(&all, &expr, &live, &caller.user, &caller.privileges)
+    };
     let new = NewJob {
         user: caller.user.clone(),
         image_id,

@@ -22,6 +22,9 @@ use crate::db::StoreError;
 use crate::db::supervisors::NewSupervisor;
 use crate::error::ApiError;
 
+/// The longest `comment` a PATCH may set.
+const MAX_COMMENT_BYTES: usize = 4096;
+
 fn parse_id(id: &str) -> Result<SupervisorId, ApiError> {
     id.parse()
         .map_err(|_| ApiError::BadRequest(format!("malformed supervisor id {id:?}")))
@@ -106,7 +109,7 @@ pub async fn get(
     )))
 }
 
-/// Changes tags, ACL, retirement or readiness. Retiring a supervisor lets its running job
+/// Changes tags, ACL, retirement, readiness or the comment. Retiring a supervisor lets its running job
 /// finish; the scheduler gives it nothing new. Only an admin puts one in service.
 pub async fn update(
     State(app): State<AppState>,
@@ -116,6 +119,13 @@ pub async fn update(
 ) -> Result<Json<SupervisorView>, ApiError> {
     if req.ready_for_service == Some(true) && !caller.has(Privilege::Admin) {
         return Err(admins_only("put a supervisor in service"));
+    }
+    if let Some(c) = &req.comment
+        && c.len() > MAX_COMMENT_BYTES
+    {
+        return Err(ApiError::BadRequest(format!(
+            "comment: at most {MAX_COMMENT_BYTES} bytes"
+        )));
     }
     let s = app
         .db
