@@ -290,12 +290,7 @@ fn run_service(path: &Path) -> Result<u8, String> {
 /// Parses the arguments and runs; the exit code.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    paddock_core::logging::init("warn");
     let result =
         match cli.command {
             Command::Collect {

@@ -96,7 +96,7 @@ async fn serve(c: Config) -> Result<(), String> {
 /// Parses the arguments and runs; the exit code.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber_init();
+    paddock_core::logging::init("info");
     let result = match cli.command {
         Command::CheckConfig { config, no_secrets } => Config::load(&config)
             .map_err(|e| e.to_string())
@@ -139,13 +139,4 @@ pub fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
-}
-
-fn tracing_subscriber_init() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
 }
