@@ -112,8 +112,8 @@ pub enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Check a configuration file (fields, collectors, the baseline whole, the token file)
-    /// and print the settings.
+    /// Check a configuration file (fields, collectors, the baseline whole, the token file):
+    /// print the settings, one a line, or every problem as `FILE:LINE: field: …` (exit 1).
     CheckConfig {
         #[arg(long)]
         config: PathBuf,
@@ -312,11 +312,13 @@ pub fn main() -> std::process::ExitCode {
                         }) {
                             eprintln!("{}", paddock_core::credential::not_checked("token_file", t));
                         }
-                        println!("{c:#?}");
+                        println!("{}: ok\n{}", config.display(), c.summary());
                         std::process::ExitCode::SUCCESS
                     }
                     Err(e) => {
-                        eprintln!("error: {e}");
+                        for line in e.lines() {
+                            eprintln!("error: {line}");
+                        }
                         std::process::ExitCode::FAILURE
                     }
                 };

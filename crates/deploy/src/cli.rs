@@ -30,7 +30,8 @@ pub enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Check a configuration file (and that its secret files read) and print the settings.
+    /// Check a configuration file (and that its secret files read): print the settings, one a
+    /// line, or every problem as `FILE:LINE: field: …` (exit status 1).
     CheckConfig {
         #[arg(long)]
         config: PathBuf,
@@ -98,30 +99,32 @@ pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     paddock_core::logging::init("info");
     let result = match cli.command {
-        Command::CheckConfig { config, no_secrets } => Config::load(&config)
-            .map_err(|e| e.to_string())
-            .and_then(|c| {
-                // A systemd credential exists only inside its unit.
-                let credential = |field: &str, p: &std::path::Path| {
-                    let outside = paddock_core::credential::outside_its_unit(p);
-                    if outside {
-                        eprintln!("{}", paddock_core::credential::not_checked(field, p));
+        Command::CheckConfig { config, no_secrets } => {
+            return match Config::load_checking(&config, !no_secrets) {
+                Ok(c) => {
+                    // A systemd credential exists only inside its unit.
+                    let secret_files = [
+                        ("token_file", Some(&c.token_file)),
+                        ("webhook_secret_file", c.webhook_secret_file.as_ref()),
+                    ];
+                    for (field, f) in secret_files {
+                        if let Some(f) = f.filter(|f| {
+                            !no_secrets && paddock_core::credential::outside_its_unit(f)
+                        }) {
+                            eprintln!("{}", paddock_core::credential::not_checked(field, f));
+                        }
                     }
-                    outside
-                };
-                if !no_secrets && !credential("token_file", &c.token_file) {
-                    settings(&c)?;
+                    println!("{}: ok\n{}", config.display(), c.summary());
+                    std::process::ExitCode::SUCCESS
                 }
-                if let Some(f) = c
-                    .webhook_secret_file
-                    .as_ref()
-                    .filter(|f| !no_secrets && !credential("webhook_secret_file", f))
-                {
-                    read_secret(f).map_err(|e| format!("webhook_secret_file: {e}"))?;
+                Err(e) => {
+                    for line in e.lines() {
+                        eprintln!("error: {line}");
+                    }
+                    std::process::ExitCode::FAILURE
                 }
-                println!("{c:#?}");
-                Ok(())
-            }),
+            };
+        }
         Command::Serve { config } => match tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
