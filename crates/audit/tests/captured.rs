@@ -667,3 +667,36 @@ fn smbios_and_bmc_power_supplies_are_merged() {
         "{failed:#?}"
     );
 }
+
+/// Issue 15 item 23: SR-IOV in the pcie section: a physical function's configured and
+/// possible VF counts (`sriov_numvfs`, `sriov_totalvfs`), and each VF's physical function.
+#[test]
+fn pcie_reports_sriov_vf_counts() {
+    let sys = "/sys/bus/pci/devices";
+    let host = common::Scripted::default()
+        .file(&format!("{sys}/0000:3b:00.0/class"), "0x020000")
+        .file(&format!("{sys}/0000:3b:00.0/sriov_numvfs"), "4")
+        .file(&format!("{sys}/0000:3b:00.0/sriov_totalvfs"), "8")
+        .file(&format!("{sys}/0000:3b:00.2/class"), "0x020000")
+        .link(&format!("{sys}/0000:3b:00.2/physfn"), "../0000:3b:00.0")
+        .file(&format!("{sys}/0000:5e:00.0/class"), "0x010802");
+    let r = collect(
+        Arc::new(host),
+        paddock_audit::cli::select(&["pcie".to_string()]).unwrap(),
+        Duration::from_secs(30),
+    );
+    let devices = r.hardware["pcie"]["devices"].as_array().unwrap();
+    let by_slot = |s: &str| devices.iter().find(|d| d["slot"] == s).unwrap();
+    let pf = by_slot("0000:3b:00.0");
+    assert_eq!(
+        (pf["sriov_numvfs"].as_u64(), pf["sriov_totalvfs"].as_u64()),
+        (Some(4), Some(8)),
+        "{pf}"
+    );
+    assert_eq!(by_slot("0000:3b:00.2")["physical_function"], "0000:3b:00.0");
+    let nvme = by_slot("0000:5e:00.0");
+    assert!(
+        nvme["sriov_totalvfs"].is_null() && nvme["physical_function"].is_null(),
+        "{nvme}"
+    );
+}
