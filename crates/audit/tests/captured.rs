@@ -700,3 +700,62 @@ fn pcie_reports_sriov_vf_counts() {
         "{nvme}"
     );
 }
+
+/// Issue 15 item 23: one record per CPU socket from SMBIOS type 4 (`dmidecode -t 4`; the
+/// public Dell PowerEdge R750 output: two Xeon Silver 4316).
+#[test]
+fn cpu_reports_each_socket_from_smbios() {
+    let dmi = std::fs::read_to_string(
+        common::data().join("public/dmidecode/linuxhw_Dell_PowerEdge_R750_D1750E589C22.txt"),
+    )
+    .unwrap();
+    let host = common::Scripted::default()
+        .command("dmidecode", &dmi)
+        .file(
+            "/proc/cpuinfo",
+            "processor\t: 0\nvendor_id\t: GenuineIntel\nphysical id\t: 0\n\nprocessor\t: 1\nvendor_id\t: GenuineIntel\nphysical id\t: 1\n",
+        );
+    let r = collect(
+        Arc::new(host),
+        paddock_audit::cli::select(&["cpu".to_string()]).unwrap(),
+        Duration::from_secs(30),
+    );
+    let cpu = &r.hardware["cpu"];
+    let sockets = cpu["processors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{cpu}"));
+    assert_eq!(sockets.len(), 2, "{cpu}");
+    let s = &sockets[1];
+    assert_eq!(s["socket"], "CPU2");
+    assert_eq!(s["populated"], true);
+    assert_eq!(s["status"], "Populated, Enabled");
+    assert_eq!(s["version"], "Intel(R) Xeon(R) Silver 4316 CPU @ 2.30GHz");
+    assert_eq!(s["manufacturer"], "Intel");
+    assert_eq!(
+        (
+            s["core_count"].as_u64(),
+            s["core_enabled"].as_u64(),
+            s["thread_count"].as_u64()
+        ),
+        (Some(20), Some(20), Some(40))
+    );
+    assert_eq!(
+        (s["max_speed_mhz"].as_u64(), s["current_speed_mhz"].as_u64()),
+        (Some(4000), Some(2300))
+    );
+    assert!(s["serial"].is_null(), "`--` is a placeholder: {s}");
+    // Without dmidecode the rest of the section stands, with the reason.
+    let host =
+        common::Scripted::default().file("/proc/cpuinfo", "processor\t: 0\nphysical id\t: 0\n");
+    let r = collect(
+        Arc::new(host),
+        paddock_audit::cli::select(&["cpu".to_string()]).unwrap(),
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.hardware["cpu"]["cpus"], 1);
+    assert!(
+        r.hardware["cpu"]["processors_error"].is_string(),
+        "{}",
+        r.hardware["cpu"]
+    );
+}
