@@ -109,12 +109,14 @@ pub enum Command {
     /// The service's run: collect (written to `output`), check the baseline if one is set,
     /// send both if `report_to` is set. Exit status as `check`'s.
     Run {
+        /// The TOML configuration file (see audit.example.toml).
         #[arg(long)]
         config: PathBuf,
     },
     /// Check a configuration file (fields, collectors, the baseline whole, the token file):
     /// print the settings, one a line, or every problem as `FILE:LINE: field: …` (exit 1).
     CheckConfig {
+        /// The TOML configuration file (see audit.example.toml).
         #[arg(long)]
         config: PathBuf,
         /// Do not read the token file (a build-time check, where secrets do not exist yet).

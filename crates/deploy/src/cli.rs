@@ -27,12 +27,14 @@ pub struct Cli {
 pub enum Command {
     /// Sync at start, every poll interval, and on each signed push webhook.
     Serve {
+        /// The TOML configuration file (see deploy.example.toml).
         #[arg(long)]
         config: PathBuf,
     },
     /// Check a configuration file (and that its secret files read): print the settings, one a
     /// line, or every problem as `FILE:LINE: field: …` (exit status 1).
     CheckConfig {
+        /// The TOML configuration file (see deploy.example.toml).
         #[arg(long)]
         config: PathBuf,
         /// Do not read the secret files (a build-time check, where secrets do not exist yet).

@@ -31,7 +31,10 @@ enum Command {
     Ready,
     /// The workload's result: success, error or unknown.
     Exit {
+        /// success, error or unknown: the job ends workload_finished_success, _error or
+        /// _unknown.
         outcome: WorkloadOutcome,
+        /// Why, in a line: the detail of the job's exit status (e.g. "3 tests failed").
         #[arg(long)]
         message: Option<String>,
     },

@@ -30,6 +30,7 @@ pub enum Command {
     /// Check a configuration file and print the settings in effect (the database URL without
     /// its password). Reads `database_url_file` unless --no-secrets.
     CheckConfig {
+        /// The TOML configuration file (see switchboard.example.toml).
         #[arg(long)]
         config: PathBuf,
         /// Do not read the secret files (a build-time check, where secrets do not exist yet).
