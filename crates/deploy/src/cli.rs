@@ -65,7 +65,10 @@ async fn serve(c: Config) -> Result<(), String> {
     let settings = settings(&c)?;
     let wake = Arc::new(tokio::sync::Notify::new());
     if let Some(addr) = c.listen {
-        let secret_file = c.webhook_secret_file.clone().ok_or("webhook_secret_file")?;
+        let secret_file = c
+            .webhook_secret_file
+            .clone()
+            .ok_or("webhook_secret_file: required when `listen` is set")?;
         let secret = read_secret(&secret_file).map_err(|e| format!("webhook_secret_file: {e}"))?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await

@@ -52,7 +52,14 @@ pub fn main() -> std::process::ExitCode {
     match crate::send(&cli.socket, &request, Duration::from_secs(cli.timeout)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("paddock-puppet: {e}");
+            // The error and its causes, once each.
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                text = format!("{text}: {c}");
+                cause = c.source();
+            }
+            eprintln!("paddock-puppet: {text}");
             std::process::ExitCode::FAILURE
         }
     }
