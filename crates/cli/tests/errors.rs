@@ -60,3 +60,30 @@ fn audit_report_to_an_unreachable_switchboard_says_why_once() {
     assert_eq!(last.matches("127.0.0.1:1").count(), 1, "{err}");
     assert!(last.contains("Connection refused"), "{err}");
 }
+
+#[test]
+fn a_data_directory_that_cannot_be_made_is_named_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("file"), "").unwrap();
+    let data = dir.path().join("file/data");
+    for (exe, args) in [
+        (env!("CARGO_BIN_EXE_paddock"), &["up", "--data-dir"][..]),
+        (
+            env!("CARGO_BIN_EXE_paddock-switchboard"),
+            &["serve", "--data-dir"][..],
+        ),
+    ] {
+        let err = stderr_of(
+            Command::new(exe)
+                .args(args)
+                .arg(&data)
+                .env("HOME", dir.path()),
+        );
+        assert_eq!(
+            err.matches(&data.display().to_string()).count(),
+            1,
+            "{exe}: {err}"
+        );
+        assert!(err.contains("Not a directory"), "{exe}: {err}");
+    }
+}

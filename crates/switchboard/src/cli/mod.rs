@@ -89,9 +89,9 @@ impl Settings {
     pub async fn open_db(&self) -> anyhow::Result<(Config, crate::db::Db)> {
         let config = self.load()?;
         if config.database_url.is_none() {
-            crate::db::file_modes::secure_data_dir(&config.data_dir).with_context(|| {
-                format!("creating data directory {}", config.data_dir.display())
-            })?;
+            // The error names the directory and the cause.
+            crate::db::file_modes::secure_data_dir(&config.data_dir)
+                .context("preparing the data directory")?;
         }
         let url = config.database_url();
         let db = crate::db::Db::connect(&url)
