@@ -266,7 +266,8 @@ fn check(
 }
 
 fn run_service(path: &Path) -> Result<u8, String> {
-    let c = crate::config::Config::load(path).map_err(|e| e.to_string())?;
+    // One `error: ` line per problem, as check-config prints them.
+    let c = crate::config::Config::load(path).map_err(|e| e.lines().join("\nerror: "))?;
     let host: Arc<dyn Host> = Arc::new(Local);
     let report_to = c.report_to();
     let collected = collect(

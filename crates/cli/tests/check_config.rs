@@ -70,6 +70,18 @@ fn deploy_check_config_prints_a_summary_and_every_problem_with_its_line() {
             "{expected} in\n{err}"
         );
     }
+    // `serve` refuses the file with the same lines (before reading any secret).
+    let out = Command::new(DEPLOY)
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let serve = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        serve.lines().count() == 3 && serve.lines().all(|l| l.starts_with("error: ")),
+        "{serve}"
+    );
 }
 
 #[test]

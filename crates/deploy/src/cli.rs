@@ -135,7 +135,8 @@ pub fn main() -> std::process::ExitCode {
             .build()
         {
             Ok(rt) => Config::load(&config)
-                .map_err(|e| e.to_string())
+                // One `error: ` line per problem, as check-config prints them.
+                .map_err(|e| e.lines().join("\nerror: "))
                 .and_then(|c| rt.block_on(serve(c))),
             Err(e) => Err(e.to_string()),
         },
