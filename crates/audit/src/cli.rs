@@ -109,12 +109,14 @@ pub enum Command {
     /// The service's run: collect (written to `output`), check the baseline if one is set,
     /// send both if `report_to` is set. Exit status as `check`'s.
     Run {
+        /// The TOML configuration file (see audit.example.toml).
         #[arg(long)]
         config: PathBuf,
     },
-    /// Check a configuration file (fields, collectors, the baseline whole, the token file)
-    /// and print the settings.
+    /// Check a configuration file (fields, collectors, the baseline whole, the token file):
+    /// print the settings, one a line, or every problem as `FILE:LINE: field: …` (exit 1).
     CheckConfig {
+        /// The TOML configuration file (see audit.example.toml).
         #[arg(long)]
         config: PathBuf,
         /// Do not read the token file (a build-time check, where secrets do not exist yet).
@@ -264,7 +266,8 @@ fn check(
 }
 
 fn run_service(path: &Path) -> Result<u8, String> {
-    let c = crate::config::Config::load(path).map_err(|e| e.to_string())?;
+    // One `error: ` line per problem, as check-config prints them.
+    let c = crate::config::Config::load(path).map_err(|e| e.lines().join("\nerror: "))?;
     let host: Arc<dyn Host> = Arc::new(Local);
     let report_to = c.report_to();
     let collected = collect(
@@ -290,12 +293,7 @@ fn run_service(path: &Path) -> Result<u8, String> {
 /// Parses the arguments and runs; the exit code.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    paddock_core::logging::init("warn");
     let result =
         match cli.command {
             Command::Collect {
@@ -317,11 +315,13 @@ pub fn main() -> std::process::ExitCode {
                         }) {
                             eprintln!("{}", paddock_core::credential::not_checked("token_file", t));
                         }
-                        println!("{c:#?}");
+                        println!("{}: ok\n{}", config.display(), c.summary());
                         std::process::ExitCode::SUCCESS
                     }
                     Err(e) => {
-                        eprintln!("error: {e}");
+                        for line in e.lines() {
+                            eprintln!("error: {line}");
+                        }
                         std::process::ExitCode::FAILURE
                     }
                 };

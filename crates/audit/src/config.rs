@@ -43,8 +43,8 @@ impl Config {
     /// As [`Config::load`]; with `secrets` false the token file is not read (a build-time
     /// check, where secrets do not exist yet).
     pub fn load_checking(path: &Path, secrets: bool) -> Result<Config, ConfigError> {
-        let invalid = |message: String| ConfigError::invalid(path, message);
-        let mut c: Config = paddock_core::config_file::read_toml(path)?;
+        let (mut c, mut problems): (Config, _) =
+            paddock_core::config_file::read_toml_checked(path)?;
         paddock_core::config_file::relative_to_file(
             path,
             [
@@ -55,50 +55,88 @@ impl Config {
             .into_iter()
             .flatten(),
         );
-        crate::cli::select(&c.collectors).map_err(|e| invalid(format!("collectors: {e}")))?;
+        if let Err(e) = crate::cli::select(&c.collectors) {
+            problems.at("collectors", format!("collectors: {e}"));
+        }
         if c.timeout_s == 0 {
-            return Err(invalid("timeout_s: at least 1".into()));
+            problems.at("timeout_s", "timeout_s: at least 1");
         }
         match (&c.report_to, &c.supervisor) {
             (Some(url), Some(_)) => {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(invalid(format!("report_to: `{url}` is not an http(s) URL")));
+                    problems.at(
+                        "report_to",
+                        format!("report_to: `{url}` is not an http(s) URL"),
+                    );
+                } else if let Err(e) = paddock_core::transport::require_plain(url) {
+                    problems.at("report_to", format!("report_to: {e}"));
                 }
-                paddock_core::transport::require_plain(url)
-                    .map_err(|e| invalid(format!("report_to: {e}")))?;
             }
             (None, None) => {}
-            _ => {
-                return Err(invalid(
-                    "report_to and supervisor: set both (or neither)".into(),
-                ));
-            }
+            (Some(_), None) => problems.at(
+                "report_to",
+                "report_to and supervisor: set both (or neither)",
+            ),
+            (None, Some(_)) => problems.at(
+                "supervisor",
+                "report_to and supervisor: set both (or neither)",
+            ),
         }
         if let Some(b) = &c.baseline {
-            let text = std::fs::read_to_string(b)
-                .map_err(|e| invalid(format!("baseline {}: {e}", b.display())))?;
-            crate::check::baseline::load(&b.display().to_string(), &text).map_err(|errors| {
-                invalid(format!(
-                    "baseline:\n{}",
-                    errors
-                        .0
-                        .iter()
-                        .map(|e| e.to_string())
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                ))
-            })?;
+            match std::fs::read_to_string(b) {
+                Err(e) => problems.at("baseline", format!("baseline {}: {e}", b.display())),
+                Ok(text) => {
+                    if let Err(errors) =
+                        crate::check::baseline::load(&b.display().to_string(), &text)
+                    {
+                        for e in errors.0 {
+                            problems.at("baseline", format!("baseline: {e}"));
+                        }
+                    }
+                }
+            }
         }
         // A systemd credential exists only inside its unit: not checkable from outside.
         if let Some(t) = c
             .token_file
             .as_ref()
             .filter(|t| secrets && !paddock_core::credential::outside_its_unit(t))
+            && let Err(e) = std::fs::read_to_string(t)
         {
-            std::fs::read_to_string(t)
-                .map_err(|e| invalid(format!("token_file {}: {e}", t.display())))?;
+            problems.at("token_file", format!("token_file {}: {e}", t.display()));
         }
+        problems.finish()?;
         Ok(c)
+    }
+
+    /// The settings that matter, one `name: value` a line, for `check-config`.
+    pub fn summary(&self) -> String {
+        let mut lines = vec![
+            format!("output: {}", self.output.display()),
+            format!(
+                "collectors: {}",
+                if self.collectors.is_empty() {
+                    "all".to_string()
+                } else {
+                    self.collectors.join(", ")
+                }
+            ),
+            format!("timeout_s: {}", self.timeout_s),
+            match &self.baseline {
+                Some(b) => format!("baseline: {}", b.display()),
+                None => "baseline: none".into(),
+            },
+        ];
+        match (&self.report_to, &self.supervisor) {
+            (Some(url), Some(s)) => {
+                lines.push(format!("report_to: {url} as supervisor {s}"));
+                if let Some(t) = &self.token_file {
+                    lines.push(format!("token_file: {}", t.display()));
+                }
+            }
+            _ => lines.push("report_to: none".into()),
+        }
+        lines.join("\n")
     }
 
     /// The reporting destination, as the command line would give it.

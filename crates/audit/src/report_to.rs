@@ -51,7 +51,18 @@ impl ReportTo {
             .bearer_auth(token)
             .json(&json!({"supervisor": supervisor, "kind": kind, "report": report}))
             .send()
-            .map_err(|e| format!("{endpoint}: {e}"))?;
+            .map_err(|e| {
+                // The URL once, then every cause (reqwest's own text is only "error sending
+                // request", with the URL again).
+                let e = e.without_url();
+                let mut text = format!("{endpoint}: {e}");
+                let mut cause = std::error::Error::source(&e);
+                while let Some(c) = cause {
+                    text = format!("{text}: {c}");
+                    cause = c.source();
+                }
+                text
+            })?;
         let status = resp.status();
         let body: Value = resp.json().unwrap_or(Value::Null);
         if !status.is_success() {

@@ -667,3 +667,95 @@ fn smbios_and_bmc_power_supplies_are_merged() {
         "{failed:#?}"
     );
 }
+
+/// Issue 15 item 23: SR-IOV in the pcie section: a physical function's configured and
+/// possible VF counts (`sriov_numvfs`, `sriov_totalvfs`), and each VF's physical function.
+#[test]
+fn pcie_reports_sriov_vf_counts() {
+    let sys = "/sys/bus/pci/devices";
+    let host = common::Scripted::default()
+        .file(&format!("{sys}/0000:3b:00.0/class"), "0x020000")
+        .file(&format!("{sys}/0000:3b:00.0/sriov_numvfs"), "4")
+        .file(&format!("{sys}/0000:3b:00.0/sriov_totalvfs"), "8")
+        .file(&format!("{sys}/0000:3b:00.2/class"), "0x020000")
+        .link(&format!("{sys}/0000:3b:00.2/physfn"), "../0000:3b:00.0")
+        .file(&format!("{sys}/0000:5e:00.0/class"), "0x010802");
+    let r = collect(
+        Arc::new(host),
+        paddock_audit::cli::select(&["pcie".to_string()]).unwrap(),
+        Duration::from_secs(30),
+    );
+    let devices = r.hardware["pcie"]["devices"].as_array().unwrap();
+    let by_slot = |s: &str| devices.iter().find(|d| d["slot"] == s).unwrap();
+    let pf = by_slot("0000:3b:00.0");
+    assert_eq!(
+        (pf["sriov_numvfs"].as_u64(), pf["sriov_totalvfs"].as_u64()),
+        (Some(4), Some(8)),
+        "{pf}"
+    );
+    assert_eq!(by_slot("0000:3b:00.2")["physical_function"], "0000:3b:00.0");
+    let nvme = by_slot("0000:5e:00.0");
+    assert!(
+        nvme["sriov_totalvfs"].is_null() && nvme["physical_function"].is_null(),
+        "{nvme}"
+    );
+}
+
+/// Issue 15 item 23: one record per CPU socket from SMBIOS type 4 (`dmidecode -t 4`; the
+/// public Dell PowerEdge R750 output: two Xeon Silver 4316).
+#[test]
+fn cpu_reports_each_socket_from_smbios() {
+    let dmi = std::fs::read_to_string(
+        common::data().join("public/dmidecode/linuxhw_Dell_PowerEdge_R750_D1750E589C22.txt"),
+    )
+    .unwrap();
+    let host = common::Scripted::default()
+        .command("dmidecode", &dmi)
+        .file(
+            "/proc/cpuinfo",
+            "processor\t: 0\nvendor_id\t: GenuineIntel\nphysical id\t: 0\n\nprocessor\t: 1\nvendor_id\t: GenuineIntel\nphysical id\t: 1\n",
+        );
+    let r = collect(
+        Arc::new(host),
+        paddock_audit::cli::select(&["cpu".to_string()]).unwrap(),
+        Duration::from_secs(30),
+    );
+    let cpu = &r.hardware["cpu"];
+    let sockets = cpu["processors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{cpu}"));
+    assert_eq!(sockets.len(), 2, "{cpu}");
+    let s = &sockets[1];
+    assert_eq!(s["socket"], "CPU2");
+    assert_eq!(s["populated"], true);
+    assert_eq!(s["status"], "Populated, Enabled");
+    assert_eq!(s["version"], "Intel(R) Xeon(R) Silver 4316 CPU @ 2.30GHz");
+    assert_eq!(s["manufacturer"], "Intel");
+    assert_eq!(
+        (
+            s["core_count"].as_u64(),
+            s["core_enabled"].as_u64(),
+            s["thread_count"].as_u64()
+        ),
+        (Some(20), Some(20), Some(40))
+    );
+    assert_eq!(
+        (s["max_speed_mhz"].as_u64(), s["current_speed_mhz"].as_u64()),
+        (Some(4000), Some(2300))
+    );
+    assert!(s["serial"].is_null(), "`--` is a placeholder: {s}");
+    // Without dmidecode the rest of the section stands, with the reason.
+    let host =
+        common::Scripted::default().file("/proc/cpuinfo", "processor\t: 0\nphysical id\t: 0\n");
+    let r = collect(
+        Arc::new(host),
+        paddock_audit::cli::select(&["cpu".to_string()]).unwrap(),
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.hardware["cpu"]["cpus"], 1);
+    assert!(
+        r.hardware["cpu"]["processors_error"].is_string(),
+        "{}",
+        r.hardware["cpu"]
+    );
+}

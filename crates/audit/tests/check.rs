@@ -164,3 +164,102 @@ fn disk_free_sees_child_partitions_and_the_system_disk() {
     assert!(got[3].2.contains("does not list"), "{}", got[3].2);
     assert!(got[4].2.contains("does not exist"), "{}", got[4].2);
 }
+
+/// Issue 15 item 23: a negated output match (`output_not_matches`).
+#[test]
+fn command_output_not_matches() {
+    let yaml = r#"checks:
+  - {name: no-error, kind: command, argv: [sh, -c, "echo all good"], output_not_matches: "(?i)error"}
+  - {name: has-error, kind: command, argv: [sh, -c, "echo; echo ERROR: link down"], output_not_matches: "(?i)error"}
+  - {name: both, kind: command, argv: [sh, -c, "echo mlx5 up"], output_matches: "mlx5", output_not_matches: "down"}
+"#;
+    let got = statuses(&Local, yaml);
+    assert_eq!(got[0].1, "PASS", "{}", got[0].2);
+    assert_eq!(got[1].1, "FAIL", "{}", got[1].2);
+    assert!(got[1].2.contains("ERROR: link down"), "{}", got[1].2);
+    assert_eq!(got[2].1, "PASS", "{}", got[2].2);
+    let bad = load(
+        "t.yaml",
+        "checks:\n  - {name: x, kind: command, argv: [true], output_not_matches: \"(\"}\n",
+    )
+    .unwrap_err();
+    assert!(
+        bad.0[0]
+            .to_string()
+            .contains("checks[0].output_not_matches: not a regular expression"),
+        "{bad:?}"
+    );
+}
+
+/// Issue 15 item 23: an interface given as a glob pattern (`ibp*`, one InfiniBand port of
+/// several): passes when an interface it matches has the address.
+#[test]
+fn interface_name_patterns() {
+    let ip = r#"[{"ifindex":1,"ifname":"lo","mtu":65536,"operstate":"UNKNOWN","addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8}]},
+      {"ifindex":4,"ifname":"ibp24s0","mtu":4092,"operstate":"UP","addr_info":[{"family":"inet","local":"10.1.0.7","prefixlen":16}]},
+      {"ifindex":5,"ifname":"ibp41s0","mtu":4092,"operstate":"DOWN","addr_info":[]}]"#;
+    let host = common::Scripted::default().command("ip", ip);
+    let yaml = "checks:\n  - {name: ib, kind: interface_has_address, interface: \"ibp*\", address: 10.1.0.7}\n  - {name: ib-other, kind: interface_has_address, interface: \"ibp*\", address: 10.1.0.8/16}\n  - {name: none, kind: interface_has_address, interface: \"enp?s0\", address: 10.1.0.7}\n";
+    let got = statuses(&host, yaml);
+    assert_eq!(got[0].1, "PASS", "{}", got[0].2);
+    assert!(got[0].2.contains("ibp24s0"), "{}", got[0].2);
+    assert_eq!(got[1].1, "FAIL", "{}", got[1].2);
+    assert!(
+        got[1].2.contains("ibp24s0") && got[1].2.contains("ibp41s0"),
+        "{}",
+        got[1].2
+    );
+    assert_eq!(got[2].1, "FAIL", "{}", got[2].2);
+    assert!(got[2].2.contains("no interface matches"), "{}", got[2].2);
+}
+
+/// Issue 15 item 23: `disk_free` passes a disk with partitions or a whole-disk filesystem
+/// as long as nothing is mounted; `blank_disk` fails those, and a disk with any wipefs
+/// signature (this machine's `wipefs --no-act --json` output on an image with ext4 and on a
+/// blank one).
+#[test]
+fn blank_disk_needs_no_partition_filesystem_or_signature() {
+    let lsblk = r#"{"blockdevices":[
+      {"name":"sda","type":"disk","mountpoints":[null],"children":[{"name":"sda1","type":"part","mountpoints":[null]}]},
+      {"name":"sdb","type":"disk","fstype":"ext4","mountpoints":[null]},
+      {"name":"sdc","type":"disk","mountpoints":[null]},
+      {"name":"sdd","type":"disk","mountpoints":["/data"]}]}"#;
+    let blank = "{\n   \"signatures\": [\n\n   ]\n}\n";
+    let ext4 = "{\n   \"signatures\": [\n      {\n         \"device\": \"sdc\",\n         \"offset\": \"0x438\",\n         \"type\": \"ext4\",\n         \"uuid\": \"cd8fd5a2-8368-4829-8161-3879efa07d3e\",\n         \"label\": null\n      }\n   ]\n}\n";
+    let host = |wipefs: Option<&str>| {
+        let mut h = common::Scripted::default().command("lsblk", lsblk);
+        if let Some(w) = wipefs {
+            h = h.command("wipefs", w);
+        }
+        for k in ["sda", "sdb", "sdc", "sdd"] {
+            h = h.link(&format!("/dev/disk/by-id/ata-{k}"), &format!("../../{k}"));
+        }
+        h
+    };
+    let yaml = "checks:\n  - {name: a, kind: blank_disk, by_id: ata-sda}\n  - {name: b, kind: blank_disk, by_id: ata-sdb}\n  - {name: c, kind: blank_disk, by_id: ata-sdc}\n  - {name: d, kind: blank_disk, by_id: ata-sdd}\n  - {name: a-free, kind: disk_free, by_id: ata-sda}\n";
+    let got = statuses(&host(Some(blank)), yaml);
+    assert_eq!(got[0].1, "FAIL");
+    assert!(
+        got[0].2.contains("partition") && got[0].2.contains("sda1"),
+        "{}",
+        got[0].2
+    );
+    assert_eq!(got[1].1, "FAIL");
+    assert!(got[1].2.contains("ext4"), "{}", got[1].2);
+    assert_eq!(got[2].1, "PASS", "{}", got[2].2);
+    assert_eq!(got[3].1, "FAIL");
+    assert!(got[3].2.contains("/data"), "{}", got[3].2);
+    assert_eq!(
+        got[4].1, "PASS",
+        "disk_free keeps its meaning: {}",
+        got[4].2
+    );
+    // A signature lsblk does not show (a filesystem at an offset, a stale RAID superblock).
+    let got = statuses(&host(Some(ext4)), yaml);
+    assert_eq!(got[2].1, "FAIL");
+    assert!(got[2].2.contains("ext4 at 0x438"), "{}", got[2].2);
+    // Without wipefs the disk cannot be called blank.
+    let got = statuses(&host(None), yaml);
+    assert_eq!(got[2].1, "FAIL");
+    assert!(got[2].2.contains("wipefs"), "{}", got[2].2);
+}

@@ -51,10 +51,32 @@ pub struct Options {
     work_dir: Option<PathBuf>,
 }
 
+/// A server under test, started in a process group of its own: dropping it stops the whole
+/// group (SIGTERM, up to 5 s for the leader to exit, then SIGKILL), so that the processes it
+/// started (nginx's workers) do not outlive it, re-parented to PID 1. [`run`] ends on Ctrl-C
+/// by dropping these (its children are not in the terminal's foreground group).
 struct Proc(Child);
+
+impl Proc {
+    fn spawn(cmd: &mut Command) -> std::io::Result<Proc> {
+        std::os::unix::process::CommandExt::process_group(cmd, 0)
+            .spawn()
+            .map(Proc)
+    }
+}
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        use rustix::process::{Pid, Signal, kill_process_group};
+        // The group's id is the leader's pid (`process_group(0)`).
+        let group = Pid::from_child(&self.0);
+        let _ = kill_process_group(group, Signal::TERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Whatever is left of the group (a worker that ignored SIGTERM, the leader).
+        let _ = kill_process_group(group, Signal::KILL);
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -149,15 +171,15 @@ async fn wait_up(base: &str) -> anyhow::Result<()> {
 
 async fn paddock_server(root: &Path) -> anyhow::Result<(Proc, String)> {
     let port = free_port()?;
-    let child = Command::new(std::env::current_exe()?)
-        .args(["imagestore", "serve", "--root"])
-        .arg(root)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "warn")
-        .stderr(Stdio::null())
-        .spawn()?;
+    let p = Proc::spawn(
+        Command::new(std::env::current_exe()?)
+            .args(["imagestore", "serve", "--root"])
+            .arg(root)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::null()),
+    )?;
     let base = format!("http://127.0.0.1:{port}");
-    let p = Proc(child);
     wait_up(&base).await?;
     Ok((p, base))
 }
@@ -169,7 +191,7 @@ async fn static_server(root: &Path, scratch: &Path) -> anyhow::Result<(Proc, Str
     let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
         .into_iter()
         .find(|p| Path::new(p).exists());
-    let (child, name) = if let Some(nginx) = nginx {
+    let (p, name) = if let Some(nginx) = nginx {
         let conf = scratch.join(format!("nginx-{port}.conf"));
         std::fs::write(
             &conf,
@@ -181,35 +203,36 @@ async fn static_server(root: &Path, scratch: &Path) -> anyhow::Result<(Proc, Str
             ),
         )?;
         (
-            Command::new(nginx)
-                .args(["-c"])
-                .arg(&conf)
-                .args(["-p"])
-                .arg(scratch)
-                .stderr(Stdio::null())
-                .spawn()
-                .context("starting nginx")?,
+            Proc::spawn(
+                Command::new(nginx)
+                    .args(["-c"])
+                    .arg(&conf)
+                    .args(["-p"])
+                    .arg(scratch)
+                    .stderr(Stdio::null()),
+            )
+            .context("starting nginx")?,
             "nginx",
         )
     } else {
         (
-            Command::new("python3")
-                .args([
-                    "-m",
-                    "http.server",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                ])
-                .current_dir(root)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .context("starting python3 -m http.server")?,
+            Proc::spawn(
+                Command::new("python3")
+                    .args([
+                        "-m",
+                        "http.server",
+                        &port.to_string(),
+                        "--bind",
+                        "127.0.0.1",
+                    ])
+                    .current_dir(root)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null()),
+            )
+            .context("starting python3 -m http.server")?,
             "python3 http.server",
         )
     };
-    let p = Proc(child);
     wait_up(&base).await?;
     Ok((p, base, name.to_string()))
 }
@@ -329,7 +352,15 @@ async fn latency(
     ))
 }
 
+/// The benchmark; on Ctrl-C it stops, stopping the servers it started (see [`Proc`]).
 pub async fn run(opts: Options) -> anyhow::Result<()> {
+    tokio::select! {
+        r = figures(opts) => r,
+        _ = tokio::signal::ctrl_c() => bail!("interrupted"),
+    }
+}
+
+async fn figures(opts: Options) -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
         eprintln!("warning: a debug build; run with --release for meaningful figures");
     }
@@ -455,4 +486,84 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// The processes of the group `pgid` still alive (zombies, already dead, excluded).
+    fn group_members(pgid: u32) -> Vec<u32> {
+        let mut pids = Vec::new();
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid pgrp …; comm may hold spaces, so split after its `)`.
+            let Some((head, rest)) = stat.rsplit_once(") ") else {
+                continue;
+            };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            if fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string() {
+                pids.push(head.split(' ').next().unwrap().parse().unwrap());
+            }
+        }
+        pids
+    }
+
+    fn gone(pgid: u32) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if group_members(pgid).is_empty() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// A server that starts workers of its own (as nginx's master does): dropping it stops
+    /// them too, not only the process it started.
+    #[test]
+    fn dropping_a_server_stops_the_processes_it_started() {
+        let p = Proc::spawn(
+            Command::new("sh")
+                .arg("-c")
+                .arg("sleep 300 & sleep 300 & echo started; wait")
+                .stdout(Stdio::piped()),
+        )
+        .unwrap();
+        let pid = p.0.id();
+        let start = Instant::now();
+        while group_members(pid).len() < 3 && start.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(group_members(pid).len(), 3, "the shell and its two workers");
+        drop(p);
+        assert!(gone(pid), "left running: {:?}", group_members(pid));
+    }
+
+    /// nginx's workers end with the benchmark (when nginx is installed).
+    #[tokio::test]
+    async fn nginx_workers_end_with_the_server() {
+        if !["/usr/sbin/nginx", "/usr/bin/nginx"]
+            .iter()
+            .any(|p| Path::new(p).exists())
+        {
+            eprintln!("skipped: nginx is not installed");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (root, scratch) = (dir.path().join("root"), dir.path().join("scratch"));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&scratch).unwrap();
+        let (p, _, name) = static_server(&root, &scratch).await.unwrap();
+        assert_eq!(name, "nginx");
+        let pid = p.0.id();
+        assert!(group_members(pid).len() >= 2, "a master and its workers");
+        drop(p);
+        assert!(gone(pid), "left running: {:?}", group_members(pid));
+    }
 }

@@ -62,9 +62,11 @@ impl Client {
     }
 
     pub async fn send(&self, req: RequestBuilder) -> anyhow::Result<Response> {
+        // The URL is named once, in the context (reqwest's own text would repeat it).
         let resp = req
             .send()
             .await
+            .map_err(reqwest::Error::without_url)
             .with_context(|| format!("connecting to {}", self.base))?;
         let status = resp.status();
         if status.is_success() {

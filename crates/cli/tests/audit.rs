@@ -283,7 +283,10 @@ code paddock-audit run --config gone.toml > gone.out 2> gone.err
     assert!(read("iso.cc").contains("iso.json"));
     assert_eq!(read("bad.rc").trim(), "1");
     let bad = read("bad.err");
-    assert!(bad.contains("colectors") && bad.contains("line 2"), "{bad}");
+    assert!(
+        bad.contains("colectors") && bad.contains("bad.toml:2: "),
+        "{bad}"
+    );
     assert!(
         read("cred.err").contains("is a systemd credential, readable only inside the unit"),
         "{}",

@@ -303,7 +303,10 @@ fn paddock_deploy_check_config_reads_the_file_and_its_secrets() {
     let out = check();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("debounce") && err.contains("line 4"), "{err}");
+    assert!(
+        err.contains("debounce") && err.contains("deploy.toml:4: "),
+        "{err}"
+    );
 }
 
 /// Issue 16: `paddock deploy status` shows the errors the switchboard kept of a rejected

@@ -1,6 +1,7 @@
 //! The log set-up of the service binaries (`paddock-switchboard`, `paddock-supervisor`,
-//! `paddock up`): lines on standard error, levels from `RUST_LOG` (else a default), colour only
-//! on a terminal; and, whatever `RUST_LOG` says, libraries that log message contents are held
+//! `paddock up`, `paddock-imagestore`, `paddock-deploy`, `paddock-audit`): lines on standard
+//! error, levels from `RUST_LOG` (else a default), colour only when standard error is a terminal
+//! and `NO_COLOR` is unset or empty (never in a file, a pipe or the journal); and, whatever `RUST_LOG` says, libraries that log message contents are held
 //! to levels where they do not ([`CAPPED`]), so no secret reaches a log at any level.
 
 use tracing::level_filters::LevelFilter;
@@ -42,6 +43,12 @@ pub fn allowed(meta: &Metadata<'_>) -> bool {
     })
 }
 
+/// Whether log lines are coloured: only on a terminal, and not when `NO_COLOR` is set to a
+/// non-empty value (<https://no-color.org/>).
+pub fn colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 /// Installs the logger: `RUST_LOG`, else `default` (an `EnvFilter` directive string such as
 /// `info,sqlx=warn`), with [`CAPPED`] on top. Records of the `log` crate (tungstenite logs
 /// through it) go through the same filter. A second call does nothing.
@@ -49,7 +56,10 @@ pub fn init(default: &str) {
     let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let layer = fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(colour(
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            std::env::var_os("NO_COLOR").as_deref(),
+        ))
         .with_filter(env.and(filter_fn(allowed).with_max_level_hint(LevelFilter::TRACE)));
     let _ = tracing_subscriber::registry().with(layer).try_init();
 }
@@ -81,6 +91,16 @@ mod tests {
             FieldSet::new(&[], Identifier(&CS)),
             Kind::EVENT,
         )
+    }
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        assert!(colour(true, None));
+        assert!(colour(true, Some(OsStr::new(""))));
+        assert!(!colour(true, Some(OsStr::new("1"))));
+        assert!(!colour(false, None));
+        assert!(!colour(false, Some(OsStr::new(""))));
     }
 
     #[test]

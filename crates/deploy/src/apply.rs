@@ -119,7 +119,8 @@ impl Switchboard {
                 .body(b);
         }
         let resp = req.send().await.map_err(|e| {
-            let why = with_causes(&e);
+            // The URL is named once, by the error (reqwest's own text would repeat it).
+            let why = with_causes(&e.without_url());
             if len > 0 {
                 self.err(
                     None,

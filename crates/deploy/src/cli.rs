@@ -27,11 +27,14 @@ pub struct Cli {
 pub enum Command {
     /// Sync at start, every poll interval, and on each signed push webhook.
     Serve {
+        /// The TOML configuration file (see deploy.example.toml).
         #[arg(long)]
         config: PathBuf,
     },
-    /// Check a configuration file (and that its secret files read) and print the settings.
+    /// Check a configuration file (and that its secret files read): print the settings, one a
+    /// line, or every problem as `FILE:LINE: field: …` (exit status 1).
     CheckConfig {
+        /// The TOML configuration file (see deploy.example.toml).
         #[arg(long)]
         config: PathBuf,
         /// Do not read the secret files (a build-time check, where secrets do not exist yet).
@@ -62,7 +65,10 @@ async fn serve(c: Config) -> Result<(), String> {
     let settings = settings(&c)?;
     let wake = Arc::new(tokio::sync::Notify::new());
     if let Some(addr) = c.listen {
-        let secret_file = c.webhook_secret_file.clone().ok_or("webhook_secret_file")?;
+        let secret_file = c
+            .webhook_secret_file
+            .clone()
+            .ok_or("webhook_secret_file: required when `listen` is set")?;
         let secret = read_secret(&secret_file).map_err(|e| format!("webhook_secret_file: {e}"))?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -96,38 +102,41 @@ async fn serve(c: Config) -> Result<(), String> {
 /// Parses the arguments and runs; the exit code.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber_init();
+    paddock_core::logging::init("info");
     let result = match cli.command {
-        Command::CheckConfig { config, no_secrets } => Config::load(&config)
-            .map_err(|e| e.to_string())
-            .and_then(|c| {
-                // A systemd credential exists only inside its unit.
-                let credential = |field: &str, p: &std::path::Path| {
-                    let outside = paddock_core::credential::outside_its_unit(p);
-                    if outside {
-                        eprintln!("{}", paddock_core::credential::not_checked(field, p));
+        Command::CheckConfig { config, no_secrets } => {
+            return match Config::load_checking(&config, !no_secrets) {
+                Ok(c) => {
+                    // A systemd credential exists only inside its unit.
+                    let secret_files = [
+                        ("token_file", Some(&c.token_file)),
+                        ("webhook_secret_file", c.webhook_secret_file.as_ref()),
+                    ];
+                    for (field, f) in secret_files {
+                        if let Some(f) = f.filter(|f| {
+                            !no_secrets && paddock_core::credential::outside_its_unit(f)
+                        }) {
+                            eprintln!("{}", paddock_core::credential::not_checked(field, f));
+                        }
                     }
-                    outside
-                };
-                if !no_secrets && !credential("token_file", &c.token_file) {
-                    settings(&c)?;
+                    println!("{}: ok\n{}", config.display(), c.summary());
+                    std::process::ExitCode::SUCCESS
                 }
-                if let Some(f) = c
-                    .webhook_secret_file
-                    .as_ref()
-                    .filter(|f| !no_secrets && !credential("webhook_secret_file", f))
-                {
-                    read_secret(f).map_err(|e| format!("webhook_secret_file: {e}"))?;
+                Err(e) => {
+                    for line in e.lines() {
+                        eprintln!("error: {line}");
+                    }
+                    std::process::ExitCode::FAILURE
                 }
-                println!("{c:#?}");
-                Ok(())
-            }),
+            };
+        }
         Command::Serve { config } => match tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
         {
             Ok(rt) => Config::load(&config)
-                .map_err(|e| e.to_string())
+                // One `error: ` line per problem, as check-config prints them.
+                .map_err(|e| e.lines().join("\nerror: "))
                 .and_then(|c| rt.block_on(serve(c))),
             Err(e) => Err(e.to_string()),
         },
@@ -139,13 +148,4 @@ pub fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
-}
-
-fn tracing_subscriber_init() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
 }

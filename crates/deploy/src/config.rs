@@ -65,9 +65,17 @@ impl Config {
         crate::git_source::Source::new(&self.repo, &self.state_dir.join("mirror.git"))
     }
 
+    /// Reads and checks a configuration; every problem is reported, each at its line.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let invalid = |message: String| ConfigError::invalid(path, message);
-        let mut c: Config = paddock_core::config_file::read_toml(path)?;
+        Config::load_checking(path, false)
+    }
+
+    /// As [`Config::load`]; with `secrets`, also that the token file and the webhook secret
+    /// file read (`check-config`). A systemd credential exists only inside its unit: one
+    /// outside it is not read (the caller says so).
+    pub fn load_checking(path: &Path, secrets: bool) -> Result<Config, ConfigError> {
+        let (mut c, mut problems): (Config, _) =
+            paddock_core::config_file::read_toml_checked(path)?;
         paddock_core::config_file::relative_to_file(
             path,
             [Some(&mut c.token_file), Some(&mut c.state_dir)]
@@ -82,43 +90,109 @@ impl Config {
         }
         if let Some(a) = &c.activation {
             if a.host.is_empty() || a.host.contains('/') || a.host.starts_with('.') {
-                return Err(invalid(format!(
-                    "activation.host: `{}` is not a directory name under hosts/",
-                    a.host
-                )));
+                problems.at(
+                    "activation.host",
+                    format!(
+                        "activation.host: `{}` is not a directory name under hosts/",
+                        a.host
+                    ),
+                );
             }
             if a.command.trim().is_empty() {
-                return Err(invalid("activation.command: empty".into()));
+                problems.at("activation.command", "activation.command: empty");
+            }
+            if a.timeout_s == 0 {
+                problems.at("activation.timeout_s", "activation.timeout_s: at least 1");
             }
         }
         if !(c.switchboard_url.starts_with("http://") || c.switchboard_url.starts_with("https://"))
         {
-            return Err(invalid(format!(
-                "switchboard_url: `{}` is not an http(s) URL",
-                c.switchboard_url
-            )));
+            problems.at(
+                "switchboard_url",
+                format!(
+                    "switchboard_url: `{}` is not an http(s) URL",
+                    c.switchboard_url
+                ),
+            );
+        } else if let Err(e) = paddock_core::transport::require_plain(&c.switchboard_url) {
+            problems.at("switchboard_url", format!("switchboard_url: {e}"));
         }
-        paddock_core::transport::require_plain(&c.switchboard_url)
-            .map_err(|e| invalid(format!("switchboard_url: {e}")))?;
         if c.debounce_ms == 0 || c.debounce_ms > 10_000 {
-            return Err(invalid("debounce_ms: 1 to 10000".into()));
+            problems.at("debounce_ms", "debounce_ms: 1 to 10000");
         }
         if c.poll_interval_s == 0 {
-            return Err(invalid("poll_interval_s: must be at least 1".into()));
+            problems.at("poll_interval_s", "poll_interval_s: must be at least 1");
         }
         if c.branch.is_empty() || c.branch.contains("..") || c.branch.starts_with('/') {
-            return Err(invalid(format!(
-                "branch: `{}` is not a branch name",
-                c.branch
-            )));
+            problems.at(
+                "branch",
+                format!("branch: `{}` is not a branch name", c.branch),
+            );
         }
         if c.listen.is_some() && c.webhook_secret_file.is_none() {
-            return Err(invalid(
-                "webhook_secret_file: required when `listen` is set (unsigned webhooks are refused)"
-                    .into(),
-            ));
+            problems.at(
+                "listen",
+                "webhook_secret_file: required when `listen` is set (unsigned webhooks are refused)",
+            );
         }
+        if secrets {
+            let secret_files = [
+                ("token_file", Some(&c.token_file)),
+                ("webhook_secret_file", c.webhook_secret_file.as_ref()),
+            ];
+            for (field, file) in secret_files {
+                if let Some(f) = file.filter(|f| !paddock_core::credential::outside_its_unit(f))
+                    && let Err(e) = read_secret(f)
+                {
+                    problems.at(field, format!("{field}: {e}"));
+                }
+            }
+        }
+        problems.finish()?;
         Ok(c)
+    }
+
+    /// The settings that matter, one `name: value` a line, for `check-config` (no secret:
+    /// the secret files are named, never read into it).
+    pub fn summary(&self) -> String {
+        let mut lines = vec![
+            format!("switchboard_url: {}", self.switchboard_url),
+            format!("token_file: {}", self.token_file.display()),
+            format!("repo: {}", self.source()),
+            format!("branch: {}", self.branch),
+            format!("poll_interval_s: {}", self.poll_interval_s),
+            match self.listen {
+                Some(a) => format!("webhook: http://{a}/hooks/push"),
+                None => "webhook: none".into(),
+            },
+        ];
+        if let Some(f) = &self.webhook_secret_file {
+            lines.push(format!("webhook_secret_file: {}", f.display()));
+        }
+        lines.push(match &self.worktree {
+            Some(w) => format!(
+                "worktree: {} (debounce {} ms)",
+                w.display(),
+                self.debounce_ms
+            ),
+            None => "worktree: none".into(),
+        });
+        lines.push(format!("state_dir: {}", self.state_dir.display()));
+        match &self.activation {
+            None => lines.push("activation: none".into()),
+            Some(a) => {
+                lines.push(format!("activation.host: {}", a.host));
+                lines.push(format!("activation.command: {}", a.command));
+                if let Some(h) = &a.health_check {
+                    lines.push(format!("activation.health_check: {h}"));
+                }
+                if let Some(r) = &a.rollback {
+                    lines.push(format!("activation.rollback: {r}"));
+                }
+                lines.push(format!("activation.timeout_s: {}", a.timeout_s));
+            }
+        }
+        lines.join("\n")
     }
 }
 
@@ -195,7 +269,7 @@ mod tests {
         )
         .unwrap();
         let e = Config::load(&p).unwrap_err().to_string();
-        assert!(e.contains("poll") && e.contains("line 4"), "{e}");
+        assert!(e.contains("poll") && e.contains("deploy.toml:4: "), "{e}");
         std::fs::write(
             &p,
             "switchboard_url = \"http://x\"\ntoken_file = \"t\"\nrepo = \"r\"\nlisten = \"127.0.0.1:1\"\n",

@@ -101,13 +101,7 @@ pub fn main() -> std::process::ExitCode {
 
 /// [`main`] with arguments already parsed (the benchmark re-executes itself as the server).
 pub fn main_with(cli: Cli) -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    paddock_core::logging::init("info");
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -31,7 +31,10 @@ enum Command {
     Ready,
     /// The workload's result: success, error or unknown.
     Exit {
+        /// success, error or unknown: the job ends workload_finished_success, _error or
+        /// _unknown.
         outcome: WorkloadOutcome,
+        /// Why, in a line: the detail of the job's exit status (e.g. "3 tests failed").
         #[arg(long)]
         message: Option<String>,
     },
@@ -49,7 +52,14 @@ pub fn main() -> std::process::ExitCode {
     match crate::send(&cli.socket, &request, Duration::from_secs(cli.timeout)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("paddock-puppet: {e}");
+            // The error and its causes, once each.
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                text = format!("{text}: {c}");
+                cause = c.source();
+            }
+            eprintln!("paddock-puppet: {text}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -32,6 +32,8 @@ pub enum Kind {
         key: String,
         value: String,
     },
+    /// `interface` is a name, or a glob pattern (`*`, `?`: `ibp*`) that passes when any
+    /// interface it matches has the address.
     InterfaceHasAddress {
         interface: String,
         address: String,
@@ -41,10 +43,12 @@ pub enum Kind {
         via: Option<String>,
         dev: Option<String>,
     },
-    /// `argv` run without a shell; passes when it exits 0 (and its output matches).
+    /// `argv` run without a shell; passes when it exits 0, its output matches
+    /// `output_matches` (if set) and does not match `output_not_matches` (if set).
     Command {
         argv: Vec<String>,
         output_matches: Option<String>,
+        output_not_matches: Option<String>,
         timeout_s: u64,
     },
     CountAtLeast {
@@ -53,6 +57,11 @@ pub enum Kind {
     },
     /// Present by a stable id, not mounted (nor any child partition), not the disk of `/`.
     DiskFree {
+        by_id: String,
+    },
+    /// As [`Kind::DiskFree`], and blank: no partition, no whole-disk filesystem, no signature
+    /// that `wipefs --no-act` finds (partition tables, filesystems, RAID or LVM superblocks).
+    BlankDisk {
         by_id: String,
     },
 }
@@ -84,9 +93,14 @@ pub const KINDS: &[(&str, &[&str], &[&str])] = &[
     ("sysctl", &["key", "value"], &[]),
     ("interface_has_address", &["interface", "address"], &[]),
     ("route_exists", &["destination"], &["via", "dev"]),
-    ("command", &["argv"], &["output_matches", "timeout_s"]),
+    (
+        "command",
+        &["argv"],
+        &["output_matches", "output_not_matches", "timeout_s"],
+    ),
     ("count_at_least", &["what", "min"], &[]),
     ("disk_free", &["by_id"], &[]),
+    ("blank_disk", &["by_id"], &[]),
 ];
 
 const COMMON: &[&str] = &["name", "kind", "severity", "remediation"];
@@ -279,20 +293,26 @@ fn check(r: &mut Reader, node: &yaml::Node, path: &str) -> Option<Check> {
                 r.error(argv_node.at, &join(path, "argv"), "an empty command");
                 return None;
             }
-            let output_matches = match f.get("output_matches") {
-                Some(n) => {
-                    let re = r.text(n, &join(path, "output_matches"))?;
-                    if let Err(e) = regex_lite::Regex::new(&re) {
-                        r.error(
-                            n.at,
-                            &join(path, "output_matches"),
-                            format!("not a regular expression: {e}"),
-                        );
-                        return None;
-                    }
-                    Some(re)
+            let mut regex = |key: &str| -> Result<Option<String>, ()> {
+                let Some(n) = f.get(key) else {
+                    return Ok(None);
+                };
+                let re = r.text(n, &join(path, key)).ok_or(())?;
+                if let Err(e) = regex_lite::Regex::new(&re) {
+                    r.error(
+                        n.at,
+                        &join(path, key),
+                        format!("not a regular expression: {e}"),
+                    );
+                    return Err(());
                 }
-                None => None,
+                Ok(Some(re))
+            };
+            let (output_matches, output_not_matches) =
+                (regex("output_matches"), regex("output_not_matches"));
+            let (Ok(output_matches), Ok(output_not_matches)) = (output_matches, output_not_matches)
+            else {
+                return None;
             };
             let timeout_s = match f.get("timeout_s") {
                 Some(n) => r.unsigned(n, &join(path, "timeout_s"))?.max(1),
@@ -301,6 +321,7 @@ fn check(r: &mut Reader, node: &yaml::Node, path: &str) -> Option<Check> {
             Kind::Command {
                 argv,
                 output_matches,
+                output_not_matches,
                 timeout_s,
             }
         }
@@ -330,6 +351,9 @@ fn check(r: &mut Reader, node: &yaml::Node, path: &str) -> Option<Check> {
             }
         }
         "disk_free" => Kind::DiskFree {
+            by_id: req(r, "by_id")?,
+        },
+        "blank_disk" => Kind::BlankDisk {
             by_id: req(r, "by_id")?,
         },
         _ => return None,

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::baseline::{Check, Countable, Kind};
 use crate::collectors::storage;
 use crate::host::{Host, HostError};
+use crate::parse::lsblk::BlockDevice;
 use crate::parse::{ip, proc};
 
 /// What a check found.
@@ -121,36 +122,7 @@ pub fn evaluate(host: &dyn Host, check: &Check) -> Outcome {
             }
         }
         Kind::InterfaceHasAddress { interface, address } => {
-            match run(host, &["ip", "-j", "addr", "show", "dev", interface], t) {
-                Ok(out) if out.success() => match ip::parse_addr(&out.stdout_text()) {
-                    Ok(list) => {
-                        let have: Vec<String> =
-                            list.into_iter().flat_map(|i| i.addresses).collect();
-                        let found = have.iter().any(|a| {
-                            if address.contains('/') {
-                                a == address
-                            } else {
-                                ip_only(a) == address
-                            }
-                        });
-                        if found {
-                            pass(format!("{interface} has {address}"))
-                        } else {
-                            fail(format!(
-                                "{interface} has {} , not {address}",
-                                if have.is_empty() {
-                                    "no address".to_string()
-                                } else {
-                                    have.join(", ")
-                                }
-                            ))
-                        }
-                    }
-                    Err(e) => fail(e.to_string()),
-                },
-                Ok(out) => fail(format!("{interface}: {}", out.complaint())),
-                Err(e) => fail(e),
-            }
+            interface_has_address(host, interface, address, t)
         }
         Kind::RouteExists {
             destination,
@@ -198,30 +170,54 @@ pub fn evaluate(host: &dyn Host, check: &Check) -> Outcome {
         Kind::Command {
             argv,
             output_matches,
+            output_not_matches,
             timeout_s,
         } => {
             let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+            let shown = argv.join(" ");
             match run(host, &args, Duration::from_secs(*timeout_s)) {
-                Ok(out) if out.success() => match output_matches {
-                    None => pass(format!("`{}` exited 0", argv.join(" "))),
+                Ok(out) if out.success() => {
+                    let text = out.stdout_text();
                     // `^` and `$` match at line boundaries.
-                    Some(re) => match regex_lite::Regex::new(&format!("(?m){re}")) {
-                        Ok(r) if r.is_match(&out.stdout_text()) => {
-                            pass(format!("`{}` output matches /{re}/", argv.join(" ")))
+                    let find = |re: &str| {
+                        regex_lite::Regex::new(&format!("(?m){re}"))
+                            .map(|r| r.find(&text).map(|m| m.range()))
+                    };
+                    let line_at = |at: std::ops::Range<usize>| {
+                        let start = text[..at.start].rfind('\n').map_or(0, |i| i + 1);
+                        let end = text[at.start..]
+                            .find('\n')
+                            .map_or(text.len(), |i| at.start + i);
+                        text[start..end].trim().to_string()
+                    };
+                    let mut passed = vec![format!("`{shown}` exited 0")];
+                    if let Some(re) = output_matches {
+                        match find(re) {
+                            Ok(Some(_)) => passed.push(format!("output matches /{re}/")),
+                            Ok(None) => {
+                                return fail(format!(
+                                    "`{shown}` output does not match /{re}/: {}",
+                                    text.lines().take(3).collect::<Vec<_>>().join(" / ")
+                                ));
+                            }
+                            Err(e) => return fail(format!("output_matches: {e}")),
                         }
-                        Ok(_) => fail(format!(
-                            "`{}` output does not match /{re}/: {}",
-                            argv.join(" "),
-                            out.stdout_text()
-                                .lines()
-                                .take(3)
-                                .collect::<Vec<_>>()
-                                .join(" / ")
-                        )),
-                        Err(e) => fail(format!("output_matches: {e}")),
-                    },
-                },
-                Ok(out) => fail(format!("`{}`: {}", argv.join(" "), out.complaint())),
+                    }
+                    if let Some(re) = output_not_matches {
+                        match find(re) {
+                            Ok(None) => passed.push(format!("output does not match /{re}/")),
+                            Ok(Some(at)) => {
+                                return fail(format!(
+                                    "`{shown}` output matches /{re}/: {}",
+                                    line_at(at)
+                                ));
+                            }
+                            Err(e) => return fail(format!("output_not_matches: {e}")),
+                        }
+                    }
+                    pass(passed.join(", "))
+                }
+                Ok(out) => fail(format!("`{shown}`: {}", out.complaint())),
                 Err(e) => fail(e),
             }
         }
@@ -246,7 +242,95 @@ pub fn evaluate(host: &dyn Host, check: &Check) -> Outcome {
             }
         }
         Kind::DiskFree { by_id } => disk_free(host, by_id),
+        Kind::BlankDisk { by_id } => blank_disk(host, by_id, t),
     }
+}
+
+/// Whether `name` matches the glob `pattern`: `*` any run of characters, `?` one character,
+/// anything else itself.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    // Iterative matching with one backtrack point (the last `*`).
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        match p.get(pi) {
+            Some('*') => {
+                star = Some((pi, ni));
+                pi += 1;
+            }
+            Some(c) if *c == '?' || *c == n[ni] => {
+                pi += 1;
+                ni += 1;
+            }
+            _ => match star {
+                Some((sp, sn)) => {
+                    pi = sp + 1;
+                    ni = sn + 1;
+                    star = Some((sp, sn + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+fn interface_has_address(host: &dyn Host, interface: &str, address: &str, t: Duration) -> Outcome {
+    let pattern = interface.contains(['*', '?']);
+    let argv: &[&str] = if pattern {
+        &["ip", "-j", "addr", "show"]
+    } else {
+        &["ip", "-j", "addr", "show", "dev", interface]
+    };
+    let list = match run(host, argv, t) {
+        Ok(out) if out.success() => match ip::parse_addr(&out.stdout_text()) {
+            Ok(list) => list,
+            Err(e) => return fail(e.to_string()),
+        },
+        Ok(out) => return fail(format!("{interface}: {}", out.complaint())),
+        Err(e) => return fail(e),
+    };
+    let matched: Vec<ip::Interface> = list
+        .into_iter()
+        .filter(|i| !pattern || glob_match(interface, &i.name))
+        .collect();
+    if matched.is_empty() {
+        return fail(format!("no interface matches {interface}"));
+    }
+    let has = |a: &String| {
+        if address.contains('/') {
+            a == address
+        } else {
+            ip_only(a) == address
+        }
+    };
+    if let Some(i) = matched.iter().find(|i| i.addresses.iter().any(has)) {
+        return pass(if pattern {
+            format!("{} ({interface}) has {address}", i.name)
+        } else {
+            format!("{interface} has {address}")
+        });
+    }
+    let have: Vec<String> = matched
+        .iter()
+        .map(|i| {
+            let a = if i.addresses.is_empty() {
+                "no address".to_string()
+            } else {
+                i.addresses.join(", ")
+            };
+            if pattern {
+                format!("{}: {a}", i.name)
+            } else {
+                a
+            }
+        })
+        .collect();
+    fail(format!(
+        "{interface} has {}, not {address}",
+        have.join("; ")
+    ))
 }
 
 /// NVIDIA display/3D controllers on the PCI bus (whether or not a driver is loaded).
@@ -264,43 +348,143 @@ fn count_gpus(host: &dyn Host) -> usize {
         .count()
 }
 
-fn disk_free(host: &dyn Host, by_id: &str) -> Outcome {
+/// The disk `by_id` names, when it is present, not the system disk and nothing of it is
+/// mounted: its kernel name and lsblk's record; else the failed outcome.
+fn unmounted_disk(host: &dyn Host, by_id: &str) -> Result<(String, BlockDevice), Outcome> {
     let link = if by_id.starts_with('/') {
         by_id.to_string()
     } else {
         format!("/dev/disk/by-id/{by_id}")
     };
-    let target = match host.link(&link) {
-        Ok(t) => t,
-        Err(_) => {
-            return fail(format!(
-                "{link} does not exist (no disk with that stable id)"
-            ));
-        }
-    };
+    let target = host.link(&link).map_err(|_| {
+        fail(format!(
+            "{link} does not exist (no disk with that stable id)"
+        ))
+    })?;
     let kernel = target.rsplit('/').next().unwrap_or("").to_string();
-    let devices = match storage::block_devices(host) {
-        Ok(d) => d,
-        Err(e) => return fail(format!("listing block devices: {e}")),
-    };
-    let Some(disk) = devices.iter().find(|d| d.name == kernel) else {
-        return fail(format!(
+    let devices =
+        storage::block_devices(host).map_err(|e| fail(format!("listing block devices: {e}")))?;
+    let Some(disk) = devices.into_iter().find(|d| d.name == kernel) else {
+        return Err(fail(format!(
             "{link} points at {kernel}, which lsblk does not list as a disk"
-        ));
+        )));
     };
     let mounts = disk.all_mountpoints();
     if mounts.contains(&"/") {
-        return fail(format!(
+        return Err(fail(format!(
             "{kernel} ({by_id}) holds / : it is the system disk"
-        ));
+        )));
     }
     if !mounts.is_empty() {
-        return fail(format!(
+        return Err(fail(format!(
             "{kernel} ({by_id}) is in use: mounted at {} (the disk or a partition)",
             mounts.join(", ")
+        )));
+    }
+    Ok((kernel, disk))
+}
+
+fn disk_free(host: &dyn Host, by_id: &str) -> Outcome {
+    match unmounted_disk(host, by_id) {
+        Ok((kernel, _)) => pass(format!(
+            "{kernel} ({by_id}) is present, not mounted, no mounted partition"
+        )),
+        Err(o) => o,
+    }
+}
+
+/// `wipefs --no-act --json` output: `{"signatures": [{"type": …, "offset": …}, …]}`; older
+/// versions print nothing when there is none.
+#[derive(serde::Deserialize)]
+struct Wipefs {
+    #[serde(default)]
+    signatures: Vec<Signature>,
+}
+
+#[derive(serde::Deserialize)]
+struct Signature {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    offset: Option<String>,
+}
+
+fn blank_disk(host: &dyn Host, by_id: &str, t: Duration) -> Outcome {
+    let (kernel, disk) = match unmounted_disk(host, by_id) {
+        Ok(d) => d,
+        Err(o) => return o,
+    };
+    if !disk.children.is_empty() {
+        let parts: Vec<&str> = disk.children.iter().map(|c| c.name.as_str()).collect();
+        return fail(format!(
+            "{kernel} ({by_id}) is not blank: partition(s) {}",
+            parts.join(", ")
+        ));
+    }
+    if let Some(fs) = &disk.fstype {
+        return fail(format!(
+            "{kernel} ({by_id}) is not blank: a whole-disk {fs} filesystem"
+        ));
+    }
+    let dev = format!("/dev/{kernel}");
+    let out = match run(host, &["wipefs", "--no-act", "--json", &dev], t) {
+        Ok(out) if out.success() => out,
+        Ok(out) => return fail(format!("wipefs {dev}: {}", out.complaint())),
+        Err(e) => return fail(format!("{e}: cannot tell whether {dev} is blank")),
+    };
+    let text = out.stdout_text();
+    let found = if text.trim().is_empty() {
+        Vec::new()
+    } else {
+        match serde_json::from_str::<Wipefs>(&text) {
+            Ok(w) => w.signatures,
+            Err(e) => return fail(format!("wipefs {dev}: unreadable output: {e}")),
+        }
+    };
+    if !found.is_empty() {
+        let list: Vec<String> = found
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} at {}",
+                    s.kind.as_deref().unwrap_or("unknown"),
+                    s.offset.as_deref().unwrap_or("?")
+                )
+            })
+            .collect();
+        return fail(format!(
+            "{kernel} ({by_id}) is not blank: wipefs finds {}",
+            list.join(", ")
         ));
     }
     pass(format!(
-        "{kernel} ({by_id}) is present, not mounted, no mounted partition"
+        "{kernel} ({by_id}) is blank: not mounted, no partition, no filesystem, no wipefs signature"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn globs() {
+        for (p, n) in [
+            ("ibp*", "ibp24s0"),
+            ("ibp*", "ibp"),
+            ("enp?s0", "enp3s0"),
+            ("*s0", "ibp24s0"),
+            ("e*p*s*0", "enp129s0f0"),
+            ("lo", "lo"),
+        ] {
+            assert!(glob_match(p, n), "{p} {n}");
+        }
+        for (p, n) in [
+            ("ibp*", "ib0"),
+            ("enp?s0", "enp12s0"),
+            ("lo", "lo0"),
+            ("*s0", "s1"),
+        ] {
+            assert!(!glob_match(p, n), "{p} {n}");
+        }
+    }
 }

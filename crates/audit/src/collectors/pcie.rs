@@ -1,5 +1,6 @@
 //! PCIe devices: `lspci -vmm -D -k` for names and drivers, `/sys/bus/pci/devices` for ids,
-//! NUMA node, IOMMU group and link speed/width. A link below its maximum is a warning (link
+//! NUMA node, IOMMU group, link speed/width, and SR-IOV (a physical function's configured and
+//! possible VF counts, a virtual function's physical function). A link below its maximum is a warning (link
 //! speed is not checked for display/3D controllers, which lower it when idle).
 
 use serde_json::{Value, json};
@@ -107,6 +108,9 @@ impl Collector for Pcie {
                     "max_link_speed": max_speed,
                     "link_width": cur_width,
                     "max_link_width": max_width,
+                    "sriov_numvfs": f("sriov_numvfs").and_then(|v| v.parse::<u32>().ok()),
+                    "sriov_totalvfs": f("sriov_totalvfs").and_then(|v| v.parse::<u32>().ok()),
+                    "physical_function": link_name("physfn"),
                 })
             })
             .collect();

@@ -29,12 +29,14 @@ pub enum DeployCommand {
         /// The deployments repo: a local git repository (bare or not), or a URL (`ssh://`,
         /// `git://`, `file://`, `git@host:path`) fetched with gix into a temporary mirror.
         repo: String,
+        /// The branch whose newest commit is applied.
         #[arg(long, default_value = "main")]
         branch: String,
     },
     /// What the switchboard runs: applied commit, generation and time, and the newest
     /// rejected commit with its errors.
     Status {
+        /// Print the API's JSON.
         #[arg(long)]
         json: bool,
     },

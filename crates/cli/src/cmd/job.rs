@@ -22,44 +22,63 @@ pub enum JobCommand {
     Enqueue(Enqueue),
     /// List jobs, newest first.
     List {
+        /// Only jobs in this execution state.
         #[arg(long)]
         state: Option<ExecutionState>,
+        /// Only jobs of this user.
         #[arg(long)]
         user: Option<String>,
         /// How many jobs, newest first (1 to 500).
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=500))]
         limit: u32,
+        /// Print the API's JSON.
         #[arg(long)]
         json: bool,
     },
     /// Show a job's state (`--json`: the API's JSON, with `execution_state` and `exit_status`).
     Status {
+        /// The job's id.
         id: String,
+        /// Print the API's JSON.
         #[arg(long)]
         json: bool,
     },
     /// Show a job's event log; `--follow` streams it until the job terminates.
     Events {
+        /// The job's id.
         id: String,
+        /// Keep printing events as they happen, until the job terminates.
         #[arg(long)]
         follow: bool,
+        /// Print the API's JSON.
         #[arg(long)]
         json: bool,
     },
     /// Cancel a job.
-    Cancel { id: String },
+    Cancel {
+        /// The job's id.
+        id: String,
+    },
     /// Print a job's console output (same as `logs`).
-    Console { id: String },
+    Console {
+        /// The job's id.
+        id: String,
+    },
     /// Print a job's console output; `--follow` keeps printing until the job terminates.
     Logs {
+        /// The job's id.
         id: String,
+        /// Keep printing output as it comes, until the job terminates.
         #[arg(long, short)]
         follow: bool,
     },
     /// Print a job's states and its console as they happen (a state line always starts on a
     /// line of its own); returns when the job terminates and all its output is shown.
     /// Exit code 0 only if it ended workload_finished_success.
-    Watch { id: String },
+    Watch {
+        /// The job's id.
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -182,8 +182,9 @@ pub async fn run(up: Up) -> anyhow::Result<()> {
         bail!("--supervisors: at most 1000");
     }
     // The data directory holds the database (with queued jobs' secrets) and the tokens: 0700.
+    // The error names the directory and the cause.
     paddock_switchboard::db::file_modes::secure_data_dir(&up.data_dir)
-        .with_context(|| format!("creating {}", up.data_dir.display()))?;
+        .context("preparing the data directory")?;
     let data_dir = up
         .data_dir
         .canonicalize()

@@ -30,6 +30,7 @@ pub enum Command {
     /// Check a configuration file and print the settings in effect (the database URL without
     /// its password). Reads `database_url_file` unless --no-secrets.
     CheckConfig {
+        /// The TOML configuration file (see switchboard.example.toml).
         #[arg(long)]
         config: PathBuf,
         /// Do not read the secret files (a build-time check, where secrets do not exist yet).
@@ -88,9 +89,9 @@ impl Settings {
     pub async fn open_db(&self) -> anyhow::Result<(Config, crate::db::Db)> {
         let config = self.load()?;
         if config.database_url.is_none() {
-            crate::db::file_modes::secure_data_dir(&config.data_dir).with_context(|| {
-                format!("creating data directory {}", config.data_dir.display())
-            })?;
+            // The error names the directory and the cause.
+            crate::db::file_modes::secure_data_dir(&config.data_dir)
+                .context("preparing the data directory")?;
         }
         let url = config.database_url();
         let db = crate::db::Db::connect(&url)

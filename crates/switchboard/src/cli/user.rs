@@ -13,11 +13,13 @@ use super::Settings;
 pub enum UserCommand {
     /// Create a user and print a new API token for it (alone on the last line).
     Add {
+        /// The new user's name.
         name: Name,
         /// A privilege to grant; repeat for several (admin, submit_jobs, list_jobs, cancel_jobs,
         /// manage_supervisors, list_supervisors).
         #[arg(long = "privilege")]
         privileges: Vec<Privilege>,
+        /// The user's e-mail address (shown by the API; nothing is sent to it).
         #[arg(long)]
         email: Option<String>,
         /// Read a password for `paddock login` from the first line of standard input.
@@ -28,6 +30,7 @@ pub enum UserCommand {
     },
     /// Print a new API token for an existing user (alone on the last line).
     Token {
+        /// The user's name.
         name: Name,
         /// Lifetime in seconds; no expiry when absent.
         #[arg(long)]
@@ -37,6 +40,7 @@ pub enum UserCommand {
     },
     /// Set a user's password from the first line of standard input.
     Passwd {
+        /// The user's name.
         name: Name,
         #[command(flatten)]
         settings: Settings,
