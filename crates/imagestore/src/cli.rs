@@ -37,6 +37,7 @@ pub struct RootArg {
 pub enum Command {
     /// Serve the store (GET/HEAD/PUT of images/, blobs/, all.txt; /api/v1/images).
     Serve {
+        /// The configuration file (TOML, see imagestore.example.toml); flags override it.
         #[arg(long)]
         config: Option<PathBuf>,
         /// The store directory [default: from --config, else ./store].
@@ -48,6 +49,7 @@ pub enum Command {
     },
     /// Check a configuration file and print the settings.
     CheckConfig {
+        /// The configuration file to check (TOML, see imagestore.example.toml).
         #[arg(long)]
         config: PathBuf,
     },
@@ -69,6 +71,8 @@ pub enum Command {
     Check {
         #[command(flatten)]
         root: RootArg,
+        /// Move corrupt files and links to ROOT/quarantine/ (a link is moved itself, never
+        /// followed); manifests Treadmill cannot read are only reported.
         #[arg(long)]
         repair: bool,
     },
@@ -78,6 +82,7 @@ pub enum Command {
 pub enum TokenCommand {
     /// Create a push token; it is printed once, alone on the last line.
     Add {
+        /// A name for the token (who or what pushes with it, e.g. `ci`).
         name: String,
         #[command(flatten)]
         root: RootArg,
@@ -89,6 +94,7 @@ pub enum TokenCommand {
     },
     /// Revoke a push token.
     Revoke {
+        /// The token's name, as `token add` was given it.
         name: String,
         #[command(flatten)]
         root: RootArg,

@@ -97,8 +97,10 @@ fn pair(s: &str) -> Result<(String, String), String> {
 
 #[derive(Debug, Args)]
 pub struct AssembleArgs {
+    /// The image's label (jobs name it by label, its newest revision, or `label@revision`).
     #[arg(long)]
     label: String,
+    /// The image's revision (a number; the newest of a label is the one its label names).
     #[arg(long)]
     revision: u64,
     #[arg(long, default_value = "")]
@@ -143,6 +145,7 @@ pub enum ImageCommand {
     },
     /// List images: label, revision, id, size.
     List {
+        /// Print the list as JSON (the API's records) instead of a table.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -150,7 +153,9 @@ pub enum ImageCommand {
     },
     /// Show one image (id, label or label@revision) with its manifest.
     Show {
+        /// The image: its id, its label (newest revision) or `label@revision`.
         name: String,
+        /// Print the summary and the manifest as stored, as JSON.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -159,7 +164,9 @@ pub enum ImageCommand {
     /// Download one image (id, label or label@revision) from a store server into a local
     /// store directory, every file verified.
     Pull {
+        /// The image: its id, its label (newest revision) or `label@revision`.
         name: String,
+        /// The local store directory to copy it into (created when missing).
         dir: PathBuf,
         #[command(flatten)]
         remote: RemoteArg,
@@ -167,7 +174,10 @@ pub enum ImageCommand {
     /// Copy a whole store (Paddock or Treadmill format, read through its all.txt) into DIR:
     /// parallel, resumable, every file verified. Exit status 1 if any file failed.
     Mirror {
+        /// The store to copy: `http://HOST:PORT` of a store server or of any static server of
+        /// a store's files (its all.txt is read).
         url: String,
+        /// The local directory to copy it into (created when missing).
         dir: PathBuf,
         /// Downloads at once.
         #[arg(long, default_value_t = 8)]

@@ -15,21 +15,26 @@ use crate::client::Client;
 pub enum SupervisorCommand {
     /// Register a supervisor; prints its token once, alone on the last line.
     Add {
+        /// Its name, unique in the lab.
         name: Name,
         /// Comma-separated tags, e.g. board:nrf52840dk,site:lab1.
         #[arg(long, value_delimiter = ',')]
         tags: Vec<Tag>,
+        /// The site it belongs to (a name, as in the deployments repo's db/sites/SITE.yaml).
         #[arg(long)]
         site: Name,
     },
     /// List supervisors.
     List {
+        /// Print the API's records as JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Show one supervisor, by id or name.
     Status {
+        /// The supervisor: its id or its name.
         supervisor: String,
+        /// Print the API's record as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -38,6 +43,7 @@ pub enum SupervisorCommand {
     /// (`--ready-for-service true`) is an admin's; a supervisor the deployments repo declares
     /// gets the repo's values back at the deploy daemon's next apply.
     Set {
+        /// The supervisor: its id or its name.
         supervisor: String,
         /// The new tags, comma-separated, replacing the old ones (`--tags ''` removes all).
         #[arg(long)]
@@ -56,13 +62,16 @@ pub enum SupervisorCommand {
         /// A free-text note (`--comment ''` removes it).
         #[arg(long)]
         comment: Option<String>,
+        /// Print the changed record as JSON.
         #[arg(long)]
         json: bool,
     },
     /// The newest audit of a supervisor's host: its inventory's verdict and its last baseline
     /// check run, check by check (docs/audit.md).
     Audit {
+        /// The supervisor: its id or its name.
         supervisor: String,
+        /// Print the latest inventory and check run whole, as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -80,7 +89,10 @@ pub enum TokenCommand {
     /// Mint a new token for a supervisor (by id or name) on the switchboard; the old one stops
     /// working. Prints the token once, alone on standard output. For supervisors the
     /// deployments repo declares without `token_sha256`, or a lost token.
-    Reset { supervisor: String },
+    Reset {
+        /// The supervisor: its id or its name.
+        supervisor: String,
+    },
 }
 
 pub async fn run(cmd: SupervisorCommand) -> anyhow::Result<()> {
