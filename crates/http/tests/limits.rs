@@ -85,18 +85,24 @@ async fn a_header_never_finished_is_closed() {
 
 #[tokio::test]
 async fn a_body_trickled_then_stopped_is_closed() {
-    let (addr, _stop) = start(small()).await;
+    // An idle timeout ten times the trickle's period, so a loaded machine's stalls do not close
+    // the connection while it still trickles.
+    let limits = Limits {
+        idle_timeout: Duration::from_secs(3),
+        ..small()
+    };
+    let (addr, _stop) = start(limits).await;
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab")
         .await
         .unwrap();
-    // Trickled: a byte every 300 ms keeps it alive...
-    for _ in 0..4 {
+    // Trickled: a byte every 300 ms keeps it alive past the idle timeout...
+    for _ in 0..12 {
         tokio::time::sleep(Duration::from_millis(300)).await;
         s.write_all(b"c").await.unwrap();
     }
     // ...then silence closes it.
-    let took = closed_after(&mut s, Duration::from_secs(5)).await;
+    let took = closed_after(&mut s, Duration::from_secs(10)).await;
     assert!(took.is_some(), "a silent upload is closed");
 }
 

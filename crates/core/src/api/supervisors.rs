@@ -14,7 +14,8 @@ pub struct CreateSupervisorRequest {
     pub tags: Vec<Tag>,
     #[serde(default)]
     pub acl: Acl,
-    /// Defaults to true: a supervisor added by hand is meant to be used.
+    /// Defaults to true when an admin registers it (a supervisor added by hand is meant to be
+    /// used), false otherwise; only an admin may ask for true.
     #[serde(default)]
     pub ready_for_service: Option<bool>,
 }

@@ -84,13 +84,29 @@ impl Db {
         bytes: u64,
         reason: &str,
     ) -> Result<()> {
+        // The reason is the supervisor's text: bounded, so these notes cannot carry more than
+        // a line each past the console limit.
+        let mut end = reason.len().min(MAX_DROP_REASON);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
         let mut tx = self.pool.begin().await?;
         assigned(&mut tx, job, from).await?;
+        let terminated = sqlx::query(
+            "SELECT 1 AS one FROM jobs WHERE id = $1 AND execution_state = 'terminated'",
+        )
+        .bind(job.to_string())
+        .fetch_optional(&mut *tx)
+        .await?
+        .is_some();
+        if terminated {
+            return Err(StoreError::Conflict(format!("job {job} is terminated")));
+        }
         note(
             &mut tx,
             job,
             Actor::Supervisor,
-            &dropped_marker(bytes, reason),
+            &dropped_marker(bytes, &reason[..end]),
         )
         .await?;
         tx.commit().await?;
@@ -188,6 +204,9 @@ impl Db {
 }
 
 /// Refuses output for a job not assigned to `from` (a supervisor acts only for itself).
+/// The longest reason a supervisor may give for dropped console output, in bytes.
+const MAX_DROP_REASON: usize = 200;
+
 async fn assigned(
     tx: &mut Transaction<'static, Any>,
     job: JobId,

@@ -159,11 +159,20 @@ impl Db {
         if self.backend != Backend::Sqlite {
             return;
         }
+        // Each try holds the single writer connection only for a checkpoint that does not wait
+        // (busy_timeout 0: blocked by a reader, it answers at once), and lets other writes in
+        // between tries, so a long reader (a backup) never holds up the switchboard.
         for _ in 0..20 {
-            match sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .fetch_one(&self.pool)
-                .await
-            {
+            let attempt = async {
+                let mut conn = self.pool.acquire().await?;
+                conn.execute("PRAGMA busy_timeout = 0").await?;
+                let r = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .fetch_one(&mut *conn)
+                    .await;
+                conn.execute("PRAGMA busy_timeout = 5000").await?;
+                r
+            };
+            match attempt.await {
                 Ok(row) => match row.try_get::<i64, _>(0) {
                     Ok(0) => return,
                     Ok(_) => {}
@@ -180,7 +189,7 @@ impl Db {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         tracing::warn!(
-            "the WAL could not be emptied after wiping secrets (readers kept it busy); the next checkpoint removes them"
+            "the WAL could not be emptied after wiping secrets (readers kept it busy); old values stay in it until a later TRUNCATE checkpoint (the next wipe's)"
         );
     }
 

@@ -191,6 +191,25 @@ impl Db {
         Ok(())
     }
 
+    /// Sets the token of a supervisor only if it is out of service and has never connected (a
+    /// board registered whose first token was lost), in one statement, so an approval or a
+    /// first connection racing it wins. `Ok(false)` when the supervisor is not such a one.
+    pub async fn set_unused_supervisor_token(
+        &self,
+        id: SupervisorId,
+        token_hash: &str,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE supervisors SET token_hash = $1 \
+             WHERE id = $2 AND ready_for_service = 0 AND last_seen IS NULL",
+        )
+        .bind(token_hash)
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     pub async fn get_supervisor(&self, id: SupervisorId) -> Result<Supervisor> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM supervisors WHERE id = $1"))
             .bind(id.to_string())

@@ -41,7 +41,10 @@ async fn manage_supervisors_cannot_receive_other_users_jobs(backend: Backend) {
     let t = TestApp::start(backend).await;
     let mallory = t.user("mallory", &["manage_supervisors"]).await;
     let alice = t.user("alice", &["submit_jobs"]).await;
-    let (real_id, _) = t.add_supervisor("real", &["board:lab"]).await;
+    let (real_id, real_token) = t.add_supervisor("real", &["board:lab"]).await;
+    let _real = SimSupervisor::connect(&t.base, &real_token, vec![])
+        .await
+        .unwrap();
 
     // Registering one with the lab's tags: refused when asked to be in service...
     let body =
@@ -142,13 +145,36 @@ async fn manage_supervisors_cannot_receive_other_users_jobs(backend: Backend) {
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["ready_for_service"], true);
-    // Taking a supervisor out of service is allowed to managers (it only stops new jobs).
+    // Taking a supervisor out of service is allowed to managers (it only stops new jobs)...
     let (s, v) = t
         .req(
             Method::PATCH,
             &format!("/api/v1/supervisors/{real_id}"),
             Some(&mallory),
             Some(json!({"ready_for_service": false})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // ...but it does not open the way to its token: one that has ever connected keeps its
+    // token unless an admin resets it (else an admin approving it again would approve the
+    // manager's token). The same holds for mallory's own, now that it has connected.
+    for id in [&real_id, &evil_id] {
+        let (s, v) = t
+            .req(
+                Method::POST,
+                &format!("/api/v1/supervisors/{id}/token"),
+                Some(&mallory),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+        assert!(error(&v).contains("ever connected"), "{v}");
+    }
+    let (s, v) = t
+        .admin(
+            Method::POST,
+            &format!("/api/v1/supervisors/{real_id}/token"),
+            None,
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");

@@ -4,7 +4,8 @@
 //! in service receives every matching job with its secret parameters, so putting one in
 //! service (`ready_for_service`) and resetting the token of one in service are the admin's.
 //! `manage_supervisors` alone registers supervisors out of service, changes tags and ACLs,
-//! retires, takes out of service, and resets tokens of supervisors out of service.
+//! retires, takes out of service, and resets tokens of supervisors out of service that have
+//! never connected.
 
 use axum::Extension;
 use axum::extract::State;
@@ -140,8 +141,10 @@ pub async fn update(
 }
 
 /// Mints a new token for a supervisor and shows it once (the old one stops working): for a
-/// supervisor the deployments repo declares without `token_sha256`, or a lost token. The token
-/// of a supervisor in service is the admin's to reset (it would let one impersonate it).
+/// supervisor the deployments repo declares without `token_sha256`, or a lost token. Only an
+/// admin resets the token of a supervisor that is in service or has ever connected (a new token
+/// would let its holder impersonate it, and an admin approving it later would not know); a
+/// manager may reset that of one registered and never used.
 pub async fn reset_token(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -149,14 +152,21 @@ pub async fn reset_token(
 ) -> Result<Json<NewSupervisorView>, ApiError> {
     let id = parse_id(&id)?;
     let s = app.db.get_supervisor(id).await.map_err(not_found)?;
-    if s.ready_for_service && !caller.has(Privilege::Admin) {
-        return Err(admins_only("reset the token of a supervisor in service"));
-    }
     let token = new_token(SUPERVISOR_TOKEN_PREFIX);
-    app.db
-        .set_supervisor_token(id, &hash_token(&token))
-        .await
-        .map_err(not_found)?;
+    if caller.has(Privilege::Admin) {
+        app.db
+            .set_supervisor_token(id, &hash_token(&token))
+            .await
+            .map_err(not_found)?;
+    } else if !app
+        .db
+        .set_unused_supervisor_token(id, &hash_token(&token))
+        .await?
+    {
+        return Err(admins_only(
+            "reset the token of a supervisor that is in service or has ever connected",
+        ));
+    }
     tracing::info!(supervisor.id = %id, supervisor.name = %s.name, by = %caller.user, "supervisor token reset");
     Ok(Json(NewSupervisorView {
         id,
