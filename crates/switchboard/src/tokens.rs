@@ -43,10 +43,23 @@ pub fn lifetime_s(
 /// Creates a token for `user`, valid for `ttl_s` seconds (forever when `None`), and returns
 /// its value: the only time it is ever seen.
 pub async fn mint(db: &Db, user: &Name, ttl_s: Option<u64>) -> Result<NewToken> {
+    mint_within(db, user, ttl_s, None).await
+}
+
+/// [`mint`], never expiring after `not_after` (ms since the epoch; the token it is made with),
+/// to the millisecond.
+pub async fn mint_within(
+    db: &Db,
+    user: &Name,
+    ttl_s: Option<u64>,
+    not_after: Option<i64>,
+) -> Result<NewToken> {
     let token = new_token(USER_TOKEN_PREFIX);
     let id = new_token_id();
     let expires_at = ttl_s.map(|t| {
-        paddock_core::api::now_ms().saturating_add((t.min(100 * 365 * 86400) * 1000) as i64)
+        let at =
+            paddock_core::api::now_ms().saturating_add((t.min(100 * 365 * 86400) * 1000) as i64);
+        not_after.map_or(at, |n| at.min(n))
     });
     db.insert_token(&id, user, &hash_token(&token), expires_at)
         .await?;

@@ -69,9 +69,10 @@ async fn resolve_image(app: &AppState, image: &str) -> Result<ImageId, ApiError>
                 .await
             {
                 Ok(r) if r.status().is_success() => {
-                    let v: serde_json::Value = r
-                        .json()
+                    let body = read_bounded(r, MAX_IMAGE_ANSWER)
                         .await
+                        .map_err(|e| ApiError::Internal(anyhow::anyhow!("{url}: {e}")))?;
+                    let v: serde_json::Value = serde_json::from_slice(&body)
                         .map_err(|e| ApiError::Internal(anyhow::anyhow!("{url}: {e}")))?;
                     if let Some(problem) = v["problem"].as_str() {
                         return Err(unusable(problem));
@@ -138,6 +139,26 @@ enum StaticImage {
     Failed(String),
 }
 
+/// The largest answer read from an image store's `/api/v1/images/{id}` (a summary and its
+/// manifest as stored).
+const MAX_IMAGE_ANSWER: usize = 4 * 1024 * 1024;
+
+/// Reads a response's body, refusing one larger than `max` bytes without reading past it
+/// (announced by its length, or found while reading).
+async fn read_bounded(mut r: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
+    if r.content_length().is_some_and(|n| n > max as u64) {
+        return Err(format!("answer larger than {max} bytes"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = r.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > max {
+            return Err(format!("answer larger than {max} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// Reads the manifest of `id` from its store path at `base` (`images/aa/bb/cc/<id>`), as a
 /// static Treadmill store serves it: `true` when it is there, hashes to its id and parses;
 /// `false` when it is not there (404, or a file that is not that manifest).
@@ -162,14 +183,11 @@ async fn static_image(app: &AppState, base: &str, id: &ImageId) -> Result<bool, 
     if !r.status().is_success() {
         return Err(StaticImage::Failed(format!("{url}: HTTP {}", r.status())));
     }
-    if r.content_length().is_some_and(|n| n > MAX_MANIFEST as u64) {
+    let Ok(bytes) = read_bounded(r, MAX_MANIFEST).await else {
+        tracing::warn!(%url, "a file at an image path is not that image (unreadable or too large); ignored");
         return Ok(false);
-    }
-    let bytes = r
-        .bytes()
-        .await
-        .map_err(|e| StaticImage::Failed(format!("{url}: {e}")))?;
-    if bytes.len() > MAX_MANIFEST || &paddock_core::manifest::sha256_id(&bytes) != id {
+    };
+    if &paddock_core::manifest::sha256_id(&bytes) != id {
         tracing::warn!(%url, "a file at an image path is not that image; ignored");
         return Ok(false);
     }

@@ -66,7 +66,10 @@ pub async fn create(
     .map_err(ApiError::BadRequest)?;
     Ok((
         StatusCode::CREATED,
-        Json(crate::tokens::mint(&app.db, &caller.user, Some(ttl)).await?),
+        Json(
+            crate::tokens::mint_within(&app.db, &caller.user, Some(ttl), caller.token_expires_at)
+                .await?,
+        ),
     ))
 }
 
