@@ -10,6 +10,7 @@ pub mod api;
 pub mod config_file;
 pub mod credential;
 pub mod deployments;
+pub mod error_text;
 pub mod ids;
 pub mod lifecycle;
 #[cfg(feature = "logging")]

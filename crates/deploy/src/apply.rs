@@ -120,7 +120,7 @@ impl Switchboard {
         }
         let resp = req.send().await.map_err(|e| {
             // The URL is named once, by the error (reqwest's own text would repeat it).
-            let why = with_causes(&e.without_url());
+            let why = paddock_core::error_text::with_causes(&e.without_url());
             if len > 0 {
                 self.err(
                     None,
@@ -190,20 +190,6 @@ fn url_query(pairs: &[(&str, &str)]) -> String {
                 }
             }
         }
-    }
-    out
-}
-
-/// An error followed by its causes (reqwest's own text is only "error sending request").
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !out.contains(&text) {
-            out = format!("{out}: {text}");
-        }
-        cause = c.source();
     }
     out
 }

@@ -45,34 +45,20 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(r: axum::extract::rejection::JsonRejection) -> Self {
         match r.status() {
             StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
-            status => ApiError::Rejected(status, with_causes(&r)),
+            status => ApiError::Rejected(status, paddock_core::error_text::with_causes(&r)),
         }
     }
 }
 
 impl From<axum::extract::rejection::QueryRejection> for ApiError {
     fn from(r: axum::extract::rejection::QueryRejection) -> Self {
-        ApiError::BadRequest(with_causes(&r))
+        ApiError::BadRequest(paddock_core::error_text::with_causes(&r))
     }
-}
-
-/// A rejection's message followed by its causes (serde's "unknown field `x` at line 1 column 9").
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !out.contains(&text) {
-            out = format!("{out}: {text}");
-        }
-        cause = c.source();
-    }
-    out
 }
 
 impl From<axum::extract::rejection::PathRejection> for ApiError {
     fn from(r: axum::extract::rejection::PathRejection) -> Self {
-        ApiError::BadRequest(with_causes(&r))
+        ApiError::BadRequest(paddock_core::error_text::with_causes(&r))
     }
 }
 
