@@ -44,8 +44,7 @@ impl ClientConfig {
         let p = path();
         let mut c = match std::fs::read_to_string(&p) {
             Ok(text) => {
-                let mut c: ClientConfig =
-                    toml::from_str(&text).with_context(|| format!("reading {}", p.display()))?;
+                let mut c: ClientConfig = paddock_core::config_file::parse_toml(&p, &text)?;
                 if c.token.is_some() {
                     c.token_from = Some(p.display().to_string());
                 }

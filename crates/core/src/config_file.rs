@@ -105,35 +105,191 @@ fn line_of(text: &str, key: &str) -> Option<usize> {
 }
 
 /// As [`read_toml`], with the file's text kept to locate the problems the caller finds in the
-/// values. A parse error is one problem at its line (serde stops at the first).
+/// values. Every problem of the text itself (syntax, unknown fields, wrong types) is found in
+/// one run, each at its line ([`parse_toml`]).
 pub fn read_toml_checked<T: DeserializeOwned>(path: &Path) -> Result<(T, Problems), ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    match toml::from_str(&text) {
-        Ok(t) => Ok((
-            t,
-            Problems {
+    let t = parse_toml(path, &text)?;
+    Ok((
+        t,
+        Problems {
+            path: path.to_path_buf(),
+            text,
+            found: Vec::new(),
+        },
+    ))
+}
+
+/// Parses `text` (the file at `path`) as TOML into `T`, reporting every problem of the text
+/// in one run, each as `FILE:LINE: what is wrong`: serde stops at the first, so after each
+/// problem the lines it is on are blanked (their line numbers kept) and the text parsed again,
+/// at most [`MAX_PROBLEMS`] times. A syntax error blanks its line; a key that is unknown or
+/// of the wrong type blanks its whole entry (a table with everything in it). A field then
+/// missing only because its entry was blanked is not reported again, nor one missing after a
+/// syntax error. Messages are one line each.
+pub fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
+    let mut work = text.to_string();
+    let mut problems: Vec<Problem> = Vec::new();
+    let mut blanked: Vec<String> = Vec::new();
+    // Once a line is blanked for its syntax, a field reported missing may have been on it.
+    let mut syntax_blanked = false;
+    loop {
+        let e = match toml::from_str::<T>(&work) {
+            Ok(t) if problems.is_empty() => return Ok(t),
+            Ok(_) => break,
+            Err(e) => e,
+        };
+        let message = e.message().trim_end().replace('\n', "; ");
+        if let Some(field) = missing_field(&message)
+            && (syntax_blanked || blanked.iter().any(|b| b == field))
+        {
+            break;
+        }
+        let line = e.span().map(|s| line_at(&work, s.start));
+        if !problems
+            .iter()
+            .any(|p| p.line == line && p.message == message)
+        {
+            problems.push(Problem {
                 path: path.to_path_buf(),
-                text,
-                found: Vec::new(),
+                line,
+                message: message.clone(),
+            });
+        }
+        let Some(span) = e.span() else { break };
+        if problems.len() >= MAX_PROBLEMS || missing_field(&message).is_some() {
+            break;
+        }
+        let ranges = match toml_edit::ImDocument::parse(work.as_str()) {
+            // A syntax error: the line it is on.
+            Err(_) => {
+                syntax_blanked = true;
+                vec![span.start..span.start]
+            }
+            Ok(doc) => match entry_at(doc.as_table(), span.start) {
+                Some((name, ranges)) => {
+                    blanked.push(name);
+                    ranges
+                }
+                None => vec![span.start..span.start],
             },
-        )),
-        Err(e) => {
-            let line = e
-                .span()
-                .and_then(|s| text.get(..s.start))
-                .map(|before| before.matches('\n').count() + 1);
-            Err(ConfigError::Problems {
-                problems: vec![Problem {
-                    path: path.to_path_buf(),
-                    line,
-                    message: e.message().to_string(),
-                }],
-            })
+        };
+        let before = work.clone();
+        work = blank_lines(&work, &ranges);
+        if work == before {
+            break;
         }
     }
+    Err(ConfigError::Problems { problems })
+}
+
+/// Most problems reported of one file's text.
+pub const MAX_PROBLEMS: usize = 50;
+
+/// The field a serde "missing field `x`" message names.
+fn missing_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+}
+
+/// The 1-based line of byte `at` in `text`.
+fn line_at(text: &str, at: usize) -> usize {
+    let at = at.min(text.len());
+    text.as_bytes()[..at]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+/// The innermost entry (key and value, or a table with all it holds) of `table` written at byte
+/// `at`: its key's name and the byte ranges it covers.
+fn entry_at(
+    table: &dyn toml_edit::TableLike,
+    at: usize,
+) -> Option<(String, Vec<std::ops::Range<usize>>)> {
+    let contains = |r: &std::ops::Range<usize>| r.start <= at && at < r.end.max(r.start + 1);
+    for (name, _) in table.iter() {
+        let Some((key, item)) = table.get_key_value(name) else {
+            continue;
+        };
+        let mut ranges = Vec::new();
+        ranges.extend(key.span());
+        spans_of(item, &mut ranges);
+        if !ranges.iter().any(contains) {
+            continue;
+        }
+        let inner = match item {
+            toml_edit::Item::Table(t) => entry_at(t, at),
+            toml_edit::Item::Value(toml_edit::Value::InlineTable(t)) => entry_at(t, at),
+            toml_edit::Item::Value(toml_edit::Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_inline_table())
+                .find_map(|t| entry_at(t, at)),
+            toml_edit::Item::ArrayOfTables(a) => a.iter().find_map(|t| {
+                entry_at(t, at).or_else(|| {
+                    // The header of one element: that element alone.
+                    let header = t.span()?;
+                    contains(&header).then(|| {
+                        let mut one = Vec::new();
+                        spans_of(&toml_edit::Item::Table(t.clone()), &mut one);
+                        (name.to_string(), one)
+                    })
+                })
+            }),
+            _ => None,
+        };
+        return Some(inner.unwrap_or_else(|| (name.to_string(), ranges)));
+    }
+    None
+}
+
+/// Every byte range `item` covers: values, table headers and all a table holds.
+fn spans_of(item: &toml_edit::Item, out: &mut Vec<std::ops::Range<usize>>) {
+    let table = |t: &toml_edit::Table, out: &mut Vec<std::ops::Range<usize>>| {
+        out.extend(t.span());
+        for (name, _) in t.iter() {
+            if let Some((k, i)) = t.get_key_value(name) {
+                out.extend(k.span());
+                spans_of(i, out);
+            }
+        }
+    };
+    match item {
+        toml_edit::Item::Value(v) => out.extend(v.span()),
+        toml_edit::Item::Table(t) => table(t, out),
+        toml_edit::Item::ArrayOfTables(a) => a.iter().for_each(|t| table(t, out)),
+        toml_edit::Item::None => {}
+    }
+}
+
+/// `text` with every line that `ranges` touch made blank (newlines kept, so every other line
+/// keeps its number).
+fn blank_lines(text: &str, ranges: &[std::ops::Range<usize>]) -> String {
+    let mut blank = vec![false; text.lines().count() + 1];
+    for r in ranges {
+        let first = line_at(text, r.start);
+        let last = line_at(text, r.end.saturating_sub(1).max(r.start));
+        for l in first..=last {
+            if let Some(b) = blank.get_mut(l - 1) {
+                *b = true;
+            }
+        }
+    }
+    text.split_inclusive('\n')
+        .enumerate()
+        .map(|(i, l)| {
+            if blank.get(i).copied().unwrap_or(false) {
+                if l.ends_with('\n') { "\n" } else { "" }
+            } else {
+                l
+            }
+        })
+        .collect()
 }
 
 impl ConfigError {
@@ -152,7 +308,7 @@ pub fn read_toml<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
         path: path.to_path_buf(),
         source,
     })?;
-    toml::from_str(&text).map_err(|e| ConfigError::invalid(path, e.to_string()))
+    parse_toml(path, &text)
 }
 
 /// Makes each relative path in `paths` relative to the directory of the file at `file`.
@@ -188,7 +344,7 @@ mod tests {
         std::fs::write(&file, "a = \"x\"\nb = 1\n").unwrap();
         let bad = read_toml::<T>(&file).unwrap_err().to_string();
         assert!(
-            bad.starts_with(&file.display().to_string()) && bad.contains("line 2"),
+            bad.starts_with(&format!("{}:2: unknown field `b`", file.display())),
             "{bad}"
         );
         std::fs::write(&file, "a = \"x\"\n").unwrap();
@@ -227,5 +383,122 @@ mod tests {
         let mut c = PathBuf::from("c");
         relative_to_file(Path::new("x.toml"), [&mut c]);
         assert_eq!(c, Path::new("c"));
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Service {
+        name: String,
+        port: u16,
+        #[serde(default)]
+        http: Option<Http>,
+        #[serde(default)]
+        sites: Vec<Site>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Http {
+        timeout_s: u64,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Site {
+        id: String,
+    }
+
+    fn problems_of(text: &str) -> Vec<String> {
+        match parse_toml::<Service>(Path::new("s.toml"), text) {
+            Ok(s) => panic!("accepted: {s:?}"),
+            Err(e) => e.lines(),
+        }
+    }
+
+    #[test]
+    fn every_problem_of_the_text_is_reported_in_one_run() {
+        // Two unknown keys, one of them a whole table with keys of its own, and a wrong type.
+        let lines = problems_of(
+            "name = \"a\"\nprot = 1\nport = \"x\"\n[htp]\ntimeout_s = 1\n[http]\ntimeout = 3\n",
+        );
+        assert_eq!(lines.len(), 5, "{lines:#?}");
+        assert!(
+            lines[0].starts_with("s.toml:2: unknown field `prot`"),
+            "{lines:#?}"
+        );
+        assert!(lines[1].starts_with("s.toml:3: invalid type"), "{lines:#?}");
+        assert!(
+            lines[2].starts_with("s.toml:4: unknown field `htp`"),
+            "{lines:#?}"
+        );
+        assert!(
+            lines[3].starts_with("s.toml:7: unknown field `timeout`"),
+            "{lines:#?}"
+        );
+        // `[http]` lacks `timeout_s` indeed; `port` was blanked for its type: it is not
+        // reported missing too.
+        assert_eq!(
+            lines[4], "s.toml:6: missing field `timeout_s`",
+            "{lines:#?}"
+        );
+    }
+
+    #[test]
+    fn several_syntax_errors_are_reported_each_at_its_line() {
+        let lines = problems_of("name = \"a\npot = \nport = 1\nx = = 2\n");
+        assert_eq!(lines.len(), 3, "{lines:#?}");
+        for (line, l) in [1, 2, 4].iter().zip(&lines) {
+            assert!(l.starts_with(&format!("s.toml:{line}: ")), "{lines:#?}");
+        }
+        // `name` is on a blanked line: not reported missing.
+        assert!(!lines.iter().any(|l| l.contains("missing")), "{lines:#?}");
+    }
+
+    #[test]
+    fn an_element_of_an_array_of_tables_is_located() {
+        let lines = problems_of(
+            "name = \"a\"\nport = 1\n[[sites]]\nid = \"a\"\n[[sites]]\nid = \"b\"\nnote = 1\n[[sites]]\nide = 1\n",
+        );
+        assert_eq!(lines.len(), 3, "{lines:#?}");
+        assert!(
+            lines[0].starts_with("s.toml:7: unknown field `note`"),
+            "{lines:#?}"
+        );
+        assert!(
+            lines[1].starts_with("s.toml:9: unknown field `ide`"),
+            "{lines:#?}"
+        );
+        // The third site has no `id` indeed (at its header).
+        assert_eq!(lines[2], "s.toml:8: missing field `id`", "{lines:#?}");
+    }
+
+    #[test]
+    fn a_missing_field_is_reported_once_and_a_good_file_parses() {
+        let lines = problems_of("port = 1\n");
+        assert_eq!(lines, ["s.toml:1: missing field `name`"]);
+        let s = parse_toml::<Service>(
+            Path::new("s.toml"),
+            "name = \"a\"\nport = 1\n[http]\ntimeout_s = 2\n",
+        )
+        .unwrap();
+        assert_eq!(s.http.map(|h| h.timeout_s), Some(2));
+    }
+
+    proptest::proptest! {
+        /// Whatever the text, parsing ends, with at most MAX_PROBLEMS problems, each at a line
+        /// of the file.
+        #[test]
+        fn any_text_ends_with_bounded_located_problems(text in "[a-z =\\[\\]\"0-9\n.{},]{0,200}") {
+            if let Err(ConfigError::Problems { problems }) = parse_toml::<Service>(Path::new("s.toml"), &text) {
+                proptest::prop_assert!(problems.len() <= MAX_PROBLEMS);
+                let lines = text.lines().count().max(1) + 1;
+                for p in problems {
+                    proptest::prop_assert!(p.line.is_none_or(|l| l >= 1 && l <= lines), "{p}");
+                }
+            }
+        }
     }
 }

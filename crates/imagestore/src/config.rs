@@ -32,8 +32,7 @@ impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-        let mut c: Config =
-            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let mut c: Config = paddock_core::config_file::parse_toml(path, &text)?;
         if c.root.is_relative() {
             c.root = path.parent().unwrap_or(Path::new(".")).join(&c.root);
         }
@@ -58,6 +57,6 @@ mod tests {
         assert!(c.root.is_absolute());
         std::fs::write(&p, "root = \"s\"\nlisten = \"127.0.0.1:1\"\nbogus = 1\n").unwrap();
         let e = Config::load(&p).unwrap_err().to_string();
-        assert!(e.contains("bogus") && e.contains("line 3"), "{e}");
+        assert!(e.contains(":3: unknown field `bogus`"), "{e}");
     }
 }

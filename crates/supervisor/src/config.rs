@@ -126,8 +126,9 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    /// The text itself: every syntax error, unknown field and wrong type, each at its line.
+    #[error(transparent)]
+    Parse(#[from] paddock_core::config_file::ConfigError),
     #[error("{path}: {field}: {message}")]
     Invalid {
         path: PathBuf,
@@ -161,10 +162,7 @@ impl Config {
     /// absolute (a relative `path` is taken from the current directory), so every path the
     /// supervisor derives from them is absolute.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let mut c: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let mut c: Config = paddock_core::config_file::parse_toml(path, text)?;
         // Made absolute once, here: the workload runs in its own directory and is started by
         // a path under `work_dir`, so a path relative to the supervisor's working directory
         // would name nothing there (and the process may be started from anywhere).

@@ -135,8 +135,9 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    /// The text itself: every syntax error, unknown field and wrong type, each at its line.
+    #[error(transparent)]
+    Parse(#[from] paddock_core::config_file::ConfigError),
     #[error("{path}: {field}: {message}")]
     Invalid {
         path: PathBuf,
@@ -156,10 +157,7 @@ impl Config {
 
     /// Parses and validates; errors name the file, line and column (from toml) or the field.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.into(),
-            message: e.to_string(),
-        })?;
+        let config: Config = paddock_core::config_file::parse_toml(path, text)?;
         config
             .validate()
             .map_err(|(field, message)| ConfigError::Invalid {
