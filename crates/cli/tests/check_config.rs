@@ -130,3 +130,93 @@ fn audit_check_config_prints_a_summary_and_every_problem_with_its_line() {
         "{err}"
     );
 }
+
+/// Every service's configuration file: two misspelt keys and two syntax errors are all
+/// reported in one run, each at its line (serde alone stops at the first).
+#[test]
+fn every_service_reports_every_problem_of_its_file_in_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    for (bin, good_first_line) in [
+        (
+            env!("CARGO_BIN_EXE_paddock-switchboard"),
+            "listen = \"127.0.0.1:1\"",
+        ),
+        (
+            env!("CARGO_BIN_EXE_paddock-supervisor"),
+            "switchboard_url = \"http://127.0.0.1:1\"",
+        ),
+        (
+            env!("CARGO_BIN_EXE_paddock-deploy"),
+            "switchboard_url = \"http://127.0.0.1:1\"",
+        ),
+        (env!("CARGO_BIN_EXE_paddock-audit"), "output = \"r.json\""),
+        (
+            env!("CARGO_BIN_EXE_paddock-imagestore"),
+            "listen = \"127.0.0.1:1\"",
+        ),
+    ] {
+        let cfg = dir.path().join("service.toml");
+        std::fs::write(
+            &cfg,
+            format!("{good_first_line}\nlistne = 1\nx = = 2\nbogus_key = true\nname = \"open\n"),
+        )
+        .unwrap();
+        let out = check_config(bin, &cfg);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "{bin}: {out:?}");
+        let c = cfg.display();
+        for at in [
+            format!("{c}:2: unknown field `listne`"),
+            format!("{c}:3: "),
+            format!("{c}:4: unknown field `bogus_key`"),
+            format!("{c}:5: "),
+        ] {
+            assert!(err.contains(&at), "{bin}: {at} in\n{err}");
+        }
+        // Nothing reported twice, no field reported missing because of a blanked line.
+        assert_eq!(err.matches(&format!("{c}:3: ")).count(), 1, "{bin}:\n{err}");
+        assert!(!err.contains("missing field"), "{bin}:\n{err}");
+    }
+}
+
+/// The switchboard's and the supervisor's bad values are all reported at once too, each at
+/// its field's line.
+#[test]
+fn every_bad_value_is_reported_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("service.toml");
+    let c = cfg.display();
+    std::fs::write(
+        &cfg,
+        "listen = \"127.0.0.1:1\"\nheartbeat_interval_s = 0\nreaper_interval_ms = 0\n\
+         max_body_bytes = 10\n",
+    )
+    .unwrap();
+    let out = check_config(env!("CARGO_BIN_EXE_paddock-switchboard"), &cfg);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success());
+    for at in [
+        format!("{c}:2: heartbeat_interval_s: "),
+        format!("{c}:3: reaper_interval_ms: "),
+        format!("{c}:4: max_body_bytes: "),
+    ] {
+        assert!(err.contains(&at), "{at} in\n{err}");
+    }
+    std::fs::write(
+        &cfg,
+        "switchboard_url = \"ftp://x\"\ntoken_file = \"t\"\nreconnect_min_ms = 0\n\
+         console_budget_bytes = 1\nwork_dir = \"w\"\n[driver]\nkind = \"local\"\npath = \"\"\n",
+    )
+    .unwrap();
+    let out = check_config(env!("CARGO_BIN_EXE_paddock-supervisor"), &cfg);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success());
+    for at in [
+        format!("{c}:1: switchboard_url: "),
+        format!("{c}:3: reconnect_min_ms: "),
+        format!("{c}:4: console_budget_bytes: "),
+        format!("{c}:8: driver.path: "),
+    ] {
+        assert!(err.contains(&at), "{at} in\n{err}");
+    }
+}

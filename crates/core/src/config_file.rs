@@ -59,6 +59,29 @@ pub struct Problems {
 }
 
 impl Problems {
+    /// No problem yet, of the file at `path` whose text is `text`.
+    pub fn new(path: &Path, text: &str) -> Problems {
+        Problems {
+            path: path.to_path_buf(),
+            text: text.to_string(),
+            found: Vec::new(),
+        }
+    }
+
+    /// Every `(field, what is wrong)` of `found`, each at the field's line, as
+    /// `field: what is wrong`; `Ok` when there is none.
+    pub fn check<'a>(
+        path: &Path,
+        text: &str,
+        found: impl IntoIterator<Item = (&'a str, String)>,
+    ) -> Result<(), ConfigError> {
+        let mut problems = Problems::new(path, text);
+        for (field, message) in found {
+            problems.at(field, format!("{field}: {message}"));
+        }
+        problems.finish()
+    }
+
     /// The line of `key`, a dotted path (`activation.host`): where the key is written.
     pub fn line_of(&self, key: &str) -> Option<usize> {
         line_of(&self.text, key)
@@ -148,7 +171,12 @@ pub fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, Con
         {
             break;
         }
-        let line = e.span().map(|s| line_at(&work, s.start));
+        // A field missing from the top level is at no line (its span is the whole file).
+        let whole = |s: &std::ops::Range<usize>| s.start == 0 && s.end >= work.trim_end().len();
+        let line = e
+            .span()
+            .filter(|s| !(missing_field(&message).is_some() && whole(s)))
+            .map(|s| line_at(&work, s.start));
         if !problems
             .iter()
             .any(|p| p.line == line && p.message == message)
@@ -163,18 +191,19 @@ pub fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, Con
         if problems.len() >= MAX_PROBLEMS || missing_field(&message).is_some() {
             break;
         }
-        let ranges = match toml_edit::ImDocument::parse(work.as_str()) {
+        let ranges: Vec<std::ops::Range<usize>> = match toml_edit::ImDocument::parse(work.as_str())
+        {
             // A syntax error: the line it is on.
             Err(_) => {
                 syntax_blanked = true;
-                vec![span.start..span.start]
+                std::iter::once(span.start..span.start).collect()
             }
             Ok(doc) => match entry_at(doc.as_table(), span.start) {
                 Some((name, ranges)) => {
                     blanked.push(name);
                     ranges
                 }
-                None => vec![span.start..span.start],
+                None => std::iter::once(span.start..span.start).collect(),
             },
         };
         let before = work.clone();
@@ -183,6 +212,8 @@ pub fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, Con
             break;
         }
     }
+    // In the order of the file (a syntax error is found before the problems of the values).
+    problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
     Err(ConfigError::Problems { problems })
 }
 
@@ -424,26 +455,19 @@ mod tests {
         let lines = problems_of(
             "name = \"a\"\nprot = 1\nport = \"x\"\n[htp]\ntimeout_s = 1\n[http]\ntimeout = 3\n",
         );
-        assert_eq!(lines.len(), 5, "{lines:#?}");
-        assert!(
-            lines[0].starts_with("s.toml:2: unknown field `prot`"),
-            "{lines:#?}"
-        );
-        assert!(lines[1].starts_with("s.toml:3: invalid type"), "{lines:#?}");
-        assert!(
-            lines[2].starts_with("s.toml:4: unknown field `htp`"),
-            "{lines:#?}"
-        );
-        assert!(
-            lines[3].starts_with("s.toml:7: unknown field `timeout`"),
-            "{lines:#?}"
-        );
-        // `[http]` lacks `timeout_s` indeed; `port` was blanked for its type: it is not
-        // reported missing too.
-        assert_eq!(
-            lines[4], "s.toml:6: missing field `timeout_s`",
-            "{lines:#?}"
-        );
+        // In the order of the file. `[http]` lacks `timeout_s` indeed; `port` was blanked for
+        // its type: it is not reported missing too.
+        let expected = [
+            "s.toml:2: unknown field `prot`",
+            "s.toml:3: invalid type",
+            "s.toml:4: unknown field `htp`",
+            "s.toml:6: missing field `timeout_s`",
+            "s.toml:7: unknown field `timeout`",
+        ];
+        assert_eq!(lines.len(), expected.len(), "{lines:#?}");
+        for (l, e) in lines.iter().zip(expected) {
+            assert!(l.starts_with(e), "{e}: {lines:#?}");
+        }
     }
 
     #[test]
@@ -462,23 +486,22 @@ mod tests {
         let lines = problems_of(
             "name = \"a\"\nport = 1\n[[sites]]\nid = \"a\"\n[[sites]]\nid = \"b\"\nnote = 1\n[[sites]]\nide = 1\n",
         );
-        assert_eq!(lines.len(), 3, "{lines:#?}");
-        assert!(
-            lines[0].starts_with("s.toml:7: unknown field `note`"),
-            "{lines:#?}"
-        );
-        assert!(
-            lines[1].starts_with("s.toml:9: unknown field `ide`"),
-            "{lines:#?}"
-        );
         // The third site has no `id` indeed (at its header).
-        assert_eq!(lines[2], "s.toml:8: missing field `id`", "{lines:#?}");
+        let expected = [
+            "s.toml:7: unknown field `note`",
+            "s.toml:8: missing field `id`",
+            "s.toml:9: unknown field `ide`",
+        ];
+        assert_eq!(lines.len(), expected.len(), "{lines:#?}");
+        for (l, e) in lines.iter().zip(expected) {
+            assert!(l.starts_with(e), "{e}: {lines:#?}");
+        }
     }
 
     #[test]
     fn a_missing_field_is_reported_once_and_a_good_file_parses() {
         let lines = problems_of("port = 1\n");
-        assert_eq!(lines, ["s.toml:1: missing field `name`"]);
+        assert_eq!(lines, ["s.toml: missing field `name`"]);
         let s = parse_toml::<Service>(
             Path::new("s.toml"),
             "name = \"a\"\nport = 1\n[http]\ntimeout_s = 2\n",

@@ -126,7 +126,8 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// The text itself: every syntax error, unknown field and wrong type, each at its line.
+    /// Every problem of the file (syntax, unknown fields, wrong types, bad values), each at
+    /// its line.
     #[error(transparent)]
     Parse(#[from] paddock_core::config_file::ConfigError),
     #[error("{path}: {field}: {message}")]
@@ -179,19 +180,18 @@ impl Config {
                 *p = base.join(&*p);
             }
         }
-        c.validate()
-            .map_err(|(field, message)| ConfigError::Invalid {
-                path: path.to_path_buf(),
-                field,
-                message,
-            })?;
+        // Every problem of the values at once, each at its field's line.
+        if let Err(bad) = c.validate() {
+            paddock_core::config_file::Problems::check(path, text, bad)?;
+        }
         Ok(c)
     }
 
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+    pub fn validate(&self) -> Result<(), Vec<(&'static str, String)>> {
+        let mut bad = Vec::new();
         let url = &self.switchboard_url;
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err((
+            bad.push((
                 "switchboard_url",
                 format!("{url:?} must start with http:// or https://"),
             ));
@@ -202,37 +202,39 @@ impl Config {
             .iter()
             .find(|u| !(u.starts_with("http://") || u.starts_with("https://")))
         {
-            return Err((
+            bad.push((
                 "images.urls",
                 format!("{u:?} must start with http:// or https://"),
             ));
         }
-        paddock_core::transport::require_plain(url)
-            .map_err(|e| ("switchboard_url", e.to_string()))?;
+        if let Err(e) = paddock_core::transport::require_plain(url) {
+            bad.push(("switchboard_url", e.to_string()));
+        }
         for u in &self.images.urls {
-            paddock_core::transport::require_plain(u)
-                .map_err(|e| ("images.urls", e.to_string()))?;
+            if let Err(e) = paddock_core::transport::require_plain(u) {
+                bad.push(("images.urls", e.to_string()));
+            }
         }
         if self.reconnect_min_ms == 0 || self.reconnect_min_ms > self.reconnect_max_ms {
-            return Err((
+            bad.push((
                 "reconnect_min_ms",
                 "must be at least 1 and at most reconnect_max_ms".into(),
             ));
         }
         if self.console_budget_bytes < 64 * 1024 {
-            return Err(("console_budget_bytes", "must be at least 65536".into()));
+            bad.push(("console_budget_bytes", "must be at least 65536".into()));
         }
         match &self.driver {
             DriverConfig::Local(l) => {
                 if l.path.is_empty() {
-                    return Err(("driver.path", "must not be empty".into()));
+                    bad.push(("driver.path", "must not be empty".into()));
                 }
                 if let Some(k) = l.env.keys().find(|k| k.is_empty() || k.contains('=')) {
-                    return Err(("driver.env", format!("bad variable name {k:?}")));
+                    bad.push(("driver.env", format!("bad variable name {k:?}")));
                 }
             }
         }
-        Ok(())
+        if bad.is_empty() { Ok(()) } else { Err(bad) }
     }
 
     /// The token, read from `token_file`.

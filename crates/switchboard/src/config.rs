@@ -135,15 +135,10 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// The text itself: every syntax error, unknown field and wrong type, each at its line.
+    /// Every problem of the file (syntax, unknown fields, wrong types, bad values), each at
+    /// its line.
     #[error(transparent)]
     Parse(#[from] paddock_core::config_file::ConfigError),
-    #[error("{path}: {field}: {message}")]
-    Invalid {
-        path: PathBuf,
-        field: &'static str,
-        message: String,
-    },
 }
 
 impl Config {
@@ -155,31 +150,29 @@ impl Config {
         Self::parse(path, &text)
     }
 
-    /// Parses and validates; errors name the file, line and column (from toml) or the field.
+    /// Parses and validates; every problem is reported at once, each as `FILE:LINE: …`.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let config: Config = paddock_core::config_file::parse_toml(path, text)?;
-        config
-            .validate()
-            .map_err(|(field, message)| ConfigError::Invalid {
-                path: path.into(),
-                field,
-                message,
-            })?;
+        // Every problem of the values at once, each at its field's line.
+        if let Err(bad) = config.validate() {
+            paddock_core::config_file::Problems::check(path, text, bad)?;
+        }
         Ok(config)
     }
 
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+    pub fn validate(&self) -> Result<(), Vec<(&'static str, String)>> {
+        let mut bad = Vec::new();
         if self.heartbeat_interval_s == 0 {
-            return Err(("heartbeat_interval_s", "must be at least 1".into()));
+            bad.push(("heartbeat_interval_s", "must be at least 1".into()));
         }
         if self.supervisor_grace_s < self.heartbeat_interval_s * 3 {
-            return Err((
+            bad.push((
                 "supervisor_grace_s",
                 "must be at least three heartbeat intervals".into(),
             ));
         }
         if self.default_job_timeout_s == 0 || self.default_job_timeout_s > self.max_job_timeout_s {
-            return Err((
+            bad.push((
                 "default_job_timeout_s",
                 "must be between 1 and max_job_timeout_s".into(),
             ));
@@ -190,7 +183,7 @@ impl Config {
             ("max_token_ttl_s", self.max_token_ttl_s),
         ] {
             if max == 0 || max > MAX_SECONDS {
-                return Err((
+                bad.push((
                     field,
                     format!("must be between 1 and {MAX_SECONDS} (100 years)"),
                 ));
@@ -199,60 +192,61 @@ impl Config {
         if self.default_queue_timeout_s == 0
             || self.default_queue_timeout_s > self.max_queue_timeout_s
         {
-            return Err((
+            bad.push((
                 "default_queue_timeout_s",
                 "must be between 1 and max_queue_timeout_s".into(),
             ));
         }
         if self.token_ttl_s == 0 || self.token_ttl_s > self.max_token_ttl_s {
-            return Err((
+            bad.push((
                 "token_ttl_s",
                 "must be between 1 and max_token_ttl_s".into(),
             ));
         }
         let h = &self.http;
         if h.header_read_timeout_s == 0 || h.header_read_timeout_s > 3600 {
-            return Err((
+            bad.push((
                 "http.header_read_timeout_s",
                 "must be between 1 and 3600".into(),
             ));
         }
         if h.idle_timeout_s < 30 || h.idle_timeout_s > 86400 {
-            return Err(("http.idle_timeout_s", "must be between 30 and 86400".into()));
+            bad.push(("http.idle_timeout_s", "must be between 30 and 86400".into()));
         }
         if h.max_connections == 0 || h.max_connections > 1_000_000 {
-            return Err((
+            bad.push((
                 "http.max_connections",
                 "must be between 1 and 1000000".into(),
             ));
         }
         if self.reaper_interval_ms == 0 {
-            return Err(("reaper_interval_ms", "must be at least 1".into()));
+            bad.push(("reaper_interval_ms", "must be at least 1".into()));
         }
         if self.max_body_bytes < 1024 {
-            return Err(("max_body_bytes", "must be at least 1024".into()));
+            bad.push(("max_body_bytes", "must be at least 1024".into()));
         }
         for u in &self.image_urls {
-            paddock_core::transport::require_plain(u).map_err(|e| ("image_urls", e.to_string()))?;
-        }
-        if let Some(u) = self.image_urls.iter().find(|u| !u.starts_with("http://")) {
-            return Err(("image_urls", format!("{u:?} must start with http://")));
+            if let Err(e) = paddock_core::transport::require_plain(u) {
+                bad.push(("image_urls", e.to_string()));
+            } else if !u.starts_with("http://") {
+                bad.push(("image_urls", format!("{u:?} must start with http://")));
+            }
         }
         if let Some(url) = &self.database_url
             && !is_database_url(url)
         {
-            return Err((
+            bad.push((
                 "database_url",
                 "must start with sqlite: or postgres:".into(),
             ));
         }
         if self.database_url.is_some() && self.database_url_file.is_some() {
-            return Err((
+            bad.push((
                 "database_url_file",
                 "set database_url or database_url_file, not both".into(),
             ));
         }
-        Ok(())
+        if bad.is_empty() { Ok(()) } else { Err(bad) }
     }
 
     /// Reads `database_url_file` (when set and no URL is given otherwise) into `database_url`.
@@ -323,7 +317,10 @@ mod tests {
         let e = Config::parse(Path::new("x.toml"), "listen = \"127.0.0.1:1\"\nbogus = 1\n")
             .unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
-        assert!(e.to_string().contains("line 2"), "{e}");
+        assert!(
+            e.to_string().starts_with("x.toml:2: unknown field `bogus`"),
+            "{e}"
+        );
         let e = Config::parse(Path::new("x.toml"), "heartbeat_interval_s = 0\n").unwrap_err();
         assert!(e.to_string().contains("heartbeat_interval_s"), "{e}");
         for (text, field) in [

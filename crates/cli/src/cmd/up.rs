@@ -197,9 +197,10 @@ pub async fn run(up: Up) -> anyhow::Result<()> {
     config.listen = up.listen;
     let store_dir = data_dir.join("store");
     config.image_store = Some(store_dir.clone());
-    config
-        .validate()
-        .map_err(|(field, msg)| anyhow::anyhow!("{field}: {msg}"))?;
+    config.validate().map_err(|bad| {
+        let lines: Vec<String> = bad.iter().map(|(f, m)| format!("{f}: {m}")).collect();
+        anyhow::anyhow!("{}", lines.join("\n"))
+    })?;
     let url = config.database_url();
     let db = Db::connect(&url)
         .await

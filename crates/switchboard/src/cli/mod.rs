@@ -76,9 +76,10 @@ impl Settings {
             config.database_url = Some(u.clone());
             config.database_url_file = None;
         }
-        config
-            .validate()
-            .map_err(|(field, msg)| anyhow::anyhow!("{field}: {msg}"))?;
+        config.validate().map_err(|bad| {
+            let lines: Vec<String> = bad.iter().map(|(f, m)| format!("{f}: {m}")).collect();
+            anyhow::anyhow!("{}", lines.join("\n"))
+        })?;
         config
             .read_database_url_file()
             .map_err(|(field, msg)| anyhow::anyhow!("{field}: {msg}"))?;
