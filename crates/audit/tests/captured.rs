@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use paddock_audit::collector::Status;
+use paddock_audit::collector::{Severity, Status};
 use paddock_audit::report::{Verdict, collect};
 
 #[test]
@@ -758,4 +758,83 @@ fn cpu_reports_each_socket_from_smbios() {
         "{}",
         r.hardware["cpu"]
     );
+}
+
+/// The cpu collector alone on a host answering `dmidecode` with `dmi` (lscpu absent, a
+/// two-socket /proc/cpuinfo): its findings as `(code, severity, message)` and the verdict.
+fn cpu_findings(dmi: &str) -> (Vec<(String, Severity, String)>, Verdict) {
+    let host = common::Scripted::default().command("dmidecode", dmi).file(
+        "/proc/cpuinfo",
+        "processor\t: 0\nphysical id\t: 0\n\nprocessor\t: 1\nphysical id\t: 1\n",
+    );
+    let r = collect(
+        Arc::new(host),
+        paddock_audit::cli::select(&["cpu".to_string()]).unwrap(),
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.collectors["cpu"].status, Status::Ok, "{:?}", r.collectors);
+    let f = r
+        .summary
+        .findings
+        .iter()
+        .map(|f| (f.code.clone(), f.severity, f.message.clone()))
+        .collect();
+    (f, r.summary.verdict)
+}
+
+/// Issue 15 item 23: a socket the BIOS disabled (a POST error) is a failure, one disabled in
+/// BIOS setup a warning, fewer cores enabled than present a warning; an unpopulated socket
+/// (the SSG-6028R's `SOCKET 1`) and an idle one (the HP DL380p Gen8's `Proc 2`, a healthy
+/// machine) are not findings. No public capture has a disabled socket or disabled cores:
+/// those are the Dell R750's real output with one line edited.
+#[test]
+fn disabled_cpu_sockets_and_cores_are_findings() {
+    let read = |name: &str| {
+        std::fs::read_to_string(common::data().join(format!("public/dmidecode/{name}.txt")))
+            .unwrap()
+    };
+    let r750 = read("linuxhw_Dell_PowerEdge_R750_D1750E589C22");
+    for healthy in [
+        r750.clone(),
+        read("netbox-agent_SM_SSG-6028R"),
+        read("netbox-agent_HP_DL380p_Gen8"),
+    ] {
+        let (f, verdict) = cpu_findings(&healthy);
+        assert!(f.is_empty(), "{f:#?}");
+        assert_eq!(verdict, Verdict::Ok);
+    }
+    // The first `from` after `after`, replaced.
+    let edit = |after: &str, from: &str, to: &str| {
+        let start = r750.find(after).unwrap();
+        let at = start + r750[start..].find(from).unwrap();
+        format!("{}{to}{}", &r750[..at], &r750[at + from.len()..])
+    };
+    let cpu2 = "Socket Designation: CPU2";
+    let enabled = "Status: Populated, Enabled";
+
+    let (f, verdict) = cpu_findings(&edit(cpu2, enabled, "Status: Populated, Disabled By BIOS"));
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(
+        (f[0].0.as_str(), f[0].1),
+        ("cpu.socket_disabled", Severity::Failure)
+    );
+    assert!(f[0].2.contains("CPU2") && f[0].2.contains("POST"), "{f:?}");
+    assert_eq!(verdict, Verdict::Failed);
+
+    let (f, verdict) = cpu_findings(&edit(cpu2, enabled, "Status: Populated, Disabled By User"));
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(
+        (f[0].0.as_str(), f[0].1),
+        ("cpu.socket_disabled_by_user", Severity::Warning)
+    );
+    assert_eq!(verdict, Verdict::Warning);
+
+    let (f, verdict) = cpu_findings(&edit(cpu2, "Core Enabled: 20", "Core Enabled: 12"));
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(
+        (f[0].0.as_str(), f[0].1),
+        ("cpu.cores_disabled", Severity::Warning)
+    );
+    assert!(f[0].2.contains("CPU2: 12 of 20 cores enabled"), "{f:?}");
+    assert_eq!(verdict, Verdict::Warning);
 }

@@ -263,3 +263,219 @@ fn blank_disk_needs_no_partition_filesystem_or_signature() {
     assert_eq!(got[2].1, "FAIL");
     assert!(got[2].2.contains("wipefs"), "{}", got[2].2);
 }
+
+/// A public dmidecode output (`tests/data/public/dmidecode/NAME.txt`).
+fn dmidecode(name: &str) -> String {
+    std::fs::read_to_string(common::data().join(format!("public/dmidecode/{name}.txt"))).unwrap()
+}
+
+/// `text` with the first `from` after `after` replaced by `to` (one socket's record edited).
+fn edit_after(text: &str, after: &str, from: &str, to: &str) -> String {
+    let start = text.find(after).unwrap();
+    let at = start + text[start..].find(from).unwrap();
+    format!("{}{to}{}", &text[..at], &text[at + from.len()..])
+}
+
+const R750: &str = "linuxhw_Dell_PowerEdge_R750_D1750E589C22";
+
+/// Issue 15 item 23: `cpu_sockets` requires populated-and-enabled sockets and enabled cores
+/// per socket, from SMBIOS type 4. Real outputs: the Dell R750 (two 20-core Xeon Silver
+/// 4316), the Supermicro SSG-6028R (`SOCKET 1` unpopulated), the HP DL380p Gen8 (`Proc 2`
+/// "Populated, Idle" on a healthy machine: HP firmware reports the non-boot processor so).
+/// No public capture has a disabled socket or disabled cores: those are the R750's output
+/// with one line edited.
+#[test]
+fn cpu_sockets_need_enabled_sockets_and_cores() {
+    let yaml = "checks:\n  - {name: two, kind: cpu_sockets, min_sockets: 2}\n  - {name: cores, kind: cpu_sockets, min_cores_per_socket: 20}\n  - {name: both, kind: cpu_sockets, min_sockets: 2, min_cores_per_socket: 24}\n";
+    let on = |dmi: &str| statuses(&common::Scripted::default().command("dmidecode", dmi), yaml);
+
+    let got = on(&dmidecode(R750));
+    assert_eq!(got[0].1, "PASS", "{}", got[0].2);
+    assert!(got[0].2.contains("2 of 2 sockets"), "{}", got[0].2);
+    assert_eq!(got[1].1, "PASS", "{}", got[1].2);
+    assert_eq!(got[2].1, "FAIL", "{}", got[2].2);
+    assert!(
+        got[2].2.contains("CPU1: 20 of 20 cores enabled"),
+        "{}",
+        got[2].2
+    );
+
+    let got = on(&dmidecode("netbox-agent_SM_SSG-6028R"));
+    assert_eq!(got[0].1, "FAIL", "{}", got[0].2);
+    assert!(
+        got[0].2.contains("1 of 2 sockets") && got[0].2.contains("SOCKET 1 Unpopulated"),
+        "{}",
+        got[0].2
+    );
+
+    let got = on(&dmidecode("netbox-agent_HP_DL380p_Gen8"));
+    assert_eq!(got[0].1, "PASS", "an idle socket is in use: {}", got[0].2);
+
+    let disabled = edit_after(
+        &dmidecode(R750),
+        "Socket Designation: CPU2",
+        "Status: Populated, Enabled",
+        "Status: Populated, Disabled By BIOS",
+    );
+    let got = on(&disabled);
+    assert_eq!(got[0].1, "FAIL", "{}", got[0].2);
+    assert!(
+        got[0].2.contains("CPU2 Populated, Disabled By BIOS"),
+        "{}",
+        got[0].2
+    );
+    assert_eq!(
+        got[1].1, "FAIL",
+        "a disabled socket has no usable cores: {}",
+        got[1].2
+    );
+
+    let fewer = edit_after(
+        &dmidecode(R750),
+        "Socket Designation: CPU1",
+        "Core Enabled: 20",
+        "Core Enabled: 16",
+    );
+    let got = on(&fewer);
+    assert_eq!(got[0].1, "PASS", "{}", got[0].2);
+    assert_eq!(got[1].1, "FAIL", "{}", got[1].2);
+    assert!(
+        got[1].2.contains("CPU1: 16 of 20 cores enabled"),
+        "{}",
+        got[1].2
+    );
+
+    // Without dmidecode (or without tables) nothing can be said: it fails.
+    let got = statuses(&common::Scripted::default(), yaml);
+    assert_eq!(got[0].1, "FAIL");
+    assert!(
+        got[0].2.contains("dmidecode is not installed"),
+        "{}",
+        got[0].2
+    );
+    let got = on("# dmidecode 3.4\nNo SMBIOS nor DMI entry point found, sorry.\n");
+    assert_eq!(got[0].1, "FAIL");
+    assert!(got[0].2.contains("no DMI records"), "{}", got[0].2);
+}
+
+/// A scripted sysfs (no public capture has a machine's SR-IOV sysfs files): a ConnectX-6 Dx
+/// (15b3:101d, mlx5_core) with two ports, the first with 4 of 8 VFs configured, the second
+/// with none, one VF (15b3:101e) of the first, and an NVMe drive without SR-IOV.
+fn sriov_host() -> common::Scripted {
+    let sys = "/sys/bus/pci/devices";
+    let mut h = common::Scripted::default();
+    for (slot, vendor, device, driver, vfs) in [
+        (
+            "0000:3b:00.0",
+            "0x15b3",
+            "0x101d",
+            "mlx5_core",
+            Some(("4", "8")),
+        ),
+        (
+            "0000:3b:00.1",
+            "0x15b3",
+            "0x101d",
+            "mlx5_core",
+            Some(("0", "8")),
+        ),
+        ("0000:3b:00.2", "0x15b3", "0x101e", "mlx5_core", None),
+        ("0000:5e:00.0", "0x144d", "0xa824", "nvme", None),
+    ] {
+        h = h
+            .file(&format!("{sys}/{slot}/vendor"), &format!("{vendor}\n"))
+            .file(&format!("{sys}/{slot}/device"), &format!("{device}\n"))
+            .link(
+                &format!("{sys}/{slot}/driver"),
+                &format!("../../../bus/pci/drivers/{driver}"),
+            );
+        if let Some((num, total)) = vfs {
+            h = h
+                .file(&format!("{sys}/{slot}/sriov_numvfs"), &format!("{num}\n"))
+                .file(
+                    &format!("{sys}/{slot}/sriov_totalvfs"),
+                    &format!("{total}\n"),
+                );
+        }
+    }
+    h.link(&format!("{sys}/0000:3b:00.2/physfn"), "../0000:3b:00.0")
+}
+
+/// Issue 15 item 23: `sriov_vfs` requires enough VFs on the physical functions it selects
+/// (by slot, vendor/device id, driver); a selected device without SR-IOV fails.
+#[test]
+fn sriov_vfs_needs_enough_vfs() {
+    let yaml = r#"checks:
+  - {name: port0, kind: sriov_vfs, slot: "3b:00.0", min_numvfs: 4}
+  - {name: port0-more, kind: sriov_vfs, slot: "0000:3b:00.0", min_numvfs: 8}
+  - {name: port0-total, kind: sriov_vfs, slot: "3b:00.0", min_numvfs: 1, min_totalvfs: 16}
+  - {name: cx6, kind: sriov_vfs, vendor_id: "15b3", device_id: "0x101D", min_numvfs: 1}
+  - {name: cx6-none, kind: sriov_vfs, driver: mlx5_core, min_numvfs: 0}
+  - {name: nvme, kind: sriov_vfs, driver: nvme, min_numvfs: 1}
+  - {name: vf, kind: sriov_vfs, slot: "3b:00.2", min_numvfs: 0}
+  - {name: intel, kind: sriov_vfs, vendor_id: "8086", min_numvfs: 1}
+"#;
+    let got = statuses(&sriov_host(), yaml);
+    let want = [
+        ("port0", "PASS", "0000:3b:00.0: 4 of 8 VFs"),
+        (
+            "port0-more",
+            "FAIL",
+            "4 VFs configured, expected at least 8",
+        ),
+        (
+            "port0-total",
+            "FAIL",
+            "8 VFs possible, expected at least 16",
+        ),
+        (
+            "cx6",
+            "FAIL",
+            "0000:3b:00.1: 0 VFs configured, expected at least 1",
+        ),
+        ("cx6-none", "PASS", "0000:3b:00.1: 0 of 8 VFs"),
+        ("nvme", "FAIL", "0000:5e:00.0: no SR-IOV"),
+        (
+            "vf",
+            "FAIL",
+            "no PCI physical function matches slot=0000:3b:00.2",
+        ),
+        (
+            "intel",
+            "FAIL",
+            "no PCI physical function matches vendor_id=0x8086",
+        ),
+    ];
+    for ((name, status, detail), (wn, ws, wd)) in got.iter().zip(want) {
+        assert_eq!((name.as_str(), *status), (wn, ws), "{detail}");
+        assert!(detail.contains(wd), "{name}: {detail}");
+    }
+    // The VF is not one of the devices a driver selects (it has no VFs of its own).
+    assert!(!got[4].2.contains("3b:00.2"), "{}", got[4].2);
+}
+
+/// Issue 15 item 23: the new kinds' parameters are checked like the others', each error
+/// located.
+#[test]
+fn cpu_sockets_and_sriov_vfs_errors_are_located() {
+    let text = "checks:\n  - {name: a, kind: cpu_sockets}\n  - {name: b, kind: cpu_sockets, min_sockets: two}\n  - {name: c, kind: sriov_vfs, min_numvfs: 4}\n  - {name: d, kind: sriov_vfs, vendor_id: mellanox, slot: \"3b:00\", min_numvfs: -1}\n  - {name: e, kind: sriov_vfs, driver: mlx5_core}\n  - {name: f, kind: cpu_sockets, min_sockets: 2, slot: \"3b:00.0\"}\n";
+    let e = load("b.yaml", text).unwrap_err();
+    let lines: Vec<String> = e.0.iter().map(|d| d.to_string()).collect();
+    for w in [
+        "b.yaml:2:6: checks[0]: cpu_sockets needs min_sockets, min_cores_per_socket or both",
+        "b.yaml:3:47: checks[1].min_sockets: expected a whole number",
+        "b.yaml:4:6: checks[2]: sriov_vfs needs a device",
+        "b.yaml:5:43: checks[3].vendor_id: `mellanox` is not a PCI id",
+        "b.yaml:5:59: checks[3].slot: `3b:00` is not a PCI address",
+        "b.yaml:5:80: checks[3].min_numvfs: expected a whole number",
+        "b.yaml:6:6: checks[4].min_numvfs: missing field `min_numvfs`",
+    ] {
+        assert!(lines.iter().any(|l| l.starts_with(w)), "{w}\n{lines:#?}");
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("b.yaml:7:50: checks[5].slot: unknown field `slot`")),
+        "{lines:#?}"
+    );
+}

@@ -64,6 +64,84 @@ pub enum Kind {
     BlankDisk {
         by_id: String,
     },
+    /// The SMBIOS processor records (`dmidecode -t 4`): at least `min_sockets` sockets
+    /// populated and in use (enabled, or idle until the OS starts them), and every populated
+    /// socket in use with at least `min_cores_per_socket` cores enabled. At least one is set.
+    CpuSockets {
+        min_sockets: Option<u64>,
+        min_cores_per_socket: Option<u64>,
+    },
+    /// Every SR-IOV physical function `select` picks (virtual functions are never picked)
+    /// has at least `min_numvfs` VFs configured (`sriov_numvfs`) and, when set, can have at
+    /// least `min_totalvfs` (`sriov_totalvfs`). A picked device without SR-IOV fails.
+    SriovVfs {
+        select: PciSelector,
+        min_numvfs: u64,
+        min_totalvfs: Option<u64>,
+    },
+}
+
+/// Which PCI devices a check is about: every field set must match (at least one is set).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PciSelector {
+    /// `0000:3b:00.0` (a slot given as `3b:00.0` is in domain 0000), lower case.
+    pub slot: Option<String>,
+    /// `0x15b3`, as sysfs writes it (given as `15b3`, `0x15B3`).
+    pub vendor_id: Option<String>,
+    pub device_id: Option<String>,
+    /// The bound driver's name (`mlx5_core`).
+    pub driver: Option<String>,
+}
+
+impl PciSelector {
+    /// `vendor_id=0x15b3 driver=mlx5_core`, for details.
+    pub fn describe(&self) -> String {
+        [
+            ("slot", &self.slot),
+            ("vendor_id", &self.vendor_id),
+            ("device_id", &self.device_id),
+            ("driver", &self.driver),
+        ]
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+        .collect::<Vec<_>>()
+        .join(" ")
+    }
+}
+
+/// A PCI vendor or device id in sysfs's form (`0x15b3`): one to four hex digits, with or
+/// without `0x`.
+fn pci_id(text: &str) -> Option<String> {
+    let t = text.trim();
+    let hex = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0X"))
+        .unwrap_or(t);
+    if hex.is_empty() || hex.len() > 4 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some(format!("0x{:0>4}", hex.to_ascii_lowercase()))
+}
+
+/// A PCI address in sysfs's form (`0000:3b:00.0`); `3b:00.0` is in domain 0000.
+fn pci_slot(text: &str) -> Option<String> {
+    let t = text.trim().to_ascii_lowercase();
+    let full = if t.matches(':').count() == 1 {
+        format!("0000:{t}")
+    } else {
+        t
+    };
+    let (rest, function) = full.rsplit_once('.')?;
+    let mut parts = rest.split(':');
+    let (domain, bus, device) = (parts.next()?, parts.next()?, parts.next()?);
+    let hex = |s: &str, n: usize| s.len() == n && s.chars().all(|c| c.is_ascii_hexdigit());
+    (parts.next().is_none()
+        && hex(domain, 4)
+        && hex(bus, 2)
+        && hex(device, 2)
+        && function.len() == 1
+        && function.chars().all(|c| ('0'..='7').contains(&c)))
+    .then_some(full)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +179,12 @@ pub const KINDS: &[(&str, &[&str], &[&str])] = &[
     ("count_at_least", &["what", "min"], &[]),
     ("disk_free", &["by_id"], &[]),
     ("blank_disk", &["by_id"], &[]),
+    ("cpu_sockets", &[], &["min_sockets", "min_cores_per_socket"]),
+    (
+        "sriov_vfs",
+        &["min_numvfs"],
+        &["slot", "vendor_id", "device_id", "driver", "min_totalvfs"],
+    ),
 ];
 
 const COMMON: &[&str] = &["name", "kind", "severity", "remediation"];
@@ -184,7 +268,11 @@ fn check(r: &mut Reader, node: &yaml::Node, path: &str) -> Option<Check> {
         // An unknown kind: its parameters are not errors of their own.
         None => {
             for (_, req, opt) in KINDS {
-                allowed.extend(req.iter().chain(opt.iter()));
+                for k in req.iter().chain(opt.iter()) {
+                    if !allowed.contains(k) {
+                        allowed.push(k);
+                    }
+                }
             }
         }
     }
@@ -356,6 +444,90 @@ fn check(r: &mut Reader, node: &yaml::Node, path: &str) -> Option<Check> {
         "blank_disk" => Kind::BlankDisk {
             by_id: req(r, "by_id")?,
         },
+        "cpu_sockets" => {
+            let mut opt = |key: &str| -> Result<Option<u64>, ()> {
+                match f.get(key) {
+                    Some(n) => r.unsigned(n, &join(path, key)).map(Some).ok_or(()),
+                    None => Ok(None),
+                }
+            };
+            let (min_sockets, min_cores_per_socket) =
+                (opt("min_sockets"), opt("min_cores_per_socket"));
+            let (Ok(min_sockets), Ok(min_cores_per_socket)) = (min_sockets, min_cores_per_socket)
+            else {
+                return None;
+            };
+            if min_sockets.is_none() && min_cores_per_socket.is_none() {
+                r.error(
+                    f.at,
+                    path,
+                    "cpu_sockets needs min_sockets, min_cores_per_socket or both",
+                );
+                return None;
+            }
+            Kind::CpuSockets {
+                min_sockets,
+                min_cores_per_socket,
+            }
+        }
+        "sriov_vfs" => {
+            // Ok(None): not given; Err: given and wrong (its error recorded).
+            let mut field = |key: &str,
+                             norm: fn(&str) -> Option<String>,
+                             what: &str|
+             -> Result<Option<String>, ()> {
+                let Some(n) = f.get(key) else {
+                    return Ok(None);
+                };
+                let t = r.text(n, &join(path, key)).ok_or(())?;
+                match norm(&t) {
+                    Some(v) => Ok(Some(v)),
+                    None => {
+                        r.error(n.at, &join(path, key), format!("`{t}` is not {what}"));
+                        Err(())
+                    }
+                }
+            };
+            let slot = field("slot", pci_slot, "a PCI address (0000:3b:00.0 or 3b:00.0)");
+            let vendor_id = field("vendor_id", pci_id, "a PCI id (15b3 or 0x15b3)");
+            let device_id = field("device_id", pci_id, "a PCI id (101d or 0x101d)");
+            let driver = field(
+                "driver",
+                |t| Some(t.trim().to_string()).filter(|t| !t.is_empty()),
+                "a driver name",
+            );
+            let min_numvfs = r
+                .required(&f, path, "min_numvfs")
+                .and_then(|n| r.unsigned(n, &join(path, "min_numvfs")));
+            let min_totalvfs = match f.get("min_totalvfs") {
+                Some(n) => Some(r.unsigned(n, &join(path, "min_totalvfs"))?),
+                None => None,
+            };
+            let (Ok(slot), Ok(vendor_id), Ok(device_id), Ok(driver)) =
+                (slot, vendor_id, device_id, driver)
+            else {
+                return None;
+            };
+            let select = PciSelector {
+                slot,
+                vendor_id,
+                device_id,
+                driver,
+            };
+            if select == PciSelector::default() {
+                r.error(
+                    f.at,
+                    path,
+                    "sriov_vfs needs a device: slot, vendor_id, device_id and/or driver",
+                );
+                return None;
+            }
+            Kind::SriovVfs {
+                select,
+                min_numvfs: min_numvfs?,
+                min_totalvfs,
+            }
+        }
         _ => return None,
     };
     Some(Check {
@@ -394,5 +566,28 @@ mod tests {
             }
         );
         assert!(!ok[0].hard);
+    }
+
+    #[test]
+    fn pci_ids_and_slots() {
+        assert_eq!(pci_id("15b3").as_deref(), Some("0x15b3"));
+        assert_eq!(pci_id("0x15B3").as_deref(), Some("0x15b3"));
+        assert_eq!(pci_id("8").as_deref(), Some("0x0008"));
+        for bad in ["", "0x", "15b3a", "mlx5", "0x-1", "１５"] {
+            assert_eq!(pci_id(bad), None, "{bad}");
+        }
+        assert_eq!(pci_slot("3B:00.1").as_deref(), Some("0000:3b:00.1"));
+        assert_eq!(pci_slot("0001:3b:00.7").as_deref(), Some("0001:3b:00.7"));
+        for bad in [
+            "3b:00",
+            "3b:00.8",
+            "0000:3b:00:00.0",
+            "zz:00.0",
+            "3b:0.0",
+            ".",
+            ":",
+        ] {
+            assert_eq!(pci_slot(bad), None, "{bad}");
+        }
     }
 }

@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
-use super::baseline::{Check, Countable, Kind};
+use super::baseline::{Check, Countable, Kind, PciSelector};
+use crate::collectors::cpu;
 use crate::collectors::storage;
 use crate::host::{Host, HostError};
 use crate::parse::lsblk::BlockDevice;
-use crate::parse::{ip, proc};
+use crate::parse::{dmidecode, ip, proc};
 
 /// What a check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,6 +244,204 @@ pub fn evaluate(host: &dyn Host, check: &Check) -> Outcome {
         }
         Kind::DiskFree { by_id } => disk_free(host, by_id),
         Kind::BlankDisk { by_id } => blank_disk(host, by_id, t),
+        Kind::CpuSockets {
+            min_sockets,
+            min_cores_per_socket,
+        } => cpu_sockets(host, *min_sockets, *min_cores_per_socket, t),
+        Kind::SriovVfs {
+            select,
+            min_numvfs,
+            min_totalvfs,
+        } => sriov_vfs(host, select, *min_numvfs, *min_totalvfs),
+    }
+}
+
+fn cpu_sockets(
+    host: &dyn Host,
+    min_sockets: Option<u64>,
+    min_cores: Option<u64>,
+    t: Duration,
+) -> Outcome {
+    let text = match run(host, &["dmidecode", "-t", "4"], t) {
+        Ok(out) if out.success() => out.stdout_text(),
+        Ok(out) => return fail(format!("dmidecode -t 4: {}", out.complaint())),
+        Err(e) => return fail(format!("{e}: cannot read the processor sockets")),
+    };
+    let sockets = match dmidecode::parse(&text) {
+        Ok(records) => cpu::sockets(&records),
+        Err(e) => return fail(format!("dmidecode -t 4: {e}")),
+    };
+    if sockets.is_empty() {
+        return fail("dmidecode -t 4: no SMBIOS processor records");
+    }
+    let describe = |s: &cpu::Socket| {
+        format!(
+            "{} {}",
+            s.name,
+            s.status.as_deref().unwrap_or("(no status)")
+        )
+    };
+    let usable: Vec<&cpu::Socket> = sockets.iter().filter(|s| s.state.usable()).collect();
+    let mut passed = Vec::new();
+    let mut failed = Vec::new();
+    if let Some(min) = min_sockets {
+        let n = usable.len() as u64;
+        if n >= min {
+            passed.push(format!(
+                "{n} of {} sockets populated and enabled (at least {min})",
+                sockets.len()
+            ));
+        } else {
+            let others: Vec<String> = sockets
+                .iter()
+                .filter(|s| !s.state.usable())
+                .map(describe)
+                .collect();
+            failed.push(format!(
+                "{n} of {} sockets populated and enabled, expected at least {min}{}",
+                sockets.len(),
+                if others.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", others.join("; "))
+                }
+            ));
+        }
+    }
+    if let Some(min) = min_cores {
+        let mut short = Vec::new();
+        for s in sockets.iter().filter(|s| s.state.populated()) {
+            match (s.state, s.core_enabled) {
+                (state, _) if !state.usable() => short.push(describe(s)),
+                (_, Some(n)) if n >= min => {}
+                (_, Some(n)) => short.push(format!(
+                    "{}: {n}{} cores enabled",
+                    s.name,
+                    s.core_count.map(|c| format!(" of {c}")).unwrap_or_default()
+                )),
+                (_, None) => short.push(format!("{}: no Core Enabled count", s.name)),
+            }
+        }
+        if usable.is_empty() && short.is_empty() {
+            failed.push("no populated socket".to_string());
+        } else if short.is_empty() {
+            passed.push(format!(
+                "every populated socket has at least {min} cores enabled"
+            ));
+        } else {
+            failed.push(format!(
+                "expected at least {min} cores enabled per populated socket: {}",
+                short.join("; ")
+            ));
+        }
+    }
+    if failed.is_empty() {
+        pass(passed.join(", "))
+    } else {
+        fail(failed.join("; "))
+    }
+}
+
+/// The physical functions `select` picks, each with its SR-IOV counts: a device whose
+/// `sriov_totalvfs` is absent has no SR-IOV capability.
+fn sriov_vfs(
+    host: &dyn Host,
+    select: &PciSelector,
+    min_numvfs: u64,
+    min_totalvfs: Option<u64>,
+) -> Outcome {
+    let sys = "/sys/bus/pci/devices";
+    let slots = match host.list(sys) {
+        Ok(s) => s,
+        Err(e) => return fail(format!("{sys}: {e}")),
+    };
+    let link_name = |slot: &str, name: &str| {
+        host.link(&format!("{sys}/{slot}/{name}"))
+            .ok()
+            .and_then(|t| t.rsplit('/').next().map(str::to_string))
+    };
+    let id = |slot: &str, name: &str| {
+        host.read_text(&format!("{sys}/{slot}/{name}"))
+            .map(|v| v.to_ascii_lowercase())
+    };
+    let want = select.describe();
+    let picked: Vec<&String> = slots
+        .iter()
+        .filter(|slot| select.slot.as_ref().is_none_or(|s| s == *slot))
+        .filter(|slot| {
+            select
+                .vendor_id
+                .as_ref()
+                .is_none_or(|v| id(slot, "vendor").as_ref() == Some(v))
+        })
+        .filter(|slot| {
+            select
+                .device_id
+                .as_ref()
+                .is_none_or(|v| id(slot, "device").as_ref() == Some(v))
+        })
+        .filter(|slot| {
+            select
+                .driver
+                .as_ref()
+                .is_none_or(|d| link_name(slot, "driver").as_ref() == Some(d))
+        })
+        // A virtual function has no VFs of its own.
+        .filter(|slot| link_name(slot, "physfn").is_none())
+        .collect();
+    if picked.is_empty() {
+        return fail(format!("no PCI physical function matches {want}"));
+    }
+    let count = |slot: &str, name: &str| -> Result<Option<u64>, String> {
+        match host.read_text(&format!("{sys}/{slot}/{name}")) {
+            None => Ok(None),
+            Some(v) => v
+                .parse::<u64>()
+                .map(Some)
+                .map_err(|_| format!("{slot}: {name} reads `{v}`")),
+        }
+    };
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    for slot in picked {
+        let (num, total) = match (count(slot, "sriov_numvfs"), count(slot, "sriov_totalvfs")) {
+            (Ok(n), Ok(t)) => (n, t),
+            (Err(e), _) | (_, Err(e)) => {
+                bad.push(e);
+                continue;
+            }
+        };
+        let Some(total) = total else {
+            bad.push(format!("{slot}: no SR-IOV (no sriov_totalvfs)"));
+            continue;
+        };
+        let Some(num) = num else {
+            bad.push(format!(
+                "{slot}: SR-IOV with {total} possible VFs, sriov_numvfs not readable"
+            ));
+            continue;
+        };
+        let mut why = Vec::new();
+        if num < min_numvfs {
+            why.push(format!(
+                "{num} VFs configured, expected at least {min_numvfs}"
+            ));
+        }
+        if let Some(min) = min_totalvfs
+            && total < min
+        {
+            why.push(format!("{total} VFs possible, expected at least {min}"));
+        }
+        if why.is_empty() {
+            good.push(format!("{slot}: {num} of {total} VFs"));
+        } else {
+            bad.push(format!("{slot}: {} (of {total} possible)", why.join(", ")));
+        }
+    }
+    if bad.is_empty() {
+        pass(format!("{want}: {}", good.join(", ")))
+    } else {
+        fail(format!("{want}: {}", bad.join("; ")))
     }
 }
 
