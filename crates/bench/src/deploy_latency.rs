@@ -115,7 +115,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     tokio::spawn(paddock_switchboard::run(
-        paddock_switchboard::app::AppState::new(db, paddock_switchboard::config::Config::default()),
+        paddock_switchboard::AppState::new(db, paddock_switchboard::config::Config::default()),
         listener,
     ));
     let sb = Switchboard {

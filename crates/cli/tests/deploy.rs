@@ -314,24 +314,13 @@ fn paddock_deploy_check_config_reads_the_file_and_its_secrets() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_shows_a_bounded_rejection_with_its_total() {
     let dir = tempfile::tempdir().unwrap();
-    let db =
-        paddock_switchboard::db::Db::connect(&paddock_switchboard::db::sqlite_url_for(dir.path()))
-            .await
-            .unwrap();
-    let admin: paddock_core::Name = "root".parse().unwrap();
-    db.create_user(&admin, None, &[paddock_core::Privilege::Admin])
-        .await
-        .unwrap();
-    let token = paddock_switchboard::tokens::mint(&db, &admin, None)
-        .await
-        .unwrap()
-        .token;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(paddock_switchboard::run(
-        paddock_switchboard::app::AppState::new(db, Default::default()),
-        listener,
-    ));
+    let (url, token) = paddock_switchboard::testing::TestApp::start_in(
+        dir.path(),
+        paddock_switchboard::testing::Backend::Sqlite,
+        |_| {},
+    )
+    .await
+    .detach();
     let errors: Vec<String> = (1..=100)
         .map(|i| format!("db/sites/lab2.yaml:{i}:5: supervisors[{i}]: missing field `id`"))
         .collect();

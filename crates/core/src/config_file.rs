@@ -165,11 +165,28 @@ pub fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, Con
             Ok(_) => break,
             Err(e) => e,
         };
-        let message = e.message().trim_end().replace('\n', "; ");
+        let mut message = e.message().trim_end().replace('\n', "; ");
         if let Some(field) = missing_field(&message)
             && (syntax_blanked || blanked.iter().any(|b| b == field))
         {
             break;
+        }
+        // What to blank before the next try: a syntax error's line, or the entry at the
+        // error (a value of the wrong type is then named by its dotted key).
+        let entry = e
+            .span()
+            .map(|span| match toml_edit::ImDocument::parse(work.as_str()) {
+                Err(_) => (None, vec![span.start..span.start]),
+                Ok(doc) => match entry_at(doc.as_table(), "", span.start) {
+                    Some(found) => (Some((found.0, found.1)), found.2),
+                    None => (None, vec![span.start..span.start]),
+                },
+            });
+        if let Some((Some((_, dotted)), _)) = &entry
+            && missing_field(&message).is_none()
+            && !message.starts_with("unknown field")
+        {
+            message = format!("{dotted}: {message}");
         }
         // A field missing from the top level is at no line (its span is the whole file).
         let whole = |s: &std::ops::Range<usize>| s.start == 0 && s.end >= work.trim_end().len();
@@ -187,25 +204,14 @@ pub fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, Con
                 message: message.clone(),
             });
         }
-        let Some(span) = e.span() else { break };
+        let Some((found, ranges)) = entry else { break };
         if problems.len() >= MAX_PROBLEMS || missing_field(&message).is_some() {
             break;
         }
-        let ranges: Vec<std::ops::Range<usize>> = match toml_edit::ImDocument::parse(work.as_str())
-        {
-            // A syntax error: the line it is on.
-            Err(_) => {
-                syntax_blanked = true;
-                std::iter::once(span.start..span.start).collect()
-            }
-            Ok(doc) => match entry_at(doc.as_table(), span.start) {
-                Some((name, ranges)) => {
-                    blanked.push(name);
-                    ranges
-                }
-                None => std::iter::once(span.start..span.start).collect(),
-            },
-        };
+        match found {
+            Some((name, _)) => blanked.push(name),
+            None => syntax_blanked = true,
+        }
         let before = work.clone();
         work = blank_lines(&work, &ranges);
         if work == before {
@@ -238,11 +244,13 @@ fn line_at(text: &str, at: usize) -> usize {
 }
 
 /// The innermost entry (key and value, or a table with all it holds) of `table` written at byte
-/// `at`: its key's name and the byte ranges it covers.
+/// `at`: its key's name, its dotted path (after `prefix`) and the byte ranges it covers.
+#[allow(clippy::type_complexity)]
 fn entry_at(
     table: &dyn toml_edit::TableLike,
+    prefix: &str,
     at: usize,
-) -> Option<(String, Vec<std::ops::Range<usize>>)> {
+) -> Option<(String, String, Vec<std::ops::Range<usize>>)> {
     let contains = |r: &std::ops::Range<usize>| r.start <= at && at < r.end.max(r.start + 1);
     for (name, _) in table.iter() {
         let Some((key, item)) = table.get_key_value(name) else {
@@ -254,27 +262,32 @@ fn entry_at(
         if !ranges.iter().any(contains) {
             continue;
         }
+        let dotted = if prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{prefix}.{name}")
+        };
         let inner = match item {
-            toml_edit::Item::Table(t) => entry_at(t, at),
-            toml_edit::Item::Value(toml_edit::Value::InlineTable(t)) => entry_at(t, at),
+            toml_edit::Item::Table(t) => entry_at(t, &dotted, at),
+            toml_edit::Item::Value(toml_edit::Value::InlineTable(t)) => entry_at(t, &dotted, at),
             toml_edit::Item::Value(toml_edit::Value::Array(a)) => a
                 .iter()
                 .filter_map(|v| v.as_inline_table())
-                .find_map(|t| entry_at(t, at)),
+                .find_map(|t| entry_at(t, &dotted, at)),
             toml_edit::Item::ArrayOfTables(a) => a.iter().find_map(|t| {
-                entry_at(t, at).or_else(|| {
+                entry_at(t, &dotted, at).or_else(|| {
                     // The header of one element: that element alone.
                     let header = t.span()?;
                     contains(&header).then(|| {
                         let mut one = Vec::new();
                         spans_of(&toml_edit::Item::Table(t.clone()), &mut one);
-                        (name.to_string(), one)
+                        (name.to_string(), dotted.clone(), one)
                     })
                 })
             }),
             _ => None,
         };
-        return Some(inner.unwrap_or_else(|| (name.to_string(), ranges)));
+        return Some(inner.unwrap_or_else(|| (name.to_string(), dotted, ranges)));
     }
     None
 }
@@ -459,7 +472,7 @@ mod tests {
         // its type: it is not reported missing too.
         let expected = [
             "s.toml:2: unknown field `prot`",
-            "s.toml:3: invalid type",
+            "s.toml:3: port: invalid type",
             "s.toml:4: unknown field `htp`",
             "s.toml:6: missing field `timeout_s`",
             "s.toml:7: unknown field `timeout`",

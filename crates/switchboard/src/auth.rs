@@ -12,9 +12,9 @@ use paddock_core::{Name, Privilege};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::app::AppState;
 use crate::db::tokens::TokenOwner;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// Prefix of user API tokens.
 pub const USER_TOKEN_PREFIX: &str = "pdk_";

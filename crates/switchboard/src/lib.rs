@@ -3,7 +3,6 @@
 //! the scheduler and the reaper. `main.rs` only wires the command line to [`cli`].
 
 pub mod api;
-pub mod app;
 pub mod auth;
 pub mod cache;
 pub mod cli;
@@ -15,8 +14,13 @@ pub mod liveness;
 pub mod metrics;
 pub mod reaper;
 pub mod scheduler;
+pub mod server;
 pub mod sim;
+pub mod state;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tokens;
 
-pub use app::{AppState, run};
 pub use config::Config;
+pub use server::{router, run};
+pub use state::AppState;

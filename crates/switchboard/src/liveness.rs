@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::app::{AppState, Shutdown};
+use crate::state::{AppState, Shutdown};
 
 pub async fn run(app: AppState, mut shutdown: Shutdown) {
     let mut tick = tokio::time::interval(Duration::from_secs(app.config.heartbeat_interval_s));

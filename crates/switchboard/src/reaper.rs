@@ -17,9 +17,9 @@ use tracing::Instrument;
 use paddock_core::protocol::SwitchboardMessage;
 use paddock_core::{ExecutionState, ExitStatus, JobId, Transition};
 
-use crate::app::{AppState, Shutdown};
 use crate::db::StoreError;
 use crate::db::jobs::Change;
+use crate::state::{AppState, Shutdown};
 
 /// Runs one sweep.
 pub async fn run_once(app: &AppState) -> anyhow::Result<()> {

@@ -19,9 +19,9 @@ use tokio::sync::Notify;
 
 use paddock_core::deployments::RequireAudit;
 
-use crate::app::{AppState, InstanceSettings, Shutdown};
 use crate::db::jobs::Candidate;
 use crate::db::supervisors::Supervisor;
+use crate::state::{AppState, InstanceSettings, Shutdown};
 
 const BATCH: i64 = 512;
 

@@ -7,9 +7,8 @@ use std::path::Path;
 use std::process::Command;
 
 use paddock_deploy::apply::Switchboard;
-use paddock_switchboard::app::AppState;
 use paddock_switchboard::config::Config;
-use paddock_switchboard::db::Db;
+use paddock_switchboard::testing::{Backend, TestApp};
 
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
@@ -59,27 +58,12 @@ pub async fn switchboard(dir: &Path) -> Switchboard {
     switchboard_with(dir, |_| {}).await
 }
 
-/// A switchboard with its configuration changed by `tweak`.
+/// A switchboard with its configuration changed by `tweak` (the switchboard crate's own test
+/// harness, its database in `dir`), running until the test ends.
 pub async fn switchboard_with(dir: &Path, tweak: impl FnOnce(&mut Config)) -> Switchboard {
-    let mut config = Config::default();
-    tweak(&mut config);
-    let db = Db::connect(&paddock_switchboard::db::sqlite_url_for(dir))
+    let (url, token) = TestApp::start_in(dir, Backend::Sqlite, tweak)
         .await
-        .unwrap();
-    let admin: paddock_core::Name = "root".parse().unwrap();
-    db.create_user(&admin, None, &[paddock_core::Privilege::Admin])
-        .await
-        .unwrap();
-    let token = paddock_switchboard::tokens::mint(&db, &admin, None)
-        .await
-        .unwrap()
-        .token;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(paddock_switchboard::run(
-        AppState::new(db, config),
-        listener,
-    ));
+        .detach();
     Switchboard {
         url,
         token,

@@ -4,8 +4,8 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 pub async fn healthz(State(app): State<AppState>) -> Result<&'static str, ApiError> {
     sqlx::query("SELECT 1")

@@ -7,7 +7,7 @@ pub mod v1;
 use axum::Router;
 use axum::routing::get;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 pub fn routes(app: AppState) -> Router {
     Router::new()

@@ -3,7 +3,8 @@
 use anyhow::Context;
 
 use super::Settings;
-use crate::app::{AppState, run};
+use crate::server::run;
+use crate::state::AppState;
 
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let (config, db) = settings.open_db().await?;

@@ -8,10 +8,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::api::json::{Json, Path};
-use crate::app::AppState;
 use crate::db::StoreError;
 use crate::db::audit::{AuditKind, Recorded};
 use crate::error::ApiError;
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

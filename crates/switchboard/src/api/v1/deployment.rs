@@ -8,9 +8,9 @@ use paddock_core::deployments::limits::MAX_STATE_JSON_BYTES;
 use serde::{Deserialize, Serialize};
 
 use crate::api::json::{Json, Query};
-use crate::app::AppState;
 use crate::db::deployment::{Applied, Rejection};
 use crate::error::ApiError;
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

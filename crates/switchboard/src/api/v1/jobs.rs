@@ -20,11 +20,11 @@ use paddock_core::{
 use serde::Deserialize;
 
 use crate::api::json::{Json, Path, Query};
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::db::jobs::{Change, Job, NewJob};
 use crate::error::ApiError;
 use crate::scheduler::user_may_use;
+use crate::state::AppState;
 
 const MAX_PARAMETERS: usize = 256;
 /// The most jobs one `GET /jobs` answers.

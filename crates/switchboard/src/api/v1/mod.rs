@@ -15,8 +15,8 @@ use axum::middleware::from_fn_with_state;
 use axum::routing::{delete, get, post};
 use paddock_core::Privilege::*;
 
-use crate::app::AppState;
 use crate::auth::{Guard, guard};
+use crate::state::AppState;
 
 fn guarded(app: &AppState, g: Guard, r: Router<AppState>) -> Router<AppState> {
     r.route_layer(from_fn_with_state((app.clone(), g), guard))

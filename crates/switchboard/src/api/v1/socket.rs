@@ -21,12 +21,12 @@ use paddock_core::{Actor, ExecutionState, ExitStatus, JobId, SupervisorId, Trans
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use crate::app::AppState;
 use crate::auth::hash_token;
 use crate::db::StoreError;
 use crate::db::jobs::Change;
 use crate::db::supervisors::Supervisor;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 const MAX_FRAME_BYTES: usize = 1024 * 1024;
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);

@@ -17,11 +17,11 @@ use paddock_core::api::supervisors::{
 use paddock_core::{Privilege, SupervisorId};
 
 use crate::api::json::{Json, Path};
-use crate::app::AppState;
 use crate::auth::{Caller, SUPERVISOR_TOKEN_PREFIX, hash_token, new_token};
 use crate::db::StoreError;
 use crate::db::supervisors::NewSupervisor;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// The longest `comment` a PATCH may set.
 const MAX_COMMENT_BYTES: usize = 4096;

@@ -7,9 +7,9 @@ use paddock_core::Privilege;
 use paddock_core::api::auth::{CreateTokenRequest, LoginRequest, NewToken, WhoAmI};
 
 use crate::api::json::{Json, Path};
-use crate::app::AppState;
 use crate::auth::{Caller, verify_password};
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// Exchanges a user name and password for a new token. Any failure is a bare 401.
 pub async fn login(

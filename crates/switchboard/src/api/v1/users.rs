@@ -8,8 +8,8 @@ use paddock_core::api::users::{CreateUserRequest, UserView};
 use serde::Serialize;
 
 use crate::api::json::Json;
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 #[derive(Debug, Serialize)]
 pub struct CreatedUser {

@@ -1,12 +1,11 @@
-//! The running switchboard: shared state, the HTTP router, and `run`, which serves until the
-//! shutdown signal fires.
+//! What handlers and tasks share: the database, the configuration, the supervisor hub, the
+//! metrics, the wake-ups and the shutdown signal, and the caches of what the database holds.
+//! Start-up (the router, the tasks, serving) is in `server.rs`; this module depends on none of
+//! the modules that use it.
 
 use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use paddock_core::deployments::{DesiredState, RequireAudit};
-use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
 use crate::cache::Cached;
@@ -155,32 +154,4 @@ impl AppState {
     pub fn events_changed(&self) {
         self.events.send_modify(|n| *n = n.wrapping_add(1));
     }
-}
-
-pub fn router(app: AppState) -> Router {
-    let limit = app.config.max_body_bytes;
-    crate::api::routes(app).layer(DefaultBodyLimit::max(limit))
-}
-
-/// Serves the API on `listener` and runs the scheduler and the reaper until
-/// [`AppState::shutdown`].
-pub async fn run(app: AppState, listener: TcpListener) -> anyhow::Result<()> {
-    let shutdown = app.shutdown_signal();
-    let scheduler = tokio::spawn(crate::scheduler::run(
-        app.clone(),
-        app.wake.clone(),
-        shutdown.clone(),
-    ));
-    let reaper = tokio::spawn(crate::reaper::run(app.clone(), shutdown.clone()));
-    let liveness = tokio::spawn(crate::liveness::run(app.clone(), shutdown.clone()));
-    let mut stop = shutdown.clone();
-    let limits = app.config.http.limits();
-    let r = paddock_http::serve(listener, router(app), limits, async move {
-        let _ = stop.wait_for(|s| *s).await;
-    })
-    .await;
-    let _ = scheduler.await;
-    let _ = reaper.await;
-    let _ = liveness.await;
-    r.map_err(Into::into)
 }
