@@ -25,6 +25,13 @@ pub enum PuppetError {
     Protocol(String),
     #[error("the supervisor refused: {0}")]
     Refused(String),
+    #[error(
+        "no answer from the supervisor at {path} within {timeout_s} s (a longer --timeout waits \
+         longer)"
+    )]
+    NoAnswer { path: String, timeout_s: u64 },
+    #[error("the supervisor at {path} closed the connection without answering")]
+    Closed { path: String },
 }
 
 /// Sends one request and waits (up to `timeout`) for the reply.
@@ -40,7 +47,24 @@ pub fn send(socket: &Path, request: &PuppetRequest, timeout: Duration) -> Result
     line.push('\n');
     (&stream).write_all(line.as_bytes())?;
     let mut reply = String::new();
-    BufReader::new(&stream).read_line(&mut reply)?;
+    let path = || socket.display().to_string();
+    match BufReader::new(&stream).read_line(&mut reply) {
+        // A read timeout is WouldBlock on Unix, TimedOut elsewhere.
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            return Err(PuppetError::NoAnswer {
+                path: path(),
+                timeout_s: timeout.as_secs(),
+            });
+        }
+        Err(e) => return Err(e.into()),
+        Ok(0) => return Err(PuppetError::Closed { path: path() }),
+        Ok(_) => {}
+    }
     match serde_json::from_str::<PuppetReply>(reply.trim_end()) {
         Ok(PuppetReply::Ok) => Ok(()),
         Ok(PuppetReply::Error { message }) => Err(PuppetError::Refused(message)),

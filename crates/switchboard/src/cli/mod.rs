@@ -76,12 +76,17 @@ impl Settings {
             config.database_url = Some(u.clone());
             config.database_url_file = None;
         }
-        config
-            .validate()
-            .map_err(|(field, msg)| anyhow::anyhow!("{field}: {msg}"))?;
-        config
-            .read_database_url_file()
-            .map_err(|(field, msg)| anyhow::anyhow!("{field}: {msg}"))?;
+        // A problem names where the value came from: the flag, else the file (as check-config
+        // does), else just the field (a default).
+        let named = |(field, msg): (&str, String)| match &self.config {
+            _ if field == "database_url" && self.database_url.is_some() => {
+                anyhow::anyhow!("--database-url (or PADDOCK_DATABASE_URL): {msg}")
+            }
+            Some(path) => anyhow::anyhow!("{}: {field}: {msg}", path.display()),
+            None => anyhow::anyhow!("{field}: {msg}"),
+        };
+        config.validate().map_err(named)?;
+        config.read_database_url_file().map_err(named)?;
         Ok(config)
     }
 
@@ -135,7 +140,9 @@ pub fn main_with(cli: Cli) -> std::process::ExitCode {
     match rt.block_on(run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Each cause once (a cause whose text is already shown is not repeated), and
+            // `error: ` on every line.
+            eprintln!("{}", paddock_core::error_text::report(e.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }
