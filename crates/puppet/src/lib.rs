@@ -45,9 +45,19 @@ pub fn send(socket: &Path, request: &PuppetRequest, timeout: Duration) -> Result
     let mut line =
         serde_json::to_string(request).map_err(|e| PuppetError::Protocol(e.to_string()))?;
     line.push('\n');
-    (&stream).write_all(line.as_bytes())?;
-    let mut reply = String::new();
+    // A supervisor that hangs up shows as a broken pipe or a reset, on writing or reading.
+    let hung_up = |e: &std::io::Error| {
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+        )
+    };
     let path = || socket.display().to_string();
+    match (&stream).write_all(line.as_bytes()) {
+        Err(e) if hung_up(&e) => return Err(PuppetError::Closed { path: path() }),
+        r => r?,
+    }
+    let mut reply = String::new();
     match BufReader::new(&stream).read_line(&mut reply) {
         // A read timeout is WouldBlock on Unix, TimedOut elsewhere.
         Err(e)
@@ -61,6 +71,7 @@ pub fn send(socket: &Path, request: &PuppetRequest, timeout: Duration) -> Result
                 timeout_s: timeout.as_secs(),
             });
         }
+        Err(e) if hung_up(&e) => return Err(PuppetError::Closed { path: path() }),
         Err(e) => return Err(e.into()),
         Ok(0) => return Err(PuppetError::Closed { path: path() }),
         Ok(_) => {}
