@@ -29,6 +29,20 @@ impl ReportTo {
             return Ok(None);
         };
         paddock_core::transport::require_plain(url).map_err(|e| format!("--report-to {e}"))?;
+        // Checked here, or reqwest would say only "builder error".
+        match reqwest::Url::parse(url) {
+            Ok(u) if u.scheme() == "http" && u.has_host() => {}
+            Ok(_) => {
+                return Err(format!(
+                    "--report-to {url:?} is not an http:// URL (expected http://HOST:PORT)"
+                ));
+            }
+            Err(e) => {
+                return Err(format!(
+                    "--report-to {url:?} is not a URL: {e} (expected http://HOST:PORT)"
+                ));
+            }
+        }
         let supervisor = self.supervisor.clone().unwrap_or_default();
         let token = match &self.token_file {
             Some(f) => std::fs::read_to_string(f)
@@ -54,14 +68,10 @@ impl ReportTo {
             .map_err(|e| {
                 // The URL once, then every cause (reqwest's own text is only "error sending
                 // request", with the URL again).
-                let e = e.without_url();
-                let mut text = format!("{endpoint}: {e}");
-                let mut cause = std::error::Error::source(&e);
-                while let Some(c) = cause {
-                    text = format!("{text}: {c}");
-                    cause = c.source();
-                }
-                text
+                format!(
+                    "{endpoint}: {}",
+                    paddock_core::error_text::with_causes(&e.without_url())
+                )
             })?;
         let status = resp.status();
         let body: Value = resp.json().unwrap_or(Value::Null);

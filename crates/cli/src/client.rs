@@ -9,6 +9,21 @@ use serde::de::DeserializeOwned;
 
 use crate::config::ClientConfig;
 
+/// Refuses a URL this client cannot use, naming where it came from (`from`: `PADDOCK_URL`, a
+/// flag, a file), before reqwest's "builder error" could stand for it.
+pub fn check_http_url(url: &str, from: &str) -> anyhow::Result<()> {
+    paddock_core::transport::require_plain(url).with_context(|| from.to_string())?;
+    match reqwest::Url::parse(url) {
+        Ok(u) if u.scheme() == "http" && u.has_host() => Ok(()),
+        Ok(_) => Err(anyhow!(
+            "{from}: {url:?} is not an http:// URL (expected http://HOST:PORT)"
+        )),
+        Err(e) => Err(anyhow!(
+            "{from}: {url:?} is not a URL: {e} (expected http://HOST:PORT)"
+        )),
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
@@ -31,7 +46,7 @@ impl Client {
         let url = c
             .url
             .ok_or_else(|| anyhow!("no switchboard URL: set PADDOCK_URL or run `paddock login`"))?;
-        paddock_core::transport::require_plain(&url)?;
+        check_http_url(&url, c.url_from.as_deref().unwrap_or("the switchboard URL"))?;
         let token = c
             .token
             .ok_or_else(|| anyhow!("no API token: set PADDOCK_TOKEN or run `paddock login`"))?;

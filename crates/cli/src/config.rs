@@ -16,6 +16,9 @@ pub struct ClientConfig {
     /// Where `token` came from (`PADDOCK_TOKEN` or the file), for messages; not stored.
     #[serde(skip)]
     pub token_from: Option<String>,
+    /// Where `url` came from (`PADDOCK_URL` or the file), for messages; not stored.
+    #[serde(skip)]
+    pub url_from: Option<String>,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -48,6 +51,9 @@ impl ClientConfig {
                 if c.token.is_some() {
                     c.token_from = Some(p.display().to_string());
                 }
+                if c.url.is_some() {
+                    c.url_from = Some(format!("url in {}", p.display()));
+                }
                 c
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => ClientConfig::default(),
@@ -55,6 +61,7 @@ impl ClientConfig {
         };
         if let Ok(u) = std::env::var("PADDOCK_URL") {
             c.url = Some(u);
+            c.url_from = Some("PADDOCK_URL".into());
         }
         match std::env::var("PADDOCK_TOKEN") {
             Ok(t) => {

@@ -32,7 +32,9 @@ fn main() -> std::process::ExitCode {
     match rt.block_on(paddock_cli::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Each cause once (a cause whose text is already shown is not repeated), and
+            // `error: ` on every line.
+            eprintln!("{}", paddock_core::error_text::report(e.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }

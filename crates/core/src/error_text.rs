@@ -16,6 +16,20 @@ pub fn with_causes(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// What a binary prints on standard error when it fails: [`with_causes`], each of its lines
+/// (a configuration file reports one problem a line) starting `error: `.
+pub fn report(e: &dyn std::error::Error) -> String {
+    lines(&with_causes(e))
+}
+
+/// `text` with `error: ` at the start of each line.
+pub fn lines(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("error: {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_causes;
@@ -39,5 +53,21 @@ mod tests {
             "sending the report: connection refused"
         );
         assert_eq!(with_causes(&Repeats(Inner)), "bad body: connection refused");
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("c.toml:1: bad\nc.toml:2: worse")]
+    struct Lines;
+
+    #[test]
+    fn every_line_of_a_report_says_error() {
+        assert_eq!(
+            super::report(&Outer(Inner)),
+            "error: sending the report: connection refused"
+        );
+        assert_eq!(
+            super::report(&Lines),
+            "error: c.toml:1: bad\nerror: c.toml:2: worse"
+        );
     }
 }

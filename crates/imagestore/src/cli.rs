@@ -121,7 +121,9 @@ pub fn main_with(cli: Cli) -> std::process::ExitCode {
     match rt.block_on(run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Each cause once (a cause whose text is already shown is not repeated), and
+            // `error: ` on every line.
+            eprintln!("{}", paddock_core::error_text::report(e.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }
@@ -199,6 +201,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             grace_s,
             dry_run,
         } => {
+            existing_store(&root.root)?;
             let r = crate::maintenance::gc(&root.root, Duration::from_secs(grace_s), dry_run)?;
             let bytes: u64 = r.removed.iter().map(|(_, s)| s).sum();
             for (p, s) in &r.removed {
@@ -229,6 +232,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Check { root, repair } => {
+            existing_store(&root.root)?;
             let tty = std::io::stderr().is_terminal();
             let r = crate::maintenance::check(&root.root, repair, |i, n| {
                 if tty && (i % 64 == 0 || i == n) {
@@ -288,5 +292,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// `gc` and `check` of a store that is not there would report zero files and succeed: a
+/// mistyped `--root` says so instead.
+fn existing_store(root: &std::path::Path) -> anyhow::Result<()> {
+    match std::fs::metadata(root) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => bail!("{}: not a directory (--root names a store)", root.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!("{}: no store there (check --root)", root.display())
+        }
+        Err(e) => Err(e).with_context(|| root.display().to_string()),
     }
 }

@@ -29,6 +29,12 @@ fn http_err(url: &str, message: impl Into<String>) -> ClientError {
     }
 }
 
+/// A failed transfer's reqwest error as text: without the URL (the message names it once)
+/// and with its causes (reqwest's own text is only "error sending request").
+fn transfer_text(e: reqwest::Error) -> String {
+    paddock_core::error_text::with_causes(&e.without_url())
+}
+
 /// A store server at `base` (`http://HOST:PORT`), with an optional push token.
 #[derive(Debug, Clone)]
 pub struct StoreClient {
@@ -61,7 +67,7 @@ impl StoreClient {
             .body(body)
             .send()
             .await
-            .map_err(|e| http_err(url, e.to_string()))?;
+            .map_err(|e| http_err(url, transfer_text(e)))?;
         if r.status().is_success() {
             return Ok(());
         }
@@ -76,7 +82,7 @@ impl StoreClient {
             .head(url)
             .send()
             .await
-            .map_err(|e| http_err(url, e.to_string()))?;
+            .map_err(|e| http_err(url, transfer_text(e)))?;
         Ok(r.status().is_success())
     }
 
@@ -103,8 +109,9 @@ impl StoreClient {
             self.put(&url, reqwest::Body::wrap_stream(stream)).await?;
             sent += len;
         }
-        let bytes = std::fs::read(store.root().join(image_path(id)))
-            .map_err(|e| ClientError::Other(e.to_string()))?;
+        let manifest = store.root().join(image_path(id));
+        let bytes = std::fs::read(&manifest)
+            .map_err(|e| ClientError::Other(format!("{}: {e}", manifest.display())))?;
         sent += bytes.len() as u64;
         self.put(&self.url(&image_path(id)), bytes.into()).await?;
         Ok(sent)
@@ -117,7 +124,7 @@ impl StoreClient {
             .get(&url)
             .send()
             .await
-            .map_err(|e| http_err(&url, e.to_string()))?;
+            .map_err(|e| http_err(&url, transfer_text(e)))?;
         if r.status() == reqwest::StatusCode::NOT_FOUND {
             return Err(ClientError::NotFound { url });
         }
@@ -126,7 +133,7 @@ impl StoreClient {
             let text = r.text().await.unwrap_or_default();
             return Err(http_err(&url, format!("HTTP {s}: {}", text.trim())));
         }
-        r.json().await.map_err(|e| http_err(&url, e.to_string()))
+        r.json().await.map_err(|e| http_err(&url, transfer_text(e)))
     }
 
     /// `GET /api/v1/images`.
@@ -176,7 +183,7 @@ impl StoreClient {
             .get(&url)
             .send()
             .await
-            .map_err(|e| http_err(&url, e.to_string()))?;
+            .map_err(|e| http_err(&url, transfer_text(e)))?;
         if r.status() == reqwest::StatusCode::NOT_FOUND {
             return Err(ClientError::Other(format!(
                 "no image {id} at {} ({url}: 404)",
@@ -186,7 +193,10 @@ impl StoreClient {
         if !r.status().is_success() {
             return Err(http_err(&url, format!("HTTP {}", r.status())));
         }
-        let bytes = r.bytes().await.map_err(|e| http_err(&url, e.to_string()))?;
+        let bytes = r
+            .bytes()
+            .await
+            .map_err(|e| http_err(&url, transfer_text(e)))?;
         let actual = sha256_id(&bytes);
         if actual != id {
             return Err(http_err(

@@ -53,13 +53,10 @@ pub fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // The error and its causes, once each.
-            let mut text = e.to_string();
-            let mut cause = std::error::Error::source(&e);
-            while let Some(c) = cause {
-                text = format!("{text}: {c}");
-                cause = c.source();
-            }
-            eprintln!("paddock-puppet: {text}");
+            eprintln!(
+                "paddock-puppet: {}",
+                paddock_core::error_text::with_causes(&e)
+            );
             std::process::ExitCode::FAILURE
         }
     }

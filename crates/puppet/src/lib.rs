@@ -25,6 +25,13 @@ pub enum PuppetError {
     Protocol(String),
     #[error("the supervisor refused: {0}")]
     Refused(String),
+    #[error(
+        "no answer from the supervisor at {path} within {timeout_s} s (a longer --timeout waits \
+         longer)"
+    )]
+    NoAnswer { path: String, timeout_s: u64 },
+    #[error("the supervisor at {path} closed the connection without answering")]
+    Closed { path: String },
 }
 
 /// Sends one request and waits (up to `timeout`) for the reply.
@@ -38,9 +45,37 @@ pub fn send(socket: &Path, request: &PuppetRequest, timeout: Duration) -> Result
     let mut line =
         serde_json::to_string(request).map_err(|e| PuppetError::Protocol(e.to_string()))?;
     line.push('\n');
-    (&stream).write_all(line.as_bytes())?;
+    // A supervisor that hangs up shows as a broken pipe or a reset, on writing or reading.
+    let hung_up = |e: &std::io::Error| {
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+        )
+    };
+    let path = || socket.display().to_string();
+    match (&stream).write_all(line.as_bytes()) {
+        Err(e) if hung_up(&e) => return Err(PuppetError::Closed { path: path() }),
+        r => r?,
+    }
     let mut reply = String::new();
-    BufReader::new(&stream).read_line(&mut reply)?;
+    match BufReader::new(&stream).read_line(&mut reply) {
+        // A read timeout is WouldBlock on Unix, TimedOut elsewhere.
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            return Err(PuppetError::NoAnswer {
+                path: path(),
+                timeout_s: timeout.as_secs(),
+            });
+        }
+        Err(e) if hung_up(&e) => return Err(PuppetError::Closed { path: path() }),
+        Err(e) => return Err(e.into()),
+        Ok(0) => return Err(PuppetError::Closed { path: path() }),
+        Ok(_) => {}
+    }
     match serde_json::from_str::<PuppetReply>(reply.trim_end()) {
         Ok(PuppetReply::Ok) => Ok(()),
         Ok(PuppetReply::Error { message }) => Err(PuppetError::Refused(message)),

@@ -83,7 +83,9 @@ pub fn main() -> std::process::ExitCode {
     match rt.block_on(run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Each cause once (a cause whose text is already shown is not repeated), and
+            // `error: ` on every line.
+            eprintln!("{}", paddock_core::error_text::report(e.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }
@@ -101,7 +103,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     paddock_core::credential::not_checked("token_file", &c.token_file)
                 );
             } else {
-                c.token()?;
+                c.token().with_context(|| config.display().to_string())?;
             }
             println!("{}: ok", config.display());
             println!("switchboard_url = {}", c.switchboard_url);
@@ -122,7 +124,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Run { config } => {
             let c = Config::load(&config)?;
-            let settings = c.settings()?;
+            let settings = c.settings().with_context(|| config.display().to_string())?;
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {
                 wait_for_signal().await;

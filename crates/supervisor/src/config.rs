@@ -130,6 +130,14 @@ pub enum ConfigError {
     /// its line.
     #[error(transparent)]
     Parse(#[from] paddock_core::config_file::ConfigError),
+    /// `token_file` names a file that cannot be read (the caller names the configuration).
+    #[error("token_file: reading {path}")]
+    TokenRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("token_file: {path} is empty")]
+    TokenEmpty { path: PathBuf },
     #[error("{path}: {field}: {message}")]
     Invalid {
         path: PathBuf,
@@ -240,16 +248,14 @@ impl Config {
     /// The token, read from `token_file`.
     pub fn token(&self) -> Result<String, ConfigError> {
         let text =
-            std::fs::read_to_string(&self.token_file).map_err(|source| ConfigError::Read {
+            std::fs::read_to_string(&self.token_file).map_err(|source| ConfigError::TokenRead {
                 path: self.token_file.clone(),
                 source,
             })?;
         let token = text.trim().to_string();
         if token.is_empty() {
-            return Err(ConfigError::Invalid {
+            return Err(ConfigError::TokenEmpty {
                 path: self.token_file.clone(),
-                field: "token_file",
-                message: "the token file is empty".into(),
             });
         }
         Ok(token)

@@ -198,6 +198,7 @@ fn client(remote: &RemoteArg) -> anyhow::Result<StoreClient> {
         .url
         .as_deref()
         .context("no image store server: set PADDOCK_IMAGESTORE_URL or pass --url")?;
+    crate::client::check_http_url(url, "the image store URL (--url or PADDOCK_IMAGESTORE_URL)")?;
     Ok(StoreClient::new(url, remote.token.clone()))
 }
 
@@ -289,7 +290,8 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<()> {
             let s = LocalStore::new(&store.store);
             let id = s
                 .import(&build.source, &build.options(None)?)
-                .with_context(|| format!("importing {}", build.source.display()))?;
+                // The error names the file it could not read; the store is named here.
+                .with_context(|| format!("importing into {}", store.store.display()))?;
             eprintln!(
                 "imported {} into {}",
                 build.source.display(),
@@ -328,7 +330,8 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<()> {
             let s = LocalStore::new(&scratch.0);
             let id = s
                 .import(&build.source, &build.options(Some(next))?)
-                .with_context(|| format!("building {}", build.source.display()))?;
+                // The error names the file it could not read.
+                .context("building the image to push")?;
             let sent = c.push(&s, &id).await?;
             eprintln!(
                 "pushed {} as {} revision {} ({sent} bytes uploaded)",
@@ -420,6 +423,7 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<()> {
                 progress: std::io::stderr().is_terminal() && !json,
                 ..MirrorOptions::default()
             };
+            crate::client::check_http_url(&url, "the store to mirror")?;
             let r = mirror(&url, &dir, &opts).await?;
             if r.recovery.synced {
                 eprintln!("mirror: an earlier run's writes are now on disk (syncfs)");

@@ -37,11 +37,12 @@ fn read_line(what: &str) -> anyhow::Result<String> {
 
 pub async fn run(l: Login) -> anyhow::Result<()> {
     let stored = ClientConfig::load()?;
-    let url = l
-        .url
-        .or(stored.url)
-        .ok_or_else(|| anyhow::anyhow!("no switchboard URL: pass --url"))?;
-    paddock_core::transport::require_plain(&url)?;
+    let (url, from) = match (l.url, stored.url) {
+        (Some(u), _) => (u, "--url".to_string()),
+        (None, Some(u)) => (u, stored.url_from.unwrap_or_default()),
+        (None, None) => anyhow::bail!("no switchboard URL: pass --url"),
+    };
+    crate::client::check_http_url(&url, &from)?;
     let token = if l.token_stdin {
         let t = read_line("token")?;
         crate::config::check_token(&t, "standard input")?;
@@ -49,7 +50,9 @@ pub async fn run(l: Login) -> anyhow::Result<()> {
     } else {
         let user = match l.user {
             Some(u) => u,
-            None => read_line("user")?.parse()?,
+            None => read_line("user")?
+                .parse()
+                .context("the user name on standard input's first line (or pass --user)")?,
         };
         let password = read_line("password")?;
         let t: NewToken = Client::new(&url, None)
@@ -73,6 +76,7 @@ pub async fn run(l: Login) -> anyhow::Result<()> {
         url: Some(url.clone()),
         token: Some(token),
         token_from: None,
+        url_from: None,
     }
     .save()?;
     eprintln!(

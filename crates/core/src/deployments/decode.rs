@@ -69,6 +69,13 @@ impl<'a> Reader<'a> {
             }
             return None;
         };
+        // Each allowed name once (a caller may list a field that several kinds share twice).
+        let mut listed: Vec<&str> = Vec::with_capacity(allowed.len());
+        for a in allowed {
+            if !listed.contains(a) {
+                listed.push(a);
+            }
+        }
         for (k, _) in entries {
             if !allowed.contains(&k.name.as_str()) {
                 let hint = closest(&k.name, allowed)
@@ -80,7 +87,7 @@ impl<'a> Reader<'a> {
                     format!(
                         "unknown field `{}`{hint}; expected one of: {}",
                         k.name,
-                        allowed.join(", ")
+                        listed.join(", ")
                     ),
                 );
             }

@@ -76,13 +76,22 @@ impl Settings {
             config.database_url = Some(u.clone());
             config.database_url_file = None;
         }
+        // A problem names where the value came from: the flag, else the file (as check-config
+        // does), else just the field (a default).
+        let named = |(field, msg): (&str, String)| match &self.config {
+            _ if field == "database_url" && self.database_url.is_some() => {
+                format!("--database-url (or PADDOCK_DATABASE_URL): {msg}")
+            }
+            Some(path) => format!("{}: {field}: {msg}", path.display()),
+            None => format!("{field}: {msg}"),
+        };
         config.validate().map_err(|bad| {
-            let lines: Vec<String> = bad.iter().map(|(f, m)| format!("{f}: {m}")).collect();
+            let lines: Vec<String> = bad.into_iter().map(named).collect();
             anyhow::anyhow!("{}", lines.join("\n"))
         })?;
         config
             .read_database_url_file()
-            .map_err(|(field, msg)| anyhow::anyhow!("{field}: {msg}"))?;
+            .map_err(|e| anyhow::anyhow!("{}", named(e)))?;
         Ok(config)
     }
 
@@ -136,7 +145,9 @@ pub fn main_with(cli: Cli) -> std::process::ExitCode {
     match rt.block_on(run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Each cause once (a cause whose text is already shown is not repeated), and
+            // `error: ` on every line.
+            eprintln!("{}", paddock_core::error_text::report(e.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }

@@ -32,6 +32,8 @@ pub enum Backend {
 pub enum StoreError {
     #[error("database error")]
     Db(#[from] sqlx::Error),
+    #[error("no connection to the database within 30 s")]
+    NoConnection(#[source] sqlx::Error),
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("not found")]
@@ -110,7 +112,19 @@ impl Db {
                     .connect(url)
                     .await?
             }
-            Backend::Postgres => options.max_connections(16).connect(url).await?,
+            Backend::Postgres => match options.max_connections(16).connect(url).await {
+                Ok(pool) => pool,
+                // The pool retries until its timeout and then says only that: one more try of
+                // a single connection names the cause (refused, authentication, no database).
+                Err(sqlx::Error::PoolTimedOut) => {
+                    use sqlx::Connection;
+                    return Err(match sqlx::AnyConnection::connect(url).await {
+                        Err(cause) => StoreError::NoConnection(cause),
+                        Ok(_) => StoreError::Db(sqlx::Error::PoolTimedOut),
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            },
         };
         let migrator = match backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
