@@ -391,7 +391,10 @@ fn check_config_names_the_file_and_field() {
         "{good}[driver]\nkind = \"local\"\nstop_grace = 3\n"
     ));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("stop_grace") && err.contains("line"), "{err}");
+    assert!(
+        err.contains("supervisor.toml:6: unknown field `stop_grace`"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -182,11 +182,18 @@ pub fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, Con
                     None => (None, vec![span.start..span.start]),
                 },
             });
-        if let Some((Some((_, dotted)), _)) = &entry
+        let named = match &entry {
+            Some((Some((_, dotted)), _)) => Some(dotted.clone()),
+            // A syntax error in a value (a number out of range, a bad string): the key
+            // written before `=` on its line.
+            Some((None, _)) => e.span().and_then(|s| key_on_line(&work, s.start)),
+            None => None,
+        };
+        if let Some(key) = named
             && missing_field(&message).is_none()
             && !message.starts_with("unknown field")
         {
-            message = format!("{dotted}: {message}");
+            message = format!("{key}: {message}");
         }
         // A field missing from the top level is at no line (its span is the whole file).
         let whole = |s: &std::ops::Range<usize>| s.start == 0 && s.end >= work.trim_end().len();
@@ -231,6 +238,16 @@ fn missing_field(message: &str) -> Option<&str> {
     message
         .strip_prefix("missing field `")
         .and_then(|rest| rest.split('`').next())
+}
+
+/// The key written before `=` on the line of byte `at`, when the line is `key = …` (a bare or
+/// dotted key).
+fn key_on_line(text: &str, at: usize) -> Option<String> {
+    let start = text.get(..at.min(text.len()))?.rfind('\n').map_or(0, |i| i + 1);
+    let line = text.get(start..)?.lines().next()?;
+    let key = line.split_once('=')?.0.trim();
+    let bare = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    (!key.is_empty() && key.chars().all(bare)).then(|| key.to_string())
 }
 
 /// The 1-based line of byte `at` in `text`.
@@ -490,6 +507,11 @@ mod tests {
         for (line, l) in [1, 2, 4].iter().zip(&lines) {
             assert!(l.starts_with(&format!("s.toml:{line}: ")), "{lines:#?}");
         }
+        // A value out of range is a syntax error to TOML: still named by its key.
+        let lines = problems_of("name = \"a\"\nport = 99999999999999999999\n");
+        assert_eq!(lines.len(), 1, "{lines:#?}");
+        assert!(lines[0].starts_with("s.toml:2: port: "), "{lines:#?}");
+        let lines = problems_of("name = \"a\npot = \nport = 1\nx = = 2\n");
         // `name` is on a blanked line: not reported missing.
         assert!(!lines.iter().any(|l| l.contains("missing")), "{lines:#?}");
     }
