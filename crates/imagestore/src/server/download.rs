@@ -109,7 +109,7 @@ pub(crate) async fn get_file(
         }
         Err(()) => {
             put_header(&mut h, CONTENT_RANGE, &format!("bytes */{len}"));
-            return Ok((StatusCode::RANGE_NOT_SATISFIABLE, h).into_response());
+            return Err(ApiError::RangeNotSatisfiable(h));
         }
     };
     put_header(&mut h, CONTENT_LENGTH, &count.to_string());

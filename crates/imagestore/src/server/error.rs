@@ -4,7 +4,7 @@
 //! its body names a request id, and the cause is logged once, with that id, here.
 
 use axum::http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::local::StoreError;
@@ -29,6 +29,10 @@ pub(crate) enum ApiError {
     MethodNotAllowed(&'static str),
     #[error("{0}")]
     Conflict(String),
+    /// A `Range` outside the file: 416 with the file's headers (`Content-Range: bytes */len`)
+    /// and no body.
+    #[error("range not satisfiable")]
+    RangeNotSatisfiable(HeaderMap),
     #[error("{0}")]
     PayloadTooLarge(String),
     /// An upload not stored because the disk (or the quota) is full: 507, the client may retry
@@ -76,6 +80,7 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::DiskFull(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::UploadFailed(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -117,6 +122,9 @@ fn request_id() -> String {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        if let ApiError::RangeNotSatisfiable(headers) = self {
+            return (status, headers).into_response();
+        }
         if !status.is_server_error() {
             let mut r = text(status, self.to_string());
             if matches!(self, ApiError::Unauthorized) {
