@@ -1042,3 +1042,129 @@ async fn links_in_the_store_are_not_served_listed_or_passed_by_check() {
     let r = paddock_imagestore::maintenance::check(&s.root, false, |_, _| {}).unwrap();
     assert!(r.links.is_empty() && r.corrupt.is_empty(), "{r:?}");
 }
+
+/// What a mirror reported through `MirrorProgress`.
+#[derive(Default)]
+struct Recorded {
+    started: Vec<usize>,
+    total_bytes: Vec<u64>,
+    bytes: u64,
+    /// `(path, Ok(bytes) or Err(why))` of each file done.
+    done: Vec<(String, Result<u64, String>)>,
+    /// How many files were done when the byte total came, and when the run finished.
+    done_before_total: Vec<usize>,
+    finished: usize,
+    done_before_finished: usize,
+}
+
+struct Recorder(std::sync::Mutex<Recorded>);
+
+impl paddock_imagestore::mirror::MirrorProgress for Recorder {
+    fn started(&self, files: usize) {
+        self.0.lock().unwrap().started.push(files);
+    }
+    fn total_bytes(&self, bytes: u64) {
+        let mut r = self.0.lock().unwrap();
+        r.total_bytes.push(bytes);
+        let n = r.done.len();
+        r.done_before_total.push(n);
+    }
+    fn bytes(&self, n: u64) {
+        self.0.lock().unwrap().bytes += n;
+    }
+    fn file_done(&self, path: &str, outcome: Result<u64, &paddock_imagestore::mirror::FetchError>) {
+        self.0
+            .lock()
+            .unwrap()
+            .done
+            .push((path.to_string(), outcome.map_err(|e| e.to_string())));
+    }
+    fn finished(&self) {
+        let mut r = self.0.lock().unwrap();
+        r.finished += 1;
+        r.done_before_finished = r.done.len();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_progress_reports_every_file_and_byte() {
+    let s = start().await;
+    let mut ids = write_treadmill_store(&s.root, 3);
+    // One image with a blob streamed (over 1 MiB) rather than taken whole.
+    let (lower, head) = (vec![7u8; 2_500_000], b"big head".to_vec());
+    for b in [&lower, &head] {
+        let p = s.root.join(StorePath::Blob(digest(b)).relative());
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, b).unwrap();
+    }
+    let m = treadmill_manifest("big", 1, &lower, &head);
+    let id = digest(m.as_bytes());
+    let p = s.root.join(StorePath::Image(id.clone()).relative());
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, &m).unwrap();
+    ids.push(id);
+    // One blob corrupt on the server: it fails every attempt.
+    let first = ImageManifest::parse(
+        &std::fs::read(s.root.join(StorePath::Image(ids[0].clone()).relative())).unwrap(),
+    )
+    .unwrap();
+    let bad: ImageId = first.blobs["layer-1"].sha256_digest.parse().unwrap();
+    std::fs::write(
+        s.root.join(StorePath::Blob(bad.clone()).relative()),
+        "tampered",
+    )
+    .unwrap();
+    paddock_imagestore::index::write(&s.root).unwrap();
+
+    // The byte total the manifests give.
+    let mut sizes = std::collections::HashMap::new();
+    for id in &ids {
+        let m = ImageManifest::parse(
+            &std::fs::read(s.root.join(StorePath::Image(id.clone()).relative())).unwrap(),
+        )
+        .unwrap();
+        for b in m.blobs.values() {
+            sizes.insert(b.sha256_digest.clone(), b.size);
+        }
+    }
+    let expected_total: u64 = sizes.values().sum();
+
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = std::sync::Arc::new(Recorder(Default::default()));
+    let opts = MirrorOptions {
+        attempts: 2,
+        ..MirrorOptions::default()
+    };
+    let r = paddock_imagestore::mirror::mirror_with_progress(
+        &s.base,
+        &dir.path().join("M"),
+        &opts,
+        recorder.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((r.listed, r.fetched, r.failed.len()), (12, 11, 1), "{r:?}");
+
+    let rec = recorder.0.lock().unwrap();
+    assert_eq!(rec.started, vec![12]);
+    assert_eq!(rec.total_bytes, vec![expected_total]);
+    // The byte total comes once the 4 manifests are in, before any blob.
+    assert_eq!(rec.done_before_total, vec![4]);
+    assert_eq!((rec.finished, rec.done_before_finished), (1, 12));
+    let done = &rec.done;
+    assert_eq!(done.len(), 12);
+    let fetched: Vec<u64> = done.iter().filter_map(|(_, o)| o.clone().ok()).collect();
+    assert_eq!(fetched.len(), r.fetched);
+    assert_eq!(fetched.iter().sum::<u64>(), r.fetched_bytes);
+    let failed: Vec<_> = done.iter().filter(|(_, o)| o.is_err()).collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].0, StorePath::Blob(bad.clone()).index_line());
+    assert_eq!(
+        failed[0].1.as_ref().unwrap_err(),
+        &r.failed[0].1,
+        "the same error as the report's"
+    );
+    // Every byte received is reported: the files fetched, and the corrupt one once per attempt.
+    assert_eq!(rec.bytes, r.fetched_bytes + 2 * "tampered".len() as u64);
+    assert!(r.fetched_bytes > 2_500_000);
+}

@@ -4,13 +4,14 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use paddock_imagestore::LocalStore;
 use paddock_imagestore::client::StoreClient;
 use paddock_imagestore::import::ImportOptions;
-use paddock_imagestore::mirror::{MirrorOptions, mirror};
+use paddock_imagestore::mirror::{MirrorOptions, MirrorProgress, NoProgress, mirror_with_progress};
 
 const DEFAULT_STORE: &str = ".paddock/store";
 
@@ -420,11 +421,20 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<()> {
             let opts = MirrorOptions {
                 parallel,
                 sync,
-                progress: std::io::stderr().is_terminal() && !json,
                 ..MirrorOptions::default()
             };
+<<<<<<< HEAD
             crate::client::check_http_url(&url, "the store to mirror")?;
             let r = mirror(&url, &dir, &opts).await?;
+=======
+            // The progress line only on a terminal, and not with the JSON report.
+            let progress: Arc<dyn MirrorProgress> = if std::io::stderr().is_terminal() && !json {
+                super::mirror_progress::TerminalProgress::start()
+            } else {
+                Arc::new(NoProgress)
+            };
+            let r = mirror_with_progress(&url, &dir, &opts, progress).await?;
+>>>>>>> store16
             if r.recovery.synced {
                 eprintln!("mirror: an earlier run's writes are now on disk (syncfs)");
             }

@@ -4,6 +4,7 @@ pub mod deploy;
 pub mod image;
 pub mod job;
 pub mod login;
+pub mod mirror_progress;
 pub mod supervisor;
 pub mod up;
 
