@@ -344,7 +344,8 @@ pub fn main() -> std::process::ExitCode {
         Ok(code) => std::process::ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e}");
-            std::process::ExitCode::from(2)
+            // Run-time failures share the usage code here (docs/errors.md says why).
+            std::process::ExitCode::from(paddock_core::service::exit::USAGE)
         }
     }
 }

@@ -3,7 +3,8 @@
 //! and of the supervisor WebSocket protocol. No network or database code lives here; the file
 //! system is read only to load a service's configuration file (`config_file`) and to see
 //! whether a systemd credential is present (`credential`). With the `logging` feature,
-//! `logging` sets up the services' logs (`RUST_LOG`, with payload-logging libraries capped).
+//! `logging` sets up the services' logs (`RUST_LOG`, with payload-logging libraries capped);
+//! with `service`, `service` is the start-up every binary shares (runtime, signals, exit codes).
 
 pub mod acl;
 pub mod api;
@@ -15,6 +16,8 @@ pub mod ids;
 pub mod lifecycle;
 #[cfg(feature = "logging")]
 pub mod logging;
+#[cfg(feature = "service")]
+pub mod service;
 pub mod manifest;
 pub mod privilege;
 pub mod protocol;

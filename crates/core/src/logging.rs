@@ -49,19 +49,66 @@ pub fn colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> b
     stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
+/// How log lines are written, from `PADDOCK_LOG_FORMAT`: `text` (the default) or `json` (one
+/// JSON object a line, for a log collector). Another value is refused with a warning on
+/// standard error, and text is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+impl Format {
+    /// The format `PADDOCK_LOG_FORMAT`'s value (`value`) asks for; `Err` names a bad one.
+    pub fn from_env(value: Option<&std::ffi::OsStr>) -> Result<Format, String> {
+        match value.map(|v| v.to_str()) {
+            None => Ok(Format::Text),
+            Some(Some("" | "text")) => Ok(Format::Text),
+            Some(Some("json")) => Ok(Format::Json),
+            Some(v) => Err(format!(
+                "PADDOCK_LOG_FORMAT: {:?} is neither text nor json; writing text",
+                v.unwrap_or("(not UTF-8)")
+            )),
+        }
+    }
+}
+
 /// Installs the logger: `RUST_LOG`, else `default` (an `EnvFilter` directive string such as
-/// `info,sqlx=warn`), with [`CAPPED`] on top. Records of the `log` crate (tungstenite logs
-/// through it) go through the same filter. A second call does nothing.
+/// `info,sqlx=warn`), with [`CAPPED`] on top, in the [`Format`] `PADDOCK_LOG_FORMAT` asks for.
+/// Records of the `log` crate (tungstenite logs through it) go through the same filter. A
+/// second call does nothing.
 pub fn init(default: &str) {
-    let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let layer = fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(colour(
-            std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            std::env::var_os("NO_COLOR").as_deref(),
-        ))
-        .with_filter(env.and(filter_fn(allowed).with_max_level_hint(LevelFilter::TRACE)));
-    let _ = tracing_subscriber::registry().with(layer).try_init();
+    let filter = || {
+        let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+        env.and(filter_fn(allowed).with_max_level_hint(LevelFilter::TRACE))
+    };
+    let format = Format::from_env(std::env::var_os("PADDOCK_LOG_FORMAT").as_deref())
+        .unwrap_or_else(|warning| {
+            eprintln!("warning: {warning}");
+            Format::Text
+        });
+    let registry = tracing_subscriber::registry();
+    let _ = match format {
+        Format::Json => registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr)
+                    .with_filter(filter()),
+            )
+            .try_init(),
+        Format::Text => registry
+            .with(
+                fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(colour(
+                        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                        std::env::var_os("NO_COLOR").as_deref(),
+                    ))
+                    .with_filter(filter()),
+            )
+            .try_init(),
+    };
 }
 
 #[cfg(test)]
@@ -91,6 +138,17 @@ mod tests {
             FieldSet::new(&[], Identifier(&CS)),
             Kind::EVENT,
         )
+    }
+
+    #[test]
+    fn the_log_format_is_text_unless_json_is_asked_for() {
+        use std::ffi::OsStr;
+        assert_eq!(Format::from_env(None), Ok(Format::Text));
+        assert_eq!(Format::from_env(Some(OsStr::new(""))), Ok(Format::Text));
+        assert_eq!(Format::from_env(Some(OsStr::new("text"))), Ok(Format::Text));
+        assert_eq!(Format::from_env(Some(OsStr::new("json"))), Ok(Format::Json));
+        let e = Format::from_env(Some(OsStr::new("yaml"))).unwrap_err();
+        assert!(e.contains("\"yaml\" is neither text nor json"), "{e}");
     }
 
     #[test]

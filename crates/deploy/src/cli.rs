@@ -92,59 +92,51 @@ async fn serve(c: Config) -> Result<(), String> {
     if let Some(w) = &c.worktree {
         eprintln!("paddock-deploy: watching the working tree {}", w.display());
     }
-    run(settings, wake, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await;
+    run(settings, wake, paddock_core::service::shutdown_signal()).await;
     Ok(())
 }
 
 /// Parses the arguments and runs; the exit code.
 pub fn main() -> std::process::ExitCode {
+    use paddock_core::service::{Runtime, run as start};
     let cli = Cli::parse();
-    paddock_core::logging::init("info");
-    let result = match cli.command {
+    match cli.command {
         Command::CheckConfig { config, no_secrets } => {
-            return match Config::load_checking(&config, !no_secrets) {
-                Ok(c) => {
-                    // A systemd credential exists only inside its unit.
-                    let secret_files = [
-                        ("token_file", Some(&c.token_file)),
-                        ("webhook_secret_file", c.webhook_secret_file.as_ref()),
-                    ];
-                    for (field, f) in secret_files {
-                        if let Some(f) = f.filter(|f| {
-                            !no_secrets && paddock_core::credential::outside_its_unit(f)
-                        }) {
-                            eprintln!("{}", paddock_core::credential::not_checked(field, f));
-                        }
-                    }
-                    println!("{}: ok\n{}", config.display(), c.summary());
-                    std::process::ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    for line in e.lines() {
-                        eprintln!("error: {line}");
-                    }
-                    std::process::ExitCode::FAILURE
-                }
-            };
+            paddock_core::logging::init("info");
+            check_config(&config, no_secrets)
         }
-        Command::Serve { config } => match tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => Config::load(&config)
-                // One `error: ` line per problem, as check-config prints them.
-                .map_err(|e| e.lines().join("\nerror: "))
-                .and_then(|c| rt.block_on(serve(c))),
-            Err(e) => Err(e.to_string()),
-        },
-    };
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Command::Serve { config } => start(Some("info"), Runtime::MultiThread, async move {
+            // One `error: ` line per problem, as check-config prints them.
+            let c = Config::load(&config).map_err(|e| anyhow::anyhow!(e.lines().join("\n")))?;
+            serve(c).await.map_err(anyhow::Error::msg)?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }),
+    }
+}
+
+/// `check-config`: 0 with `FILE: ok` and the settings, or 1 with every problem, one line each.
+fn check_config(config: &std::path::Path, no_secrets: bool) -> std::process::ExitCode {
+    match Config::load_checking(config, !no_secrets) {
+        Ok(c) => {
+            // A systemd credential exists only inside its unit.
+            let secret_files = [
+                ("token_file", Some(&c.token_file)),
+                ("webhook_secret_file", c.webhook_secret_file.as_ref()),
+            ];
+            for (field, f) in secret_files {
+                if let Some(f) =
+                    f.filter(|f| !no_secrets && paddock_core::credential::outside_its_unit(f))
+                {
+                    eprintln!("{}", paddock_core::credential::not_checked(field, f));
+                }
+            }
+            println!("{}: ok\n{}", config.display(), c.summary());
+            std::process::ExitCode::SUCCESS
+        }
         Err(e) => {
-            eprintln!("error: {e}");
+            for line in e.lines() {
+                eprintln!("error: {line}");
+            }
             std::process::ExitCode::FAILURE
         }
     }

@@ -107,26 +107,11 @@ pub fn main() -> std::process::ExitCode {
 
 /// [`main`] with arguments already parsed (the benchmark re-executes itself as the server).
 pub fn main_with(cli: Cli) -> std::process::ExitCode {
-    paddock_core::logging::init("info");
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: starting runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(run(cli)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            // Each cause once (a cause whose text is already shown is not repeated), and
-            // `error: ` on every line.
-            eprintln!("{}", paddock_core::error_text::report(e.as_ref()));
-            std::process::ExitCode::FAILURE
-        }
-    }
+    paddock_core::service::run(
+        Some("info"),
+        paddock_core::service::Runtime::MultiThread,
+        async { run(cli).await.map(|()| std::process::ExitCode::SUCCESS) },
+    )
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -161,9 +146,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 "paddock-imagestore: serving {} on http://{addr}",
                 c.root.display()
             );
-            crate::server::serve(&settings, listener, async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
+            crate::server::serve(&settings, listener, paddock_core::service::shutdown_signal())
             .await
             .context("serving")?;
             Ok(())

@@ -69,26 +69,11 @@ impl Config {
 
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    paddock_core::logging::init("info");
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: starting runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(run(cli)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            // Each cause once (a cause whose text is already shown is not repeated), and
-            // `error: ` on every line.
-            eprintln!("{}", paddock_core::error_text::report(e.as_ref()));
-            std::process::ExitCode::FAILURE
-        }
-    }
+    paddock_core::service::run(
+        Some("info"),
+        paddock_core::service::Runtime::MultiThread,
+        async { run(cli).await.map(|()| std::process::ExitCode::SUCCESS) },
+    )
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -127,7 +112,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = c.settings().with_context(|| config.display().to_string())?;
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {
-                wait_for_signal().await;
+                paddock_core::service::shutdown_signal().await;
                 tracing::info!("signal received; stopping jobs");
                 stop_tx.send_replace(true);
             });
@@ -143,17 +128,3 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}

@@ -294,7 +294,7 @@ pub async fn run(up: Up) -> anyhow::Result<()> {
     eprintln!("  try: paddock job enqueue hello --tags board:demo --param greeting=hi");
 
     tokio::select! {
-        _ = wait_for_signal() => eprintln!("paddock up: stopping (running jobs are stopped)"),
+        _ = paddock_core::service::shutdown_signal() => eprintln!("paddock up: stopping (running jobs are stopped)"),
         r = switchboard_ended(&app) => r?,
     }
     stop_tx.send_replace(true);
@@ -318,19 +318,4 @@ async fn switchboard_ended(app: &AppState) -> anyhow::Result<()> {
     let mut s = app.shutdown_signal();
     let _ = s.wait_for(|v| *v).await;
     Ok(())
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

@@ -131,26 +131,10 @@ pub fn main() -> std::process::ExitCode {
 
 /// [`main`] with arguments already parsed.
 pub fn main_with(cli: Cli) -> std::process::ExitCode {
-    paddock_core::logging::init("info,sqlx=warn");
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: starting runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(run(cli)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            // Each cause once (a cause whose text is already shown is not repeated), and
-            // `error: ` on every line.
-            eprintln!("{}", paddock_core::error_text::report(e.as_ref()));
-            std::process::ExitCode::FAILURE
-        }
-    }
+    use paddock_core::service::{Runtime, run as start};
+    start(Some("info,sqlx=warn"), Runtime::MultiThread, async {
+        run(cli).await.map(|()| std::process::ExitCode::SUCCESS)
+    })
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -17,8 +17,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     eprintln!("paddock-switchboard: serving on http://{addr}");
     let stopper = app.clone();
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down");
+        paddock_core::service::shutdown_signal().await;
         stopper.shutdown();
     });
     run(app, listener).await
