@@ -97,10 +97,7 @@ fn the_image_store_stops_gracefully_on_sigterm() {
         .arg("--root")
         .arg(dir.path())
         .args(["--listen", "127.0.0.1:0"]);
-    assert_graceful(
-        "paddock-imagestore",
-        stop_with_sigterm(cmd, "serving"),
-    );
+    assert_graceful("paddock-imagestore", stop_with_sigterm(cmd, "serving"));
 }
 
 #[test]

@@ -176,10 +176,10 @@ pub fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, Con
         let entry = e
             .span()
             .map(|span| match toml_edit::ImDocument::parse(work.as_str()) {
-                Err(_) => (None, vec![span.start..span.start]),
+                Err(_) => (None, std::iter::once(span.start..span.start).collect()),
                 Ok(doc) => match entry_at(doc.as_table(), "", span.start) {
                     Some(found) => (Some((found.0, found.1)), found.2),
-                    None => (None, vec![span.start..span.start]),
+                    None => (None, std::iter::once(span.start..span.start).collect()),
                 },
             });
         let named = match &entry {
@@ -243,7 +243,10 @@ fn missing_field(message: &str) -> Option<&str> {
 /// The key written before `=` on the line of byte `at`, when the line is `key = …` (a bare or
 /// dotted key).
 fn key_on_line(text: &str, at: usize) -> Option<String> {
-    let start = text.get(..at.min(text.len()))?.rfind('\n').map_or(0, |i| i + 1);
+    let start = text
+        .get(..at.min(text.len()))?
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
     let line = text.get(start..)?.lines().next()?;
     let key = line.split_once('=')?.0.trim();
     let bare = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');

@@ -16,12 +16,12 @@ pub mod ids;
 pub mod lifecycle;
 #[cfg(feature = "logging")]
 pub mod logging;
-#[cfg(feature = "service")]
-pub mod service;
 pub mod manifest;
 pub mod privilege;
 pub mod protocol;
 pub mod puppet;
+#[cfg(feature = "service")]
+pub mod service;
 pub mod tags;
 pub mod transport;
 

@@ -146,7 +146,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 "paddock-imagestore: serving {} on http://{addr}",
                 c.root.display()
             );
-            crate::server::serve(&settings, listener, paddock_core::service::shutdown_signal())
+            crate::server::serve(
+                &settings,
+                listener,
+                paddock_core::service::shutdown_signal(),
+            )
             .await
             .context("serving")?;
             Ok(())

@@ -127,4 +127,3 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
 }
-

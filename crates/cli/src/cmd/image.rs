@@ -423,10 +423,7 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<()> {
                 sync,
                 ..MirrorOptions::default()
             };
-<<<<<<< HEAD
             crate::client::check_http_url(&url, "the store to mirror")?;
-            let r = mirror(&url, &dir, &opts).await?;
-=======
             // The progress line only on a terminal, and not with the JSON report.
             let progress: Arc<dyn MirrorProgress> = if std::io::stderr().is_terminal() && !json {
                 super::mirror_progress::TerminalProgress::start()
@@ -434,7 +431,6 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<()> {
                 Arc::new(NoProgress)
             };
             let r = mirror_with_progress(&url, &dir, &opts, progress).await?;
->>>>>>> store16
             if r.recovery.synced {
                 eprintln!("mirror: an earlier run's writes are now on disk (syncfs)");
             }
