@@ -28,21 +28,6 @@ impl ReportTo {
         let Some(url) = &self.url else {
             return Ok(None);
         };
-        paddock_core::transport::require_plain(url).map_err(|e| format!("--report-to {e}"))?;
-        // Checked here, or reqwest would say only "builder error".
-        match reqwest::Url::parse(url) {
-            Ok(u) if u.scheme() == "http" && u.has_host() => {}
-            Ok(_) => {
-                return Err(format!(
-                    "--report-to {url:?} is not an http:// URL (expected http://HOST:PORT)"
-                ));
-            }
-            Err(e) => {
-                return Err(format!(
-                    "--report-to {url:?} is not a URL: {e} (expected http://HOST:PORT)"
-                ));
-            }
-        }
         let supervisor = self.supervisor.clone().unwrap_or_default();
         let token = match &self.token_file {
             Some(f) => std::fs::read_to_string(f)
@@ -55,32 +40,27 @@ impl ReportTo {
             None => std::env::var("PADDOCK_TOKEN")
                 .map_err(|_| "--report-to needs --token-file or PADDOCK_TOKEN".to_string())?,
         };
-        let endpoint = format!("{}/api/v1/audit/reports", url.trim_end_matches('/'));
-        let http = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(30))
+        // The one switchboard client (URL checked first, or reqwest would say only "builder
+        // error"); the agent is not async, so the call runs on a runtime of its own.
+        let switchboard = paddock_client::Switchboard::new(url, "--report-to", Some(token))
+            .map_err(|e| e.to_string())?
+            .limited(paddock_client::Timeouts {
+                call: Duration::from_secs(30),
+                ..Default::default()
+            });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
             .build()
-            .map_err(|e| e.to_string())?;
-        let resp = http
-            .post(&endpoint)
-            .bearer_auth(token)
-            .json(&json!({"supervisor": supervisor, "kind": kind, "report": report}))
-            .send()
-            .map_err(|e| {
-                // The URL once, then every cause (reqwest's own text is only "error sending
-                // request", with the URL again).
-                format!(
-                    "{endpoint}: {}",
-                    paddock_core::error_text::with_causes(&e.without_url())
-                )
+            .map_err(|e| format!("starting the runtime: {e}"))?;
+        let body = json!({"supervisor": supervisor, "kind": kind, "report": report});
+        let answer: Value = runtime
+            .block_on(switchboard.post("/audit/reports", &body))
+            .map_err(|e| match e {
+                paddock_client::ClientError::Status { .. } => {
+                    format!("{}/api/v1/audit/reports: {e}", switchboard.base())
+                }
+                e => e.to_string(),
             })?;
-        let status = resp.status();
-        let body: Value = resp.json().unwrap_or(Value::Null);
-        if !status.is_success() {
-            return Err(format!(
-                "{endpoint}: HTTP {status}: {}",
-                body["error"].as_str().unwrap_or("")
-            ));
-        }
-        Ok(Some(body))
+        Ok(Some(answer))
     }
 }

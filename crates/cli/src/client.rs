@@ -1,8 +1,8 @@
-//! A small client for the switchboard's JSON API. Non-2xx answers become errors carrying the
-//! status and the server's `error` message.
+//! The `paddock` command's switchboard client: [`paddock_client::Switchboard`] (URL checks,
+//! token, timeouts, retries, the server's error message) with the URL and token from the
+//! configuration, and `anyhow` errors for the commands.
 
-use anyhow::{Context, anyhow};
-use paddock_core::api::error::ErrorBody;
+use anyhow::anyhow;
 use reqwest::{Method, RequestBuilder, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -12,31 +12,19 @@ use crate::config::ClientConfig;
 /// Refuses a URL this client cannot use, naming where it came from (`from`: `PADDOCK_URL`, a
 /// flag, a file), before reqwest's "builder error" could stand for it.
 pub fn check_http_url(url: &str, from: &str) -> anyhow::Result<()> {
-    paddock_core::transport::require_plain(url).with_context(|| from.to_string())?;
-    match reqwest::Url::parse(url) {
-        Ok(u) if u.scheme() == "http" && u.has_host() => Ok(()),
-        Ok(_) => Err(anyhow!(
-            "{from}: {url:?} is not an http:// URL (expected http://HOST:PORT)"
-        )),
-        Err(e) => Err(anyhow!(
-            "{from}: {url:?} is not a URL: {e} (expected http://HOST:PORT)"
-        )),
-    }
+    paddock_client::check_http_url(url, from)?;
+    Ok(())
 }
 
 #[derive(Debug, Clone)]
 pub struct Client {
-    http: reqwest::Client,
-    base: String,
-    token: Option<String>,
+    sb: paddock_client::Switchboard,
 }
 
 impl Client {
     pub fn new(url: &str, token: Option<String>) -> Client {
         Client {
-            http: reqwest::Client::new(),
-            base: url.trim_end_matches('/').to_string(),
-            token,
+            sb: paddock_client::Switchboard::with_timeouts(url, token, Default::default()),
         }
     }
 
@@ -46,7 +34,8 @@ impl Client {
         let url = c
             .url
             .ok_or_else(|| anyhow!("no switchboard URL: set PADDOCK_URL or run `paddock login`"))?;
-        check_http_url(&url, c.url_from.as_deref().unwrap_or("the switchboard URL"))?;
+        let from = c.url_from.as_deref().unwrap_or("the switchboard URL");
+        check_http_url(&url, from)?;
         let token = c
             .token
             .ok_or_else(|| anyhow!("no API token: set PADDOCK_TOKEN or run `paddock login`"))?;
@@ -54,61 +43,44 @@ impl Client {
             &token,
             c.token_from.as_deref().unwrap_or("the configuration"),
         )?;
-        Ok(Client::new(&url, Some(token)))
+        Ok(Client {
+            sb: paddock_client::Switchboard::new(&url, from, Some(token))?,
+        })
+    }
+
+    /// The switchboard client itself.
+    pub fn switchboard(&self) -> &paddock_client::Switchboard {
+        &self.sb
     }
 
     /// The same switchboard and token, for the deploy library.
     pub fn deploy_target(&self) -> paddock_deploy::apply::Switchboard {
         paddock_deploy::apply::Switchboard {
-            url: self.base.clone(),
-            token: self.token.clone().unwrap_or_default(),
-            http: self.http.clone(),
+            url: self.sb.base().to_string(),
+            token: self.sb.token().unwrap_or_default().to_string(),
+            http: reqwest::Client::new(),
         }
     }
 
+    /// A request of `/api/v1{path}` with the token, for [`Client::send`] (no time limit: a
+    /// stream).
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        let r = self
-            .http
-            .request(method, format!("{}/api/v1{path}", self.base));
-        match &self.token {
-            Some(t) => r.bearer_auth(t),
-            None => r,
-        }
+        self.sb.request(method, path)
     }
 
     pub async fn send(&self, req: RequestBuilder) -> anyhow::Result<Response> {
-        // The URL is named once, in the context (reqwest's own text would repeat it).
-        let resp = req
-            .send()
-            .await
-            .map_err(reqwest::Error::without_url)
-            .with_context(|| format!("connecting to {}", self.base))?;
-        let status = resp.status();
-        if status.is_success() {
-            return Ok(resp);
-        }
-        let text = resp.text().await.unwrap_or_default();
-        let msg = serde_json::from_str::<ErrorBody>(&text)
-            .map(|b| b.error)
-            .unwrap_or(text);
-        Err(anyhow!(
-            "{} {}: {msg}",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or("")
-        ))
+        Ok(self.sb.send(req).await?)
     }
 
+    /// `GET path`: the answer decoded, and as JSON.
     pub async fn get_json<T: DeserializeOwned>(
         &self,
         path: &str,
     ) -> anyhow::Result<(T, serde_json::Value)> {
-        let v: serde_json::Value = self
-            .send(self.request(Method::GET, path))
-            .await?
-            .json()
-            .await?;
+        let v: serde_json::Value = self.sb.get(path).await?;
         Ok((
-            serde_json::from_value(v.clone()).context("decoding the answer")?,
+            serde_json::from_value(v.clone())
+                .map_err(|e| anyhow!("GET {path}: decoding the answer: {e}"))?,
             v,
         ))
     }
@@ -118,11 +90,7 @@ impl Client {
         path: &str,
         body: &B,
     ) -> anyhow::Result<T> {
-        Ok(self
-            .send(self.request(Method::POST, path).json(body))
-            .await?
-            .json()
-            .await?)
+        Ok(self.sb.post(path, body).await?)
     }
 
     pub async fn patch_json<B: Serialize, T: DeserializeOwned>(
@@ -130,10 +98,6 @@ impl Client {
         path: &str,
         body: &B,
     ) -> anyhow::Result<T> {
-        Ok(self
-            .send(self.request(Method::PATCH, path).json(body))
-            .await?
-            .json()
-            .await?)
+        Ok(self.sb.patch(path, body).await?)
     }
 }
