@@ -173,20 +173,28 @@ pub fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, Con
         }
         // What to blank before the next try: a syntax error's line, or the entry at the
         // error (a value of the wrong type is then named by its dotted key).
-        let entry = e
-            .span()
-            .map(|span| match toml_edit::ImDocument::parse(work.as_str()) {
-                Err(_) => (None, std::iter::once(span.start..span.start).collect()),
-                Ok(doc) => match entry_at(doc.as_table(), "", span.start) {
-                    Some(found) => (Some((found.0, found.1)), found.2),
-                    None => (None, std::iter::once(span.start..span.start).collect()),
-                },
-            });
+        // serde reports an unknown field of a table it read whole (a tagged enum such as
+        // `[driver]`) at the table: point at the key itself.
+        let at = e.span().map(|span| {
+            unknown_field(&message)
+                .and_then(|field| {
+                    let doc = toml_edit::ImDocument::parse(work.as_str()).ok()?;
+                    key_in_table_at(doc.as_table(), None, span.start, field)
+                })
+                .unwrap_or(span.start)
+        });
+        let entry = at.map(|at| match toml_edit::ImDocument::parse(work.as_str()) {
+            Err(_) => (None, std::iter::once(at..at).collect()),
+            Ok(doc) => match entry_at(doc.as_table(), "", at) {
+                Some(found) => (Some((found.0, found.1)), found.2),
+                None => (None, std::iter::once(at..at).collect()),
+            },
+        });
         let named = match &entry {
             Some((Some((_, dotted)), _)) => Some(dotted.clone()),
             // A syntax error in a value (a number out of range, a bad string): the key
             // written before `=` on its line.
-            Some((None, _)) => e.span().and_then(|s| key_on_line(&work, s.start)),
+            Some((None, _)) => at.and_then(|at| key_on_line(&work, at)),
             None => None,
         };
         if let Some(key) = named
@@ -200,7 +208,7 @@ pub fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, Con
         let line = e
             .span()
             .filter(|s| !(missing_field(&message).is_some() && whole(s)))
-            .map(|s| line_at(&work, s.start));
+            .map(|s| line_at(&work, at.unwrap_or(s.start)));
         if !problems
             .iter()
             .any(|p| p.line == line && p.message == message)
@@ -232,6 +240,49 @@ pub fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, Con
 
 /// Most problems reported of one file's text.
 pub const MAX_PROBLEMS: usize = 50;
+
+/// The field a serde "unknown field `x`, expected …" message names.
+fn unknown_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split('`').next())
+}
+
+/// Where the key `field` is written in the table (`table`, whose header is at `span`, or one
+/// nested in it) whose header holds byte `at`.
+fn key_in_table_at(
+    table: &dyn toml_edit::TableLike,
+    span: Option<std::ops::Range<usize>>,
+    at: usize,
+    field: &str,
+) -> Option<usize> {
+    for (_, item) in table.iter() {
+        let nested: Vec<(&dyn toml_edit::TableLike, Option<std::ops::Range<usize>>)> = match item {
+            toml_edit::Item::Table(t) => vec![(t as &dyn toml_edit::TableLike, t.span())],
+            toml_edit::Item::Value(toml_edit::Value::InlineTable(t)) => {
+                vec![(t as &dyn toml_edit::TableLike, t.span())]
+            }
+            toml_edit::Item::ArrayOfTables(a) => a
+                .iter()
+                .map(|t| (t as &dyn toml_edit::TableLike, t.span()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (t, s) in nested {
+            if let Some(found) = key_in_table_at(t, s, at, field) {
+                return Some(found);
+            }
+        }
+    }
+    let here = span.is_some_and(|s| s.start <= at && at < s.end.max(s.start + 1));
+    if here {
+        return table
+            .get_key_value(field)
+            .and_then(|(k, _)| k.span())
+            .map(|s| s.start);
+    }
+    None
+}
 
 /// The field a serde "missing field `x`" message names.
 fn missing_field(message: &str) -> Option<&str> {
@@ -534,6 +585,35 @@ mod tests {
         for (l, e) in lines.iter().zip(expected) {
             assert!(l.starts_with(e), "{e}: {lines:#?}");
         }
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct WithDriver {
+        driver: Driver,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+    #[allow(dead_code)]
+    enum Driver {
+        Local { path: String },
+    }
+
+    #[test]
+    fn an_unknown_field_of_a_tagged_table_is_at_its_own_line() {
+        let e = parse_toml::<WithDriver>(
+            Path::new("s.toml"),
+            "[driver]\nkind = \"local\"\npath = \"x\"\nstop_grace = 3\n",
+        )
+        .unwrap_err();
+        let lines = e.lines();
+        assert_eq!(lines.len(), 1, "{lines:#?}");
+        assert!(
+            lines[0].starts_with("s.toml:4: unknown field `stop_grace`"),
+            "{lines:#?}"
+        );
     }
 
     #[test]

@@ -60,23 +60,30 @@ where
     }
 }
 
-/// Resolves at the first SIGINT (Ctrl-C) or SIGTERM (what systemd and `kill` send to stop a
-/// service), logging which: a server then stops taking work and ends what it holds, instead
-/// of being killed mid-request by SIGTERM's default action.
-pub async fn shutdown_signal() {
+/// A future that resolves at the first SIGINT (Ctrl-C) or SIGTERM (what systemd and `kill`
+/// send to stop a service), logging which: a server then stops taking work and ends what it
+/// holds, instead of being killed mid-request by SIGTERM's default action. The handlers are
+/// installed when this is called (not when the future is first polled): call it before saying
+/// the service is ready, so that a signal sent as soon as it is ready is caught. Needs a tokio
+/// runtime.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
-    let which = match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => "SIGINT",
-                _ = term.recv() => "SIGTERM",
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        let which = match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = int.recv() => "SIGINT",
+                    _ = term.recv() => "SIGTERM",
+                }
             }
-        }
-        Err(e) => {
-            tracing::warn!("SIGTERM cannot be caught ({e}): only Ctrl-C stops gracefully");
-            let _ = tokio::signal::ctrl_c().await;
-            "SIGINT"
-        }
-    };
-    tracing::info!("{which}: shutting down");
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!("signals cannot be caught ({e}): only Ctrl-C stops gracefully");
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        };
+        tracing::info!("{which}: shutting down");
+    }
 }

@@ -62,6 +62,8 @@ fn settings(c: &Config) -> Result<Settings, String> {
 }
 
 async fn serve(c: Config) -> Result<(), String> {
+    // Caught from here on: a SIGTERM right after the ready lines stops gracefully.
+    let signal = paddock_core::service::shutdown_signal();
     let settings = settings(&c)?;
     let wake = Arc::new(tokio::sync::Notify::new());
     if let Some(addr) = c.listen {
@@ -92,7 +94,7 @@ async fn serve(c: Config) -> Result<(), String> {
     if let Some(w) = &c.worktree {
         eprintln!("paddock-deploy: watching the working tree {}", w.display());
     }
-    run(settings, wake, paddock_core::service::shutdown_signal()).await;
+    run(settings, wake, signal).await;
     Ok(())
 }
 

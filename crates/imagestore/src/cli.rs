@@ -142,17 +142,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("listening on {}", c.listen))?;
             let addr = listener.local_addr()?;
+            // Caught from here on: a SIGTERM right after the line below stops gracefully.
+            let stop = paddock_core::service::shutdown_signal();
             eprintln!(
                 "paddock-imagestore: serving {} on http://{addr}",
                 c.root.display()
             );
-            crate::server::serve(
-                &settings,
-                listener,
-                paddock_core::service::shutdown_signal(),
-            )
-            .await
-            .context("serving")?;
+            crate::server::serve(&settings, listener, stop)
+                .await
+                .context("serving")?;
             Ok(())
         }
         Command::CheckConfig { config } => {

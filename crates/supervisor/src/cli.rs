@@ -111,8 +111,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let c = Config::load(&config)?;
             let settings = c.settings().with_context(|| config.display().to_string())?;
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let signal = paddock_core::service::shutdown_signal();
             tokio::spawn(async move {
-                paddock_core::service::shutdown_signal().await;
+                signal.await;
                 tracing::info!("signal received; stopping jobs");
                 stop_tx.send_replace(true);
             });

@@ -283,6 +283,8 @@ pub async fn run(up: Up) -> anyhow::Result<()> {
         ))
     });
 
+    // Caught from here on: a SIGTERM right after the lines below stops gracefully.
+    let signal = paddock_core::service::shutdown_signal();
     println!("PADDOCK_URL={base}");
     println!("PADDOCK_TOKEN={token}");
     std::io::stdout().flush()?;
@@ -294,7 +296,7 @@ pub async fn run(up: Up) -> anyhow::Result<()> {
     eprintln!("  try: paddock job enqueue hello --tags board:demo --param greeting=hi");
 
     tokio::select! {
-        _ = paddock_core::service::shutdown_signal() => eprintln!("paddock up: stopping (running jobs are stopped)"),
+        _ = signal => eprintln!("paddock up: stopping (running jobs are stopped)"),
         r = switchboard_ended(&app) => r?,
     }
     stop_tx.send_replace(true);

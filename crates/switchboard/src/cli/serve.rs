@@ -13,12 +13,14 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let app = AppState::new(db, config);
-    tracing::info!(%addr, backend = ?app.db.backend, "switchboard serving");
-    eprintln!("paddock-switchboard: serving on http://{addr}");
+    // Caught from here on: a SIGTERM right after the ready line stops gracefully.
+    let signal = paddock_core::service::shutdown_signal();
     let stopper = app.clone();
     tokio::spawn(async move {
-        paddock_core::service::shutdown_signal().await;
+        signal.await;
         stopper.shutdown();
     });
+    tracing::info!(%addr, backend = ?app.db.backend, "switchboard serving");
+    eprintln!("paddock-switchboard: serving on http://{addr}");
     run(app, listener).await
 }
