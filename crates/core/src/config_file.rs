@@ -173,15 +173,17 @@ pub fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, Con
         }
         // What to blank before the next try: a syntax error's line, or the entry at the
         // error (a value of the wrong type is then named by its dotted key).
-        let entry = e
-            .span()
-            .map(|span| match toml_edit::ImDocument::parse(work.as_str()) {
-                Err(_) => (None, vec![span.start..span.start]),
+        let entry = e.span().map(|span| {
+            // Nothing but the error's place (one empty range).
+            let at = span.start..span.start;
+            match toml_edit::ImDocument::parse(work.as_str()) {
+                Err(_) => (None, vec![at]),
                 Ok(doc) => match entry_at(doc.as_table(), "", span.start) {
                     Some(found) => (Some((found.0, found.1)), found.2),
-                    None => (None, vec![span.start..span.start]),
+                    None => (None, vec![at]),
                 },
-            });
+            }
+        });
         if let Some((Some((_, dotted)), _)) = &entry
             && missing_field(&message).is_none()
             && !message.starts_with("unknown field")
