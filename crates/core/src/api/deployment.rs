@@ -18,8 +18,16 @@ pub struct Applied {
     /// deploy daemon when none of its sources holds that commit any more.
     pub last_error: Option<Rejection>,
     /// What the deploy daemon last reported it saw (remote commit, working tree, host
-    /// activation); `null` until it reports.
+    /// activation); `null` until it reports. Read as none when it does not read as a
+    /// [`Report`] (from an older switchboard, which kept any JSON object): what is applied
+    /// is still read.
+    #[serde(default, deserialize_with = "report_or_none")]
     pub report: Option<Report>,
+}
+
+fn report_or_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Report>, D::Error> {
+    let v = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(v.and_then(|v| serde_json::from_value(v).ok()))
 }
 
 /// A commit the deploy daemon refused (invalid YAML, failed references, …):
@@ -312,6 +320,11 @@ mod tests {
             serde_json::from_value(json!({"commit": "x", "errors": ["a"]})).unwrap();
         assert_eq!((old.at, old.total_errors), (0, 0));
         assert_eq!(old.bounded().total_errors, 1);
+        // A report that is not one (an older switchboard stored any object): none.
+        let mut free = wire.clone();
+        free["report"] = json!({"free": "form"});
+        let a: Applied = serde_json::from_value(free).unwrap();
+        assert_eq!((a.commit.as_str(), a.report), ("c1", None));
         // The apply answer.
         let answer = json!({"applied": wire, "summary": [], "changes": []});
         let r: ApplyResponse = serde_json::from_value(answer.clone()).unwrap();
