@@ -3,15 +3,15 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use paddock_core::api::deployment::{
+    Applied, ApplyRequest, ApplyResponse, ClearRejectionQuery, Rejection, parse_report,
+};
 use paddock_core::deployments::DesiredState;
 use paddock_core::deployments::limits::MAX_STATE_JSON_BYTES;
 
 use crate::api::json::{Json, Query};
 use crate::error::ApiError;
 use crate::state::AppState;
-use paddock_core::api::deployment::{
-    Applied, ApplyRequest, ApplyResponse, ClearRejectionQuery, Rejection, parse_report,
-};
 
 pub async fn apply(
     State(app): State<AppState>,
