@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::git_source::{self, GitError};
 
@@ -35,28 +35,12 @@ fn default_timeout() -> u64 {
     3600
 }
 
-/// One activation and what came of it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
-    pub commit: String,
-    /// Id of `hosts/<host>/` in that commit.
-    pub tree: String,
-    /// Milliseconds since the epoch.
-    pub started_at: i64,
-    pub finished_at: i64,
-    /// `activated`, `activation failed, rolled back`, `unhealthy, rolled back`, or the same
-    /// with `rollback failed`, or `activation failed` without a rollback command.
-    pub outcome: String,
-    /// Every command run: `(command, exit status or why it did not finish)`.
-    pub steps: Vec<(String, String)>,
-    /// The last lines of the output of the last command run.
-    pub output_tail: String,
-}
+/// One activation and what came of it (the wire type of the daemon's report).
+pub use paddock_core::api::deployment::ActivationRecord as Record;
 
-impl Record {
-    pub fn ok(&self) -> bool {
-        self.outcome == "activated"
-    }
+/// Whether the activation succeeded (and was healthy).
+pub fn succeeded(r: &Record) -> bool {
+    r.outcome == "activated"
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,7 +154,7 @@ pub async fn activate(
     std::fs::write(&tmp, serde_json::to_vec_pretty(&record).unwrap_or_default())
         .map_err(|e| io(&tmp, e))?;
     std::fs::rename(&tmp, &file).map_err(|e| io(&file, e))?;
-    if record.ok() {
+    if succeeded(&record) {
         tracing::info!(%commit, host = %cfg.host, "activated");
     } else {
         tracing::warn!(%commit, host = %cfg.host, "activation: {}", record.outcome);

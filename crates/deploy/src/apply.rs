@@ -4,6 +4,8 @@
 //! the first [`limits::MAX_REPORTED_ERRORS`] errors and their total. The last good state
 //! stays live on any error.
 
+use paddock_core::api::deployment::{Applied, ApplyRequest, ApplyResponse};
+use paddock_core::api::error::ErrorBody;
 use paddock_core::deployments::{self, limits};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -139,7 +141,9 @@ impl Switchboard {
         }
         let v: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
         if !status.is_success() {
-            let why = v["error"].as_str().unwrap_or("").to_string();
+            let why = serde_json::from_value::<ErrorBody>(v)
+                .map(|b| b.error)
+                .unwrap_or_default();
             return Err(self.err(
                 Some(status.as_u16()),
                 format!("{method} {path}: HTTP {status}: {why}"),
@@ -164,10 +168,19 @@ impl Switchboard {
     /// The applied commit (empty before the first) and generation.
     async fn applied(&self) -> Result<(String, i64), SyncError> {
         let v = self.call(reqwest::Method::GET, "/deployment", None).await?;
-        Ok((
-            v["commit"].as_str().unwrap_or("").to_string(),
-            v["generation"].as_i64().unwrap_or(0),
-        ))
+        let a: Applied = self.answer(&reqwest::Method::GET, "/deployment", v)?;
+        Ok((a.commit, a.generation))
+    }
+
+    /// A successful answer read as `T`; one that is not is an error naming the call.
+    fn answer<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &reqwest::Method,
+        path: &str,
+        v: serde_json::Value,
+    ) -> Result<T, SyncError> {
+        serde_json::from_value(v)
+            .map_err(|e| self.err(None, format!("{method} {path}: unexpected answer: {e}")))
     }
 }
 
@@ -304,12 +317,14 @@ async fn bring(
             return reject(sb, memory, &commit, &commit, errors).await;
         }
     };
-    let body = json!({
-        "commit": commit,
-        "generation": generation + 1,
-        "state": state,
-    });
-    let body = serde_json::to_vec(&body).map_err(|e| {
+    let body = ApplyRequest {
+        commit,
+        generation: generation + 1,
+        state,
+    };
+    let encoded = serde_json::to_vec(&body);
+    let commit = body.commit;
+    let body = encoded.map_err(|e| {
         sb.err(
             None,
             format!("POST /deployment: encoding the deployment: {e}"),
@@ -338,14 +353,7 @@ async fn bring(
         }) => return reject(sb, memory, &commit, &commit, vec![message]).await,
         Err(e) => return Err(e),
     };
-    let summary: Vec<String> = v["summary"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|l| l.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+    let ApplyResponse { summary, .. } = sb.answer(&reqwest::Method::POST, "/deployment", v)?;
     for line in &summary {
         tracing::info!(%commit, "applied: {line}");
     }

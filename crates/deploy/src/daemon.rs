@@ -304,7 +304,11 @@ async fn turn(settings: &Settings, trigger: Trigger, st: &mut LoopState) {
         activation,
         checked_at: paddock_core::api::now_ms(),
     };
-    if st.last_report.as_ref().is_some_and(|r| r.same_as(&report)) {
+    if st
+        .last_report
+        .as_ref()
+        .is_some_and(|r| crate::report::same(r, &report))
+    {
         return;
     }
     let body = serde_json::to_value(&report).unwrap_or_default();

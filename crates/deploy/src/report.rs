@@ -1,54 +1,19 @@
 //! What the deploy daemon reports to the switchboard after each turn (`POST
 //! /api/v1/deployment/report`, shown by `GET /deployment` and `paddock deploy status`): the
 //! remote branch's commit, the working tree, the last host activation, and from these the
-//! pending commit and the drift between the live state and the remote.
+//! pending commit and the drift between the live state and the remote. The wire types are
+//! `paddock_core::api::deployment`'s; what the daemon makes of them is here.
 
-use serde::{Deserialize, Serialize};
+pub use paddock_core::api::deployment::{Report, WorktreeReport};
 
-use crate::activation::Record;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WorktreeReport {
-    pub path: String,
-    /// The checked-out commit (empty before the first commit).
-    pub head: String,
-    /// Files under `db/` that differ from `head`.
-    pub edited: Vec<String>,
-    /// What the working tree applies as (`head`, or `head+edits-…`).
-    pub commit: String,
-    /// Commits `head` has that the remote branch lacks; `None` when unknown or diverged.
-    pub ahead: Option<usize>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Report {
-    /// The repository (a path, or a URL without its password) and branch.
-    pub repo: String,
-    pub branch: String,
-    /// The branch's newest commit as last read; `None` when it could not be read.
-    pub remote_commit: Option<String>,
-    /// Why the branch could not be read (deleted branch, unreachable remote, …).
-    pub remote_error: Option<String>,
-    pub worktree: Option<WorktreeReport>,
-    /// The remote commit when it is not the live one (rejected, or not yet applied).
-    pub pending: Option<String>,
-    /// How the live state differs from the remote, in words; `None` when it is the remote's.
-    pub drift: Option<String>,
-    pub activation: Option<Record>,
-    /// Milliseconds since the epoch.
-    pub checked_at: i64,
-}
-
-impl Report {
-    /// Equal apart from when it was made: no need to send it again.
-    pub fn same_as(&self, other: &Report) -> bool {
-        Report {
-            checked_at: 0,
-            ..self.clone()
-        } == Report {
-            checked_at: 0,
-            ..other.clone()
-        }
+/// Equal apart from when they were made: no need to send `new` again.
+pub fn same(old: &Report, new: &Report) -> bool {
+    Report {
+        checked_at: 0,
+        ..old.clone()
+    } == Report {
+        checked_at: 0,
+        ..new.clone()
     }
 }
 

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
+use paddock_core::api::deployment::{Applied, Report};
+use paddock_core::api::format_ms;
 use paddock_core::deployments;
 
 use super::print_json;
@@ -107,102 +109,86 @@ fn mirror_dir(url: &str) -> PathBuf {
 }
 
 async fn status(json: bool) -> anyhow::Result<()> {
+    use anyhow::Context;
     let client = crate::client::Client::from_config()?;
-    let (v, raw): (serde_json::Value, serde_json::Value) = client.get_json("/deployment").await?;
+    let (raw, _): (serde_json::Value, serde_json::Value) = client.get_json("/deployment").await?;
     if json {
         print_json(&raw);
         return Ok(());
     }
-    let commit = v["commit"].as_str().unwrap_or("");
-    if commit.is_empty() {
+    let v: Applied = serde_json::from_value(raw).context("decoding the answer")?;
+    if v.commit.is_empty() {
         println!("applied:     nothing yet");
     } else {
         println!(
-            "applied:     {commit} (generation {}, at {})",
-            v["generation"],
-            paddock_core::api::format_ms(v["applied_at"].as_i64().unwrap_or(0))
+            "applied:     {} (generation {}, at {})",
+            v.commit,
+            v.generation,
+            format_ms(v.applied_at)
         );
     }
-    match v["last_error"].as_object() {
+    match &v.last_error {
         None => println!("last error:  none"),
         Some(e) => {
             println!(
                 "last error:  commit {} rejected at {}:",
-                e["commit"].as_str().unwrap_or("?"),
-                paddock_core::api::format_ms(e["at"].as_i64().unwrap_or(0))
+                e.commit,
+                format_ms(e.at)
             );
-            let lines = e["errors"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-            for line in lines {
-                println!("  {}", line.as_str().unwrap_or(""));
+            for line in &e.errors {
+                println!("  {line}");
             }
             // The switchboard keeps the first errors of a commit and their total.
-            let total = e["total_errors"]
-                .as_u64()
-                .unwrap_or(0)
-                .max(lines.len() as u64);
-            if total > lines.len() as u64 {
-                println!(
-                    "  … and {} more (total {total})",
-                    total - lines.len() as u64
-                );
+            let total = e.total_errors.max(e.errors.len());
+            if total > e.errors.len() {
+                println!("  … and {} more (total {total})", total - e.errors.len());
             }
         }
     }
-    print_report(&v["report"]);
+    print_report(v.report.as_ref());
     Ok(())
 }
 
 /// The deploy daemon's view: remote, pending commit, drift, working tree, host activation.
-fn print_report(r: &serde_json::Value) {
-    if !r.is_object() {
+fn print_report(r: Option<&Report>) {
+    let Some(r) = r else {
         println!("daemon:      no report yet (no paddock-deploy has synced)");
         return;
-    }
-    let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
-    let remote = match (r["remote_commit"].as_str(), r["remote_error"].as_str()) {
-        (Some(c), _) => c.to_string(),
+    };
+    let remote = match (&r.remote_commit, &r.remote_error) {
+        (Some(c), _) => c.clone(),
         (None, Some(e)) => format!("unreadable: {e}"),
         _ => "?".into(),
     };
     println!(
         "remote:      {} branch {} at {remote} (checked {})",
-        text(&r["repo"]),
-        text(&r["branch"]),
-        paddock_core::api::format_ms(r["checked_at"].as_i64().unwrap_or(0))
+        r.repo,
+        r.branch,
+        format_ms(r.checked_at)
     );
-    println!("pending:     {}", r["pending"].as_str().unwrap_or("none"));
-    println!("drift:       {}", r["drift"].as_str().unwrap_or("none"));
-    if let Some(w) = r["worktree"].as_object() {
-        let edited: Vec<&str> = w["edited"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.as_str())
-            .collect();
+    println!("pending:     {}", r.pending.as_deref().unwrap_or("none"));
+    println!("drift:       {}", r.drift.as_deref().unwrap_or("none"));
+    if let Some(w) = &r.worktree {
         println!(
             "worktree:    {} at {}{}",
-            w["path"].as_str().unwrap_or(""),
-            w["head"].as_str().unwrap_or(""),
-            if edited.is_empty() {
+            w.path,
+            w.head,
+            if w.edited.is_empty() {
                 String::new()
             } else {
-                format!(", edited: {}", edited.join(", "))
+                format!(", edited: {}", w.edited.join(", "))
             }
         );
     }
-    if let Some(a) = r["activation"].as_object() {
+    if let Some(a) = &r.activation {
         println!(
             "activation:  {} of {} at {}",
-            a["outcome"].as_str().unwrap_or("?"),
-            a["commit"].as_str().unwrap_or("?"),
-            paddock_core::api::format_ms(a["finished_at"].as_i64().unwrap_or(0))
+            a.outcome,
+            a.commit,
+            format_ms(a.finished_at)
         );
-        for step in a["steps"].as_array().into_iter().flatten() {
-            println!(
-                "  {} -> {}",
-                step[0].as_str().unwrap_or(""),
-                step[1].as_str().unwrap_or("")
-            );
+        for (command, status) in &a.steps {
+            println!("  {command} -> {status}");
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Wire types of the switchboard's HTTP API (`/api/v1`), one file per resource.
 
 pub mod auth;
+pub mod deployment;
 pub mod error;
 pub mod jobs;
 pub mod supervisors;

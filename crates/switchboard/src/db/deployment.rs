@@ -10,51 +10,7 @@ use sqlx::Row;
 use super::users::{join_privileges, split_privileges};
 use super::{Db, Result, StoreError, json_col, parse_col, to_json};
 
-/// The last applied deployment.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Applied {
-    /// Empty before the first apply.
-    pub commit: String,
-    pub generation: i64,
-    /// Milliseconds since the epoch; 0 before the first apply.
-    pub applied_at: i64,
-    /// The newest rejected commit since the last apply, with its errors; withdrawn by the
-    /// deploy daemon when none of its sources holds that commit any more.
-    pub last_error: Option<Rejection>,
-    /// What the deploy daemon last reported it saw (remote commit, working tree, host
-    /// activation); `null` until it reports.
-    pub report: Option<serde_json::Value>,
-}
-
-/// A commit the deploy daemon refused (invalid YAML, failed references, …).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Rejection {
-    pub commit: String,
-    /// Milliseconds since the epoch.
-    #[serde(default)]
-    pub at: i64,
-    /// The first `file:line:column: field: message` lines (see [`Rejection::bounded`]), or
-    /// one line for a repository problem.
-    pub errors: Vec<String>,
-    /// How many errors the commit has in all; `errors` may hold fewer. Absent from older
-    /// daemons' reports and older rows: the number of `errors`.
-    #[serde(default)]
-    pub total_errors: usize,
-}
-
-impl Rejection {
-    /// Within the limits: the first `MAX_REPORTED_ERRORS` lines, each cut to
-    /// `MAX_ERROR_LINE_BYTES`, and the total (at least the number of lines sent).
-    pub fn bounded(mut self) -> Self {
-        use paddock_core::deployments::limits::{MAX_REPORTED_ERRORS, cut_line};
-        self.total_errors = self.total_errors.max(self.errors.len());
-        self.errors.truncate(MAX_REPORTED_ERRORS);
-        for e in &mut self.errors {
-            *e = cut_line(e);
-        }
-        self
-    }
-}
+pub use paddock_core::api::deployment::{Applied, Rejection, Report};
 
 /// What an apply did.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -96,14 +52,14 @@ impl Db {
             last_error: last_error
                 .map(|e| json_col("last_error", &e).map(Rejection::bounded))
                 .transpose()?,
-            report: report.map(|r| json_col("report", &r)).transpose()?,
+            report: report.and_then(|r| stored_report(&r)),
         })
     }
 
     /// Stores the deploy daemon's report of what it sees (replacing the previous one).
-    pub async fn report_deployment(&self, report: &serde_json::Value) -> Result<()> {
+    pub async fn report_deployment(&self, report: &Report) -> Result<()> {
         sqlx::query("UPDATE deployment SET report = $1 WHERE id = 1")
-            .bind(report.to_string())
+            .bind(to_json(report))
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -216,7 +172,7 @@ impl Db {
                 generation,
                 applied_at: now,
                 last_error: None,
-                report: report.map(|r| json_col("report", &r)).transpose()?,
+                report: report.and_then(|r| stored_report(&r)),
             },
             changes,
             previous,
@@ -250,6 +206,21 @@ impl Db {
             (row.try_get("generation")?, row.try_get("applied_at")?),
             json_col("state", &row.try_get::<String, _>("state")?)?,
         ))
+    }
+}
+
+/// The stored report of the deploy daemon; one that no longer reads as a [`Report`] (stored
+/// by an older switchboard, which kept any JSON object) is logged and shown as none: the next
+/// report of the daemon replaces it.
+fn stored_report(raw: &str) -> Option<Report> {
+    match serde_json::from_str(raw) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!(
+                "the stored deployment report is not a report any more ({e}); shown as none until the deploy daemon reports again"
+            );
+            None
+        }
     }
 }
 

@@ -556,3 +556,49 @@ async fn a_withdrawn_rejection_is_cleared_only_if_still_the_same(backend: Backen
     );
 }
 both_backends!(a_withdrawn_rejection_is_cleared_only_if_still_the_same);
+
+/// Issue 16: the deploy daemon's report is read as `paddock_core::api::deployment::Report`: one
+/// with a field it does not know is refused (400) and the stored one stays; a stored report
+/// that does not read as one any more (an older switchboard kept any JSON object) is shown as
+/// `null`, and `GET /deployment` still answers.
+async fn the_daemon_report_is_typed(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let report = json!({
+        "repo": "/srv/R.git",
+        "branch": "main",
+        "remote_commit": "c1",
+        "remote_error": null,
+        "worktree": null,
+        "pending": null,
+        "drift": null,
+        "activation": null,
+        "checked_at": 1,
+    });
+    let (s, v) = app
+        .admin(
+            Method::POST,
+            "/api/v1/deployment/report",
+            Some(report.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["report"], report);
+    let mut misspelt = report.clone();
+    misspelt["remote_comit"] = json!("c2");
+    let (s, v) = app
+        .admin(Method::POST, "/api/v1/deployment/report", Some(misspelt))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("remote_comit"), "{v}");
+    let (_, st) = app.admin(Method::GET, "/api/v1/deployment", None).await;
+    assert_eq!(st["report"], report);
+    sqlx::query("UPDATE deployment SET report = $1 WHERE id = 1")
+        .bind(json!({"free": "form"}).to_string())
+        .execute(&app.app.db.pool)
+        .await
+        .unwrap();
+    let (s, st) = app.admin(Method::GET, "/api/v1/deployment", None).await;
+    assert_eq!(s, StatusCode::OK, "{st}");
+    assert!(st["report"].is_null(), "{st}");
+}
+both_backends!(the_daemon_report_is_typed);

@@ -3,32 +3,15 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use paddock_core::api::deployment::{
+    Applied, ApplyRequest, ApplyResponse, ClearRejectionQuery, Rejection, parse_report,
+};
 use paddock_core::deployments::DesiredState;
 use paddock_core::deployments::limits::MAX_STATE_JSON_BYTES;
-use serde::{Deserialize, Serialize};
 
 use crate::api::json::{Json, Query};
-use crate::db::deployment::{Applied, Rejection};
 use crate::error::ApiError;
 use crate::state::AppState;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApplyRequest {
-    /// The commit id the state was read from.
-    pub commit: String,
-    /// Increases with every state the daemon sends; an older one is refused (409).
-    pub generation: i64,
-    pub state: DesiredState,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ApplyResponse {
-    pub applied: Applied,
-    /// One line per change (`+ supervisor lab1/x (id)`, …); empty when nothing changed.
-    pub summary: Vec<String>,
-    pub changes: Vec<paddock_core::deployments::Change>,
-}
 
 pub async fn apply(
     State(app): State<AppState>,
@@ -158,13 +141,6 @@ pub async fn reject(
     Ok(Json(app.db.applied_deployment().await?))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClearRejectionQuery {
-    /// The rejected commit (as reported) that no source holds any more.
-    pub commit: String,
-}
-
 /// The deploy daemon withdraws a rejection: the commit (or working-tree state) it rejected is
 /// no longer what its sources hold (an edit reverted to the live content, a branch reset to
 /// the live commit). Cleared only while the recorded rejection is still of `commit`, so a newer
@@ -180,8 +156,9 @@ pub async fn clear_rejection(
 }
 
 /// The deploy daemon reports what it sees (a JSON object of at most 64 KiB: the remote
-/// branch's commit, the working tree, the last host activation); `GET /deployment` shows it
-/// as `report`, and `paddock deploy status` derives the pending commit and drift from it.
+/// branch's commit, the working tree, the last host activation, the pending commit and the
+/// drift); `GET /deployment` shows it as `report`. It must read as a
+/// [`paddock_core::api::deployment::Report`], without unknown fields (400 otherwise).
 pub async fn report(
     State(app): State<AppState>,
     Json(report): Json<serde_json::Value>,
@@ -191,6 +168,8 @@ pub async fn report(
             "a deployment report is a JSON object of at most 64 KiB".to_string(),
         ));
     }
+    let report = parse_report(&report)
+        .map_err(|e| ApiError::BadRequest(format!("deployment report: {e}")))?;
     app.db.report_deployment(&report).await?;
     Ok(Json(app.db.applied_deployment().await?))
 }
