@@ -70,6 +70,23 @@ impl Switchboard {
         }
     }
 
+    /// The switchboard at `url` (taken as it is), called with `token` through `http` (a
+    /// client the caller shares, so connections are reused) within `timeouts`; `http`'s own
+    /// connect limit applies.
+    pub fn from_parts(
+        url: &str,
+        token: Option<String>,
+        http: reqwest::Client,
+        timeouts: Timeouts,
+    ) -> Switchboard {
+        Switchboard {
+            base: url.trim_end_matches('/').to_string(),
+            token,
+            http,
+            timeouts,
+        }
+    }
+
     /// The same switchboard with other time limits.
     pub fn limited(self, timeouts: Timeouts) -> Switchboard {
         Switchboard::with_timeouts(&self.base, self.token, timeouts)

@@ -5,7 +5,6 @@
 //! stays live on any error.
 
 use paddock_core::api::deployment::{Applied, ApplyRequest, ApplyResponse};
-use paddock_core::api::error::ErrorBody;
 use paddock_core::deployments::{self, limits};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -96,14 +95,16 @@ impl Switchboard {
         self.send(method, path, body).await
     }
 
-    /// Sends `body` (JSON) to `/api/v1{path}`; a failure names what was sent and why.
+    /// Sends `body` (JSON) to `/api/v1{path}` through the one switchboard client
+    /// (`paddock_client`: time limits, idempotent calls retried); a failure names what was
+    /// sent and why.
     async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<serde_json::Value, SyncError> {
-        let url = format!("{}/api/v1{path}", self.url.trim_end_matches('/'));
+        use paddock_client::ClientError;
         let what = match path {
             "/deployment" => "the deployment",
             "/deployment/rejection" => "the rejection report",
@@ -111,45 +112,38 @@ impl Switchboard {
             _ => "the body",
         };
         let len = body.as_ref().map_or(0, Vec::len);
-        let mut req = self
-            .http
-            .request(method.clone(), &url)
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(b);
-        }
-        let resp = req.send().await.map_err(|e| {
+        let client = paddock_client::Switchboard::from_parts(
+            &self.url,
+            Some(self.token.clone()),
+            self.http.clone(),
+            paddock_client::Timeouts::default(),
+        );
+        match client.call_raw(method.clone(), path, body).await {
+            Ok(bytes) => Ok(serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)),
             // The URL is named once, by the error (reqwest's own text would repeat it).
-            let why = paddock_core::error_text::with_causes(&e.without_url());
-            if len > 0 {
-                self.err(
-                    None,
-                    format!("{method} {path}: sending {what} ({len} bytes): {why}"),
-                )
-            } else {
-                self.err(None, format!("{method} {path}: {why}"))
+            Err(ClientError::Connect { cause, .. }) if len > 0 => Err(self.err(
+                None,
+                format!("{method} {path}: sending {what} ({len} bytes): {cause}"),
+            )),
+            Err(ClientError::Connect { cause, .. }) => {
+                Err(self.err(None, format!("{method} {path}: {cause}")))
             }
-        })?;
-        let status = resp.status();
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            return Err(self.err(
+            Err(ClientError::Status { status, .. }) if status == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(self.err(
+                    Some(status.as_u16()),
+                    format!(
+                        "{method} {path}: {what} is {len} bytes, over the switchboard's limit (HTTP 413)"
+                    ),
+                ))
+            }
+            Err(ClientError::Status {
+                status, message, ..
+            }) => Err(self.err(
                 Some(status.as_u16()),
-                format!("{method} {path}: {what} is {len} bytes, over the switchboard's limit (HTTP 413)"),
-            ));
+                format!("{method} {path}: HTTP {status}: {message}"),
+            )),
+            Err(e) => Err(self.err(None, e)),
         }
-        let v: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
-        if !status.is_success() {
-            let why = serde_json::from_value::<ErrorBody>(v)
-                .map(|b| b.error)
-                .unwrap_or_default();
-            return Err(self.err(
-                Some(status.as_u16()),
-                format!("{method} {path}: HTTP {status}: {why}"),
-            ));
-        }
-        Ok(v)
     }
 
     /// Withdraws the switchboard's record of the rejected `commit` (kept if a newer rejection
