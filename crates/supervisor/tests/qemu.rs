@@ -8,7 +8,7 @@ mod support {
 }
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use paddock_core::JobId;
@@ -390,5 +390,123 @@ async fn the_kvm_probe_ends_within_its_bound() {
     assert!(t.elapsed() < Duration::from_secs(2));
 }
 
-#[allow(dead_code)]
-fn _unused(_: PathBuf) {}
+/// The whole supervisor with the QEMU driver against a scripted switchboard peer on a real
+/// WebSocket: a guest that powers off without a puppet report ends the job
+/// `workload_finished_unknown`, its console reaching the switchboard first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_powering_off_without_a_report_ends_the_job_workload_finished_unknown() {
+    use futures_util::{SinkExt, StreamExt};
+    use paddock_core::protocol::{StartJob, SupervisorMessage, SwitchboardMessage};
+    use paddock_core::{ExecutionState, ExitStatus, SupervisorId};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+
+    let Some(g) = guest::guest("job_outcome") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let img = image(&store, "direct", &direct_attrs(CMDLINE), &direct_blobs(&g));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sup_id = SupervisorId::new();
+    let settings = paddock_supervisor::Settings {
+        link: paddock_supervisor::connection::LinkSettings {
+            switchboard_url: format!("http://{addr}"),
+            token: "pds_test".into(),
+            supervisor_id: Some(sup_id),
+            reconnect_min: Duration::from_millis(50),
+            reconnect_max: Duration::from_millis(200),
+            console_budget: paddock_supervisor::connection::CONSOLE_BUDGET,
+        },
+        stores: vec![store.clone()],
+        urls: Vec::new(),
+        cache_dir: dir.path().join("cache"),
+        cache_max_bytes: 1 << 30,
+    };
+    let work = dir.path().join("work");
+    let driver = QemuDriver::new(config(), &work).await.unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let supervisor = tokio::spawn(paddock_supervisor::run(settings, driver, stop_rx, None));
+
+    let (tcp, _) = tokio::time::timeout(Duration::from_secs(20), listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let callback = |_: &Request, mut resp: Response| {
+        resp.headers_mut()
+            .insert("sec-websocket-protocol", "paddock.v1".parse().unwrap());
+        Ok(resp)
+    };
+    let mut ws = tokio_tungstenite::accept_hdr_async(tcp, callback)
+        .await
+        .unwrap();
+    let send = |m: SwitchboardMessage| Message::Text(serde_json::to_string(&m).unwrap().into());
+    ws.send(send(SwitchboardMessage::Welcome {
+        supervisor_id: sup_id,
+        heartbeat_interval_s: 60,
+    }))
+    .await
+    .unwrap();
+    let job = JobId::new();
+    ws.send(send(SwitchboardMessage::StartJob(StartJob {
+        job_id: job,
+        image_id: img.id.clone(),
+        parameters: Default::default(),
+        ssh_keys: vec![],
+        timeout_s: 120,
+    })))
+    .await
+    .unwrap();
+    let mut states = Vec::new();
+    let mut console = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let frame = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("the job did not end")
+            .unwrap()
+            .unwrap();
+        let Message::Text(t) = frame else { continue };
+        match serde_json::from_str::<SupervisorMessage>(t.as_str()).unwrap() {
+            SupervisorMessage::JobState {
+                execution_state,
+                exit_status,
+                message,
+                ..
+            } => {
+                states.push((execution_state, exit_status, message));
+                if execution_state == Some(ExecutionState::Terminated) {
+                    break;
+                }
+            }
+            SupervisorMessage::Console { data, .. } => console.push_str(&data),
+            _ => {}
+        }
+    }
+    let seq: Vec<_> = states.iter().map(|s| s.0).collect();
+    assert_eq!(
+        seq,
+        [
+            Some(ExecutionState::Initializing),
+            Some(ExecutionState::Ready),
+            Some(ExecutionState::Terminating),
+            Some(ExecutionState::Terminated)
+        ],
+        "{states:?}"
+    );
+    assert_eq!(
+        states[2].1,
+        Some(ExitStatus::WorkloadFinishedUnknown),
+        "{states:?}"
+    );
+    assert!(
+        states[2].2.as_deref().unwrap_or("").contains("powered off"),
+        "{states:?}"
+    );
+    assert!(console.contains(MARKER), "{console}");
+    assert!(!work.join("qemu").join(job.to_string()).exists());
+    stop_tx.send_replace(true);
+    drop(ws);
+    let _ = tokio::time::timeout(Duration::from_secs(30), supervisor).await;
+}
