@@ -179,8 +179,7 @@ async fn run_inner<D: HostDriver>(
         End::PuppetExit | End::PuppetTerminate | End::Exited { .. } | End::PoweredOff(_)
             if outcome.is_some() =>
         {
-            outcome
-            .map(|(o, m)| {
+            outcome.map(|(o, m)| {
                 (
                     o.exit_status(),
                     m.unwrap_or_else(|| "reported by the workload".into()),

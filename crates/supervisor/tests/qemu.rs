@@ -1,7 +1,12 @@
 //! The QEMU driver with real QEMU under TCG and a real Debian kernel (see `support/guest.rs`).
 //! Each VM test boots the small test guest in a few seconds; they run in parallel.
 
-#![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::expect_used,
+    clippy::result_large_err
+)]
 
 mod support {
     pub mod guest;
@@ -74,7 +79,7 @@ fn job(image: VerifiedImage) -> HostJob {
     }
 }
 
-fn direct_attrs<'a>(cmdline: &'a str) -> Vec<(&'a str, &'a str)> {
+fn direct_attrs(cmdline: &str) -> Vec<(&str, &str)> {
     vec![
         (ATTR_KERNEL, "kernel"),
         (ATTR_INITRD, "initrd"),
@@ -162,7 +167,17 @@ async fn a_layered_image_with_relative_backing_names_runs_over_its_own_overlay()
     let rel = format!("../../../{}/{}/{}/{h}", &h[0..2], &h[2..4], &h[4..6]);
     let head = dir.path().join("head.qcow2");
     qemu_img(&[
-        "create", "-q", "-f", "qcow2", "-u", "-F", "qcow2", "-b", &rel, path(&head), "64M",
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-u",
+        "-F",
+        "qcow2",
+        "-b",
+        &rel,
+        path(&head),
+        "64M",
     ]);
     let mut attrs = direct_attrs(CMDLINE);
     attrs.push((ATTR_LAYERED_HEAD, "layer-1"));
@@ -180,7 +195,10 @@ async fn a_layered_image_with_relative_backing_names_runs_over_its_own_overlay()
     let mut host = driver.start(job, tx).await.unwrap();
     let overlay = driver.job_dir(&jid).join("overlay.qcow2");
     let info = qemu_img(&["info", "-U", "--output=json", path(&overlay)]);
-    assert!(info.contains("\"backing-filename-format\": \"qcow2\""), "{info}");
+    assert!(
+        info.contains("\"backing-filename-format\": \"qcow2\""),
+        "{info}"
+    );
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", host.pid())).unwrap();
     assert!(
         String::from_utf8_lossy(&cmdline).contains("\"read-only\":true"),
@@ -190,7 +208,10 @@ async fn a_layered_image_with_relative_backing_names_runs_over_its_own_overlay()
     assert!(console.contains(MARKER), "console: {console}");
     assert!(matches!(end, Some(HostEvent::PoweredOff { .. })), "{end:?}");
     host.stop().await.unwrap();
-    assert!(!overlay.exists(), "the overlay is removed when the job ends");
+    assert!(
+        !overlay.exists(),
+        "the overlay is removed when the job ends"
+    );
     assert!(!driver.job_dir(&jid).exists());
     // The layers are unchanged.
     LocalStore::new(&store).verified_image(&id).unwrap();
@@ -226,7 +247,16 @@ async fn a_manifest_the_driver_cannot_run_is_refused_leaving_nothing() {
     let dangling = dir.path().join("dangling.qcow2");
     let nowhere = format!("../../../00/00/00/{}", sha256_id(b"nothing"));
     qemu_img(&[
-        "create", "-q", "-f", "qcow2", "-u", "-F", "qcow2", "-b", &nowhere, path(&dangling),
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-u",
+        "-F",
+        "qcow2",
+        "-b",
+        &nowhere,
+        path(&dangling),
         "16M",
     ]);
     // A head backed by a file of the machine rather than by its lower layer.
@@ -234,7 +264,15 @@ async fn a_manifest_the_driver_cannot_run_is_refused_leaving_nothing() {
     let other = dir.path().join("other.qcow2");
     qemu_img(&["create", "-q", "-f", "qcow2", path(&other), "16M"]);
     qemu_img(&[
-        "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", path(&other), path(&foreign),
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-F",
+        "qcow2",
+        "-b",
+        path(&other),
+        path(&foreign),
         "16M",
     ]);
     let lower_attr: &[(&str, &str)] = &[(ATTR_LAYERED_LOWER, "layer-0")];
@@ -246,7 +284,12 @@ async fn a_manifest_the_driver_cannot_run_is_refused_leaving_nothing() {
         ),
         (
             "head names a missing blob",
-            image(&store, "missing", &[(ATTR_LAYERED_HEAD, "layer-9")], &[("layer-0", &lower, &[])]),
+            image(
+                &store,
+                "missing",
+                &[(ATTR_LAYERED_HEAD, "layer-9")],
+                &[("layer-0", &lower, &[])],
+            ),
             "layer-9",
         ),
         (
@@ -380,7 +423,10 @@ async fn the_kvm_probe_ends_within_its_bound() {
     let took = t.elapsed();
     eprintln!("accel auto chose {} in {took:?}", chosen.as_str());
     assert!(matches!(chosen, Accel::Kvm | Accel::Tcg));
-    assert!(took < accel::PROBE_TIMEOUT + Duration::from_secs(3), "{took:?}");
+    assert!(
+        took < accel::PROBE_TIMEOUT + Duration::from_secs(3),
+        "{took:?}"
+    );
     // A QEMU that does not exist falls back at once.
     let t = Instant::now();
     assert_eq!(

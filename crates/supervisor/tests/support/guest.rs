@@ -42,9 +42,13 @@ pub fn have(program: &str) -> bool {
 pub fn guest(test: &str) -> Option<Guest> {
     if !have("qemu-system-x86_64") || !have("qemu-img") {
         if in_ci() {
-            panic!("{test}: qemu-system-x86_64 and qemu-img are needed in CI (apt-get install qemu-system-x86 qemu-utils)");
+            panic!(
+                "{test}: qemu-system-x86_64 and qemu-img are needed in CI (apt-get install qemu-system-x86 qemu-utils)"
+            );
         }
-        eprintln!("SKIPPED {test}: qemu-system-x86_64 or qemu-img is not installed (apt-get install qemu-system-x86 qemu-utils)");
+        eprintln!(
+            "SKIPPED {test}: qemu-system-x86_64 or qemu-img is not installed (apt-get install qemu-system-x86 qemu-utils)"
+        );
         return None;
     }
     static GUEST: OnceLock<Result<Guest, String>> = OnceLock::new();
@@ -91,7 +95,10 @@ fn build() -> Result<Guest, String> {
         .current_dir(&work))
     .map_err(|e| format!("{e} (has `apt-get update` run?)"))?;
     let root = work.join("x");
-    for deb in std::fs::read_dir(&work).map_err(|e| e.to_string())?.flatten() {
+    for deb in std::fs::read_dir(&work)
+        .map_err(|e| e.to_string())?
+        .flatten()
+    {
         if deb.path().extension().is_some_and(|e| e == "deb") {
             run(Command::new("dpkg").arg("-x").arg(deb.path()).arg(&root))?;
         }
@@ -100,7 +107,10 @@ fn build() -> Result<Guest, String> {
         .map_err(|e| e.to_string())?
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-")))
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+        })
         .ok_or("no vmlinuz in the kernel package")?;
     let ir = work.join("initramfs");
     for d in ["bin", "proc", "sys", "dev"] {

@@ -57,20 +57,27 @@ pub async fn probe_kvm(qemu: &str, machine: &str) -> Result<(), String> {
         return Err("/dev/kvm is missing".into());
     }
     let mut cmd = Command::new(qemu);
-    cmd.args(["-machine", machine, "-accel", "kvm", "-nodefaults", "-no-user-config"])
-        .args(["-display", "none", "-m", "32", "-monitor", "none", "-serial", "none"])
-        .args(["-chardev", "stdio,id=dbg,signal=off"])
-        .args(["-device", "isa-debugcon,iobase=0x402,chardev=dbg"])
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("starting {qemu}: {e}"))?;
+    cmd.args([
+        "-machine",
+        machine,
+        "-accel",
+        "kvm",
+        "-nodefaults",
+        "-no-user-config",
+    ])
+    .args([
+        "-display", "none", "-m", "32", "-monitor", "none", "-serial", "none",
+    ])
+    .args(["-chardev", "stdio,id=dbg,signal=off"])
+    .args(["-device", "isa-debugcon,iobase=0x402,chardev=dbg"])
+    .env_clear()
+    .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .process_group(0)
+    .kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(|e| format!("starting {qemu}: {e}"))?;
     let mut out = child.stdout.take();
     let result = tokio::time::timeout(PROBE_TIMEOUT, async {
         let Some(out) = out.as_mut() else {

@@ -64,7 +64,12 @@ fn blob_path(job: &HostJob, attr: &str, name: &str) -> Result<PathBuf, HostError
         .iter()
         .find(|(n, _)| n == name)
         .map(|(_, p)| p.clone())
-        .ok_or_else(|| refuse(job, format!("{attr} names blob {name:?}, which the image lacks")))
+        .ok_or_else(|| {
+            refuse(
+                job,
+                format!("{attr} names blob {name:?}, which the image lacks"),
+            )
+        })
 }
 
 /// Reads the manifest's attributes into a plan; refuses what the driver cannot run.

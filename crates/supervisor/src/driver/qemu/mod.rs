@@ -494,19 +494,19 @@ impl Host for QemuHost {
     async fn stop(&mut self) -> Result<(), HostError> {
         if self.running.load(Ordering::SeqCst) {
             let asked = match self.qmp.as_mut() {
-                Some(q) => match tokio::time::timeout(QMP_TIMEOUT, q.execute("system_powerdown"))
-                    .await
-                {
-                    Ok(Ok(_)) => true,
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %e, "QMP system_powerdown");
-                        false
+                Some(q) => {
+                    match tokio::time::timeout(QMP_TIMEOUT, q.execute("system_powerdown")).await {
+                        Ok(Ok(_)) => true,
+                        Ok(Err(e)) => {
+                            tracing::warn!(error = %e, "QMP system_powerdown");
+                            false
+                        }
+                        Err(_) => {
+                            tracing::warn!("QMP system_powerdown timed out");
+                            false
+                        }
                     }
-                    Err(_) => {
-                        tracing::warn!("QMP system_powerdown timed out");
-                        false
-                    }
-                },
+                }
                 None => false,
             };
             let gone = asked && self.wait_gone(self.grace).await;
