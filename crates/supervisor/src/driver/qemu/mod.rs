@@ -288,7 +288,11 @@ impl QemuDriver {
             "-serial".into(),
             "chardev:console".into(),
             "-qmp".into(),
-            format!("unix:{},server=on,wait=off", socket.display()),
+            // A comma in a QEMU option value is written twice.
+            format!(
+                "unix:{},server=on,wait=off",
+                socket.display().to_string().replace(',', ",,")
+            ),
             "-pidfile".into(),
             dir.join("qemu.pid").display().to_string(),
         ];
