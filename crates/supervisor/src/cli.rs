@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{Config, DriverConfig};
 use crate::connection::LinkSettings;
 use crate::driver::local::LocalDriver;
+use crate::driver::qemu::QemuDriver;
 use crate::supervisor::Settings;
 
 #[derive(Debug, Parser)]
@@ -104,6 +105,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     "driver = local (stop_grace_s = {}, path = {})",
                     l.stop_grace_s, l.path
                 ),
+                DriverConfig::Qemu(q) => println!(
+                    "driver = qemu ({}, machine = {}, cpus = {}, memory_mib = {}, accel = {}, boot_timeout_s = {}, stop_grace_s = {})",
+                    q.qemu,
+                    q.machine,
+                    q.cpus,
+                    q.memory_mib,
+                    q.accel.as_str(),
+                    q.boot_timeout_s,
+                    q.stop_grace_s
+                ),
             }
             Ok(())
         }
@@ -120,6 +131,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             match c.driver {
                 DriverConfig::Local(l) => {
                     let driver = LocalDriver::new(l, &c.work_dir)
+                        .with_context(|| format!("preparing {}", c.work_dir.display()))?;
+                    crate::supervisor::run(settings, driver, stop_rx, None).await;
+                }
+                DriverConfig::Qemu(q) => {
+                    let driver = QemuDriver::new(q, &c.work_dir)
+                        .await
                         .with_context(|| format!("preparing {}", c.work_dir.display()))?;
                     crate::supervisor::run(settings, driver, stop_rx, None).await;
                 }

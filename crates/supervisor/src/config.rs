@@ -82,12 +82,92 @@ impl Default for ImagesConfig {
     }
 }
 
-/// Which driver starts the host. Only `local` exists so far; `qemu` and `netboot` follow.
+/// Which driver starts the host: `local` (a process) or `qemu` (a VM); `netboot` follows.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum DriverConfig {
     Local(LocalDriverConfig),
+    Qemu(QemuDriverConfig),
 }
+
+/// Which QEMU accelerator runs the VMs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Accel {
+    /// KVM when a short probe shows that a KVM guest runs on this machine, else TCG.
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+impl Accel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Accel::Auto => "auto",
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+}
+
+/// The `qemu` driver: each job runs in its own QEMU VM (see `docs/supervisor.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QemuDriverConfig {
+    /// The QEMU system emulator: a path, or a name looked up on `PATH`.
+    pub qemu: String,
+    /// `qemu-img`, which makes each job's disk overlay and checks the image's backing chain.
+    pub qemu_img: String,
+    /// `-machine` type.
+    pub machine: String,
+    /// Virtual CPUs (`-smp`).
+    pub cpus: u32,
+    /// Guest memory in MiB (`-m`).
+    pub memory_mib: u64,
+    /// Arguments appended to QEMU's command line (devices, `-cpu`, ...). Never put secrets
+    /// here: QEMU's command line is visible to every user of the machine.
+    pub extra_args: Vec<String>,
+    /// `auto`, `kvm` or `tcg`.
+    pub accel: Accel,
+    /// Seconds from QEMU's start until the host is ready; past it the job ends
+    /// `supervisor_host_start_error`.
+    pub boot_timeout_s: u64,
+    /// Seconds between the ACPI power-down request and killing QEMU when a job is stopped.
+    pub stop_grace_s: u64,
+}
+
+impl Default for QemuDriverConfig {
+    fn default() -> Self {
+        QemuDriverConfig {
+            qemu: "qemu-system-x86_64".into(),
+            qemu_img: "qemu-img".into(),
+            machine: "q35".into(),
+            cpus: 1,
+            memory_mib: 512,
+            extra_args: Vec::new(),
+            accel: Accel::Auto,
+            boot_timeout_s: 300,
+            stop_grace_s: 10,
+        }
+    }
+}
+
+/// QEMU options the driver sets itself; `extra_args` may not repeat them.
+pub const QEMU_RESERVED_ARGS: &[&str] = &[
+    "-qmp",
+    "-monitor",
+    "-serial",
+    "-daemonize",
+    "-pidfile",
+    "-S",
+    "-name",
+    "-accel",
+    "-kernel",
+    "-initrd",
+    "-append",
+    "-runas",
+    "-chroot",
+];
 
 impl Default for DriverConfig {
     fn default() -> Self {
@@ -114,6 +194,50 @@ impl Default for LocalDriverConfig {
             path: "/usr/local/bin:/usr/bin:/bin".into(),
             env: BTreeMap::new(),
             stop_grace_s: 5,
+        }
+    }
+}
+
+impl QemuDriverConfig {
+    fn validate(&self, bad: &mut Vec<(&'static str, String)>) {
+        for (field, v) in [
+            ("driver.qemu", &self.qemu),
+            ("driver.qemu_img", &self.qemu_img),
+        ] {
+            if v.trim().is_empty() || v.contains('\0') {
+                bad.push((field, "must name a program".into()));
+            }
+        }
+        if self.machine.is_empty() || self.machine.contains(['\0', ' ']) {
+            bad.push((
+                "driver.machine",
+                format!("{:?} is not a machine type", self.machine),
+            ));
+        }
+        if !(1..=1024).contains(&self.cpus) {
+            bad.push(("driver.cpus", "must be 1 to 1024".into()));
+        }
+        if !(16..=16 * 1024 * 1024).contains(&self.memory_mib) {
+            bad.push(("driver.memory_mib", "must be 16 to 16777216".into()));
+        }
+        if !(1..=86_400).contains(&self.boot_timeout_s) {
+            bad.push(("driver.boot_timeout_s", "must be 1 to 86400".into()));
+        }
+        if self.stop_grace_s > 3600 {
+            bad.push(("driver.stop_grace_s", "must be at most 3600".into()));
+        }
+        for a in &self.extra_args {
+            if a.contains('\0') {
+                bad.push(("driver.extra_args", "an argument holds a NUL byte".into()));
+            } else if let Some(r) = QEMU_RESERVED_ARGS
+                .iter()
+                .find(|r| a == *r || a.strip_prefix('-') == Some(*r))
+            {
+                bad.push((
+                    "driver.extra_args",
+                    format!("{r} is set by the driver and may not be given here"),
+                ));
+            }
         }
     }
 }
@@ -241,6 +365,7 @@ impl Config {
                     bad.push(("driver.env", format!("bad variable name {k:?}")));
                 }
             }
+            DriverConfig::Qemu(q) => q.validate(&mut bad),
         }
         if bad.is_empty() { Ok(()) } else { Err(bad) }
     }
@@ -273,7 +398,9 @@ mod tests {
         let c = Config::parse(Path::new("/etc/paddock/supervisor.toml"), text).unwrap();
         assert_eq!(c.switchboard_url, "http://127.0.0.1:8080");
         assert!(c.work_dir.is_absolute());
-        let DriverConfig::Local(l) = &c.driver;
+        let DriverConfig::Local(l) = &c.driver else {
+            panic!("the example uses the local driver")
+        };
         assert_eq!(l.stop_grace_s, 5);
     }
 
@@ -332,9 +459,61 @@ mod tests {
         assert!(e.to_string().contains("bogus"), "{e}");
         let e = Config::parse(
             Path::new("s.toml"),
-            "switchboard_url = \"http://x\"\ntoken_file = \"t\"\nwork_dir = \"w\"\n[driver]\nkind = \"qemu\"\n",
+            "switchboard_url = \"http://x\"\ntoken_file = \"t\"\nwork_dir = \"w\"\n[driver]\nkind = \"vmware\"\n",
         )
         .unwrap_err();
-        assert!(e.to_string().contains("qemu"), "{e}");
+        assert!(e.to_string().contains("vmware"), "{e}");
+    }
+
+    const BASE: &str = "switchboard_url = \"http://x\"\ntoken_file = \"t\"\nwork_dir = \"w\"\n";
+
+    #[test]
+    fn qemu_driver_defaults() {
+        let c = Config::parse(
+            Path::new("s.toml"),
+            &format!("{BASE}[driver]\nkind = \"qemu\"\n"),
+        )
+        .unwrap();
+        let DriverConfig::Qemu(q) = &c.driver else {
+            panic!("{:?}", c.driver)
+        };
+        assert_eq!(q.qemu, "qemu-system-x86_64");
+        assert_eq!(q.qemu_img, "qemu-img");
+        assert_eq!(q.machine, "q35");
+        assert_eq!(q.accel, Accel::Auto);
+        assert_eq!((q.cpus, q.memory_mib), (1, 512));
+    }
+
+    #[test]
+    fn qemu_driver_errors_are_located() {
+        let text =
+            format!("{BASE}[driver]\nkind = \"qemu\"\ncpus = 0\nmemory_mib = 1\naccel = \"hax\"\n");
+        let e = Config::parse(Path::new("s.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        // A value serde refuses inside the tagged [driver] table is reported at the table's
+        // line (serde reads a tagged table whole), naming the value.
+        assert!(
+            e.contains("s.toml:4") && e.contains("driver") && e.contains("hax"),
+            "{e}"
+        );
+        let text = format!(
+            "{BASE}[driver]\nkind = \"qemu\"\ncpus = 0\nmemory_mib = 1\nextra_args = [\"-qmp\", \"stdio\"]\nboot_timeout_s = 0\n"
+        );
+        let e = Config::parse(Path::new("s.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        for (line, field) in [
+            (6, "cpus"),
+            (7, "memory_mib"),
+            (8, "extra_args"),
+            (9, "boot_timeout_s"),
+        ] {
+            assert!(
+                e.contains(&format!("s.toml:{line}")) && e.contains(field),
+                "{field}: {e}"
+            );
+        }
+        assert!(e.contains("-qmp is set by the driver"), "{e}");
     }
 }

@@ -7,7 +7,8 @@
 //!    while the link's console budget is full and the switchboard connected: back-pressure).
 //! 4. The end: the workload exits (its exit code decides `workload_finished_success` or
 //!    `_error`, unless it reported its own outcome through the puppet), the puppet reports
-//!    `exit` or asks to `terminate`, or the switchboard sends `stop_job` (cancel, timeout: the
+//!    `exit` or asks to `terminate`, a VM powers off by itself (`workload_finished_unknown`
+//!    unless the puppet reported first), or the switchboard sends `stop_job` (cancel, timeout: the
 //!    switchboard has set the exit status). Then `terminating`, the host is stopped and cleaned
 //!    up, and `terminated`.
 
@@ -67,6 +68,7 @@ async fn stopped(stop: &mut watch::Receiver<Option<StopReason>>) -> StopReason {
 /// How the running phase ended.
 enum End {
     Exited { code: Option<i32>, detail: String },
+    PoweredOff(String),
     PuppetExit,
     PuppetTerminate,
     Stopped(StopReason),
@@ -167,19 +169,27 @@ async fn run_inner<D: HostDriver>(
                 }
                 Some(HostEvent::Puppet(PuppetRequest::Terminate)) => break End::PuppetTerminate,
                 Some(HostEvent::Exited { code, detail }) => break End::Exited { code, detail },
+                Some(HostEvent::PoweredOff { detail }) => break End::PoweredOff(detail),
                 None => break End::Exited { code: None, detail: "the host went away".into() },
             },
             r = stopped(&mut stop) => break End::Stopped(r),
         }
     };
     let verdict: Option<(ExitStatus, String)> = match end {
-        End::PuppetExit | End::PuppetTerminate | End::Exited { .. } if outcome.is_some() => outcome
-            .map(|(o, m)| {
+        End::PuppetExit | End::PuppetTerminate | End::Exited { .. } | End::PoweredOff(_)
+            if outcome.is_some() =>
+        {
+            outcome.map(|(o, m)| {
                 (
                     o.exit_status(),
                     m.unwrap_or_else(|| "reported by the workload".into()),
                 )
-            }),
+            })
+        }
+        End::PoweredOff(detail) => Some((
+            ExitStatus::WorkloadFinishedUnknown,
+            format!("{detail}, without a result from the workload"),
+        )),
         End::PuppetTerminate => Some((
             ExitStatus::WorkloadFinishedUnknown,
             "the workload asked to terminate without reporting a result".into(),

@@ -81,7 +81,7 @@ impl LocalDriver {
     }
 }
 
-fn make_private_dir(p: &Path) -> Result<(), HostError> {
+pub(crate) fn make_private_dir(p: &Path) -> Result<(), HostError> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -415,7 +415,7 @@ async fn spawn_retrying(cmd: &mut Command) -> std::io::Result<tokio::process::Ch
 }
 
 /// Reads a pipe and sends its output as console events, never splitting a UTF-8 character.
-async fn pump(
+pub(crate) async fn pump(
     mut r: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
     stream: ConsoleStream,
     events: EventSink,
@@ -454,7 +454,7 @@ async fn pump(
     }
 }
 
-async fn remove_dir(dir: &Path) {
+pub(crate) async fn remove_dir(dir: &Path) {
     let d = dir.to_path_buf();
     let _ = tokio::task::spawn_blocking(move || match fs::remove_dir_all(&d) {
         Ok(()) => {}

@@ -1,5 +1,5 @@
 //! Host drivers: what starts and stops the host a job runs on. The `local` driver runs the
-//! workload as a child process; `qemu` (a VM) and `netboot` (a physical board powered through a
+//! workload as a child process, `qemu` runs it in a VM; `netboot` (a physical board powered through a
 //! PDU) will implement the same trait.
 //!
 //! The contract, the same for every driver:
@@ -15,6 +15,7 @@
 
 pub mod local;
 pub mod process_group;
+pub mod qemu;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -49,6 +50,10 @@ pub enum HostEvent {
     /// The host stopped by itself. `code` is the workload's exit code where the driver knows
     /// one (a process); `None` means it ended without one (killed by a signal, VM powered off).
     Exited { code: Option<i32>, detail: String },
+    /// The host stopped by itself and has no exit code by nature (a VM whose guest powered
+    /// off): unless the puppet reported an outcome first, the job ends
+    /// `workload_finished_unknown`.
+    PoweredOff { detail: String },
 }
 
 /// Where a host's events go. Bounded: a host that floods its console is slowed down.

@@ -1,0 +1,542 @@
+//! The `qemu` driver: each job runs in its own QEMU VM.
+//!
+//! ```text
+//! <work_dir>/qemu/<job id>/
+//!   overlay.qcow2     the job's disk: a qcow2 overlay over the image's read-only layers
+//!   qemu.pid          QEMU's pid (-pidfile)
+//!   qmp.sock          the QMP control socket (under a private temporary directory when
+//!                     this path would be too long for a socket address)
+//! ```
+//!
+//! - The image's blobs stay read-only where the image source verified them (a local store, or
+//!   the cache, pinned while the job runs); QEMU opens them read-only through `-blockdev`,
+//!   each layer naming the one below, so the names in the images' headers are only checked
+//!   (`qemu-img info --backing-chain`), never followed.
+//! - QEMU starts paused (`-S`) in its own process group with an empty environment (`PATH`
+//!   only); nothing of the job's parameters is on its command line. Once QMP answers, the
+//!   host is `Ready` and the guest runs (`cont`). The serial console (QEMU's standard output)
+//!   is the job's console (`stdout`); QEMU's own messages are its `stderr`.
+//! - A guest that powers off ends the host ([`HostEvent::PoweredOff`]); QEMU failing ends it
+//!   with [`HostEvent::Exited`].
+//! - Stop: `system_powerdown` over QMP, then SIGKILL to QEMU's process group after
+//!   `stop_grace_s`; the job directory (overlay included) is removed.
+//! - At start, [`HostDriver::cleanup_leftovers`] kills every QEMU whose command line names a
+//!   path under `<work_dir>/qemu/` (a crashed earlier run) and removes the job directories.
+
+pub mod accel;
+pub mod image;
+pub mod qmp;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use paddock_core::protocol::ConsoleStream;
+use tokio::io::AsyncReadExt;
+use tokio::process::Command;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use super::local::{make_private_dir, pump, remove_dir};
+use super::{EventSink, Host, HostDriver, HostError, HostEvent, HostJob};
+use crate::config::{Accel, QemuDriverConfig};
+use qmp::Qmp;
+
+/// Longest path a Unix socket address can hold, less a margin.
+const MAX_SOCKET_PATH: usize = 100;
+/// How much of QEMU's own error output is kept for messages.
+const STDERR_TAIL: usize = 4096;
+/// How long a QMP command may take.
+const QMP_TIMEOUT: Duration = Duration::from_secs(5);
+const POLL: Duration = Duration::from_millis(20);
+
+#[derive(Debug)]
+pub struct QemuDriver {
+    config: QemuDriverConfig,
+    /// `kvm` or `tcg`, resolved from `auto` at creation.
+    accel: Accel,
+    vms_dir: PathBuf,
+    sockets_dir: PathBuf,
+}
+
+impl QemuDriver {
+    /// Creates `work_dir/qemu` and resolves the accelerator (`auto` runs a bounded probe and
+    /// logs its choice).
+    pub async fn new(config: QemuDriverConfig, work_dir: &Path) -> Result<QemuDriver, HostError> {
+        let work_dir = std::path::absolute(work_dir)
+            .map_err(HostError::io(format!("resolving {}", work_dir.display())))?;
+        let vms_dir = work_dir.join("qemu");
+        make_private_dir(&vms_dir)?;
+        let mut sockets_dir = work_dir.join("qemu-sockets");
+        // A socket is `<dir>/<32 hex>.qmp`.
+        if sockets_dir.as_os_str().len() + 38 > MAX_SOCKET_PATH {
+            sockets_dir = std::env::temp_dir().join(format!(
+                "paddock-qmp-{}-{:08x}",
+                std::process::id(),
+                rand::random::<u32>()
+            ));
+        }
+        make_private_dir(&sockets_dir)?;
+        let accel = accel::choose(config.accel, &config.qemu, &config.machine).await;
+        Ok(QemuDriver {
+            config,
+            accel,
+            vms_dir,
+            sockets_dir,
+        })
+    }
+
+    /// The accelerator in use (`kvm` or `tcg`).
+    pub fn accel(&self) -> Accel {
+        self.accel
+    }
+
+    pub fn job_dir(&self, job: &paddock_core::JobId) -> PathBuf {
+        self.vms_dir.join(job.to_string())
+    }
+
+    fn socket_path(&self, job: &paddock_core::JobId) -> PathBuf {
+        self.sockets_dir
+            .join(format!("{}.qmp", job.to_string().replace('-', "")))
+    }
+}
+
+/// Kills (SIGKILL, with its process group when it leads one) every process whose command line
+/// has an argument under `dir`: the QEMUs of a crashed earlier run. Returns how many.
+/// Blocking (reads `/proc`).
+pub fn kill_processes_using(dir: &Path) -> usize {
+    let mut prefix = dir.as_os_str().as_encoded_bytes().to_vec();
+    prefix.push(b'/');
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut hit = 0;
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid as u32 == me {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let names_dir = cmdline.split(|b| *b == 0).any(|arg| {
+            // `-pidfile /…/qemu/<job>/qemu.pid`, or inside a `-blockdev` JSON argument.
+            arg.windows(prefix.len()).any(|w| w == prefix.as_slice())
+        });
+        if !names_dir {
+            continue;
+        }
+        let p = Pid::from_raw(pid);
+        let leads_group = nix::unistd::getpgid(Some(p)).ok() == Some(p);
+        let killed = if leads_group {
+            killpg(p, Signal::SIGKILL).is_ok()
+        } else {
+            kill(p, Signal::SIGKILL).is_ok()
+        };
+        if killed {
+            hit += 1;
+        }
+    }
+    hit
+}
+
+impl HostDriver for QemuDriver {
+    type Host = QemuHost;
+
+    fn name(&self) -> &'static str {
+        "qemu"
+    }
+
+    async fn start(&self, job: HostJob, events: EventSink) -> Result<QemuHost, HostError> {
+        let dir = self.job_dir(&job.job_id);
+        let socket = self.socket_path(&job.job_id);
+        let mut started: Option<Started> = None;
+        let r = self
+            .prepare_and_spawn(&job, &dir, &socket, events, &mut started)
+            .await;
+        match r {
+            Ok(host) => Ok(host),
+            Err(e) => {
+                if let Some(s) = started.take() {
+                    kill_and_wait(s.pgid, &s.running, s.monitor).await;
+                }
+                let _ = std::fs::remove_file(&socket);
+                remove_dir(&dir).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn cleanup_leftovers(&self) {
+        let dir = self.vms_dir.clone();
+        let killed = tokio::task::spawn_blocking(move || kill_processes_using(&dir))
+            .await
+            .unwrap_or(0);
+        if killed > 0 {
+            tracing::warn!(killed, "killed the QEMU processes of an earlier run");
+            // Give the killed processes a moment to release their files.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if let Ok(entries) = std::fs::read_dir(&self.vms_dir) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                tracing::warn!(
+                    job.id = %name,
+                    "removing the VM leftovers (overlay, sockets) of a job from an earlier run"
+                );
+                remove_dir(&e.path()).await;
+            }
+        }
+        if let Ok(entries) = std::fs::read_dir(&self.sockets_dir) {
+            for e in entries.flatten() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+/// A QEMU process that was spawned (for the clean-up of a failed start).
+struct Started {
+    pgid: i32,
+    running: Arc<AtomicBool>,
+    monitor: JoinHandle<()>,
+}
+
+async fn kill_and_wait(pgid: i32, running: &AtomicBool, monitor: JoinHandle<()>) {
+    if pgid > 1 {
+        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(10), monitor).await;
+    running.store(false, Ordering::SeqCst);
+}
+
+/// Reads QEMU's standard error: forwarded as console `stderr`, and its tail kept for messages.
+async fn stderr_pump(
+    mut r: tokio::process::ChildStderr,
+    tail: Arc<Mutex<String>>,
+    events: EventSink,
+) {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        {
+            let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
+            t.push_str(&text);
+            if t.len() > STDERR_TAIL {
+                let mut cut = t.len() - STDERR_TAIL;
+                while !t.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                t.drain(..cut);
+            }
+        }
+        // The job may be gone (a failed start): the tail is what matters then.
+        let _ = events.try_send(HostEvent::Console {
+            stream: ConsoleStream::Stderr,
+            data: text,
+        });
+    }
+}
+
+fn tail_of(tail: &Mutex<String>) -> String {
+    tail.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .trim()
+        .to_string()
+}
+
+impl QemuDriver {
+    fn qemu_args(
+        &self,
+        job: &HostJob,
+        dir: &Path,
+        socket: &Path,
+        plan: &image::BootPlan,
+        disk: Option<(&[image::CheckedLayer], &Path)>,
+    ) -> Vec<String> {
+        let c = &self.config;
+        let mut a: Vec<String> = vec![
+            "-name".into(),
+            format!("paddock-job-{}", job.job_id),
+            "-machine".into(),
+            c.machine.clone(),
+            "-accel".into(),
+            self.accel.as_str().into(),
+            "-smp".into(),
+            c.cpus.to_string(),
+            "-m".into(),
+            c.memory_mib.to_string(),
+            "-nodefaults".into(),
+            "-no-user-config".into(),
+            "-display".into(),
+            "none".into(),
+            "-S".into(),
+            "-chardev".into(),
+            "stdio,id=console,signal=off".into(),
+            "-serial".into(),
+            "chardev:console".into(),
+            "-qmp".into(),
+            // A comma in a QEMU option value is written twice.
+            format!(
+                "unix:{},server=on,wait=off",
+                socket.display().to_string().replace(',', ",,")
+            ),
+            "-pidfile".into(),
+            dir.join("qemu.pid").display().to_string(),
+        ];
+        if let Some(k) = &plan.kernel {
+            a.push("-kernel".into());
+            a.push(k.display().to_string());
+        }
+        if let Some(i) = &plan.initrd {
+            a.push("-initrd".into());
+            a.push(i.display().to_string());
+        }
+        if let Some(cmdline) = &plan.cmdline {
+            a.push("-append".into());
+            a.push(cmdline.clone());
+        }
+        if let Some((layers, overlay)) = disk {
+            a.extend(image::blockdev_args(layers, overlay));
+        }
+        a.extend(c.extra_args.iter().cloned());
+        a
+    }
+
+    async fn prepare_and_spawn(
+        &self,
+        job: &HostJob,
+        dir: &Path,
+        socket: &Path,
+        events: EventSink,
+        started: &mut Option<Started>,
+    ) -> Result<QemuHost, HostError> {
+        let mut plan = image::plan(job)?;
+        for l in &mut plan.disk {
+            l.path = std::path::absolute(&l.path)
+                .map_err(HostError::io(format!("resolving {}", l.path.display())))?;
+        }
+        remove_dir(dir).await;
+        make_private_dir(dir)?;
+        let _ = std::fs::remove_file(socket);
+
+        let overlay = dir.join("overlay.qcow2");
+        let mut checked = Vec::new();
+        if !plan.disk.is_empty() {
+            let (layers, size) = image::check_chain(&self.config.qemu_img, &plan.disk)
+                .await
+                .map_err(|e| HostError::Image(format!("image {}: {e}", job.image.id)))?;
+            image::create_overlay(&self.config.qemu_img, &layers[0], size, &overlay)
+                .await
+                .map_err(HostError::Other)?;
+            checked = layers;
+        }
+        let disk = (!checked.is_empty()).then_some((checked.as_slice(), overlay.as_path()));
+        let args = self.qemu_args(job, dir, socket, &plan, disk);
+        tracing::debug!(qemu = %self.config.qemu, ?args, "starting QEMU");
+
+        let mut child = Command::new(&self.config.qemu)
+            .args(&args)
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| HostError::Other(format!("starting {}: {e}", self.config.qemu)))?;
+        let pgid = child.id().map(|p| p as i32).unwrap_or(0);
+        let running = Arc::new(AtomicBool::new(true));
+        let (exited_tx, mut exited) = watch::channel(false);
+        let tail = Arc::new(Mutex::new(String::new()));
+        let console = child
+            .stdout
+            .take()
+            .map(|o| tokio::spawn(pump(Box::new(o), ConsoleStream::Stdout, events.clone())));
+        let errors = child
+            .stderr
+            .take()
+            .map(|e| tokio::spawn(stderr_pump(e, tail.clone(), events.clone())));
+        let monitor = tokio::spawn(
+            {
+                let running = running.clone();
+                let tail = tail.clone();
+                let events = events.clone();
+                async move {
+                    let status = child.wait().await;
+                    running.store(false, Ordering::SeqCst);
+                    exited_tx.send_replace(true);
+                    for h in [console, errors].into_iter().flatten() {
+                        let _ = tokio::time::timeout(Duration::from_secs(5), h).await;
+                    }
+                    let ev = match status {
+                        Ok(s) if s.success() => HostEvent::PoweredOff {
+                            detail: "the VM powered off".into(),
+                        },
+                        Ok(s) => HostEvent::Exited {
+                            code: None,
+                            detail: format!("QEMU ended ({s}): {}", tail_of(&tail)),
+                        },
+                        Err(e) => HostEvent::Exited {
+                            code: None,
+                            detail: format!("waiting for QEMU: {e}"),
+                        },
+                    };
+                    tracing::info!(?ev, "QEMU ended");
+                    let _ = events.send(ev).await;
+                }
+            }
+            .in_current_span(),
+        );
+        *started = Some(Started {
+            pgid,
+            running: running.clone(),
+            monitor,
+        });
+
+        // QMP answers once QEMU has set the machine up (paused).
+        let deadline = Instant::now() + Duration::from_secs(self.config.boot_timeout_s);
+        let mut qmp = loop {
+            if *exited.borrow_and_update() {
+                // Let the error pump finish its last read.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                return Err(HostError::Other(format!(
+                    "QEMU ended while starting: {}",
+                    tail_of(&tail)
+                )));
+            }
+            if Instant::now() >= deadline {
+                return Err(HostError::Other(format!(
+                    "QEMU's QMP socket did not answer within boot_timeout_s = {}",
+                    self.config.boot_timeout_s
+                )));
+            }
+            if socket.exists() {
+                match tokio::time::timeout(QMP_TIMEOUT, Qmp::connect(socket)).await {
+                    Ok(Ok(q)) => break q,
+                    Ok(Err(e)) => tracing::debug!(error = %e, "QMP not ready yet"),
+                    Err(_) => tracing::debug!("QMP handshake timed out; retrying"),
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => {}
+                _ = exited.changed() => {}
+            }
+        };
+        // Ready before the guest runs: the guest's first output and its end come after.
+        let _ = events.send(HostEvent::Ready).await;
+        match tokio::time::timeout(QMP_TIMEOUT, qmp.execute("cont")).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(HostError::Other(format!("starting the guest: {e}"))),
+            Err(_) => return Err(HostError::Other("QMP cont timed out".into())),
+        }
+        tracing::info!(
+            pid = pgid,
+            accel = self.accel.as_str(),
+            disk_layers = checked.len(),
+            "VM started"
+        );
+        let Some(s) = started.take() else {
+            return Err(HostError::Other("lost the QEMU process".into()));
+        };
+        Ok(QemuHost {
+            dir: dir.to_path_buf(),
+            socket: socket.to_path_buf(),
+            pid: s.pgid,
+            grace: Duration::from_secs(self.config.stop_grace_s),
+            running: s.running,
+            monitor: Some(s.monitor),
+            qmp: Some(qmp),
+        })
+    }
+}
+
+/// A running (or finished) VM.
+#[derive(Debug)]
+pub struct QemuHost {
+    dir: PathBuf,
+    socket: PathBuf,
+    pid: i32,
+    grace: Duration,
+    running: Arc<AtomicBool>,
+    monitor: Option<JoinHandle<()>>,
+    qmp: Option<Qmp>,
+}
+
+impl QemuHost {
+    /// QEMU's process id (also its process group).
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    async fn wait_gone(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while self.running.load(Ordering::SeqCst) {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        true
+    }
+}
+
+impl Host for QemuHost {
+    async fn stop(&mut self) -> Result<(), HostError> {
+        if self.running.load(Ordering::SeqCst) {
+            let asked = match self.qmp.as_mut() {
+                Some(q) => {
+                    match tokio::time::timeout(QMP_TIMEOUT, q.execute("system_powerdown")).await {
+                        Ok(Ok(_)) => true,
+                        Ok(Err(e)) => {
+                            tracing::warn!(error = %e, "QMP system_powerdown");
+                            false
+                        }
+                        Err(_) => {
+                            tracing::warn!("QMP system_powerdown timed out");
+                            false
+                        }
+                    }
+                }
+                None => false,
+            };
+            let gone = asked && self.wait_gone(self.grace).await;
+            if gone {
+                tracing::info!("the guest powered off when asked");
+            } else {
+                tracing::info!(
+                    grace_s = self.grace.as_secs(),
+                    "the VM is still running after the power-down request; killing QEMU"
+                );
+                let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
+                if !self.wait_gone(Duration::from_secs(10)).await {
+                    tracing::warn!(pid = self.pid, "QEMU outlived SIGKILL");
+                }
+            }
+        }
+        self.qmp.take();
+        if let Some(m) = self.monitor.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), m).await;
+        }
+        let _ = std::fs::remove_file(&self.socket);
+        remove_dir(&self.dir).await;
+        Ok(())
+    }
+
+    fn is_running(&self) -> bool {
+        self.running.load(Ordering::SeqCst)
+    }
+}

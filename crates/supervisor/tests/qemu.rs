@@ -1,0 +1,558 @@
+//! The QEMU driver with real QEMU under TCG and a real Debian kernel (see `support/guest.rs`).
+//! Each VM test boots the small test guest in a few seconds; they run in parallel.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::expect_used,
+    clippy::result_large_err
+)]
+
+mod support {
+    pub mod guest;
+}
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use paddock_core::JobId;
+use paddock_core::manifest::sha256_id;
+use paddock_imagestore::{LocalStore, VerifiedImage};
+use paddock_supervisor::config::{Accel, QemuDriverConfig};
+use paddock_supervisor::driver::qemu::image::{
+    ATTR_CMDLINE, ATTR_INITRD, ATTR_KERNEL, ATTR_LAYERED_HEAD, ATTR_LAYERED_LOWER,
+};
+use paddock_supervisor::driver::qemu::{QemuDriver, accel};
+use paddock_supervisor::driver::{Host, HostDriver, HostError, HostEvent, HostJob};
+use support::guest::{self, CMDLINE, Guest, MARKER};
+use tokio::sync::mpsc;
+
+type Blob<'a> = (&'a str, &'a Path, &'a [(&'a str, &'a str)]);
+
+/// Puts the blobs and a manifest with `attrs` into the store; the verified image.
+fn image(store: &Path, label: &str, attrs: &[(&str, &str)], blobs: &[Blob]) -> VerifiedImage {
+    let s = LocalStore::new(store);
+    let mut m = format!(
+        "manifest_version = 0\nmanifest_extensions = [\"org.tockos.treadmill.manifest-ext.base\"]\n\
+         \"org.tockos.treadmill.manifest-ext.base.label\" = \"{label}\"\n\
+         \"org.tockos.treadmill.manifest-ext.base.revision\" = 1\n\
+         \"org.tockos.treadmill.manifest-ext.base.description\" = \"qemu test\"\n\n\
+         [\"org.tockos.treadmill.manifest-ext.base.attrs\"]\n"
+    );
+    for (k, v) in attrs {
+        m.push_str(&format!("{k:?} = {v:?}\n"));
+    }
+    for (name, path, battrs) in blobs {
+        let (d, size) = s.put_blob_file(path).unwrap();
+        m.push_str(&format!(
+            "\n[\"org.tockos.treadmill.manifest-ext.base.blobs\".{name}]\n\
+             \"org.tockos.treadmill.manifest-ext.base.sha256-digest\" = \"{d}\"\n\
+             \"org.tockos.treadmill.manifest-ext.base.size\" = {size}\n\
+             [\"org.tockos.treadmill.manifest-ext.base.blobs\".{name}.\"org.tockos.treadmill.manifest-ext.base.attrs\"]\n"
+        ));
+        for (k, v) in *battrs {
+            m.push_str(&format!("{k:?} = {v:?}\n"));
+        }
+    }
+    let id = s.put_manifest(m.as_bytes()).unwrap();
+    s.verified_image(&id).unwrap()
+}
+
+fn config() -> QemuDriverConfig {
+    QemuDriverConfig {
+        accel: Accel::Tcg,
+        memory_mib: 256,
+        stop_grace_s: 2,
+        boot_timeout_s: 60,
+        ..QemuDriverConfig::default()
+    }
+}
+
+fn job(image: VerifiedImage) -> HostJob {
+    HostJob {
+        job_id: JobId::new(),
+        supervisor_id: None,
+        image,
+        parameters: BTreeMap::new(),
+        ssh_keys: vec![],
+    }
+}
+
+fn direct_attrs(cmdline: &str) -> Vec<(&str, &str)> {
+    vec![
+        (ATTR_KERNEL, "kernel"),
+        (ATTR_INITRD, "initrd"),
+        (ATTR_CMDLINE, cmdline),
+    ]
+}
+
+fn direct_blobs(g: &Guest) -> Vec<Blob<'_>> {
+    vec![("kernel", &g.kernel, &[]), ("initrd", &g.initrd, &[])]
+}
+
+/// Collects events until the host ends (or `limit` passes); the console text and the end.
+async fn until_end(
+    rx: &mut mpsc::Receiver<HostEvent>,
+    limit: Duration,
+) -> (String, Option<HostEvent>, bool) {
+    let mut console = String::new();
+    let mut ready = false;
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(HostEvent::Console { data, .. })) => console.push_str(&data),
+            Ok(Some(HostEvent::Ready)) => ready = true,
+            Ok(Some(e @ (HostEvent::PoweredOff { .. } | HostEvent::Exited { .. }))) => {
+                return (console, Some(e), ready);
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => return (console, None, ready),
+        }
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    paddock_supervisor::driver::process_group::process_running(pid)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_boot_streams_the_console_and_a_guest_power_off_ends_the_host() {
+    let Some(g) = guest::guest("direct_boot") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let img = image(
+        &dir.path().join("store"),
+        "direct",
+        &direct_attrs(CMDLINE),
+        &direct_blobs(&g),
+    );
+    let driver = QemuDriver::new(config(), &dir.path().join("work"))
+        .await
+        .unwrap();
+    let job = job(img);
+    let id = job.job_id;
+    let (tx, mut rx) = mpsc::channel(64);
+    let t = Instant::now();
+    let mut host = driver.start(job, tx).await.unwrap();
+    let pid = host.pid();
+    let (console, end, ready) = until_end(&mut rx, Duration::from_secs(90)).await;
+    eprintln!("guest booted and powered off in {:?}", t.elapsed());
+    assert!(ready, "Ready came first");
+    assert!(console.contains(MARKER), "console: {console}");
+    assert!(
+        matches!(end, Some(HostEvent::PoweredOff { .. })),
+        "{end:?}; console: {console}"
+    );
+    assert!(!host.is_running());
+    host.stop().await.unwrap();
+    assert!(!alive(pid));
+    assert!(!driver.job_dir(&id).exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layered_image_with_relative_backing_names_runs_over_its_own_overlay() {
+    let Some(g) = guest::guest("layered") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    // The lower layer in the store first, then the head naming it relative to the head's own
+    // place in the book's layout (blobs/aa/bb/cc/<sha256>).
+    let lower = dir.path().join("lower.qcow2");
+    qemu_img(&["create", "-q", "-f", "qcow2", path(&lower), "64M"]);
+    let (ld, _) = LocalStore::new(&store).put_blob_file(&lower).unwrap();
+    let h = ld.to_string();
+    let rel = format!("../../../{}/{}/{}/{h}", &h[0..2], &h[2..4], &h[4..6]);
+    let head = dir.path().join("head.qcow2");
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-u",
+        "-F",
+        "qcow2",
+        "-b",
+        &rel,
+        path(&head),
+        "64M",
+    ]);
+    let mut attrs = direct_attrs(CMDLINE);
+    attrs.push((ATTR_LAYERED_HEAD, "layer-1"));
+    let mut blobs = direct_blobs(&g);
+    blobs.push(("layer-0", &lower, &[]));
+    blobs.push(("layer-1", &head, &[(ATTR_LAYERED_LOWER, "layer-0")]));
+    let img = image(&store, "layered", &attrs, &blobs);
+    let id = img.id.clone();
+    let driver = QemuDriver::new(config(), &dir.path().join("work"))
+        .await
+        .unwrap();
+    let job = job(img);
+    let jid = job.job_id;
+    let (tx, mut rx) = mpsc::channel(64);
+    let mut host = driver.start(job, tx).await.unwrap();
+    let overlay = driver.job_dir(&jid).join("overlay.qcow2");
+    let info = qemu_img(&["info", "-U", "--output=json", path(&overlay)]);
+    assert!(
+        info.contains("\"backing-filename-format\": \"qcow2\""),
+        "{info}"
+    );
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", host.pid())).unwrap();
+    assert!(
+        String::from_utf8_lossy(&cmdline).contains("\"read-only\":true"),
+        "the layers are opened read-only"
+    );
+    let (console, end, _) = until_end(&mut rx, Duration::from_secs(90)).await;
+    assert!(console.contains(MARKER), "console: {console}");
+    assert!(matches!(end, Some(HostEvent::PoweredOff { .. })), "{end:?}");
+    host.stop().await.unwrap();
+    assert!(
+        !overlay.exists(),
+        "the overlay is removed when the job ends"
+    );
+    assert!(!driver.job_dir(&jid).exists());
+    // The layers are unchanged.
+    LocalStore::new(&store).verified_image(&id).unwrap();
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn qemu_img(args: &[&str]) -> String {
+    let out = std::process::Command::new("qemu-img")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "qemu-img {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_the_driver_cannot_run_is_refused_leaving_nothing() {
+    let Some(g) = guest::guest("bad_manifest") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let lower = dir.path().join("lower.qcow2");
+    qemu_img(&["create", "-q", "-f", "qcow2", path(&lower), "16M"]);
+    // A head whose backing name leads nowhere.
+    let dangling = dir.path().join("dangling.qcow2");
+    let nowhere = format!("../../../00/00/00/{}", sha256_id(b"nothing"));
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-u",
+        "-F",
+        "qcow2",
+        "-b",
+        &nowhere,
+        path(&dangling),
+        "16M",
+    ]);
+    // A head backed by a file of the machine rather than by its lower layer.
+    let foreign = dir.path().join("foreign.qcow2");
+    let other = dir.path().join("other.qcow2");
+    qemu_img(&["create", "-q", "-f", "qcow2", path(&other), "16M"]);
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-F",
+        "qcow2",
+        "-b",
+        path(&other),
+        path(&foreign),
+        "16M",
+    ]);
+    let lower_attr: &[(&str, &str)] = &[(ATTR_LAYERED_LOWER, "layer-0")];
+    let cases: Vec<(&str, VerifiedImage, &str)> = vec![
+        (
+            "not a qemu image",
+            image(&store, "plain", &[], &[("workload", &g.initrd, &[])]),
+            "not a QEMU image",
+        ),
+        (
+            "head names a missing blob",
+            image(
+                &store,
+                "missing",
+                &[(ATTR_LAYERED_HEAD, "layer-9")],
+                &[("layer-0", &lower, &[])],
+            ),
+            "layer-9",
+        ),
+        (
+            "broken chain",
+            image(
+                &store,
+                "dangling",
+                &[(ATTR_LAYERED_HEAD, "layer-1")],
+                &[("layer-0", &lower, &[]), ("layer-1", &dangling, lower_attr)],
+            ),
+            "backing chain",
+        ),
+        (
+            "chain through a foreign file",
+            image(
+                &store,
+                "foreign",
+                &[(ATTR_LAYERED_HEAD, "layer-1")],
+                &[("layer-0", &lower, &[]), ("layer-1", &foreign, lower_attr)],
+            ),
+            "not blob \"layer-0\"",
+        ),
+        (
+            "manifest names a lower layer the head lacks",
+            image(
+                &store,
+                "short",
+                &[(ATTR_LAYERED_HEAD, "layer-1")],
+                &[("layer-0", &lower, &[]), ("layer-1", &other, lower_attr)],
+            ),
+            "1 layer(s), the manifest names 2",
+        ),
+    ];
+    let driver = QemuDriver::new(config(), &dir.path().join("work"))
+        .await
+        .unwrap();
+    for (what, img, expect) in cases {
+        let job = job(img);
+        let jid = job.job_id;
+        let (tx, _rx) = mpsc::channel(64);
+        let e = match driver.start(job, tx).await {
+            Ok(_) => panic!("{what}: started"),
+            Err(e) => e,
+        };
+        assert!(matches!(e, HostError::Image(_)), "{what}: {e:?}");
+        assert!(e.to_string().contains(expect), "{what}: {e}");
+        assert!(!driver.job_dir(&jid).exists(), "{what}: left its directory");
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("work/qemu"))
+        .unwrap()
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_during_boot_powers_down_then_kills_within_the_grace() {
+    let Some(g) = guest::guest("stop_during_boot") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cmdline = format!("{CMDLINE} paddock.test=sleep");
+    let img = image(
+        &dir.path().join("store"),
+        "sleeper",
+        &direct_attrs(&cmdline),
+        &direct_blobs(&g),
+    );
+    let driver = QemuDriver::new(config(), &dir.path().join("work"))
+        .await
+        .unwrap();
+    let job = job(img);
+    let jid = job.job_id;
+    let (tx, _rx) = mpsc::channel(1024);
+    let mut host = driver.start(job, tx).await.unwrap();
+    let pid = host.pid();
+    assert!(alive(pid));
+    let t = Instant::now();
+    host.stop().await.unwrap();
+    let took = t.elapsed();
+    eprintln!("stop took {took:?}");
+    // The booting guest ignores the power-down request: killed after the 2 s grace.
+    assert!(took < Duration::from_secs(2 + 3), "{took:?}");
+    assert!(!alive(pid), "QEMU {pid} is still there");
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    assert!(!driver.job_dir(&jid).exists());
+    host.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leftovers_of_a_crashed_run_are_killed_and_removed() {
+    let Some(g) = guest::guest("leftovers") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cmdline = format!("{CMDLINE} paddock.test=sleep");
+    let img = image(
+        &dir.path().join("store"),
+        "sleeper",
+        &direct_attrs(&cmdline),
+        &direct_blobs(&g),
+    );
+    let work = dir.path().join("work");
+    let first = QemuDriver::new(config(), &work).await.unwrap();
+    let job = job(img);
+    let jid = job.job_id;
+    let (tx, _rx) = mpsc::channel(1024);
+    let mut host = first.start(job, tx).await.unwrap();
+    let pid = host.pid();
+    // A new supervisor on the same work directory, as after a kill -9 of the first.
+    let second = QemuDriver::new(config(), &work).await.unwrap();
+    second.cleanup_leftovers().await;
+    for _ in 0..100 {
+        if !alive(pid) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!alive(pid), "QEMU {pid} survived the clean-up");
+    assert!(!second.job_dir(&jid).exists());
+    host.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_kvm_probe_ends_within_its_bound() {
+    if !guest::have("qemu-system-x86_64") {
+        eprintln!("SKIPPED the_kvm_probe_ends_within_its_bound: no qemu-system-x86_64");
+        return;
+    }
+    let t = Instant::now();
+    let chosen = accel::choose(Accel::Auto, "qemu-system-x86_64", "q35").await;
+    let took = t.elapsed();
+    eprintln!("accel auto chose {} in {took:?}", chosen.as_str());
+    assert!(matches!(chosen, Accel::Kvm | Accel::Tcg));
+    assert!(
+        took < accel::PROBE_TIMEOUT + Duration::from_secs(3),
+        "{took:?}"
+    );
+    // A QEMU that does not exist falls back at once.
+    let t = Instant::now();
+    assert_eq!(
+        accel::choose(Accel::Auto, "/nonexistent/qemu", "q35").await,
+        Accel::Tcg
+    );
+    assert!(t.elapsed() < Duration::from_secs(2));
+}
+
+/// The whole supervisor with the QEMU driver against a scripted switchboard peer on a real
+/// WebSocket: a guest that powers off without a puppet report ends the job
+/// `workload_finished_unknown`, its console reaching the switchboard first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_powering_off_without_a_report_ends_the_job_workload_finished_unknown() {
+    use futures_util::{SinkExt, StreamExt};
+    use paddock_core::protocol::{StartJob, SupervisorMessage, SwitchboardMessage};
+    use paddock_core::{ExecutionState, ExitStatus, SupervisorId};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+
+    let Some(g) = guest::guest("job_outcome") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let img = image(&store, "direct", &direct_attrs(CMDLINE), &direct_blobs(&g));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sup_id = SupervisorId::new();
+    let settings = paddock_supervisor::Settings {
+        link: paddock_supervisor::connection::LinkSettings {
+            switchboard_url: format!("http://{addr}"),
+            token: "pds_test".into(),
+            supervisor_id: Some(sup_id),
+            reconnect_min: Duration::from_millis(50),
+            reconnect_max: Duration::from_millis(200),
+            console_budget: paddock_supervisor::connection::CONSOLE_BUDGET,
+        },
+        stores: vec![store.clone()],
+        urls: Vec::new(),
+        cache_dir: dir.path().join("cache"),
+        cache_max_bytes: 1 << 30,
+    };
+    let work = dir.path().join("work");
+    let driver = QemuDriver::new(config(), &work).await.unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let supervisor = tokio::spawn(paddock_supervisor::run(settings, driver, stop_rx, None));
+
+    let (tcp, _) = tokio::time::timeout(Duration::from_secs(20), listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let callback = |_: &Request, mut resp: Response| {
+        resp.headers_mut()
+            .insert("sec-websocket-protocol", "paddock.v1".parse().unwrap());
+        Ok(resp)
+    };
+    let mut ws = tokio_tungstenite::accept_hdr_async(tcp, callback)
+        .await
+        .unwrap();
+    let send = |m: SwitchboardMessage| Message::Text(serde_json::to_string(&m).unwrap().into());
+    ws.send(send(SwitchboardMessage::Welcome {
+        supervisor_id: sup_id,
+        heartbeat_interval_s: 60,
+    }))
+    .await
+    .unwrap();
+    let job = JobId::new();
+    ws.send(send(SwitchboardMessage::StartJob(StartJob {
+        job_id: job,
+        image_id: img.id.clone(),
+        parameters: Default::default(),
+        ssh_keys: vec![],
+        timeout_s: 120,
+    })))
+    .await
+    .unwrap();
+    let mut states = Vec::new();
+    let mut console = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let frame = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("the job did not end")
+            .unwrap()
+            .unwrap();
+        let Message::Text(t) = frame else { continue };
+        match serde_json::from_str::<SupervisorMessage>(t.as_str()).unwrap() {
+            SupervisorMessage::JobState {
+                execution_state,
+                exit_status,
+                message,
+                ..
+            } => {
+                states.push((execution_state, exit_status, message));
+                if execution_state == Some(ExecutionState::Terminated) {
+                    break;
+                }
+            }
+            SupervisorMessage::Console { data, .. } => console.push_str(&data),
+            _ => {}
+        }
+    }
+    let seq: Vec<_> = states.iter().map(|s| s.0).collect();
+    assert_eq!(
+        seq,
+        [
+            Some(ExecutionState::Initializing),
+            Some(ExecutionState::Ready),
+            Some(ExecutionState::Terminating),
+            Some(ExecutionState::Terminated)
+        ],
+        "{states:?}"
+    );
+    assert_eq!(
+        states[2].1,
+        Some(ExitStatus::WorkloadFinishedUnknown),
+        "{states:?}"
+    );
+    assert!(
+        states[2].2.as_deref().unwrap_or("").contains("powered off"),
+        "{states:?}"
+    );
+    assert!(console.contains(MARKER), "{console}");
+    assert!(!work.join("qemu").join(job.to_string()).exists());
+    stop_tx.send_replace(true);
+    drop(ws);
+    let _ = tokio::time::timeout(Duration::from_secs(30), supervisor).await;
+}
