@@ -1,5 +1,5 @@
-//! Naming images: by id, by label (its newest revision) or by `label@revision`; and the JSON
-//! shape of an image in listings (`GET /api/v1/images`, `paddock image list --json`).
+//! Naming images: by id, by label (its newest revision) or by `label@revision`; and a
+//! manifest's JSON as stored (`GET /api/v1/images/{name}`, `paddock image show --json`).
 
 use crate::import::ImageSummary;
 
@@ -30,21 +30,6 @@ pub fn resolve<'a>(images: &'a [ImageSummary], name: &str) -> Option<&'a ImageSu
 pub fn manifest_json(bytes: &[u8]) -> Option<serde_json::Value> {
     let table: toml::Table = toml::from_str(std::str::from_utf8(bytes).ok()?).ok()?;
     serde_json::to_value(table).ok()
-}
-
-/// `problem` is there only for an image that cannot be used (see [`ImageSummary::problem`]).
-pub fn summary_json(i: &ImageSummary) -> serde_json::Value {
-    let mut v = serde_json::json!({
-        "id": i.id.to_string(),
-        "label": i.label,
-        "revision": i.revision,
-        "description": i.description,
-        "size": i.size,
-    });
-    if let Some(p) = &i.problem {
-        v["problem"] = serde_json::Value::String(p.clone());
-    }
-    v
 }
 
 #[cfg(test)]

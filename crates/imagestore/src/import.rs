@@ -62,46 +62,34 @@ pub fn built_image(dir: &Path) -> Option<ImageId> {
         .ok()
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageSummary {
-    pub id: ImageId,
-    pub label: String,
-    pub revision: u64,
-    pub description: String,
-    pub size: u64,
-    /// Why this stored image cannot be used (its manifest does not hash to its name, or is
-    /// not a manifest Paddock reads): it is listed anyway, never hidden, and only its id
-    /// names it. Label, revision and description are then what could be read, if anything.
-    pub problem: Option<String>,
-}
+/// A stored image as listed: the image store API's type.
+pub use paddock_core::api::images::ImageSummary;
 
-impl ImageSummary {
-    /// A stored image that cannot be used: what can be read of its manifest, and why.
-    fn with_problem(id: ImageId, bytes: &[u8], problem: String) -> ImageSummary {
-        let v: Option<toml::Table> = std::str::from_utf8(bytes)
-            .ok()
-            .and_then(|t| toml::from_str(t).ok());
-        let field = |k: &str| {
-            v.as_ref()
-                .and_then(|v| v.get(&format!("{BASE_EXTENSION}.{k}")))
-        };
-        ImageSummary {
-            id,
-            label: field("label")
-                .and_then(|l| l.as_str())
-                .unwrap_or_default()
-                .to_string(),
-            revision: field("revision")
-                .and_then(|r| r.as_integer())
-                .and_then(|r| u64::try_from(r).ok())
-                .unwrap_or(0),
-            description: field("description")
-                .and_then(|d| d.as_str())
-                .unwrap_or_default()
-                .to_string(),
-            size: 0,
-            problem: Some(problem),
-        }
+/// A stored image that cannot be used: what can be read of its manifest, and why.
+fn with_problem(id: ImageId, bytes: &[u8], problem: String) -> ImageSummary {
+    let v: Option<toml::Table> = std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|t| toml::from_str(t).ok());
+    let field = |k: &str| {
+        v.as_ref()
+            .and_then(|v| v.get(&format!("{BASE_EXTENSION}.{k}")))
+    };
+    ImageSummary {
+        id,
+        label: field("label")
+            .and_then(|l| l.as_str())
+            .unwrap_or_default()
+            .to_string(),
+        revision: field("revision")
+            .and_then(|r| r.as_integer())
+            .and_then(|r| u64::try_from(r).ok())
+            .unwrap_or(0),
+        description: field("description")
+            .and_then(|d| d.as_str())
+            .unwrap_or_default()
+            .to_string(),
+        size: 0,
+        problem: Some(problem),
     }
 }
 
@@ -273,7 +261,7 @@ impl LocalStore {
                         };
                         let actual = sha256_id(&bytes);
                         if actual != id {
-                            out.push(ImageSummary::with_problem(
+                            out.push(with_problem(
                                 id,
                                 &bytes,
                                 format!(
@@ -291,7 +279,7 @@ impl LocalStore {
                                 description: m.description,
                                 problem: None,
                             }),
-                            Err(e) => out.push(ImageSummary::with_problem(
+                            Err(e) => out.push(with_problem(
                                 id,
                                 &bytes,
                                 format!("unusable manifest: {e}"),

@@ -1168,3 +1168,82 @@ async fn mirror_progress_reports_every_file_and_byte() {
     assert_eq!(rec.bytes, r.fetched_bytes + 2 * "tampered".len() as u64);
     assert!(r.fetched_bytes > 2_500_000);
 }
+
+/// `StoreClient` reads the image API into `paddock_core::api::images`' types; the server writes
+/// the keys sorted, as it did before the types; a label the API does not know is missing, a
+/// full id is looked for at its store path; a call limit ends a call that gets no answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_client_reads_the_image_api_typed() {
+    use paddock_imagestore::client::{ClientError, Found, StoreClient};
+
+    let (s, id) = serve_image(&[b"hello".to_vec()]).await;
+    let raw = reqwest::get(format!("{}/api/v1/images", s.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let sorted: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(serde_json::to_string(&sorted).unwrap(), raw);
+
+    let client = StoreClient::new(&s.base, None).call_limit(Duration::from_secs(10));
+    let list = client.list().await.unwrap();
+    assert_eq!(serde_json::to_string(&list).unwrap(), raw);
+    assert_eq!(list.images.len(), 1);
+    assert_eq!(list.images[0].id, id);
+    assert_eq!(list.images[0].label, "big");
+    assert_eq!(list.images[0].problem, None);
+
+    let raw_shown = reqwest::get(format!("{}/api/v1/images/big", s.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let shown = client.show("big").await.unwrap();
+    assert_eq!(serde_json::to_string(&shown).unwrap(), raw_shown);
+    assert_eq!(shown.id, id);
+    assert_eq!(shown.summary(), list.images[0]);
+    let blobs = &shown.manifest.as_ref().unwrap()["org.tockos.treadmill.manifest-ext.base.blobs"];
+    assert!(blobs["b0"].is_object(), "{shown:?}");
+
+    match client.find("big@1").await.unwrap() {
+        Found::Shown(s) => assert_eq!(s.id, id),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        client.find("nope").await.unwrap(),
+        Found::Missing { .. }
+    ));
+    let other = sha256_id(b"no such image");
+    match client.find(&other.to_string()).await.unwrap() {
+        Found::ByPath {
+            id,
+            manifest: Ok(None),
+        } => assert_eq!(id, other),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        client.show("nope").await,
+        Err(ClientError::NotFound { .. })
+    ));
+
+    // A server that takes the connection and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((c, _)) = silent.accept().await {
+            conns.push(c);
+        }
+    });
+    let t0 = std::time::Instant::now();
+    let e = StoreClient::new(&format!("http://{addr}"), None)
+        .call_limit(Duration::from_millis(300))
+        .show("big")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ClientError::Http { .. }), "{e}");
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    held.abort();
+}

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use paddock_core::api::images::{ImageShown, ImageSummary};
 use paddock_imagestore::LocalStore;
 use paddock_imagestore::client::StoreClient;
 use paddock_imagestore::import::ImportOptions;
@@ -213,25 +214,20 @@ impl Drop for Scratch {
 }
 
 /// One line per image; an image that cannot be used ends with `PROBLEM: why`.
-fn print_table(images: &[serde_json::Value]) {
-    let text = |v: &serde_json::Value| match v {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Null => String::new(),
-        v => v.to_string(),
-    };
+fn print_table(images: &[ImageSummary]) {
     // A stored image Paddock cannot use is listed with its problem, never hidden.
-    let problems = images.iter().any(|i| i["problem"].is_string());
+    let problems = images.iter().any(|i| i.problem.is_some());
     let rows: Vec<Vec<String>> = images
         .iter()
         .map(|i| {
             let mut row = vec![
-                text(&i["label"]),
-                text(&i["revision"]),
-                text(&i["id"]),
-                text(&i["size"]),
+                i.label.clone(),
+                i.revision.to_string(),
+                i.id.to_string(),
+                i.size.to_string(),
             ];
             if problems {
-                row.push(text(&i["problem"]));
+                row.push(i.problem.clone().unwrap_or_default());
             }
             row
         })
@@ -243,13 +239,10 @@ fn print_table(images: &[serde_json::Value]) {
     print!("{}", super::format_table(&headers, &rows, &[1, 3]));
 }
 
-fn local_list(store: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
-    Ok(LocalStore::new(store)
+fn local_list(store: &Path) -> anyhow::Result<Vec<ImageSummary>> {
+    LocalStore::new(store)
         .list()
-        .with_context(|| format!("reading {}", store.display()))?
-        .iter()
-        .map(paddock_imagestore::catalog::summary_json)
-        .collect())
+        .with_context(|| format!("reading {}", store.display()))
 }
 
 pub async fn run(cmd: ImageCommand) -> anyhow::Result<()> {
@@ -315,12 +308,13 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<()> {
                 return Ok(());
             }
             let label = build.label()?;
-            let next = c.list().await?["images"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|i| i["label"].as_str() == Some(label.as_str()))
-                .filter_map(|i| i["revision"].as_u64())
+            let next = c
+                .list()
+                .await?
+                .images
+                .iter()
+                .filter(|i| i.label == label)
+                .map(|i| i.revision)
                 .max()
                 .map_or(1, |r| r + 1);
             let scratch = Scratch(std::env::temp_dir().join(format!(
@@ -344,14 +338,11 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<()> {
         }
         ImageCommand::List { json, source } => {
             let images = match (&source.store, &source.remote.url) {
-                (None, Some(_)) => client(&source.remote)?.list().await?["images"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default(),
+                (None, Some(_)) => client(&source.remote)?.list().await?.images,
                 (s, _) => local_list(s.as_deref().unwrap_or(Path::new(DEFAULT_STORE)))?,
             };
             if json {
-                super::print_json(&serde_json::Value::Array(images));
+                super::print_json(&serde_json::to_value(&images)?);
             } else {
                 print_table(&images);
             }
@@ -369,30 +360,31 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<()> {
                     if i.problem.is_none() {
                         store.verified_image(&i.id)?;
                     }
-                    let mut v = paddock_imagestore::catalog::summary_json(i);
                     // As stored: every key of the file, none added.
                     let path = paddock_core::manifest::image_path(&i.id);
                     let bytes = paddock_imagestore::regular::read(store.root(), &path)
                         .with_context(|| format!("reading {}", path.display()))?;
-                    if let Some(m) = paddock_imagestore::catalog::manifest_json(&bytes) {
-                        v["manifest"] = m;
-                    }
-                    v
+                    ImageShown::new(
+                        i.clone(),
+                        paddock_imagestore::catalog::manifest_json(&bytes),
+                    )
                 }
             };
             if json {
-                super::print_json(&v);
+                super::print_json(&serde_json::to_value(&v)?);
             } else {
-                println!("id:          {}", v["id"].as_str().unwrap_or(""));
-                println!("label:       {}", v["label"].as_str().unwrap_or(""));
-                println!("revision:    {}", v["revision"]);
-                println!("description: {}", v["description"].as_str().unwrap_or(""));
-                println!("size:        {}", v["size"]);
-                if let Some(p) = v["problem"].as_str() {
+                println!("id:          {}", v.id);
+                println!("label:       {}", v.label);
+                println!("revision:    {}", v.revision);
+                println!("description: {}", v.description);
+                println!("size:        {}", v.size);
+                if let Some(p) = &v.problem {
                     println!("problem:     {p}");
                 }
-                if let Some(blobs) =
-                    v["manifest"]["org.tockos.treadmill.manifest-ext.base.blobs"].as_object()
+                if let Some(blobs) = v
+                    .manifest
+                    .as_ref()
+                    .and_then(|m| m["org.tockos.treadmill.manifest-ext.base.blobs"].as_object())
                 {
                     for (name, b) in blobs {
                         println!(

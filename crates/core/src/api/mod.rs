@@ -1,8 +1,10 @@
-//! Wire types of the switchboard's HTTP API (`/api/v1`), one file per resource.
+//! Wire types of the switchboard's HTTP API (`/api/v1`), one file per resource, and of the
+//! image store server's (`images`).
 
 pub mod auth;
 pub mod deployment;
 pub mod error;
+pub mod images;
 pub mod jobs;
 pub mod supervisors;
 pub mod users;

@@ -25,6 +25,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use paddock_core::api::images::{ImageList, ImageShown};
 use serde::Deserialize;
 
 use crate::catalog;
@@ -132,12 +133,11 @@ async fn list_images(
 ) -> Result<Response, ApiError> {
     let store = srv.store.clone();
     let list = tokio::task::spawn_blocking(move || store.list()).await??;
-    let images: Vec<_> = list
-        .iter()
+    let images = list
+        .into_iter()
         .filter(|i| q.label.as_ref().is_none_or(|l| &i.label == l))
-        .map(catalog::summary_json)
         .collect();
-    Ok(axum::Json(serde_json::json!({ "images": images })).into_response())
+    Ok(axum::Json(ImageList { images }).into_response())
 }
 
 /// One image by id, label (newest revision) or `label@revision`, with its manifest as stored
@@ -149,11 +149,7 @@ async fn show_image(
     let store = srv.store.clone();
     let (summary, manifest) =
         tokio::task::spawn_blocking(move || find_image(&store, &name)).await??;
-    let mut v = catalog::summary_json(&summary);
-    if let Some(m) = manifest {
-        v["manifest"] = m;
-    }
-    Ok(axum::Json(v).into_response())
+    Ok(axum::Json(ImageShown::new(summary, manifest)).into_response())
 }
 
 /// The image `name` resolves to, and its manifest as JSON (`None` when it does not parse).

@@ -137,3 +137,89 @@ async fn static_treadmill_store_serves_full_ids(backend: Backend) {
     assert!(v["error"].as_str().unwrap().contains("base.blobs"), "{v}");
 }
 both_backends!(static_treadmill_store_serves_full_ids);
+
+/// A label no store has is a 404 naming the image stores; a store that does not answer is a
+/// 502 naming it; an image a Paddock store holds but cannot use is a 422 with its problem.
+async fn store_answers_become_statuses(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("www");
+    std::fs::create_dir_all(&root).unwrap();
+    let www = static_server(&root).await;
+    let t = TestApp::start_with(backend, |c| c.image_urls = vec![www.base.clone()]).await;
+    let (s, v) = t
+        .enqueue_as(&t.admin.clone(), "board:x", json!({"image": "hello"}))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("no image \"hello\" in the image stores"),
+        "{v}"
+    );
+
+    // Nothing listens on the port of a listener just closed.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let base = format!("http://{closed}");
+    let t = TestApp::start_with(backend, |c| c.image_urls = vec![base.clone()]).await;
+    let (s, v) = t
+        .enqueue_as(&t.admin.clone(), "board:x", json!({"image": "hello"}))
+        .await;
+    assert_eq!(s, StatusCode::BAD_GATEWAY, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("no image store answered: {base}: ")),
+        "{v}"
+    );
+
+    // A Paddock store holding an image whose manifest does not hash to its name.
+    let store = dir.path().join("S");
+    let script = dir.path().join("hello.sh");
+    std::fs::write(&script, "#!/bin/sh\necho hello\n").unwrap();
+    let id = paddock_imagestore::LocalStore::new(&store)
+        .import(
+            &script,
+            &paddock_imagestore::import::ImportOptions {
+                label: "hello".into(),
+                revision: Some(1),
+                description: String::new(),
+                entry_point: None,
+                ready_on_puppet: false,
+            },
+        )
+        .unwrap();
+    let path = store.join(paddock_core::manifest::image_path(&id));
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend_from_slice(b"\n# edited\n");
+    std::fs::write(&path, bytes).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let settings = paddock_imagestore::server::ServerSettings {
+        root: store.clone(),
+        listen: listener.local_addr().unwrap(),
+        max_upload_bytes: 1 << 20,
+    };
+    let base = format!("http://{}", settings.listen);
+    tokio::spawn(async move {
+        let _ =
+            paddock_imagestore::server::serve(&settings, listener, std::future::pending()).await;
+    });
+    let t = TestApp::start_with(backend, |c| c.image_urls = vec![base.clone()]).await;
+    let (s, v) = t
+        .enqueue_as(
+            &t.admin.clone(),
+            "board:x",
+            json!({"image": id.to_string()}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("cannot be used: "),
+        "{v}"
+    );
+}
+both_backends!(store_answers_become_statuses);

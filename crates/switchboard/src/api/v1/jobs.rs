@@ -17,6 +17,7 @@ use paddock_core::protocol::SwitchboardMessage;
 use paddock_core::{
     ExecutionState, ExitStatus, ImageId, JobId, Name, Privilege, TagExpr, Transition,
 };
+use paddock_imagestore::client::{ClientError, Found, StoreClient};
 use serde::Deserialize;
 
 use crate::api::json::{Json, Path, Query};
@@ -39,8 +40,10 @@ fn valid_parameter_name(n: &str) -> bool {
 }
 
 /// The image a job names: with image store servers configured (`image_urls`), the first that
-/// knows it resolves it (an id, a label: its newest revision, or `label@revision`); else with a
-/// local `image_store`, that store does; else it must be an id, taken as it is. An image no
+/// knows it resolves it (an id, a label: its newest revision, or `label@revision`), asked with
+/// the image store's client ([`StoreClient::find`]: a full id its API does not know is read
+/// from its store path, as a plain static Treadmill store serves it); else with a local
+/// `image_store`, that store does; else it must be an id, taken as it is. An image no
 /// configured store has is a 404.
 async fn resolve_image(app: &AppState, image: &str) -> Result<ImageId, ApiError> {
     let not_found = |what: &str| {
@@ -60,46 +63,48 @@ async fn resolve_image(app: &AppState, image: &str) -> Result<ImageId, ApiError>
         let mut errors = Vec::new();
         let mut answered = false;
         for base in &app.config.image_urls {
-            let url = format!("{}/api/v1/images/{image}", base.trim_end_matches('/'));
-            match app
-                .http
-                .get(&url)
-                .timeout(std::time::Duration::from_secs(10))
-                .send()
-                .await
-            {
-                Ok(r) if r.status().is_success() => {
-                    let body = read_bounded(r, MAX_IMAGE_ANSWER)
-                        .await
-                        .map_err(|e| ApiError::Internal(anyhow::anyhow!("{url}: {e}")))?;
-                    let v: serde_json::Value = serde_json::from_slice(&body)
-                        .map_err(|e| ApiError::Internal(anyhow::anyhow!("{url}: {e}")))?;
-                    if let Some(problem) = v["problem"].as_str() {
+            let store =
+                StoreClient::with_http(base, None, app.http.clone()).call_limit(IMAGE_CALL_LIMIT);
+            match store.find(image).await {
+                Ok(Found::Shown(shown)) => {
+                    if let Some(problem) = &shown.problem {
                         return Err(unusable(problem));
                     }
-                    if let Some(id) = v["id"].as_str().and_then(|s| s.parse().ok()) {
+                    return Ok(shown.id);
+                }
+                // A plain static Treadmill store has no API: a full id is read from its
+                // store path, as the supervisors' cache reads it.
+                Ok(Found::ByPath { id, manifest }) => match manifest {
+                    Ok(Some(bytes)) => {
+                        paddock_core::manifest::ImageManifest::parse(&bytes)
+                            .map_err(|e| unusable(&format!("unusable manifest: {e}")))?;
                         return Ok(id);
                     }
-                    errors.push(format!("{base}: no id in the answer"));
-                }
-                Ok(r) if r.status() == StatusCode::NOT_FOUND => {
-                    // A plain static Treadmill store has no API: a full id is read from its
-                    // store path, as the supervisors' cache reads it.
-                    if let Ok(id) = image.parse::<ImageId>() {
-                        match static_image(app, base, &id).await {
-                            Ok(true) => return Ok(id),
-                            Ok(false) => {}
-                            Err(StaticImage::Unusable(problem)) => return Err(unusable(&problem)),
-                            Err(StaticImage::Failed(e)) => {
-                                errors.push(format!("{base}: {e}"));
-                                continue;
-                            }
-                        }
+                    Ok(None) => answered = true,
+                    // A file there that is not that image (unreadable, too large, or hashing
+                    // to another id) is not taken for it.
+                    Err(
+                        e @ (ClientError::WrongManifest { .. }
+                        | ClientError::TooLarge { .. }
+                        | ClientError::Read { .. }),
+                    ) => {
+                        tracing::warn!(error = %e, "a file at an image path is not that image; ignored");
+                        answered = true;
                     }
-                    answered = true;
+                    Err(ClientError::Http { message, .. }) => {
+                        errors.push(format!("{base}: {message}"))
+                    }
+                    Err(e) => errors.push(format!("{base}: {e}")),
+                },
+                Ok(Found::Missing { .. }) => answered = true,
+                Err(ClientError::Status { status, .. }) => {
+                    errors.push(format!("{base}: HTTP {status}"))
                 }
-                Ok(r) => errors.push(format!("{base}: HTTP {}", r.status())),
-                Err(e) => errors.push(format!("{base}: {e}")),
+                Err(ClientError::Http { message, .. }) => errors.push(format!("{base}: {message}")),
+                Err(ClientError::Answer { source, .. }) if source.is_data() => {
+                    errors.push(format!("{base}: no id in the answer"))
+                }
+                Err(e) => return Err(ApiError::Internal(anyhow::anyhow!("{e}"))),
             }
         }
         if answered {
@@ -131,70 +136,8 @@ async fn resolve_image(app: &AppState, image: &str) -> Result<ImageId, ApiError>
     })
 }
 
-/// Why [`static_image`] could not say whether a store has an image.
-enum StaticImage {
-    /// The manifest is there and hashes to its id, but is not an image Paddock can use.
-    Unusable(String),
-    /// The store could not be read.
-    Failed(String),
-}
-
-/// The largest answer read from an image store's `/api/v1/images/{id}` (a summary and its
-/// manifest as stored).
-const MAX_IMAGE_ANSWER: usize = 4 * 1024 * 1024;
-
-/// Reads a response's body, refusing one larger than `max` bytes without reading past it
-/// (announced by its length, or found while reading).
-async fn read_bounded(mut r: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
-    if r.content_length().is_some_and(|n| n > max as u64) {
-        return Err(format!("answer larger than {max} bytes"));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = r.chunk().await.map_err(|e| e.to_string())? {
-        if body.len() + chunk.len() > max {
-            return Err(format!("answer larger than {max} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-/// Reads the manifest of `id` from its store path at `base` (`images/aa/bb/cc/<id>`), as a
-/// static Treadmill store serves it: `true` when it is there, hashes to its id and parses;
-/// `false` when it is not there (404, or a file that is not that manifest).
-async fn static_image(app: &AppState, base: &str, id: &ImageId) -> Result<bool, StaticImage> {
-    /// Largest manifest read (the image store server's limit).
-    const MAX_MANIFEST: usize = 1024 * 1024;
-    let url = format!(
-        "{}/{}",
-        base.trim_end_matches('/'),
-        paddock_core::manifest::image_path(id).display()
-    );
-    let r = app
-        .http
-        .get(&url)
-        .timeout(std::time::Duration::from_secs(10))
-        .send()
-        .await
-        .map_err(|e| StaticImage::Failed(e.to_string()))?;
-    if r.status() == StatusCode::NOT_FOUND {
-        return Ok(false);
-    }
-    if !r.status().is_success() {
-        return Err(StaticImage::Failed(format!("{url}: HTTP {}", r.status())));
-    }
-    let Ok(bytes) = read_bounded(r, MAX_MANIFEST).await else {
-        tracing::warn!(%url, "a file at an image path is not that image (unreadable or too large); ignored");
-        return Ok(false);
-    };
-    if &paddock_core::manifest::sha256_id(&bytes) != id {
-        tracing::warn!(%url, "a file at an image path is not that image; ignored");
-        return Ok(false);
-    }
-    paddock_core::manifest::ImageManifest::parse(&bytes)
-        .map_err(|e| StaticImage::Unusable(format!("unusable manifest: {e}")))?;
-    Ok(true)
-}
+/// The time limit of each call to an image store.
+const IMAGE_CALL_LIMIT: Duration = Duration::from_secs(10);
 
 pub async fn enqueue(
     State(app): State<AppState>,
