@@ -1,6 +1,7 @@
 //! The `paddock-puppet` command line (the binary is installed by paddock-cli): report to the
-//! supervisor from inside a job. Exit codes: 0 the supervisor took it, 1 it refused or could not
-//! be reached, 2 usage.
+//! supervisor from inside a job: over the local driver's socket (`PADDOCK_PUPPET_SOCKET`) or,
+//! inside a VM, the virtio-serial port (`/dev/virtio-ports/org.paddock.puppet.0`). Exit codes:
+//! 0 the supervisor took it, 1 it refused or could not be reached, 2 usage.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,9 +16,10 @@ use paddock_core::puppet::{PuppetRequest, SOCKET_ENV, WorkloadOutcome};
     about = "Report readiness and results of a Paddock job to its supervisor"
 )]
 pub struct Cli {
-    /// The supervisor's puppet socket.
+    /// The supervisor's puppet socket (a Unix socket), or a virtio-serial port (a character
+    /// device). Without it, inside a VM: /dev/virtio-ports/org.paddock.puppet.0.
     #[arg(long, env = SOCKET_ENV)]
-    socket: PathBuf,
+    socket: Option<PathBuf>,
     /// Seconds to wait for the supervisor's answer.
     #[arg(long, default_value_t = 30)]
     timeout: u64,
@@ -49,7 +51,19 @@ pub fn main() -> std::process::ExitCode {
         Command::Exit { outcome, message } => PuppetRequest::Exit { outcome, message },
         Command::Terminate => PuppetRequest::Terminate,
     };
-    match crate::send(&cli.socket, &request, Duration::from_secs(cli.timeout)) {
+    let vm_port = std::path::Path::new(crate::VM_PORT);
+    let socket = match cli.socket {
+        Some(s) => s,
+        None if vm_port.exists() => vm_port.to_path_buf(),
+        None => {
+            eprintln!(
+                "paddock-puppet: no --socket, no {SOCKET_ENV} and no {} (is this a Paddock job?)",
+                crate::VM_PORT
+            );
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match crate::send(&socket, &request, Duration::from_secs(cli.timeout)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // The error and its causes, once each.

@@ -1,16 +1,31 @@
 //! paddock-puppet: the client side of the puppet protocol (`paddock_core::puppet`). A workload
 //! runs `paddock-puppet ready`, `paddock-puppet exit success|error|unknown [--message M]` or
-//! `paddock-puppet terminate`; each sends one request over the supervisor's local socket and
-//! waits for its reply.
+//! `paddock-puppet terminate`; each sends one request to the supervisor and waits for its reply.
+//!
+//! Where the request goes (`--socket` or `PADDOCK_PUPPET_SOCKET`) decides how it travels:
+//! - a Unix socket (the local driver's workloads): one connection per request;
+//! - a character device: a virtio-serial port inside a VM of the QEMU driver,
+//!   `/dev/virtio-ports/org.paddock.puppet.0`. The port is opened read/write, input left over
+//!   from an earlier request (a reply that came after its timeout) is discarded, the request
+//!   line is written (waiting while the supervisor is not yet connected to the port's host
+//!   side) and one reply line is read; the whole within the timeout.
 
 pub mod cli;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use paddock_core::puppet::{PuppetReply, PuppetRequest};
+
+/// The puppet's virtio-serial port inside a VM of the QEMU driver: where `paddock-puppet`
+/// reports when neither `--socket` nor `PADDOCK_PUPPET_SOCKET` names a place.
+pub const VM_PORT: &str = "/dev/virtio-ports/org.paddock.puppet.0";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PuppetError {
@@ -34,8 +49,15 @@ pub enum PuppetError {
     Closed { path: String },
 }
 
-/// Sends one request and waits (up to `timeout`) for the reply.
+/// Longest reply accepted.
+const MAX_REPLY: usize = 64 * 1024;
+
+/// Sends one request and waits (up to `timeout`) for the reply: over a Unix socket, or over a
+/// virtio-serial port when `socket` is a character device (see the crate documentation).
 pub fn send(socket: &Path, request: &PuppetRequest, timeout: Duration) -> Result<(), PuppetError> {
+    if std::fs::metadata(socket).is_ok_and(|m| m.file_type().is_char_device()) {
+        return send_port(socket, request, timeout);
+    }
     let stream = UnixStream::connect(socket).map_err(|source| PuppetError::Connect {
         path: socket.display().to_string(),
         source,
@@ -76,6 +98,10 @@ pub fn send(socket: &Path, request: &PuppetRequest, timeout: Duration) -> Result
         Ok(0) => return Err(PuppetError::Closed { path: path() }),
         Ok(_) => {}
     }
+    parse_reply(&reply)
+}
+
+fn parse_reply(reply: &str) -> Result<(), PuppetError> {
     match serde_json::from_str::<PuppetReply>(reply.trim_end()) {
         Ok(PuppetReply::Ok) => Ok(()),
         Ok(PuppetReply::Error { message }) => Err(PuppetError::Refused(message)),
@@ -84,6 +110,112 @@ pub fn send(socket: &Path, request: &PuppetRequest, timeout: Duration) -> Result
             reply.trim_end()
         ))),
     }
+}
+
+/// Waits (up to `deadline`) for `flags` on the port; the events seen, empty on time-out.
+fn wait_for(
+    port: &std::fs::File,
+    flags: PollFlags,
+    deadline: Instant,
+) -> Result<PollFlags, PuppetError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Ok(PollFlags::empty());
+    }
+    let ms = u16::try_from(left.as_millis().clamp(1, 1000)).unwrap_or(1000);
+    let mut fds = [PollFd::new(port.as_fd(), flags)];
+    match poll(&mut fds, PollTimeout::from(ms)) {
+        Ok(_) => Ok(fds[0].revents().unwrap_or(PollFlags::empty())),
+        Err(nix::errno::Errno::EINTR) => Ok(PollFlags::empty()),
+        Err(e) => Err(PuppetError::Io(e.into())),
+    }
+}
+
+fn would_block(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+    )
+}
+
+/// [`send`] over a virtio-serial port (a character device).
+fn send_port(port: &Path, request: &PuppetRequest, timeout: Duration) -> Result<(), PuppetError> {
+    let deadline = Instant::now() + timeout;
+    let path = || port.display().to_string();
+    let no_answer = || PuppetError::NoAnswer {
+        path: path(),
+        timeout_s: timeout.as_secs(),
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(port)
+        .map_err(|source| PuppetError::Connect {
+            path: path(),
+            source,
+        })?;
+    // A reply that came after an earlier request's time-out must not pass for this one's.
+    let mut junk = [0u8; 4096];
+    for _ in 0..64 {
+        match (&file).read(&mut junk) {
+            Ok(n) if n > 0 => {}
+            _ => break,
+        }
+    }
+    let mut line =
+        serde_json::to_string(request).map_err(|e| PuppetError::Protocol(e.to_string()))?;
+    line.push('\n');
+    let mut out = line.as_bytes();
+    while !out.is_empty() {
+        let ev = wait_for(&file, PollFlags::POLLOUT, deadline)?;
+        if Instant::now() >= deadline && !ev.contains(PollFlags::POLLOUT) {
+            return Err(no_answer());
+        }
+        if !ev.contains(PollFlags::POLLOUT) {
+            // The supervisor is not connected to the port yet (POLLHUP): wait for it.
+            if !ev.is_empty() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            continue;
+        }
+        match (&file).write(out) {
+            Ok(n) => out = &out[n..],
+            Err(e) if would_block(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let ev = wait_for(&file, PollFlags::POLLIN, deadline)?;
+        if ev.is_empty() {
+            if Instant::now() >= deadline {
+                return Err(no_answer());
+            }
+            continue;
+        }
+        match (&file).read(&mut buf) {
+            // The supervisor let go of the port before answering.
+            Ok(0) => return Err(PuppetError::Closed { path: path() }),
+            Ok(n) => {
+                let chunk = &buf[..n];
+                if let Some(end) = chunk.iter().position(|b| *b == b'\n') {
+                    reply.extend_from_slice(&chunk[..end]);
+                    break;
+                }
+                reply.extend_from_slice(chunk);
+                if reply.len() > MAX_REPLY {
+                    return Err(PuppetError::Protocol(format!(
+                        "a reply longer than {MAX_REPLY} bytes"
+                    )));
+                }
+            }
+            Err(e) if would_block(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    parse_reply(&String::from_utf8_lossy(&reply))
 }
 
 #[cfg(test)]
@@ -134,5 +266,26 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(e, PuppetError::Connect { .. }));
+    }
+
+    /// Character devices take the port path (the VM tests of paddock-supervisor use a real
+    /// virtio-serial port): /dev/null takes the request and ends at once, /dev/zero answers an
+    /// endless line.
+    #[test]
+    fn a_character_device_is_a_port() {
+        let e = send(
+            Path::new("/dev/null"),
+            &PuppetRequest::Ready,
+            Duration::from_secs(2),
+        )
+        .unwrap_err();
+        assert!(matches!(e, PuppetError::Closed { .. }), "{e}");
+        let e = send(
+            Path::new("/dev/zero"),
+            &PuppetRequest::Ready,
+            Duration::from_secs(2),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("longer than"), "{e}");
     }
 }

@@ -8,7 +8,9 @@
 //! 4. The end: the workload exits (its exit code decides `workload_finished_success` or
 //!    `_error`, unless it reported its own outcome through the puppet), the puppet reports
 //!    `exit` or asks to `terminate`, a VM powers off by itself (`workload_finished_unknown`
-//!    unless the puppet reported first), or the switchboard sends `stop_job` (cancel, timeout: the
+//!    unless the puppet reported first; `supervisor_host_start_error` if its puppet never
+//!    reported `ready`), the driver gives up on a host that did not become ready
+//!    (`supervisor_host_start_error`: a VM's boot timeout), or the switchboard sends `stop_job` (cancel, timeout: the
 //!    switchboard has set the exit status). Then `terminating`, the host is stopped and cleaned
 //!    up, and `terminated`.
 
@@ -69,6 +71,7 @@ async fn stopped(stop: &mut watch::Receiver<Option<StopReason>>) -> StopReason {
 enum End {
     Exited { code: Option<i32>, detail: String },
     PoweredOff(String),
+    StartFailed(String),
     PuppetExit,
     PuppetTerminate,
     Stopped(StopReason),
@@ -170,6 +173,7 @@ async fn run_inner<D: HostDriver>(
                 Some(HostEvent::Puppet(PuppetRequest::Terminate)) => break End::PuppetTerminate,
                 Some(HostEvent::Exited { code, detail }) => break End::Exited { code, detail },
                 Some(HostEvent::PoweredOff { detail }) => break End::PoweredOff(detail),
+                Some(HostEvent::StartFailed { detail }) => break End::StartFailed(detail),
                 None => break End::Exited { code: None, detail: "the host went away".into() },
             },
             r = stopped(&mut stop) => break End::Stopped(r),
@@ -186,6 +190,16 @@ async fn run_inner<D: HostDriver>(
                 )
             })
         }
+        End::StartFailed(detail) => Some((
+            ExitStatus::SupervisorHostStartError,
+            format!("{} driver: {detail}", ctx.driver.name()),
+        )),
+        // A VM's host is ready on its puppet's word: one that powers off before is a start
+        // that failed.
+        End::PoweredOff(detail) if !ready => Some((
+            ExitStatus::SupervisorHostStartError,
+            format!("{detail} before its puppet reported ready"),
+        )),
         End::PoweredOff(detail) => Some((
             ExitStatus::WorkloadFinishedUnknown,
             format!("{detail}, without a result from the workload"),

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use paddock_core::JobId;
 use paddock_core::manifest::sha256_id;
+use paddock_core::puppet::PuppetRequest;
 use paddock_imagestore::{LocalStore, VerifiedImage};
 use paddock_supervisor::config::{Accel, QemuDriverConfig};
 use paddock_supervisor::driver::qemu::image::{
@@ -25,7 +26,7 @@ use paddock_supervisor::driver::qemu::image::{
 };
 use paddock_supervisor::driver::qemu::{QemuDriver, accel};
 use paddock_supervisor::driver::{Host, HostDriver, HostError, HostEvent, HostJob};
-use support::guest::{self, CMDLINE, Guest, MARKER};
+use support::guest::{self, CMDLINE, Guest, MARKER, READY_MARKER};
 use tokio::sync::mpsc;
 
 type Blob<'a> = (&'a str, &'a Path, &'a [(&'a str, &'a str)]);
@@ -102,7 +103,7 @@ async fn until_end(
     loop {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
             Ok(Some(HostEvent::Console { data, .. })) => console.push_str(&data),
-            Ok(Some(HostEvent::Ready)) => ready = true,
+            Ok(Some(HostEvent::Ready | HostEvent::Puppet(PuppetRequest::Ready))) => ready = true,
             Ok(Some(e @ (HostEvent::PoweredOff { .. } | HostEvent::Exited { .. }))) => {
                 return (console, Some(e), ready);
             }
@@ -125,7 +126,7 @@ async fn direct_boot_streams_the_console_and_a_guest_power_off_ends_the_host() {
     let img = image(
         &dir.path().join("store"),
         "direct",
-        &direct_attrs(CMDLINE),
+        &direct_attrs(&format!("{CMDLINE} paddock.test=puppet-ready")),
         &direct_blobs(&g),
     );
     let driver = QemuDriver::new(config(), &dir.path().join("work"))
@@ -139,8 +140,10 @@ async fn direct_boot_streams_the_console_and_a_guest_power_off_ends_the_host() {
     let pid = host.pid();
     let (console, end, ready) = until_end(&mut rx, Duration::from_secs(90)).await;
     eprintln!("guest booted and powered off in {:?}", t.elapsed());
-    assert!(ready, "Ready came first");
+    // The guest's paddock-puppet reported over the virtio-serial port, and got its answer.
+    assert!(ready, "the puppet's ready came first; console: {console}");
     assert!(console.contains(MARKER), "console: {console}");
+    assert!(console.contains(READY_MARKER), "console: {console}");
     assert!(
         matches!(end, Some(HostEvent::PoweredOff { .. })),
         "{end:?}; console: {console}"
@@ -436,23 +439,26 @@ async fn the_kvm_probe_ends_within_its_bound() {
     assert!(t.elapsed() < Duration::from_secs(2));
 }
 
-/// The whole supervisor with the QEMU driver against a scripted switchboard peer on a real
-/// WebSocket: a guest that powers off without a puppet report ends the job
-/// `workload_finished_unknown`, its console reaching the switchboard first.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_guest_powering_off_without_a_report_ends_the_job_workload_finished_unknown() {
+type States = Vec<(
+    Option<paddock_core::ExecutionState>,
+    Option<paddock_core::ExitStatus>,
+    Option<String>,
+)>;
+
+/// One job through the whole supervisor with the QEMU driver, against a scripted switchboard
+/// peer on a real WebSocket: the job states reported, the console, and whether the job's
+/// directory and QEMU processes are gone at the end. `None` when QEMU is absent (skipped).
+async fn run_job(test: &str, cmdline: &str, boot_timeout_s: u64) -> Option<(States, String)> {
     use futures_util::{SinkExt, StreamExt};
     use paddock_core::protocol::{StartJob, SupervisorMessage, SwitchboardMessage};
-    use paddock_core::{ExecutionState, ExitStatus, SupervisorId};
+    use paddock_core::{ExecutionState, SupervisorId};
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 
-    let Some(g) = guest::guest("job_outcome") else {
-        return;
-    };
+    let g = guest::guest(test)?;
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    let img = image(&store, "direct", &direct_attrs(CMDLINE), &direct_blobs(&g));
+    let img = image(&store, "direct", &direct_attrs(cmdline), &direct_blobs(&g));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let sup_id = SupervisorId::new();
@@ -471,7 +477,15 @@ async fn a_guest_powering_off_without_a_report_ends_the_job_workload_finished_un
         cache_max_bytes: 1 << 30,
     };
     let work = dir.path().join("work");
-    let driver = QemuDriver::new(config(), &work).await.unwrap();
+    let driver = QemuDriver::new(
+        QemuDriverConfig {
+            boot_timeout_s,
+            ..config()
+        },
+        &work,
+    )
+    .await
+    .unwrap();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let supervisor = tokio::spawn(paddock_supervisor::run(settings, driver, stop_rx, None));
 
@@ -530,7 +544,100 @@ async fn a_guest_powering_off_without_a_report_ends_the_job_workload_finished_un
             _ => {}
         }
     }
-    let seq: Vec<_> = states.iter().map(|s| s.0).collect();
+    // Nothing left: no job directory, no QEMU naming it.
+    assert!(!work.join("qemu").join(job.to_string()).exists());
+    assert_eq!(
+        paddock_supervisor::driver::qemu::kill_processes_using(&work.join("qemu")),
+        0,
+        "a QEMU was left running"
+    );
+    stop_tx.send_replace(true);
+    drop(ws);
+    let _ = tokio::time::timeout(Duration::from_secs(30), supervisor).await;
+    Some((states, console))
+}
+
+fn sequence(states: &States) -> Vec<Option<paddock_core::ExecutionState>> {
+    states.iter().map(|s| s.0).collect()
+}
+
+/// The guest's puppet reports `ready` then `exit success` over the virtio-serial port, and
+/// powers off: `ready` comes from the puppet, the outcome and its message are the puppet's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guest_puppet_reports_ready_and_success() {
+    use paddock_core::{ExecutionState, ExitStatus};
+    let cmdline = format!("{CMDLINE} paddock.test=puppet-success");
+    let Some((states, console)) = run_job("puppet_success", &cmdline, 60).await else {
+        return;
+    };
+    assert_eq!(
+        sequence(&states),
+        [
+            Some(ExecutionState::Initializing),
+            Some(ExecutionState::Ready),
+            Some(ExecutionState::Terminating),
+            Some(ExecutionState::Terminated)
+        ],
+        "{states:?}; console: {console}"
+    );
+    assert_eq!(states[2].1, Some(ExitStatus::WorkloadFinishedSuccess));
+    assert_eq!(states[2].2.as_deref(), Some("all 3 tests passed"));
+    assert!(console.contains(READY_MARKER), "{console}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guest_puppet_reports_an_error() {
+    use paddock_core::ExitStatus;
+    let cmdline = format!("{CMDLINE} paddock.test=puppet-error");
+    let Some((states, console)) = run_job("puppet_error", &cmdline, 60).await else {
+        return;
+    };
+    assert_eq!(
+        states[2].1,
+        Some(ExitStatus::WorkloadFinishedError),
+        "{states:?}; console: {console}"
+    );
+    assert_eq!(states[2].2.as_deref(), Some("2 tests failed"));
+}
+
+/// A guest that never reports: `boot_timeout_s` ends it `supervisor_host_start_error`, QEMU
+/// killed, nothing left (checked by `run_job`), never `ready`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_whose_puppet_never_reports_ready_is_a_host_start_error() {
+    use paddock_core::{ExecutionState, ExitStatus};
+    let cmdline = format!("{CMDLINE} paddock.test=sleep");
+    let t = Instant::now();
+    let Some((states, console)) = run_job("never_ready", &cmdline, 4).await else {
+        return;
+    };
+    assert!(t.elapsed() < Duration::from_secs(40), "{:?}", t.elapsed());
+    assert_eq!(
+        sequence(&states),
+        [
+            Some(ExecutionState::Initializing),
+            Some(ExecutionState::Terminating),
+            Some(ExecutionState::Terminated)
+        ],
+        "{states:?}; console: {console}"
+    );
+    assert_eq!(states[1].1, Some(ExitStatus::SupervisorHostStartError));
+    let msg = states[1].2.as_deref().unwrap_or("");
+    assert!(
+        msg.contains("did not report ready") && msg.contains("boot_timeout_s = 4"),
+        "{msg}"
+    );
+}
+
+/// A guest whose puppet reported `ready` and then powers off without a result:
+/// `workload_finished_unknown`, its console reaching the switchboard first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ready_guest_powering_off_without_a_result_ends_the_job_workload_finished_unknown() {
+    use paddock_core::{ExecutionState, ExitStatus};
+    let cmdline = format!("{CMDLINE} paddock.test=puppet-ready");
+    let Some((states, console)) = run_job("job_outcome", &cmdline, 60).await else {
+        return;
+    };
+    let seq = sequence(&states);
     assert_eq!(
         seq,
         [
@@ -551,8 +658,4 @@ async fn a_guest_powering_off_without_a_report_ends_the_job_workload_finished_un
         "{states:?}"
     );
     assert!(console.contains(MARKER), "{console}");
-    assert!(!work.join("qemu").join(job.to_string()).exists());
-    stop_tx.send_replace(true);
-    drop(ws);
-    let _ = tokio::time::timeout(Duration::from_secs(30), supervisor).await;
 }

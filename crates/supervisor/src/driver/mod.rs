@@ -54,6 +54,9 @@ pub enum HostEvent {
     /// off): unless the puppet reported an outcome first, the job ends
     /// `workload_finished_unknown`.
     PoweredOff { detail: String },
+    /// The host did not become ready (a VM whose puppet did not report `ready` within
+    /// `boot_timeout_s`); the driver has killed it. The job ends `supervisor_host_start_error`.
+    StartFailed { detail: String },
 }
 
 /// Where a host's events go. Bounded: a host that floods its console is slowed down.

@@ -3,9 +3,22 @@
 //! installed on this machine) and cached under the target directory, so the tests of one run
 //! (and later runs) share it.
 //!
-//! The guest's `/init` mounts /proc and /sys, prints [`MARKER`] on the serial console and
-//! powers off; with `paddock.test=sleep` on the kernel command line it keeps running instead
-//! (it ignores ACPI power-down requests: the button driver is a module it does not load).
+//! The guest's `/init` mounts /proc, /sys and /dev, prints [`MARKER`] on the serial console and
+//! powers off. The kernel command line chooses more:
+//! - `paddock.test=sleep`: it keeps running instead (it ignores ACPI power-down requests: the
+//!   button driver is a module it does not load) and never reports;
+//! - `paddock.test=puppet-ready`, `puppet-success`, `puppet-error`: it loads `virtio_console`
+//!   (and `virtio_pci`: modules in Debian's cloud kernel) with their dependencies, links the
+//!   puppet port to `/dev/virtio-ports/org.paddock.puppet.0` (what udev does in a real
+//!   system), runs `paddock-puppet ready`, then `paddock-puppet exit success` or `exit error`
+//!   (not for `puppet-ready`), and powers off.
+//!
+//! `paddock-puppet` is the `guest-puppet` example of this crate (the same
+//! `paddock_puppet::cli::main` as the installed binary), which `cargo test` builds with the
+//! tests; `<profile>/paddock-puppet` serves too (`cargo build -p paddock-cli`). It is copied in
+//! with the shared libraries `ldd` names and the dynamic loader. The kernel, busybox and the
+//! modules are cached under the target directory; the initramfs is rebuilt once per test run,
+//! so it always holds the puppet just built.
 //!
 //! Without `qemu-system-x86_64` the tests print SKIPPED and pass, unless `CI` is set: then
 //! they fail, as they do when the guest cannot be built.
@@ -17,6 +30,10 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 pub const MARKER: &str = "PADDOCK-GUEST-UP";
+/// Printed by the guest after `paddock-puppet ready` succeeded.
+pub const READY_MARKER: &str = "PADDOCK-PUPPET-READY-OK";
+/// The modules the puppet port needs, loaded with their dependencies.
+const MODULES: &[&str] = &["virtio_pci", "virtio_console"];
 /// The kernel command line of the test guest.
 pub const CMDLINE: &str = "console=ttyS0 panic=-1 quiet";
 
@@ -52,7 +69,7 @@ pub fn guest(test: &str) -> Option<Guest> {
         return None;
     }
     static GUEST: OnceLock<Result<Guest, String>> = OnceLock::new();
-    match GUEST.get_or_init(build) {
+    match GUEST.get_or_init(|| build().and_then(|base| initramfs(&base))) {
         Ok(g) => Some(g.clone()),
         Err(e) => panic!("{test}: building the test guest: {e}"),
     }
@@ -69,14 +86,20 @@ fn run(cmd: &mut Command) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn build() -> Result<Guest, String> {
-    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("qemu-guest");
-    let guest = Guest {
-        kernel: cache.join("vmlinuz"),
-        initrd: cache.join("initrd.gz"),
-    };
-    if guest.kernel.is_file() && guest.initrd.is_file() {
-        return Ok(guest);
+/// The cached part: the kernel, busybox and the modules (`modules/<name>.ko` and
+/// `modules/order`, the load order).
+struct Base {
+    dir: PathBuf,
+}
+
+fn build() -> Result<Base, String> {
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("qemu-guest-v2");
+    let base = Base { dir: cache.clone() };
+    if ["vmlinuz", "busybox", "modules/order"]
+        .iter()
+        .all(|f| cache.join(f).is_file())
+    {
+        return Ok(base);
     }
     let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("qemu-guest.tmp-{}", std::process::id()));
@@ -112,36 +135,212 @@ fn build() -> Result<Guest, String> {
                 .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
         })
         .ok_or("no vmlinuz in the kernel package")?;
-    let ir = work.join("initramfs");
-    for d in ["bin", "proc", "sys", "dev"] {
-        std::fs::create_dir_all(ir.join(d)).map_err(|e| e.to_string())?;
-    }
-    std::fs::copy(root.join("bin/busybox"), ir.join("bin/busybox")).map_err(|e| e.to_string())?;
-    let init = format!(
-        "#!/bin/busybox sh\n\
-         /bin/busybox mount -t proc proc /proc\n\
-         /bin/busybox mount -t sysfs sys /sys\n\
-         echo {MARKER}\n\
-         case \"$(/bin/busybox cat /proc/cmdline)\" in\n\
-         *paddock.test=sleep*) while true; do /bin/busybox sleep 1000; done;;\n\
-         esac\n\
-         /bin/busybox poweroff -f\n"
-    );
-    write_exec(&ir.join("init"), &init)?;
     let out = work.join("out");
-    std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(out.join("modules")).map_err(|e| e.to_string())?;
     std::fs::copy(&vmlinuz, out.join("vmlinuz")).map_err(|e| e.to_string())?;
-    run(Command::new("sh")
-        .arg("-c")
-        .arg("find . | cpio -o -H newc --quiet | gzip -1 > \"$0\"")
-        .arg(out.join("initrd.gz"))
-        .current_dir(&ir))?;
+    std::fs::copy(root.join("bin/busybox"), out.join("busybox")).map_err(|e| e.to_string())?;
+    // The modules and their dependencies (`depends=` in each module's .modinfo), in load order.
+    let mut found = std::collections::BTreeMap::new();
+    find_modules(&root.join("lib/modules"), &mut found)?;
+    if found.is_empty() {
+        find_modules(&root.join("usr/lib/modules"), &mut found)?;
+    }
+    let mut order: Vec<String> = Vec::new();
+    for m in MODULES {
+        add_module(m, &found, &out.join("modules"), &mut order, 0)?;
+    }
+    std::fs::write(out.join("modules/order"), order.join("\n") + "\n")
+        .map_err(|e| e.to_string())?;
     // Another test binary may have finished first: either result serves.
-    if std::fs::rename(&out, &cache).is_err() && !guest.kernel.is_file() {
+    if std::fs::rename(&out, &cache).is_err() && !cache.join("modules/order").is_file() {
         return Err(format!("could not publish {}", cache.display()));
     }
     let _ = std::fs::remove_dir_all(&work);
-    Ok(guest)
+    Ok(base)
+}
+
+/// Module name (`-` as `_`) → its file, under `dir`.
+fn find_modules(
+    dir: &Path,
+    found: &mut std::collections::BTreeMap<String, PathBuf>,
+) -> Result<(), String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            find_modules(&p, found)?;
+            continue;
+        }
+        let name = e.file_name().to_string_lossy().into_owned();
+        for ext in [".ko", ".ko.xz", ".ko.zst"] {
+            if let Some(stem) = name.strip_suffix(ext) {
+                found.insert(stem.replace('-', "_"), p.clone());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Copies `name` (uncompressed) after its dependencies; a module the kernel has built in is
+/// simply absent from the package and skipped.
+fn add_module(
+    name: &str,
+    found: &std::collections::BTreeMap<String, PathBuf>,
+    out: &Path,
+    order: &mut Vec<String>,
+    depth: usize,
+) -> Result<(), String> {
+    if order.iter().any(|o| o == name) || depth > 16 {
+        return Ok(());
+    }
+    let Some(path) = found.get(name) else {
+        return Ok(());
+    };
+    let p = path.to_string_lossy();
+    let bytes = if p.ends_with(".xz") {
+        Command::new("xz")
+            .arg("-dc")
+            .arg(path)
+            .output()
+            .map(|o| o.stdout)
+    } else if p.ends_with(".zst") {
+        Command::new("zstd")
+            .arg("-dc")
+            .arg(path)
+            .output()
+            .map(|o| o.stdout)
+    } else {
+        std::fs::read(path)
+    }
+    .map_err(|e| format!("{p}: {e}"))?;
+    let depends = bytes
+        .split(|b| *b == 0)
+        .find_map(|s| s.strip_prefix(b"depends="))
+        .map(|d| String::from_utf8_lossy(d).into_owned())
+        .unwrap_or_default();
+    for d in depends.split(',').filter(|d| !d.is_empty()) {
+        add_module(&d.replace('-', "_"), found, out, order, depth + 1)?;
+    }
+    std::fs::write(out.join(format!("{name}.ko")), bytes).map_err(|e| e.to_string())?;
+    order.push(name.to_string());
+    Ok(())
+}
+
+/// The `paddock-puppet` this test run built (see the module documentation).
+fn puppet_binary() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    // <target>/<profile>/deps/<test binary>
+    let profile = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or("no profile directory above the test binary")?;
+    [
+        profile.join("examples/guest-puppet"),
+        profile.join("paddock-puppet"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+    .ok_or_else(|| {
+        format!(
+            "no {}/examples/guest-puppet: `cargo test -p paddock-supervisor` builds it \
+             (or `cargo build -p paddock-supervisor --example guest-puppet`)",
+            profile.display()
+        )
+    })
+}
+
+/// The initramfs: busybox, /init, the modules, paddock-puppet and its libraries.
+fn initramfs(base: &Base) -> Result<Guest, String> {
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let ir = tmp.join(format!("qemu-initramfs.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&ir);
+    for d in ["bin", "proc", "sys", "dev", "lib/modules"] {
+        std::fs::create_dir_all(ir.join(d)).map_err(|e| e.to_string())?;
+    }
+    std::fs::copy(base.dir.join("busybox"), ir.join("bin/busybox")).map_err(|e| e.to_string())?;
+    for e in std::fs::read_dir(base.dir.join("modules"))
+        .map_err(|e| e.to_string())?
+        .flatten()
+    {
+        std::fs::copy(e.path(), ir.join("lib/modules").join(e.file_name()))
+            .map_err(|e| e.to_string())?;
+    }
+    let puppet = puppet_binary()?;
+    let dest = ir.join("bin/paddock-puppet");
+    // Stripped when `strip` is there: a smaller initramfs boots faster under TCG.
+    let stripped = have("strip")
+        && Command::new("strip")
+            .arg("-o")
+            .arg(&dest)
+            .arg(&puppet)
+            .status()
+            .is_ok_and(|s| s.success());
+    if !stripped {
+        std::fs::copy(&puppet, &dest).map_err(|e| e.to_string())?;
+    }
+    let libs = run(Command::new("ldd").arg(&puppet))?;
+    for lib in libs
+        .lines()
+        .filter_map(|l| l.split_whitespace().find(|w| w.starts_with('/')))
+    {
+        let inside = ir.join(lib.trim_start_matches('/'));
+        if let Some(d) = inside.parent() {
+            std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+        }
+        std::fs::copy(lib, &inside).map_err(|e| format!("{lib}: {e}"))?;
+    }
+    let init = format!(
+        r#"#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+echo {MARKER}
+mode=
+case "$(cat /proc/cmdline)" in
+*paddock.test=sleep*) while true; do sleep 1000; done;;
+*paddock.test=puppet-success*) mode=success;;
+*paddock.test=puppet-error*) mode=error;;
+*paddock.test=puppet-ready*) mode=ready;;
+esac
+if [ -n "$mode" ]; then
+  for m in $(cat /lib/modules/order); do insmod /lib/modules/$m.ko; done
+  port=
+  i=0
+  while [ -z "$port" ] && [ $i -lt 300 ]; do
+    for n in /sys/class/virtio-ports/*/name; do
+      [ -f "$n" ] && [ "$(cat $n)" = org.paddock.puppet.0 ] && port=$(basename $(dirname $n))
+    done
+    [ -z "$port" ] && sleep 0.1
+    i=$((i+1))
+  done
+  mkdir -p /dev/virtio-ports
+  ln -s /dev/$port /dev/virtio-ports/org.paddock.puppet.0
+  paddock-puppet ready && echo {READY_MARKER}
+  case $mode in
+  success) paddock-puppet exit success --message "all 3 tests passed";;
+  error) paddock-puppet exit error --message "2 tests failed";;
+  esac
+fi
+poweroff -f
+"#
+    );
+    write_exec(&ir.join("init"), &init)?;
+    let out = tmp.join(format!("qemu-initrd-{}.gz", std::process::id()));
+    run(Command::new("sh")
+        .arg("-c")
+        .arg("find . | cpio -o -H newc --quiet | gzip -1 > \"$0\"")
+        .arg(&out)
+        .current_dir(&ir))?;
+    let _ = std::fs::remove_dir_all(&ir);
+    let initrd = tmp.join("qemu-initrd.gz");
+    std::fs::rename(&out, &initrd).map_err(|e| e.to_string())?;
+    Ok(Guest {
+        kernel: base.dir.join("vmlinuz"),
+        initrd,
+    })
 }
 
 fn write_exec(p: &Path, text: &str) -> Result<(), String> {

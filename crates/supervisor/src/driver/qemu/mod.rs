@@ -4,8 +4,11 @@
 //! <work_dir>/qemu/<job id>/
 //!   overlay.qcow2     the job's disk: a qcow2 overlay over the image's read-only layers
 //!   qemu.pid          QEMU's pid (-pidfile)
-//!   qmp.sock          the QMP control socket (under a private temporary directory when
-//!                     this path would be too long for a socket address)
+//!
+//! <work_dir>/qemu-sockets/    (a private temporary directory when this path would be too
+//!                             long for a socket address)
+//!   <job id>.qmp      the QMP control socket
+//!   <job id>.puppet   the puppet port's host side (QEMU listens, the supervisor connects)
 //! ```
 //!
 //! - The image's blobs stay read-only where the image source verified them (a local store, or
@@ -14,8 +17,14 @@
 //!   (`qemu-img info --backing-chain`), never followed.
 //! - QEMU starts paused (`-S`) in its own process group with an empty environment (`PATH`
 //!   only); nothing of the job's parameters is on its command line. Once QMP answers, the
-//!   host is `Ready` and the guest runs (`cont`). The serial console (QEMU's standard output)
-//!   is the job's console (`stdout`); QEMU's own messages are its `stderr`.
+//!   guest runs (`cont`). The serial console (QEMU's standard output) is the job's console
+//!   (`stdout`); QEMU's own messages are its `stderr`.
+//! - The puppet: a virtio-serial port named [`PUPPET_PORT`] (in the guest
+//!   `/dev/virtio-ports/org.paddock.puppet.0`) whose host side is a Unix socket QEMU listens
+//!   on; the supervisor connects to it and serves the puppet protocol there, reconnecting
+//!   when the connection ends. The host is `Ready` when the guest's puppet reports `ready`;
+//!   without any report within `boot_timeout_s` of QEMU's start, QEMU is killed and the job
+//!   ends `supervisor_host_start_error` ([`HostEvent::StartFailed`]).
 //! - A guest that powers off ends the host ([`HostEvent::PoweredOff`]); QEMU failing ends it
 //!   with [`HostEvent::Exited`].
 //! - Stop: `system_powerdown` over QMP, then SIGKILL to QEMU's process group after
@@ -45,8 +54,12 @@ use tracing::Instrument;
 use super::local::{make_private_dir, pump, remove_dir};
 use super::{EventSink, Host, HostDriver, HostError, HostEvent, HostJob};
 use crate::config::{Accel, QemuDriverConfig};
+use crate::puppet_socket::serve_stream;
+use paddock_core::puppet::PuppetRequest;
 use qmp::Qmp;
 
+/// The name of the puppet's virtio-serial port.
+pub const PUPPET_PORT: &str = "org.paddock.puppet.0";
 /// Longest path a Unix socket address can hold, less a margin.
 const MAX_SOCKET_PATH: usize = 100;
 /// How much of QEMU's own error output is kept for messages.
@@ -73,8 +86,8 @@ impl QemuDriver {
         let vms_dir = work_dir.join("qemu");
         make_private_dir(&vms_dir)?;
         let mut sockets_dir = work_dir.join("qemu-sockets");
-        // A socket is `<dir>/<32 hex>.qmp`.
-        if sockets_dir.as_os_str().len() + 38 > MAX_SOCKET_PATH {
+        // A socket is `<dir>/<32 hex>.qmp` or `<dir>/<32 hex>.puppet`.
+        if sockets_dir.as_os_str().len() + 41 > MAX_SOCKET_PATH {
             sockets_dir = std::env::temp_dir().join(format!(
                 "paddock-qmp-{}-{:08x}",
                 std::process::id(),
@@ -103,6 +116,11 @@ impl QemuDriver {
     fn socket_path(&self, job: &paddock_core::JobId) -> PathBuf {
         self.sockets_dir
             .join(format!("{}.qmp", job.to_string().replace('-', "")))
+    }
+
+    fn puppet_path(&self, job: &paddock_core::JobId) -> PathBuf {
+        self.sockets_dir
+            .join(format!("{}.puppet", job.to_string().replace('-', "")))
     }
 }
 
@@ -158,6 +176,7 @@ impl HostDriver for QemuDriver {
     async fn start(&self, job: HostJob, events: EventSink) -> Result<QemuHost, HostError> {
         let dir = self.job_dir(&job.job_id);
         let socket = self.socket_path(&job.job_id);
+        let job_id = job.job_id;
         let mut started: Option<Started> = None;
         let r = self
             .prepare_and_spawn(&job, &dir, &socket, events, &mut started)
@@ -169,6 +188,7 @@ impl HostDriver for QemuDriver {
                     kill_and_wait(s.pgid, &s.running, s.monitor).await;
                 }
                 let _ = std::fs::remove_file(&socket);
+                let _ = std::fs::remove_file(self.puppet_path(&job_id));
                 remove_dir(&dir).await;
                 Err(e)
             }
@@ -250,6 +270,76 @@ async fn stderr_pump(
     }
 }
 
+/// A path in a QEMU option value: a comma is written twice.
+fn qemu_escape(p: &Path) -> String {
+    p.display().to_string().replace(',', ",,")
+}
+
+/// Serves the puppet protocol on the VM's puppet port while QEMU runs: connects to the
+/// socket QEMU listens on, and again whenever the connection ends. `reported` turns true at
+/// the first request (the boot watchdog stands down).
+async fn puppet_port(
+    path: PathBuf,
+    events: EventSink,
+    running: Arc<AtomicBool>,
+    reported: watch::Sender<bool>,
+) {
+    while running.load(Ordering::SeqCst) {
+        match tokio::net::UnixStream::connect(&path).await {
+            Ok(stream) => {
+                tracing::debug!("connected to the puppet port");
+                serve_stream(stream, &events, |req| {
+                    if matches!(req, PuppetRequest::Ready) {
+                        tracing::info!("the guest's puppet reported ready");
+                    }
+                    reported.send_replace(true);
+                })
+                .await;
+                tracing::debug!("the puppet port's connection ended");
+            }
+            Err(e) => tracing::debug!(error = %e, "puppet port not connectable yet"),
+        }
+        // QEMU listens again at once; a pause bounds the rate of reconnections.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Ends a host whose puppet did not report within `boot_timeout_s`: the job is told first,
+/// then QEMU is killed.
+async fn boot_watchdog(
+    deadline: tokio::time::Instant,
+    timeout_s: u64,
+    mut reported: watch::Receiver<bool>,
+    events: EventSink,
+    pgid: i32,
+    running: Arc<AtomicBool>,
+) {
+    tokio::select! {
+        _ = reported.wait_for(|r| *r) => return,
+        _ = tokio::time::sleep_until(deadline) => {}
+    }
+    if !running.load(Ordering::SeqCst) {
+        // QEMU ended by itself: its end is the job's news.
+        return;
+    }
+    tracing::warn!(
+        boot_timeout_s = timeout_s,
+        "the guest's puppet did not report ready in time; killing QEMU"
+    );
+    let _ = events
+        .send(HostEvent::StartFailed {
+            detail: format!(
+                "the guest's puppet did not report ready on the port {PUPPET_PORT} within \
+                 boot_timeout_s = {timeout_s} (is paddock-puppet in the image, and is \
+                 `paddock-puppet ready` run at boot?)"
+            ),
+        })
+        .await;
+    if pgid > 1 {
+        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+    }
+}
+
 fn tail_of(tail: &Mutex<String>) -> String {
     tail.lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -288,11 +378,16 @@ impl QemuDriver {
             "-serial".into(),
             "chardev:console".into(),
             "-qmp".into(),
-            // A comma in a QEMU option value is written twice.
+            format!("unix:{},server=on,wait=off", qemu_escape(socket)),
+            "-device".into(),
+            "virtio-serial-pci".into(),
+            "-chardev".into(),
             format!(
-                "unix:{},server=on,wait=off",
-                socket.display().to_string().replace(',', ",,")
+                "socket,id=puppet,path={},server=on,wait=off",
+                qemu_escape(&self.puppet_path(&job.job_id))
             ),
+            "-device".into(),
+            format!("virtserialport,chardev=puppet,name={PUPPET_PORT}"),
             "-pidfile".into(),
             dir.join("qemu.pid").display().to_string(),
         ];
@@ -409,6 +504,7 @@ impl QemuDriver {
 
         // QMP answers once QEMU has set the machine up (paused).
         let deadline = Instant::now() + Duration::from_secs(self.config.boot_timeout_s);
+        let boot_deadline = tokio::time::Instant::from_std(deadline);
         let mut qmp = loop {
             if *exited.borrow_and_update() {
                 // Let the error pump finish its last read.
@@ -436,8 +532,6 @@ impl QemuDriver {
                 _ = exited.changed() => {}
             }
         };
-        // Ready before the guest runs: the guest's first output and its end come after.
-        let _ = events.send(HostEvent::Ready).await;
         match tokio::time::timeout(QMP_TIMEOUT, qmp.execute("cont")).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(HostError::Other(format!("starting the guest: {e}"))),
@@ -452,9 +546,32 @@ impl QemuDriver {
         let Some(s) = started.take() else {
             return Err(HostError::Other("lost the QEMU process".into()));
         };
+        let (reported_tx, reported_rx) = watch::channel(false);
+        let puppet = tokio::spawn(
+            puppet_port(
+                self.puppet_path(&job.job_id),
+                events.clone(),
+                s.running.clone(),
+                reported_tx,
+            )
+            .in_current_span(),
+        );
+        let watchdog = tokio::spawn(
+            boot_watchdog(
+                boot_deadline,
+                self.config.boot_timeout_s,
+                reported_rx,
+                events,
+                s.pgid,
+                s.running.clone(),
+            )
+            .in_current_span(),
+        );
         Ok(QemuHost {
             dir: dir.to_path_buf(),
             socket: socket.to_path_buf(),
+            puppet_socket: self.puppet_path(&job.job_id),
+            tasks: vec![puppet, watchdog],
             pid: s.pgid,
             grace: Duration::from_secs(self.config.stop_grace_s),
             running: s.running,
@@ -469,6 +586,9 @@ impl QemuDriver {
 pub struct QemuHost {
     dir: PathBuf,
     socket: PathBuf,
+    puppet_socket: PathBuf,
+    /// The puppet port's server and the boot watchdog.
+    tasks: Vec<JoinHandle<()>>,
     pid: i32,
     grace: Duration,
     running: Arc<AtomicBool>,
@@ -494,8 +614,19 @@ impl QemuHost {
     }
 }
 
+impl Drop for QemuHost {
+    fn drop(&mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+    }
+}
+
 impl Host for QemuHost {
     async fn stop(&mut self) -> Result<(), HostError> {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
         if self.running.load(Ordering::SeqCst) {
             let asked = match self.qmp.as_mut() {
                 Some(q) => {
@@ -532,6 +663,7 @@ impl Host for QemuHost {
             let _ = tokio::time::timeout(Duration::from_secs(10), m).await;
         }
         let _ = std::fs::remove_file(&self.socket);
+        let _ = std::fs::remove_file(&self.puppet_socket);
         remove_dir(&self.dir).await;
         Ok(())
     }
