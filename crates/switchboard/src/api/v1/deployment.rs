@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use paddock_core::api::deployment::{
-    Applied, ApplyRequest, ApplyResponse, ClearRejectionQuery, Rejection, parse_report,
+    Applied, ApplyRequest, ApplyResponse, ClearRejectionQuery, RejectionRequest, parse_report,
 };
 use paddock_core::deployments::DesiredState;
 use paddock_core::deployments::limits::MAX_STATE_JSON_BYTES;
@@ -128,14 +128,14 @@ pub async fn status(State(app): State<AppState>) -> Result<Json<Applied>, ApiErr
 /// `total_errors`), each cut to `MAX_ERROR_LINE_BYTES`.
 pub async fn reject(
     State(app): State<AppState>,
-    Json(req): Json<Rejection>,
+    Json(req): Json<RejectionRequest>,
 ) -> Result<Json<Applied>, ApiError> {
     if req.commit.is_empty() || req.commit.len() > 128 {
         return Err(ApiError::BadRequest(
             "commit: 1 to 128 characters".to_string(),
         ));
     }
-    let req = req.bounded();
+    let req = req.into_rejection();
     tracing::warn!(commit = %req.commit, errors = req.total_errors, "deployment rejected");
     app.db.reject_deployment(&req).await?;
     Ok(Json(app.db.applied_deployment().await?))
