@@ -99,10 +99,10 @@ async fn apply_request(
 /// Sends its new configuration to every supervisor connected here whose configuration the
 /// apply changed (`SwitchboardMessage::Config`, generation = the deployment's).
 fn push_configs(app: &AppState, previous: &DesiredState, desired: &DesiredState, generation: i64) {
-    use paddock_core::deployments::supervisor_config;
+    use paddock_core::deployments::config_of;
     for id in app.hub.connected() {
-        let new = supervisor_config(desired, id);
-        if new == supervisor_config(previous, id) {
+        let new = config_of(desired, id);
+        if new == config_of(previous, id) {
             continue;
         }
         let Some(config) = new else { continue };
@@ -111,7 +111,7 @@ fn push_configs(app: &AppState, previous: &DesiredState, desired: &DesiredState,
             id,
             paddock_core::protocol::SwitchboardMessage::Config {
                 generation: generation.max(0) as u64,
-                config,
+                config: config.to_value(),
             },
         ) {
             tracing::info!("configuration pushed");
