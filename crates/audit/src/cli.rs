@@ -191,8 +191,8 @@ fn collect(
     let collectors = select(names)?;
     let report = crate::report::collect(host, collectors, Duration::from_secs(timeout_s.max(1)));
     let sent = report_to.send(
-        "collect",
-        &serde_json::to_value(&report).map_err(|e| e.to_string())?,
+        paddock_core::api::audit::AuditKind::Collect,
+        serde_json::to_value(&report).map_err(|e| e.to_string())?,
     );
     let mut json = serde_json::to_vec_pretty(&report).map_err(|e| e.to_string())?;
     json.push(b'\n');
@@ -220,7 +220,10 @@ fn collect(
     }
     // Written first, then the sending's outcome: a switchboard down loses no report.
     if let Some(answer) = sent? {
-        eprintln!("paddock-audit: report sent ({answer})");
+        eprintln!(
+            "paddock-audit: report sent ({})",
+            crate::report_to::shown(&answer)
+        );
     }
     Ok(())
 }
@@ -259,8 +262,11 @@ fn check(
         })).collect::<Vec<_>>(),
         "summary": {"checks": results.len(), "failures": failures, "warnings": warnings},
     });
-    if let Some(answer) = report_to.send("check", &run)? {
-        eprintln!("paddock-audit: check run sent ({answer})");
+    if let Some(answer) = report_to.send(paddock_core::api::audit::AuditKind::Check, run)? {
+        eprintln!(
+            "paddock-audit: check run sent ({})",
+            crate::report_to::shown(&answer)
+        );
     }
     Ok(if hard_failure { 1 } else { 0 })
 }

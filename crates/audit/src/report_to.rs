@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use paddock_core::Name;
+use paddock_core::api::audit::{AuditKind, Recorded, ReportRequest};
+use serde_json::Value;
 
 /// Where to send, and as whom.
 #[derive(Debug, Clone, clap::Args)]
@@ -23,12 +25,16 @@ pub struct ReportTo {
 }
 
 impl ReportTo {
-    /// Sends `report` of `kind` (`collect` or `check`); the switchboard's answer.
-    pub fn send(&self, kind: &str, report: &Value) -> Result<Option<Value>, String> {
+    /// Sends `report` of `kind`; the switchboard's answer.
+    pub fn send(&self, kind: AuditKind, report: Value) -> Result<Option<Recorded>, String> {
         let Some(url) = &self.url else {
             return Ok(None);
         };
-        let supervisor = self.supervisor.clone().unwrap_or_default();
+        let supervisor = self.supervisor.as_deref().unwrap_or_default();
+        // Checked here, not by the switchboard's refusal (400) as before the request was typed.
+        let supervisor: Name = supervisor
+            .parse()
+            .map_err(|e| format!("--supervisor: {e}"))?;
         let token = match &self.token_file {
             Some(f) => std::fs::read_to_string(f)
                 .map_err(|e| format!("--token-file {}: {e}", f.display()))?
@@ -52,8 +58,12 @@ impl ReportTo {
             .enable_all()
             .build()
             .map_err(|e| format!("starting the runtime: {e}"))?;
-        let body = json!({"supervisor": supervisor, "kind": kind, "report": report});
-        let answer: Value = runtime
+        let body = ReportRequest {
+            supervisor,
+            kind,
+            report,
+        };
+        let answer: Recorded = runtime
             .block_on(switchboard.post("/audit/reports", &body))
             .map_err(|e| match e {
                 paddock_client::ClientError::Status { .. } => {
@@ -63,4 +73,11 @@ impl ReportTo {
             })?;
         Ok(Some(answer))
     }
+}
+
+/// The switchboard's answer as printed (`report sent ({…})`): its JSON, keys sorted.
+pub fn shown(answer: &Recorded) -> String {
+    serde_json::to_value(answer)
+        .map(|v| v.to_string())
+        .unwrap_or_default()
 }

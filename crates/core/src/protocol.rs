@@ -6,7 +6,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ExecutionState, ExitStatus, ImageId, JobId, SupervisorId};
+use crate::deployments::HostKind;
+use crate::{ExecutionState, ExitStatus, ImageId, JobId, Name, SupervisorId, Tag};
 
 /// The WebSocket sub-protocol both sides must agree on.
 pub const SUBPROTOCOL: &str = "paddock.v1";
@@ -125,6 +126,8 @@ pub enum SwitchboardMessage {
     },
     StatusRequest,
     /// Live configuration from the deployments DB; older generations must be ignored.
+    /// `config` is a [`SupervisorConfig`]; kept as JSON here so that a configuration a
+    /// supervisor cannot read (a newer switchboard's) does not make the message unreadable.
     Config {
         generation: u64,
         config: serde_json::Value,
@@ -135,6 +138,68 @@ pub enum SwitchboardMessage {
         reason: String,
     },
     Heartbeat,
+}
+
+/// The live configuration a supervisor receives (`config` of [`SwitchboardMessage::Config`]):
+/// its own declaration in the applied deployment, with its site's image stores and its PDU
+/// (built by `deployments::supervisor_config`). The token hash is not in it.
+///
+/// The fields are in the order of their names, as the switchboard wrote this object before it
+/// was typed (a JSON map, keys sorted). Fields it does not know are ignored (changes are
+/// additive).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SupervisorConfig {
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// The site's image store URLs, in the order supervisors try them (after their own).
+    #[serde(default)]
+    pub image_stores: Vec<String>,
+    pub kind: HostKind,
+    /// MAC address of the DUT (netboot), lower case.
+    #[serde(default)]
+    pub mac: Option<String>,
+    pub name: Name,
+    /// The PDU that powers the supervisor's host, if the deployment names one.
+    #[serde(default)]
+    pub pdu: Option<PduConfig>,
+    #[serde(default = "yes")]
+    pub ready_for_service: bool,
+    #[serde(default)]
+    pub retired: bool,
+    pub site: Name,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The PDU of a [`SupervisorConfig`], with the supervisor's port on it (fields in the order
+/// of their names, as [`SupervisorConfig`]'s).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PduConfig {
+    /// Driver-specific settings, as written in the deployment.
+    #[serde(default)]
+    pub config: serde_json::Value,
+    pub driver: Name,
+    pub name: Name,
+    /// The PDU port (a number or the PDU's own port name), as text.
+    #[serde(default)]
+    pub port: Option<String>,
+}
+
+impl SupervisorConfig {
+    /// Reads a pushed configuration.
+    pub fn read(config: &serde_json::Value) -> Result<Self, serde_json::Error> {
+        Self::deserialize(config)
+    }
+
+    /// As `config` of [`SwitchboardMessage::Config`] carries it.
+    pub fn to_value(&self) -> serde_json::Value {
+        // Cannot fail: every map of it has string keys.
+        serde_json::to_value(self).unwrap_or_default()
+    }
 }
 
 #[cfg(test)]
@@ -173,5 +238,71 @@ mod tests {
             secret: false,
         };
         assert!(format!("{p:?}").contains("visible"));
+    }
+
+    fn config() -> SupervisorConfig {
+        SupervisorConfig {
+            comment: Some("bench 3".into()),
+            image_stores: vec!["http://127.0.0.1:8081".into()],
+            kind: HostKind::Netboot,
+            mac: Some("52:54:00:12:34:56".into()),
+            name: "lab1-nrf52".parse().unwrap(),
+            pdu: Some(PduConfig {
+                config: serde_json::json!({"on": "echo on", "ports": 8}),
+                driver: "command".parse().unwrap(),
+                name: "rack1-pdu".parse().unwrap(),
+                port: Some("3".into()),
+            }),
+            ready_for_service: true,
+            retired: false,
+            site: "lab1".parse().unwrap(),
+            tags: vec!["fw:v2".parse().unwrap()],
+        }
+    }
+
+    #[test]
+    fn a_supervisor_config_round_trips() {
+        for c in [
+            config(),
+            SupervisorConfig {
+                pdu: None,
+                mac: None,
+                comment: None,
+                tags: vec![],
+                ..config()
+            },
+        ] {
+            let text = serde_json::to_string(&c).unwrap();
+            assert_eq!(serde_json::from_str::<SupervisorConfig>(&text).unwrap(), c);
+            assert_eq!(SupervisorConfig::read(&c.to_value()).unwrap(), c);
+        }
+    }
+
+    /// The `config` message as the switchboard wrote it before the configuration was typed
+    /// (`json!`: keys sorted), byte for byte.
+    #[test]
+    fn a_config_message_is_written_as_before() {
+        let wire = r#"{"type":"config","generation":4,"config":{"comment":"bench 3","image_stores":["http://127.0.0.1:8081"],"kind":"netboot","mac":"52:54:00:12:34:56","name":"lab1-nrf52","pdu":{"config":{"on":"echo on","ports":8},"driver":"command","name":"rack1-pdu","port":"3"},"ready_for_service":true,"retired":false,"site":"lab1","tags":["fw:v2"]}}"#;
+        let m = SwitchboardMessage::Config {
+            generation: 4,
+            config: config().to_value(),
+        };
+        assert_eq!(serde_json::to_string(&m).unwrap(), wire);
+        let SwitchboardMessage::Config { config: c, .. } = serde_json::from_str(wire).unwrap()
+        else {
+            panic!("not a config")
+        };
+        assert_eq!(SupervisorConfig::read(&c).unwrap(), config());
+        // Written straight from the struct: the same bytes.
+        let from_struct = serde_json::to_string(&config()).unwrap();
+        assert!(wire.contains(&from_struct), "{from_struct}");
+        // No PDU, no MAC: `null`, as before.
+        let bare = r#"{"comment":null,"image_stores":[],"kind":"qemu","mac":null,"name":"a","pdu":null,"ready_for_service":true,"retired":false,"site":"s","tags":[]}"#;
+        let c: SupervisorConfig = serde_json::from_str(bare).unwrap();
+        assert_eq!(serde_json::to_string(&c).unwrap(), bare);
+        // A newer switchboard's field is ignored.
+        let mut v = config().to_value();
+        v["future"] = serde_json::json!(1);
+        assert_eq!(SupervisorConfig::read(&v).unwrap(), config());
     }
 }

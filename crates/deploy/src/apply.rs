@@ -4,10 +4,9 @@
 //! the first [`limits::MAX_REPORTED_ERRORS`] errors and their total. The last good state
 //! stays live on any error.
 
-use paddock_core::api::deployment::{Applied, ApplyRequest, ApplyResponse};
+use paddock_core::api::deployment::{Applied, ApplyRequest, ApplyResponse, RejectionRequest};
 use paddock_core::deployments::{self, limits};
 use reqwest::StatusCode;
-use serde_json::json;
 
 use crate::git_source::{GitError, Snapshot, Source};
 
@@ -394,13 +393,21 @@ async fn reject(
         .take(limits::MAX_REPORTED_ERRORS)
         .map(|e| limits::cut_line(e))
         .collect();
-    let sent = sb
-        .call(
-            reqwest::Method::POST,
-            "/deployment/rejection",
-            Some(json!({"commit": commit, "errors": shown, "total_errors": errors.len()})),
-        )
-        .await;
+    let body = RejectionRequest {
+        commit: commit.to_string(),
+        errors: shown,
+        total_errors: errors.len(),
+    };
+    let sent = match serde_json::to_vec(&body) {
+        Ok(body) => {
+            sb.send(reqwest::Method::POST, "/deployment/rejection", Some(body))
+                .await
+        }
+        Err(e) => Err(sb.err(
+            None,
+            format!("POST /deployment/rejection: encoding the body: {e}"),
+        )),
+    };
     if let Err(SyncError::Switchboard {
         status: Some(400 | 413 | 422),
         ..

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use paddock_core::JobId;
-use paddock_core::protocol::SwitchboardMessage;
+use paddock_core::protocol::{SupervisorConfig, SwitchboardMessage};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -35,7 +35,11 @@ pub struct Settings {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AppliedConfig {
     pub generation: u64,
+    /// As received.
     pub config: serde_json::Value,
+    /// `config` read as a supervisor's configuration; `None` when it does not read as one
+    /// (from a switchboard of another version).
+    pub supervisor: Option<SupervisorConfig>,
 }
 
 /// Keeps the newest config: returns whether `generation` was newer than the applied one.
@@ -50,7 +54,8 @@ pub fn accept_config(current: &Mutex<Option<u64>>, generation: u64) -> bool {
     }
 }
 
-/// The image stores of the supervisor's site, from a pushed configuration (`image_stores`).
+/// The image stores of the supervisor's site, from a pushed configuration (`image_stores`),
+/// read leniently (for a configuration that does not read as a [`SupervisorConfig`]).
 pub fn site_image_stores(config: &serde_json::Value) -> Vec<String> {
     config["image_stores"]
         .as_array()
@@ -129,12 +134,22 @@ pub async fn run<D: HostDriver>(
                     SwitchboardMessage::Config { generation: g, config } => {
                         if accept_config(&generation, g) {
                             tracing::info!(generation = g, "config applied");
-                            let site_stores = site_image_stores(&config);
+                            let supervisor = match SupervisorConfig::read(&config) {
+                                Ok(c) => Some(c),
+                                Err(e) => {
+                                    tracing::warn!(generation = g, error = %e, "the config does not read as a supervisor's; its image stores are read as far as they can be");
+                                    None
+                                }
+                            };
+                            let site_stores = match &supervisor {
+                                Some(c) => c.image_stores.clone(),
+                                None => site_image_stores(&config),
+                            };
                             if ctx.images.set_site_urls(site_stores.clone()) {
                                 tracing::info!(?site_stores, "the site's image stores");
                             }
                             if let Some(out) = &config_out {
-                                out.send_replace(Some(AppliedConfig { generation: g, config }));
+                                out.send_replace(Some(AppliedConfig { generation: g, config, supervisor }));
                             }
                         } else {
                             tracing::debug!(generation = g, "older or repeated config ignored");

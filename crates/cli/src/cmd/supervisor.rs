@@ -246,25 +246,31 @@ pub async fn run(cmd: SupervisorCommand) -> anyhow::Result<()> {
             if json {
                 print_json(&v);
             } else {
+                use paddock_core::api::audit::{AuditKind, LatestAudits};
+                let latest: LatestAudits =
+                    serde_json::from_value(v).context("decoding the answer")?;
                 println!("supervisor:     {} ({})", s.name, s.id);
                 println!("audit blocked:  {}", s.audit_blocked);
-                for (kind, label) in [("collect", "inventory:     "), ("check", "check run:     ")]
-                {
-                    let r = &v[kind];
-                    if r.is_null() {
+                for (kind, label) in [
+                    (AuditKind::Collect, "inventory:     "),
+                    (AuditKind::Check, "check run:     "),
+                ] {
+                    let Some(r) = latest.of(kind) else {
                         println!("{label} none yet");
                         continue;
-                    }
+                    };
                     println!(
                         "{label} {} ({} failures, {} warnings) at {}",
-                        r["verdict"].as_str().unwrap_or("?"),
-                        r["failures"],
-                        r["warnings"],
-                        paddock_core::api::format_ms(r["received_at"].as_i64().unwrap_or(0))
+                        r.verdict,
+                        r.failures,
+                        r.warnings,
+                        paddock_core::api::format_ms(r.received_at)
                     );
                 }
-                for c in v["check"]["report"]["checks"]
-                    .as_array()
+                // The check run itself is the agent's JSON (docs/audit.md).
+                let run = latest.check.as_ref().and_then(|r| r.report.as_ref());
+                for c in run
+                    .and_then(|r| r["checks"].as_array())
                     .into_iter()
                     .flatten()
                 {

@@ -61,6 +61,33 @@ impl Rejection {
     }
 }
 
+/// `POST /api/v1/deployment/rejection`: the deploy daemon reports a commit it refused. The
+/// switchboard records it as a [`Rejection`], stamped with the time it arrived (`at`, which
+/// the daemon does not send). Fields it does not know are ignored, as they always were.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectionRequest {
+    pub commit: String,
+    /// The first `file:line:column: field: message` lines, each cut to a bounded length.
+    pub errors: Vec<String>,
+    /// How many errors the commit has in all; absent from older daemons' reports: the
+    /// number of `errors`.
+    #[serde(default)]
+    pub total_errors: usize,
+}
+
+impl RejectionRequest {
+    /// The rejection to record (`at` is the switchboard's to set), within the limits.
+    pub fn into_rejection(self) -> Rejection {
+        Rejection {
+            commit: self.commit,
+            at: 0,
+            errors: self.errors,
+            total_errors: self.total_errors,
+        }
+        .bounded()
+    }
+}
+
 /// `POST /api/v1/deployment`: apply a validated state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -257,6 +284,11 @@ mod tests {
             summary: vec![],
             changes: vec![],
         });
+        round_trip(&RejectionRequest {
+            commit: "bad".into(),
+            errors: vec!["db/sites/lab1.yaml:1:1: x: bad".into()],
+            total_errors: 4,
+        });
         round_trip(&ClearRejectionQuery {
             commit: "c1+edits-0123456789ab".into(),
         });
@@ -348,5 +380,24 @@ mod tests {
         let mut answer = serde_json::to_value(report()).unwrap();
         answer["new"] = json!(1);
         assert!(serde_json::from_value::<Report>(answer).is_ok());
+    }
+
+    /// The rejection body as the deploy daemon wrote it with `json!` (keys sorted, no `at`).
+    #[test]
+    fn a_rejection_request_is_written_as_the_daemon_wrote_it() {
+        let wire =
+            r#"{"commit":"c2","errors":["db/sites/lab1.yaml:3:5: kind: bad"],"total_errors":7}"#;
+        let req = RejectionRequest {
+            commit: "c2".into(),
+            errors: vec!["db/sites/lab1.yaml:3:5: kind: bad".into()],
+            total_errors: 7,
+        };
+        assert_eq!(serde_json::to_string(&req).unwrap(), wire);
+        assert_eq!(serde_json::from_str::<RejectionRequest>(wire).unwrap(), req);
+        // An older daemon's: no total; a client's `at` is not the switchboard's time.
+        let old: RejectionRequest =
+            serde_json::from_value(json!({"commit": "x", "errors": ["a", "b"], "at": 5})).unwrap();
+        let r = old.into_rejection();
+        assert_eq!((r.at, r.total_errors), (0, 2));
     }
 }

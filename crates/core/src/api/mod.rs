@@ -1,6 +1,7 @@
 //! Wire types of the switchboard's HTTP API (`/api/v1`), one file per resource, and of the
 //! image store server's (`images`).
 
+pub mod audit;
 pub mod auth;
 pub mod deployment;
 pub mod error;

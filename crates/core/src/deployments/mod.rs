@@ -15,4 +15,4 @@ pub use diagnostic::{Diagnostic, Diagnostics, Pos};
 pub use load::{SITES_DIR, SWITCHBOARD_FILE, is_db_file, load, load_read};
 pub use plan::{Change, plan};
 pub use schema::*;
-pub use supervisor_config::supervisor_config;
+pub use supervisor_config::{config_of, supervisor_config};

@@ -7,46 +7,7 @@ use sqlx::Row;
 
 use super::{Db, Result, StoreError, json_col, parse_col};
 
-/// `collect` (an inventory) or `check` (a baseline run).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuditKind {
-    Collect,
-    Check,
-}
-
-impl AuditKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuditKind::Collect => "collect",
-            AuditKind::Check => "check",
-        }
-    }
-}
-
-/// A stored report (its body only when asked for one report).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct AuditRecord {
-    pub id: i64,
-    pub supervisor_id: SupervisorId,
-    pub kind: String,
-    /// Milliseconds since the epoch.
-    pub received_at: i64,
-    pub verdict: String,
-    pub failures: i64,
-    pub warnings: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub report: Option<serde_json::Value>,
-}
-
-/// What storing a report did.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Recorded {
-    pub id: i64,
-    pub supervisor_id: SupervisorId,
-    /// Whether the supervisor is now kept from new jobs by its audit.
-    pub audit_blocked: bool,
-}
+pub use paddock_core::api::audit::{AuditKind, AuditRecord, Recorded};
 
 fn record(row: &sqlx::any::AnyRow, with_report: bool) -> Result<AuditRecord> {
     Ok(AuditRecord {

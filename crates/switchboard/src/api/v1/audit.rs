@@ -4,24 +4,16 @@
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use paddock_core::Name;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use paddock_core::api::audit::{
+    AuditHistory, AuditKind, AuditRecord, HistoryQuery, LatestAudits, LatestQuery, Recorded,
+    ReportRequest,
+};
+use serde_json::Value;
 
 use crate::api::json::{Json, Path};
 use crate::db::StoreError;
-use crate::db::audit::{AuditKind, Recorded};
 use crate::error::ApiError;
 use crate::state::AppState;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PostReport {
-    /// The supervisor whose host was audited.
-    pub supervisor: Name,
-    pub kind: AuditKind,
-    /// A `paddock-audit collect` report, or a check run `{checks, summary}`.
-    pub report: Value,
-}
 
 fn not_found(e: StoreError) -> ApiError {
     match e {
@@ -71,7 +63,7 @@ fn summary(kind: AuditKind, report: &Value) -> Result<(String, i64, i64), ApiErr
 
 pub async fn post(
     State(app): State<AppState>,
-    Json(req): Json<PostReport>,
+    Json(req): Json<ReportRequest>,
 ) -> Result<(StatusCode, Json<Recorded>), ApiError> {
     let (verdict, failures, warnings) = summary(req.kind, &req.report)?;
     let r = app
@@ -95,15 +87,6 @@ pub async fn post(
     Ok((StatusCode::CREATED, Json(r)))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct HistoryQuery {
-    pub supervisor: Name,
-    #[serde(default)]
-    pub kind: Option<AuditKind>,
-    #[serde(default)]
-    pub limit: Option<i64>,
-}
-
 pub async fn history(
     State(app): State<AppState>,
     Query(q): Query<HistoryQuery>,
@@ -114,19 +97,14 @@ pub async fn history(
         .audit_history(&q.supervisor, q.kind, limit)
         .await
         .map_err(not_found)?;
-    Ok(Json(json!({ "reports": reports })))
+    sorted(&AuditHistory { reports })
 }
 
 pub async fn get(
     State(app): State<AppState>,
     Path(id): Path<i64>,
-) -> Result<Json<crate::db::audit::AuditRecord>, ApiError> {
+) -> Result<Json<AuditRecord>, ApiError> {
     Ok(Json(app.db.audit_report(id).await.map_err(not_found)?))
-}
-
-#[derive(Debug, Deserialize)]
-pub struct LatestQuery {
-    pub supervisor: Name,
 }
 
 /// The newest inventory and the newest check run of a supervisor's host, with their bodies
@@ -135,18 +113,32 @@ pub async fn latest(
     State(app): State<AppState>,
     Query(q): Query<LatestQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let mut out = serde_json::Map::new();
-    for kind in [AuditKind::Collect, AuditKind::Check] {
-        let newest = app
-            .db
-            .audit_history(&q.supervisor, Some(kind), 1)
-            .await
-            .map_err(not_found)?;
-        let full = match newest.first() {
-            Some(r) => Some(app.db.audit_report(r.id).await.map_err(not_found)?),
-            None => None,
-        };
-        out.insert(kind.as_str().to_string(), json!(full));
+    let collect = newest(&app, &q.supervisor, AuditKind::Collect).await?;
+    let check = newest(&app, &q.supervisor, AuditKind::Check).await?;
+    sorted(&LatestAudits { check, collect })
+}
+
+/// The newest report of `kind` of supervisor `name`'s host, with its body.
+async fn newest(
+    app: &AppState,
+    name: &Name,
+    kind: AuditKind,
+) -> Result<Option<AuditRecord>, ApiError> {
+    let history = app
+        .db
+        .audit_history(name, Some(kind), 1)
+        .await
+        .map_err(not_found)?;
+    match history.first() {
+        Some(r) => Ok(Some(app.db.audit_report(r.id).await.map_err(not_found)?)),
+        None => Ok(None),
     }
-    Ok(Json(Value::Object(out)))
+}
+
+/// An answer as a JSON value: keys sorted, as the history and the latest reports were always
+/// written (one report and the post's answer are written from their structs).
+fn sorted<T: serde::Serialize>(answer: &T) -> Result<Json<Value>, ApiError> {
+    serde_json::to_value(answer)
+        .map(Json)
+        .map_err(|e| ApiError::Internal(e.into()))
 }

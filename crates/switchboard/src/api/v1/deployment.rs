@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use paddock_core::api::deployment::{
-    Applied, ApplyRequest, ApplyResponse, ClearRejectionQuery, Rejection, parse_report,
+    Applied, ApplyRequest, ApplyResponse, ClearRejectionQuery, RejectionRequest, parse_report,
 };
 use paddock_core::deployments::DesiredState;
 use paddock_core::deployments::limits::MAX_STATE_JSON_BYTES;
@@ -99,10 +99,10 @@ async fn apply_request(
 /// Sends its new configuration to every supervisor connected here whose configuration the
 /// apply changed (`SwitchboardMessage::Config`, generation = the deployment's).
 fn push_configs(app: &AppState, previous: &DesiredState, desired: &DesiredState, generation: i64) {
-    use paddock_core::deployments::supervisor_config;
+    use paddock_core::deployments::config_of;
     for id in app.hub.connected() {
-        let new = supervisor_config(desired, id);
-        if new == supervisor_config(previous, id) {
+        let new = config_of(desired, id);
+        if new == config_of(previous, id) {
             continue;
         }
         let Some(config) = new else { continue };
@@ -111,7 +111,7 @@ fn push_configs(app: &AppState, previous: &DesiredState, desired: &DesiredState,
             id,
             paddock_core::protocol::SwitchboardMessage::Config {
                 generation: generation.max(0) as u64,
-                config,
+                config: config.to_value(),
             },
         ) {
             tracing::info!("configuration pushed");
@@ -128,14 +128,14 @@ pub async fn status(State(app): State<AppState>) -> Result<Json<Applied>, ApiErr
 /// `total_errors`), each cut to `MAX_ERROR_LINE_BYTES`.
 pub async fn reject(
     State(app): State<AppState>,
-    Json(req): Json<Rejection>,
+    Json(req): Json<RejectionRequest>,
 ) -> Result<Json<Applied>, ApiError> {
     if req.commit.is_empty() || req.commit.len() > 128 {
         return Err(ApiError::BadRequest(
             "commit: 1 to 128 characters".to_string(),
         ));
     }
-    let req = req.bounded();
+    let req = req.into_rejection();
     tracing::warn!(commit = %req.commit, errors = req.total_errors, "deployment rejected");
     app.db.reject_deployment(&req).await?;
     Ok(Json(app.db.applied_deployment().await?))

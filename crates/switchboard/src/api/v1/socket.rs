@@ -401,10 +401,10 @@ async fn send_config(
 ) {
     match app.applied_state().await {
         Ok((generation, state)) => {
-            if let Some(config) = paddock_core::deployments::supervisor_config(&state, id) {
+            if let Some(config) = paddock_core::deployments::config_of(&state, id) {
                 let _ = tx.send(SwitchboardMessage::Config {
                     generation: generation.max(0) as u64,
-                    config,
+                    config: config.to_value(),
                 });
             }
         }
