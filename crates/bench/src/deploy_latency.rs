@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use paddock_deploy::apply::Switchboard;
+use paddock_core::api::deployment::Applied;
+use paddock_deploy::apply;
 use paddock_deploy::daemon::{Settings, run as daemon, sign, webhook};
 use paddock_deploy::git_source::Source;
 
@@ -55,21 +56,14 @@ fn site_text(i: usize) -> String {
     SITE_YAML.replace(COMMENT, &format!("{COMMENT} (edit {i})"))
 }
 
-async fn applied_commit(sb: &Switchboard) -> anyhow::Result<String> {
-    let v: serde_json::Value = sb
-        .http
-        .get(format!("{}/api/v1/deployment", sb.url))
-        .bearer_auth(&sb.token)
-        .send()
-        .await?
-        .json()
-        .await?;
-    Ok(v["commit"].as_str().unwrap_or("").to_string())
+async fn applied_commit(sb: &paddock_client::Switchboard) -> anyhow::Result<String> {
+    let applied: Applied = sb.get("/deployment").await.context("the deployment")?;
+    Ok(applied.commit)
 }
 
 /// Polls (every millisecond) until the applied commit satisfies `done`; the time it took.
 async fn until(
-    sb: &Switchboard,
+    sb: &paddock_client::Switchboard,
     t0: Instant,
     done: impl Fn(&str) -> bool,
 ) -> anyhow::Result<Duration> {
@@ -118,11 +112,18 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         paddock_switchboard::AppState::new(db, paddock_switchboard::config::Config::default()),
         listener,
     ));
-    let sb = Switchboard {
+    let daemon_sb = apply::Switchboard {
         url,
         token,
         http: reqwest::Client::new(),
     };
+    // The polls share the daemons' HTTP client (connections reused between polls).
+    let sb = paddock_client::Switchboard::from_parts(
+        &daemon_sb.url,
+        Some(daemon_sb.token.clone()),
+        daemon_sb.http.clone(),
+        paddock_client::Timeouts::default(),
+    );
 
     // The deployments repo: a bare repo and a working tree on "the site server".
     let bare = dir.path().join("R.git");
@@ -147,7 +148,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         debounce: Duration::from_millis(opts.debounce_ms),
         state_dir: dir.path().join("state"),
         ..Settings::new(
-            sb.clone(),
+            daemon_sb.clone(),
             Source::Local(bare.clone()),
             "main",
             Duration::from_secs(3600),
@@ -186,7 +187,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     tokio::spawn(async move { axum_serve(hook_listener, app).await });
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let settings = Settings::new(
-        sb.clone(),
+        daemon_sb.clone(),
         Source::Local(bare.clone()),
         "main",
         Duration::from_secs(3600),
@@ -203,7 +204,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         git(&work, &["push", "-q", &bare_s, "main"])?;
         let pushed = git(&work, &["rev-parse", "HEAD"])?;
         let t0 = Instant::now();
-        let status = sb
+        let status = daemon_sb
             .http
             .post(&hook)
             .header("x-hub-signature-256", sign(&secret, &body))

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use paddock_core::api::jobs::JobEventList;
+use paddock_core::api::jobs::{EnqueueJobResponse, JobEventList};
+use paddock_core::api::supervisors::SupervisorList;
 use paddock_core::{ExecutionState, ExitStatus};
 use paddock_imagestore::LocalStore;
 use paddock_imagestore::import::ImportOptions;
@@ -18,7 +19,10 @@ use paddock_supervisor::config::LocalDriverConfig;
 use paddock_supervisor::connection::LinkSettings;
 use paddock_supervisor::driver::local::LocalDriver;
 
-use crate::scheduler::{database_url, percentile, populate, spawn_server, terminated_count};
+use crate::scheduler::{
+    database_url, enqueue_request, percentile, populate, spawn_server, switchboard,
+    terminated_count,
+};
 
 #[derive(Debug, Args)]
 pub struct Options {
@@ -93,21 +97,14 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             None,
         )));
     }
+    // One HTTP client shared by every enqueue connection, the metrics polls and the reads.
     let http = reqwest::Client::new();
+    let sb = switchboard(&server.base, &admin, &http);
     // Wait until every supervisor is connected.
     let t_connect = Instant::now();
     loop {
-        let v: serde_json::Value = http
-            .get(format!("{}/api/v1/supervisors", server.base))
-            .bearer_auth(&admin)
-            .send()
-            .await?
-            .json()
-            .await?;
-        let n = v["supervisors"]
-            .as_array()
-            .map(|a| a.iter().filter(|s| s["connected"] == true).count())
-            .unwrap_or(0);
+        let list: SupervisorList = sb.get("/supervisors").await.context("supervisors")?;
+        let n = list.supervisors.iter().filter(|s| s.connected).count();
         if n == opts.supervisors {
             break;
         }
@@ -121,11 +118,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..opts.concurrency {
-        let (http, next, base, admin, n, image, rate) = (
-            http.clone(),
+        let (sb, next, n, image, rate) = (
+            sb.clone(),
             next.clone(),
-            server.base.clone(),
-            admin.clone(),
             opts.jobs,
             image.to_string(),
             opts.rate,
@@ -141,16 +136,11 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                     let due = t0 + Duration::from_secs_f64(i as f64 / r);
                     tokio::time::sleep_until(due.into()).await;
                 }
-                let body = serde_json::json!({"image": image, "tags": "board:bench"});
-                let r = http
-                    .post(format!("{base}/api/v1/jobs"))
-                    .bearer_auth(&admin)
-                    .json(&body)
-                    .send()
-                    .await?;
-                anyhow::ensure!(r.status().is_success(), "enqueue answered {}", r.status());
-                let v: serde_json::Value = r.json().await?;
-                ids.push(v["job_id"].as_str().unwrap_or_default().to_string());
+                let r: EnqueueJobResponse = sb
+                    .post("/jobs", &enqueue_request(&image))
+                    .await
+                    .context("enqueue")?;
+                ids.push(r.job_id);
             }
             anyhow::Ok(ids)
         }));
@@ -180,13 +170,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let mut lat = Vec::with_capacity(ids.len());
     let mut ok = 0;
     for id in &ids {
-        let events: JobEventList = http
-            .get(format!("{}/api/v1/jobs/{id}/events", server.base))
-            .bearer_auth(&admin)
-            .send()
-            .await?
-            .json()
-            .await?;
+        let events: JobEventList = sb
+            .get(&format!("/jobs/{id}/events"))
+            .await
+            .with_context(|| format!("job {id}'s events"))?;
         let at = |s: ExecutionState| events.events.iter().find(|e| e.to_state == s);
         if let (Some(q), Some(r)) = (at(ExecutionState::Queued), at(ExecutionState::Ready)) {
             lat.push((ms(&r.at)? - ms(&q.at)?) as f64);

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Args;
 use paddock_core::acl::Acl;
+use paddock_core::api::jobs::{EnqueueJobRequest, EnqueueJobResponse};
 use paddock_core::protocol::{SupervisorMessage, SwitchboardMessage};
 use paddock_core::{ExecutionState, ExitStatus, JobId, Name, Privilege};
 use paddock_switchboard::auth::{SUPERVISOR_TOKEN_PREFIX, hash_token, new_token};
@@ -152,6 +153,34 @@ pub(crate) async fn spawn_server(url: &str) -> anyhow::Result<Server> {
     bail!("the switchboard did not become healthy")
 }
 
+/// The switchboard at `base` called as the admin (`token`) through `http`, shared so that
+/// concurrent calls reuse its connections.
+pub(crate) fn switchboard(
+    base: &str,
+    token: &str,
+    http: &reqwest::Client,
+) -> paddock_client::Switchboard {
+    paddock_client::Switchboard::from_parts(
+        base,
+        Some(token.to_string()),
+        http.clone(),
+        paddock_client::Timeouts::default(),
+    )
+}
+
+/// The benchmarks' job: `image` on any supervisor tagged `board:bench`, server defaults.
+pub(crate) fn enqueue_request(image: &str) -> EnqueueJobRequest {
+    EnqueueJobRequest {
+        image: image.to_string(),
+        tags: "board:bench".to_string(),
+        parameters: Default::default(),
+        ssh_keys: Vec::new(),
+        timeout_s: None,
+        queue_timeout_s: None,
+        priority: 0,
+    }
+}
+
 pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -203,19 +232,14 @@ async fn throughput(opts: &Options, backend: &str) -> anyhow::Result<()> {
     }
     drop(started_tx);
 
+    // One HTTP client shared by every enqueue connection and the metrics polls.
     let http = reqwest::Client::new();
+    let sb = switchboard(&server.base, &admin, &http);
     let next = Arc::new(AtomicUsize::new(0));
     let t0 = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..opts.concurrency {
-        let (http, next, base, admin, n, rate) = (
-            http.clone(),
-            next.clone(),
-            server.base.clone(),
-            admin.clone(),
-            opts.jobs,
-            opts.rate,
-        );
+        let (sb, next, n, rate) = (sb.clone(), next.clone(), opts.jobs, opts.rate);
         workers.push(tokio::spawn(async move {
             let mut sent = Vec::new();
             loop {
@@ -231,17 +255,11 @@ async fn throughput(opts: &Options, backend: &str) -> anyhow::Result<()> {
                     }
                     None => Instant::now(),
                 };
-                let body = serde_json::json!({"image": IMAGE, "tags": "board:bench"});
-                let r = http
-                    .post(format!("{base}/api/v1/jobs"))
-                    .bearer_auth(&admin)
-                    .json(&body)
-                    .send()
-                    .await?;
-                anyhow::ensure!(r.status().is_success(), "enqueue answered {}", r.status());
-                let v: serde_json::Value = r.json().await?;
-                let id: JobId = v["job_id"].as_str().unwrap_or_default().parse()?;
-                sent.push((id, at));
+                let r: EnqueueJobResponse = sb
+                    .post("/jobs", &enqueue_request(IMAGE))
+                    .await
+                    .context("enqueue")?;
+                sent.push((r.job_id, at));
             }
             anyhow::Ok(sent)
         }));
