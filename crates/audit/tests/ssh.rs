@@ -160,9 +160,15 @@ fn host_keys_and_authentication() {
     };
     let e = Ssh::connect(&t).err().unwrap();
     assert!(matches!(e, SshError::Auth { .. }), "{e}");
-    // Nobody listening.
+    // Nobody listening: a port just bound and released (port 1 is not sure to be closed: a
+    // process running as root may listen there).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let t = Target {
-        port: 1,
+        port: closed,
         ..target(&s)
     };
     assert!(matches!(
