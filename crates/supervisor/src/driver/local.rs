@@ -34,7 +34,6 @@ use crate::parameters::{write_atomic, write_parameters};
 use crate::puppet_socket::PuppetSocket;
 
 /// Longest path a Unix socket address can hold, less a margin.
-const MAX_SOCKET_PATH: usize = 100;
 
 #[derive(Debug)]
 pub struct LocalDriver {
@@ -55,16 +54,8 @@ impl LocalDriver {
             .map_err(HostError::io(format!("resolving {}", work_dir.display())))?;
         let jobs_dir = work_dir.join("jobs");
         make_private_dir(&jobs_dir)?;
-        let mut sockets_dir = work_dir.join("sockets");
         // A socket is `<dir>/<32 hex>.sock`.
-        if sockets_dir.as_os_str().len() + 38 > MAX_SOCKET_PATH {
-            sockets_dir = std::env::temp_dir().join(format!(
-                "paddock-sockets-{}-{:08x}",
-                std::process::id(),
-                rand::random::<u32>()
-            ));
-        }
-        make_private_dir(&sockets_dir)?;
+        let sockets_dir = super::socket_dir(&work_dir.join("sockets"), 37, "sockets")?;
         let exe_dir = std::env::current_exe()
             .ok()
             .and_then(|p| p.parent().map(Path::to_path_buf));

@@ -110,3 +110,27 @@ pub trait Host: Send + 'static {
     /// Whether the host still runs.
     fn is_running(&self) -> bool;
 }
+
+/// Longest path a Unix socket address takes here (108 bytes less a margin).
+pub(crate) const MAX_SOCKET_PATH: usize = 100;
+
+/// The private directory of a driver's sockets, whose names are at most `longest_name` bytes:
+/// `wanted`, or, when a socket there would be too long an address, a private directory under
+/// the system temporary directory (`paddock-<tag>-<pid>-<random>`).
+pub(crate) fn socket_dir(
+    wanted: &std::path::Path,
+    longest_name: usize,
+    tag: &str,
+) -> Result<std::path::PathBuf, HostError> {
+    let dir = if wanted.as_os_str().len() + 1 + longest_name > MAX_SOCKET_PATH {
+        std::env::temp_dir().join(format!(
+            "paddock-{tag}-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ))
+    } else {
+        wanted.to_path_buf()
+    };
+    local::make_private_dir(&dir)?;
+    Ok(dir)
+}

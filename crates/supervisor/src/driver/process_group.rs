@@ -49,6 +49,15 @@ pub async fn terminate_group(pgid: i32, grace: Duration) -> bool {
 /// Blocking (reads `/proc`).
 pub fn kill_job_processes(job: &str) -> usize {
     let needle = format!("PADDOCK_JOB_ID={job}");
+    kill_processes_where("environ", false, |env| {
+        env.split(|b| *b == 0).any(|v| v == needle.as_bytes())
+    })
+}
+
+/// Kills (SIGKILL; with `groups`, the whole process group of one that leads a group) every
+/// other process whose `/proc/<pid>/<file>` (`environ`, `cmdline`) `matches`. Returns how many
+/// it hit. Blocking.
+pub fn kill_processes_where(file: &str, groups: bool, matches: impl Fn(&[u8]) -> bool) -> usize {
     let me = std::process::id();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return 0;
@@ -61,12 +70,20 @@ pub fn kill_job_processes(job: &str) -> usize {
         if pid as u32 == me {
             continue;
         }
-        let Ok(env) = std::fs::read(e.path().join("environ")) else {
+        let Ok(content) = std::fs::read(e.path().join(file)) else {
             continue;
         };
-        if env.split(|b| *b == 0).any(|v| v == needle.as_bytes())
-            && kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok()
-        {
+        if !matches(&content) {
+            continue;
+        }
+        let p = Pid::from_raw(pid);
+        let leads_group = groups && nix::unistd::getpgid(Some(p)).ok() == Some(p);
+        let killed = if leads_group {
+            killpg(p, Signal::SIGKILL).is_ok()
+        } else {
+            kill(p, Signal::SIGKILL).is_ok()
+        };
+        if killed {
             hit += 1;
         }
     }

@@ -42,7 +42,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use paddock_core::protocol::ConsoleStream;
 use tokio::io::AsyncReadExt;
@@ -61,7 +61,6 @@ use qmp::Qmp;
 /// The name of the puppet's virtio-serial port.
 pub const PUPPET_PORT: &str = "org.paddock.puppet.0";
 /// Longest path a Unix socket address can hold, less a margin.
-const MAX_SOCKET_PATH: usize = 100;
 /// How much of QEMU's own error output is kept for messages.
 const STDERR_TAIL: usize = 4096;
 /// How long a QMP command may take.
@@ -85,16 +84,8 @@ impl QemuDriver {
             .map_err(HostError::io(format!("resolving {}", work_dir.display())))?;
         let vms_dir = work_dir.join("qemu");
         make_private_dir(&vms_dir)?;
-        let mut sockets_dir = work_dir.join("qemu-sockets");
         // A socket is `<dir>/<32 hex>.qmp` or `<dir>/<32 hex>.puppet`.
-        if sockets_dir.as_os_str().len() + 41 > MAX_SOCKET_PATH {
-            sockets_dir = std::env::temp_dir().join(format!(
-                "paddock-qmp-{}-{:08x}",
-                std::process::id(),
-                rand::random::<u32>()
-            ));
-        }
-        make_private_dir(&sockets_dir)?;
+        let sockets_dir = crate::driver::socket_dir(&work_dir.join("qemu-sockets"), 40, "qmp")?;
         let accel = accel::choose(config.accel, &config.qemu, &config.machine).await;
         Ok(QemuDriver {
             config,
@@ -130,40 +121,12 @@ impl QemuDriver {
 pub fn kill_processes_using(dir: &Path) -> usize {
     let mut prefix = dir.as_os_str().as_encoded_bytes().to_vec();
     prefix.push(b'/');
-    let me = std::process::id();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    let mut hit = 0;
-    for e in entries.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        if pid as u32 == me {
-            continue;
-        }
-        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let names_dir = cmdline.split(|b| *b == 0).any(|arg| {
+    crate::driver::process_group::kill_processes_where("cmdline", true, |cmdline| {
+        cmdline.split(|b| *b == 0).any(|arg| {
             // `-pidfile /…/qemu/<job>/qemu.pid`, or inside a `-blockdev` JSON argument.
             arg.windows(prefix.len()).any(|w| w == prefix.as_slice())
-        });
-        if !names_dir {
-            continue;
-        }
-        let p = Pid::from_raw(pid);
-        let leads_group = nix::unistd::getpgid(Some(p)).ok() == Some(p);
-        let killed = if leads_group {
-            killpg(p, Signal::SIGKILL).is_ok()
-        } else {
-            kill(p, Signal::SIGKILL).is_ok()
-        };
-        if killed {
-            hit += 1;
-        }
-    }
-    hit
+        })
+    })
 }
 
 impl HostDriver for QemuDriver {
