@@ -42,7 +42,7 @@ in
       };
       default = { };
       description = ''
-        imagestore.toml, as in `crates/imagestore/imagestore.example.toml`; checked with
+        imagestore.toml, as in `crates/imagestore-server/imagestore.example.toml`; checked with
         `paddock-imagestore check-config` at build time.
       '';
     };

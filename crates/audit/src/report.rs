@@ -103,6 +103,8 @@ pub fn summarize(findings: Vec<Finding>, runs: &BTreeMap<String, Run>) -> Summar
 }
 
 fn identity(host: &dyn Host, hardware: &BTreeMap<String, Value>) -> Identity {
+    // The hardware sections are the collectors' JSON (each shaped by its tool's output, with
+    // fields that may be absent on a given host): read leniently, by name.
     let sys = hardware.get("system").cloned().unwrap_or(Value::Null);
     let s = |a: &str, b: &str| sys[a][b].as_str().map(str::to_string);
     let mut macs: Vec<String> = hardware

@@ -31,6 +31,9 @@ fn text(v: &Value) -> String {
 }
 
 /// The page of a report.
+///
+/// The report is a file as read (any format version, possibly hand-edited), so it is
+/// handled as arbitrary JSON: every field is read by name and a missing one shows as `—`.
 pub fn page(report: &Value) -> String {
     let verdict = report["summary"]["verdict"].as_str().unwrap_or("?");
     let colour = match verdict {

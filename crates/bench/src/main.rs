@@ -71,8 +71,8 @@ fn main() -> std::process::ExitCode {
         Command::Audit(opts) => block_on(audit::run(opts)),
         Command::Imagestore { args } => {
             let argv = std::iter::once("paddock-imagestore".to_string()).chain(args);
-            let parsed = <paddock_imagestore::cli::Cli as Parser>::parse_from(argv);
-            paddock_imagestore::cli::main_with(parsed)
+            let parsed = <paddock_imagestore_server::cli::Cli as Parser>::parse_from(argv);
+            paddock_imagestore_server::cli::main_with(parsed)
         }
     }
 }

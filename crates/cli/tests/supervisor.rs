@@ -402,7 +402,7 @@ async fn images_from_a_store_server_are_resolved_cached_and_run() {
     // A real `paddock-imagestore serve`, an image pushed with `paddock image push`.
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("S");
-    let token = paddock_imagestore::tokens::add(&root, "ci").unwrap();
+    let token = paddock_imagestore_server::tokens::add(&root, "ci").unwrap();
     let port = support::free_port();
     let url = format!("http://127.0.0.1:{port}");
     let bin = std::path::Path::new(support::PADDOCK).parent().unwrap();

@@ -7,6 +7,7 @@ use reqwest::{Method, RequestBuilder, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::transport::{http_client, read_bounded, retry};
 use crate::{ClientError, check_http_url};
 
 /// The time limits of calls.
@@ -57,11 +58,7 @@ impl Switchboard {
     /// As [`Switchboard::new`], with other limits, and the URL taken as it is (checked by
     /// the caller).
     pub fn with_timeouts(url: &str, token: Option<String>, timeouts: Timeouts) -> Switchboard {
-        let http = reqwest::Client::builder()
-            .connect_timeout(timeouts.connect)
-            .build()
-            // Only a TLS back end or a resolver that cannot start fails here; neither is used.
-            .unwrap_or_default();
+        let http = http_client(timeouts.connect);
         Switchboard {
             base: url.trim_end_matches('/').to_string(),
             token,
@@ -163,14 +160,9 @@ impl Switchboard {
             method,
             Method::GET | Method::HEAD | Method::PUT | Method::DELETE
         );
-        let tries = if idempotent {
-            self.timeouts.tries.max(1)
-        } else {
-            1
-        };
-        let mut wait = Duration::from_millis(250);
-        let mut attempt = 1;
-        loop {
+        let tries = if idempotent { self.timeouts.tries } else { 1 };
+        let no_answer = |e: &ClientError| matches!(e, ClientError::Connect { .. });
+        retry(tries, no_answer, || async {
             let mut req = self
                 .request(method.clone(), path)
                 .timeout(self.timeouts.call);
@@ -179,25 +171,16 @@ impl Switchboard {
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
                     .body(b.clone());
             }
-            match self.send(req).await {
-                Ok(resp) => {
-                    return read_bounded(resp, MAX_ANSWER_BYTES).await.map_err(|cause| {
-                        ClientError::Answer {
-                            method: method.clone(),
-                            path: path.to_string(),
-                            cause,
-                        }
-                    });
-                }
-                Err(ClientError::Connect { base, cause }) if attempt < tries => {
-                    tracing::debug!(%base, %cause, attempt, "no answer; trying again");
-                    tokio::time::sleep(wait).await;
-                    wait *= 2;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+            let resp = self.send(req).await?;
+            read_bounded(resp, MAX_ANSWER_BYTES)
+                .await
+                .map_err(|e| ClientError::Answer {
+                    method: method.clone(),
+                    path: path.to_string(),
+                    cause: e.to_string(),
+                })
+        })
+        .await
     }
 
     /// One call with a JSON `body` (or none), its answer decoded as `T`.
@@ -258,20 +241,4 @@ impl Switchboard {
             cause: paddock_core::error_text::with_causes(&e.without_url()),
         }
     }
-}
-
-/// The body of `resp`, refused past `max` bytes.
-async fn read_bounded(mut resp: Response, max: usize) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| paddock_core::error_text::with_causes(&e.without_url()))?
-    {
-        if out.len() + chunk.len() > max {
-            return Err(format!("the answer is larger than {max} bytes"));
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
 }

@@ -26,6 +26,17 @@ pub enum Runtime {
     CurrentThread,
 }
 
+/// A long-running service's `main`: logs at `info` by default, the multi-threaded runtime,
+/// exit status 0 when `main` returns and 1 (the error printed once) when it fails.
+pub fn serve<F>(main: F) -> ExitCode
+where
+    F: Future<Output = anyhow::Result<()>>,
+{
+    run(Some("info"), Runtime::MultiThread, async {
+        main.await.map(|()| ExitCode::SUCCESS)
+    })
+}
+
 /// Runs `main` to its end: logs set up first when `log` is given (the default directives
 /// when `RUST_LOG` is unset, see [`crate::logging::init`]), then `main` on a `runtime`; an
 /// error is printed once, `error: ` on every line, and exits [`exit::FAILURE`].

@@ -158,10 +158,15 @@ impl Switchboard {
         .map(|_| ())
     }
 
+    /// What the switchboard runs (`GET /deployment`), typed.
+    pub(crate) async fn applied_state(&self) -> Result<Applied, SyncError> {
+        let v = self.call(reqwest::Method::GET, "/deployment", None).await?;
+        self.answer(&reqwest::Method::GET, "/deployment", v)
+    }
+
     /// The applied commit (empty before the first) and generation.
     async fn applied(&self) -> Result<(String, i64), SyncError> {
-        let v = self.call(reqwest::Method::GET, "/deployment", None).await?;
-        let a: Applied = self.answer(&reqwest::Method::GET, "/deployment", v)?;
+        let a = self.applied_state().await?;
         Ok((a.commit, a.generation))
     }
 

@@ -247,11 +247,8 @@ async fn turn(settings: &Settings, trigger: Trigger, st: &mut LoopState) {
         }
         Some(Err(e)) => tracing::warn!("sync failed (retried at the next turn): {e}"),
     }
-    let (live, rejected) = match sb.call(reqwest::Method::GET, "/deployment", None).await {
-        Ok(v) => (
-            v["commit"].as_str().unwrap_or("").to_string(),
-            v["last_error"]["commit"].as_str().map(str::to_string),
-        ),
+    let (live, rejected) = match sb.applied_state().await {
+        Ok(a) => (a.commit, a.last_error.map(|r| r.commit)),
         Err(e) => {
             tracing::warn!("reading the applied state: {e}");
             return;

@@ -8,9 +8,6 @@
 //! files, never through a link ([`regular`]).
 
 pub mod catalog;
-pub mod cli;
-pub mod client;
-pub mod config;
 pub mod import;
 pub mod index;
 pub mod local;
@@ -18,9 +15,8 @@ pub mod maintenance;
 pub mod mirror;
 pub mod paths;
 pub mod regular;
-pub mod server;
 pub mod staged;
-pub mod tokens;
+pub mod transfer;
 pub mod unsynced;
 
 pub use local::{LocalStore, StoreError, VerifiedImage, copy_verified};

@@ -257,7 +257,7 @@ impl LocalStore {
     }
 
     /// A fresh temporary file in the store's `tmp/` (see [`crate::staged`]).
-    pub(crate) fn staged(&self, kind: &str) -> Result<StagedFile, StoreError> {
+    pub fn staged(&self, kind: &str) -> Result<StagedFile, StoreError> {
         let staging = self.root.join("tmp");
         fs::create_dir_all(&staging).map_err(io_err(&staging))?;
         StagedFile::create(staging.join(format!("{kind}-{}-{}", std::process::id(), unique())))

@@ -70,11 +70,7 @@ impl Config {
 
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    paddock_core::service::run(
-        Some("info"),
-        paddock_core::service::Runtime::MultiThread,
-        async { run(cli).await.map(|()| std::process::ExitCode::SUCCESS) },
-    )
+    paddock_core::service::serve(run(cli))
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {

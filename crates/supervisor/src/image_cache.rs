@@ -13,10 +13,56 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use paddock_client::{StoreApiError, StoreClient};
 use paddock_core::ImageId;
-use paddock_core::manifest::{ImageManifest, blob_path, image_path, sha256_id};
+use paddock_core::manifest::{ImageManifest, ManifestError, blob_path, image_path, sha256_id};
+use paddock_imagestore::mirror::FetchError;
 use paddock_imagestore::paths::StorePath;
 use paddock_imagestore::{LocalStore, StoreError, VerifiedImage};
+
+/// Why a job's image could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("image {id}: no image store is configured")]
+    NoStore { id: ImageId },
+    #[error("image {id} is in none of the image stores: {stores}")]
+    NotInStores { id: ImageId, stores: String },
+    /// An image (local, or downloaded whole) that does not verify.
+    #[error("image {id} refused: {source}")]
+    Refused { id: ImageId, source: StoreError },
+    /// No server had the manifest: why, server by server (`BASE: reason`).
+    #[error("image {id}: not found in any store ({})", .errors.join("; "))]
+    NotFound { id: ImageId, errors: Vec<String> },
+    #[error("image {id}: {source}")]
+    Manifest { id: ImageId, source: ManifestError },
+    #[error("image {id}: bad blob digest {digest}")]
+    BadDigest { id: ImageId, digest: String },
+    /// No server gave the blob: each server's error, in order.
+    #[error("blob {digest}: {}", join(.errors))]
+    Blob {
+        digest: ImageId,
+        errors: Vec<FetchError>,
+    },
+    #[error("image {id}: the manifest staged in {} changed; fetch it again", .path.display())]
+    StagedChanged { id: ImageId, path: PathBuf },
+    #[error("{}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Cache(#[from] StoreError),
+    #[error("a blocking task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+fn join(errors: &[FetchError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
 
 /// Image sources of a supervisor.
 #[derive(Debug)]
@@ -81,7 +127,7 @@ impl ImageSource {
             site_urls: std::sync::RwLock::default(),
             cache: LocalStore::new(cache_dir),
             max_bytes,
-            http: paddock_imagestore::mirror::http_client(),
+            http: paddock_client::transport::http_client(paddock_client::store::CONNECT_TIMEOUT),
             state: Mutex::default(),
             downloads: Mutex::default(),
             blobs_downloaded: AtomicU64::new(0),
@@ -117,7 +163,7 @@ impl ImageSource {
     pub async fn get(
         self: &Arc<Self>,
         id: &ImageId,
-    ) -> Result<(VerifiedImage, Option<Pin>), String> {
+    ) -> Result<(VerifiedImage, Option<Pin>), ImageError> {
         // Local stores, verified in place.
         let stores = self.stores.clone();
         let wanted = id.clone();
@@ -126,28 +172,28 @@ impl ImageSource {
                 match s.verified_image(&wanted) {
                     Ok(i) => return Ok(Some(i)),
                     Err(StoreError::Missing { what: "image", .. }) => continue,
-                    Err(e) => return Err(format!("image {wanted} refused: {e}")),
+                    Err(source) => return Err(ImageError::Refused { id: wanted, source }),
                 }
             }
             Ok(None)
         })
-        .await
-        .map_err(|e| e.to_string())??;
+        .await??;
         if let Some(i) = local {
             return Ok((i, None));
         }
         if self.urls().is_empty() {
             return Err(if self.stores.is_empty() {
-                format!("image {id}: no image store is configured")
+                ImageError::NoStore { id: id.clone() }
             } else {
-                format!(
-                    "image {id} is in none of the image stores: {}",
-                    self.stores
+                ImageError::NotInStores {
+                    id: id.clone(),
+                    stores: self
+                        .stores
                         .iter()
                         .map(|s| s.root().display().to_string())
                         .collect::<Vec<_>>()
-                        .join(", ")
-                )
+                        .join(", "),
+                }
             });
         }
         let manifest = self.manifest(id).await?;
@@ -162,16 +208,21 @@ impl ImageSource {
             let d: ImageId = spec
                 .sha256_digest
                 .parse()
-                .map_err(|_| format!("image {id}: bad blob digest {}", spec.sha256_digest))?;
+                .map_err(|_| ImageError::BadDigest {
+                    id: id.clone(),
+                    digest: spec.sha256_digest.clone(),
+                })?;
             self.blob(&d).await?;
         }
         self.publish_manifest(id)?;
         let cache = self.cache.clone();
         let wanted = id.clone();
         let image = tokio::task::spawn_blocking(move || cache.verified_image(&wanted))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("image {id} refused: {e}"))?;
+            .await?
+            .map_err(|source| ImageError::Refused {
+                id: id.clone(),
+                source,
+            })?;
         self.evict();
         Ok((image, Some(pin)))
     }
@@ -191,7 +242,7 @@ impl ImageSource {
 
     /// The manifest, from the cache or the first server that has it; written to the cache
     /// only by [`Self::get`] once its blobs are there.
-    async fn manifest(&self, id: &ImageId) -> Result<ImageManifest, String> {
+    async fn manifest(&self, id: &ImageId) -> Result<ImageManifest, ImageError> {
         let cached = self.cache.root().join(image_path(id));
         if let Ok(bytes) = std::fs::read(&cached)
             && &sha256_id(&bytes) == id
@@ -201,38 +252,57 @@ impl ImageSource {
         }
         let mut errors = Vec::new();
         for base in &self.urls() {
-            let url = format!("{base}/{}", image_path(id).display());
-            let r = match self.http.get(&url).send().await {
-                Ok(r) => r,
+            // Read with a bound and verified against the id by the store client.
+            let bytes = match self.store(base).manifest(id).await {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => {
+                    errors.push(format!("{base}: HTTP 404 Not Found"));
+                    continue;
+                }
+                Err(StoreApiError::Status { status, .. }) => {
+                    errors.push(format!("{base}: HTTP {status}"));
+                    continue;
+                }
+                Err(StoreApiError::WrongManifest { actual, .. }) => {
+                    errors.push(format!("{base}: the manifest hashes to {actual}"));
+                    continue;
+                }
+                Err(StoreApiError::Http { message, .. } | StoreApiError::Read { message, .. }) => {
+                    errors.push(format!("{base}: {message}"));
+                    continue;
+                }
                 Err(e) => {
-                    errors.push(format!("{base}: {e}"));
+                    errors.push(e.to_string());
                     continue;
                 }
             };
-            if !r.status().is_success() {
-                errors.push(format!("{base}: HTTP {}", r.status()));
-                continue;
-            }
-            let bytes = r.bytes().await.map_err(|e| format!("{url}: {e}"))?;
-            let actual = sha256_id(&bytes);
-            if &actual != id {
-                errors.push(format!("{base}: the manifest hashes to {actual}"));
-                continue;
-            }
-            let m = ImageManifest::parse(&bytes).map_err(|e| format!("image {id}: {e}"))?;
+            let m = ImageManifest::parse(&bytes).map_err(|source| ImageError::Manifest {
+                id: id.clone(),
+                source,
+            })?;
             // Kept aside until the blobs are in (see `get`).
             let staging = self.cache.root().join(".manifests");
-            std::fs::create_dir_all(&staging).map_err(|e| e.to_string())?;
-            std::fs::write(staging.join(id.as_str()), &bytes).map_err(|e| e.to_string())?;
+            let io = |path: &Path| {
+                let path = path.to_path_buf();
+                move |source| ImageError::Io { path, source }
+            };
+            std::fs::create_dir_all(&staging).map_err(io(&staging))?;
+            let staged = staging.join(id.as_str());
+            std::fs::write(&staged, &bytes).map_err(io(&staged))?;
             return Ok(m);
         }
-        Err(format!(
-            "image {id}: not found in any store ({})",
-            errors.join("; ")
-        ))
+        Err(ImageError::NotFound {
+            id: id.clone(),
+            errors,
+        })
     }
 
-    async fn blob(&self, d: &ImageId) -> Result<(), String> {
+    /// The store server at `base`, sharing this source's connections.
+    fn store(&self, base: &str) -> StoreClient {
+        StoreClient::with_http(base, None, self.http.clone())
+    }
+
+    async fn blob(&self, d: &ImageId) -> Result<(), ImageError> {
         let lock = self
             .downloads
             .lock()
@@ -247,9 +317,8 @@ impl ImageSource {
         let counter = AtomicU64::new(0);
         let mut errors = Vec::new();
         for base in &self.urls() {
-            match paddock_imagestore::mirror::fetch_file(
-                &self.http,
-                base,
+            match paddock_imagestore::mirror::try_fetch_file(
+                &self.store(base),
                 &StorePath::Blob(d.clone()),
                 self.cache.root(),
                 &counter,
@@ -264,22 +333,25 @@ impl ImageSource {
                 Err(e) => errors.push(e),
             }
         }
-        Err(format!("blob {d}: {}", errors.join("; ")))
+        Err(ImageError::Blob {
+            digest: d.clone(),
+            errors,
+        })
     }
 
     /// Publishes a manifest staged by [`Self::manifest`] (its blobs are in now).
-    fn publish_manifest(&self, id: &ImageId) -> Result<(), String> {
+    fn publish_manifest(&self, id: &ImageId) -> Result<(), ImageError> {
         let staged = self.cache.root().join(".manifests").join(id.as_str());
         if let Ok(bytes) = std::fs::read(&staged) {
             let _ = std::fs::remove_file(&staged);
             // What was staged is used only if it is still the manifest named `id`.
             if &sha256_id(&bytes) != id {
-                return Err(format!(
-                    "image {id}: the manifest staged in {} changed; fetch it again",
-                    staged.display()
-                ));
+                return Err(ImageError::StagedChanged {
+                    id: id.clone(),
+                    path: staged,
+                });
             }
-            self.cache.put_manifest(&bytes).map_err(|e| e.to_string())?;
+            self.cache.put_manifest(&bytes)?;
         }
         Ok(())
     }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use paddock_core::protocol::StartJob;
 use paddock_core::puppet::{PuppetRequest, WorkloadOutcome};
-use paddock_core::{ExecutionState, ExitStatus, SupervisorId};
+use paddock_core::{ExecutionState, ExitStatus, JobId, SupervisorId};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
@@ -97,6 +97,18 @@ pub async fn run<D: HostDriver>(
     run_inner(ctx, start, stop).instrument(span).await
 }
 
+/// Ends a job whose host could not be started (its image refused, or the driver failed):
+/// `terminated` with `supervisor_host_start_error` and `message`, logged as `what`.
+fn start_failed(link: &Link, id: JobId, message: String, what: &str) {
+    tracing::warn!(%message, "{what}");
+    link.report(
+        id,
+        Some(ExecutionState::Terminated),
+        Some(ExitStatus::SupervisorHostStartError),
+        Some(message),
+    );
+}
+
 async fn run_inner<D: HostDriver>(
     ctx: JobContext<D>,
     start: StartJob,
@@ -117,16 +129,7 @@ async fn run_inner<D: HostDriver>(
     // The pin keeps the image's cached blobs until the job ends.
     let (image, _pin) = match image {
         Ok(i) => i,
-        Err(message) => {
-            tracing::warn!(%message, "image refused");
-            link.report(
-                id,
-                Some(ExecutionState::Terminated),
-                Some(ExitStatus::SupervisorHostStartError),
-                Some(message),
-            );
-            return;
-        }
+        Err(e) => return start_failed(link, id, e.to_string(), "image refused"),
     };
 
     let (events_tx, mut events) = mpsc::channel(64);
@@ -143,14 +146,7 @@ async fn run_inner<D: HostDriver>(
         Ok(h) => h,
         Err(e) => {
             let message = format!("{} driver could not start the host: {e}", ctx.driver.name());
-            tracing::warn!(%message, "host start failed");
-            link.report(
-                id,
-                Some(ExecutionState::Terminated),
-                Some(ExitStatus::SupervisorHostStartError),
-                Some(message),
-            );
-            return;
+            return start_failed(link, id, message, "host start failed");
         }
     };
 

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "../../imagestore/tests/support/tmpfs.rs"]
+#[path = "../../imagestore-server/tests/support/tmpfs.rs"]
 mod tmpfs;
 
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use paddock_core::ImageId;
 use paddock_core::manifest::blob_path;
 use paddock_imagestore::LocalStore;
 use paddock_imagestore::import::ImportOptions;
-use paddock_imagestore::server::ServerSettings;
+use paddock_imagestore_server::server::ServerSettings;
 use paddock_supervisor::image_cache::ImageSource;
 
 fn import(store: &LocalStore, dir: &std::path::Path, label: &str, size: usize) -> ImageId {
@@ -50,7 +50,7 @@ async fn shared_downloads_lru_eviction_and_verification() {
         max_upload_bytes: 1 << 20,
     };
     tokio::spawn(async move {
-        paddock_imagestore::server::serve(&settings, listener, std::future::pending())
+        paddock_imagestore_server::server::serve(&settings, listener, std::future::pending())
             .await
             .unwrap()
     });
@@ -114,7 +114,7 @@ async fn shared_downloads_lru_eviction_and_verification() {
     let img = store.verified_image(&a).unwrap();
     std::fs::write(&img.blobs[0].1, "rotten").unwrap();
     let e = src.get(&a).await.unwrap_err();
-    assert!(e.contains("hashes to"), "{e}");
+    assert!(e.to_string().contains("hashes to"), "{e}");
     let digest: ImageId = img.manifest.blobs["workload"]
         .sha256_digest
         .parse()
@@ -122,7 +122,7 @@ async fn shared_downloads_lru_eviction_and_verification() {
     assert!(!cache_dir.join(blob_path(&digest)).exists());
     // An unknown image.
     let e = src.get(&ImageId::from_digest([9; 32])).await.unwrap_err();
-    assert!(e.contains("not found"), "{e}");
+    assert!(e.to_string().contains("not found"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,7 +161,7 @@ async fn a_full_cache_disk_fails_the_image_and_caches_nothing_truncated() {
         max_upload_bytes: 1 << 20,
     };
     tokio::spawn(async move {
-        paddock_imagestore::server::serve(&settings, listener, std::future::pending())
+        paddock_imagestore_server::server::serve(&settings, listener, std::future::pending())
             .await
             .unwrap()
     });
@@ -182,7 +182,7 @@ async fn a_full_cache_disk_fails_the_image_and_caches_nothing_truncated() {
         "two 7 MB blobs fit"
     );
     let e = results[2].as_ref().unwrap_err();
-    assert!(e.contains("space"), "{e}");
+    assert!(e.to_string().contains("space"), "{e}");
     assert!(
         !cache_dir
             .join(paddock_core::manifest::image_path(&ids[2]))

@@ -1,5 +1,10 @@
 //! The collectors, in the order the report lists them (bee's order: board, cpu, memory,
 //! storage, pcie, network, power, gpu, then the kernel).
+//!
+//! A section of the report is JSON by design (versioned with the report's `format`, shaped by
+//! what each tool prints on a given host), so collectors build it by field name
+//! (`section["dimms"] = json!(…)`) and read back what they built the same way; typed parsers
+//! (`crate::parse`) read the tools' own output.
 
 use std::sync::Arc;
 

@@ -1,5 +1,5 @@
 //! `paddock-imagestore`, installed alongside `paddock` (see paddock-imagestore's `cli`).
 
 fn main() -> std::process::ExitCode {
-    paddock_imagestore::cli::main()
+    paddock_imagestore_server::cli::main()
 }

@@ -8,11 +8,12 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use paddock_client::StoreClient;
 use paddock_core::api::images::{ImageShown, ImageSummary};
 use paddock_imagestore::LocalStore;
-use paddock_imagestore::client::StoreClient;
 use paddock_imagestore::import::ImportOptions;
 use paddock_imagestore::mirror::{MirrorOptions, MirrorProgress, NoProgress, mirror_with_progress};
+use paddock_imagestore::transfer;
 
 const DEFAULT_STORE: &str = ".paddock/store";
 
@@ -299,7 +300,7 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<()> {
                 let s = LocalStore::new(&build.source);
                 s.verified_image(&id)
                     .with_context(|| format!("{}: image {id}", build.source.display()))?;
-                let sent = c.push(&s, &id).await?;
+                let sent = transfer::push(&c, &s, &id).await?;
                 eprintln!(
                     "pushed the built image {} ({sent} bytes uploaded)",
                     build.source.display()
@@ -327,7 +328,7 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<()> {
                 .import(&build.source, &build.options(Some(next))?)
                 // The error names the file it could not read.
                 .context("building the image to push")?;
-            let sent = c.push(&s, &id).await?;
+            let sent = transfer::push(&c, &s, &id).await?;
             eprintln!(
                 "pushed {} as {} revision {} ({sent} bytes uploaded)",
                 build.source.display(),
@@ -399,7 +400,7 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<()> {
             }
         }
         ImageCommand::Pull { name, dir, remote } => {
-            let id = client(&remote)?.pull(&name, &dir).await?;
+            let id = transfer::pull(&client(&remote)?, &name, &dir).await?;
             eprintln!("pulled {name} into {}", dir.display());
             println!("{id}");
         }

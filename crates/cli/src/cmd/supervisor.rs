@@ -267,7 +267,8 @@ pub async fn run(cmd: SupervisorCommand) -> anyhow::Result<()> {
                         paddock_core::api::format_ms(r.received_at)
                     );
                 }
-                // The check run itself is the agent's JSON (docs/audit.md).
+                // The check run itself is the agent's JSON (docs/audit.md), kept as JSON: it is
+                // versioned by its own `format`, so its fields are read leniently here.
                 let run = latest.check.as_ref().and_then(|r| r.report.as_ref());
                 for c in run
                     .and_then(|r| r["checks"].as_array())

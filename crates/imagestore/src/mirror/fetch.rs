@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use futures_util::StreamExt;
+use paddock_client::StoreClient;
 use paddock_core::ImageId;
 use sha2::{Digest, Sha256};
 
@@ -82,12 +83,12 @@ struct Target {
 }
 
 impl Target {
-    fn new(base: &str, path: &StorePath, dir: &Path) -> Result<Target, FetchError> {
+    fn new(store: &StoreClient, path: &StorePath, dir: &Path) -> Result<Target, FetchError> {
         let digest = path.digest().ok_or(FetchError::NotAFile)?.clone();
         let relative = path.relative();
         let partial_dir = dir.join(".partial");
         Ok(Target {
-            url: format!("{}/{}", base.trim_end_matches('/'), relative.display()),
+            url: store.url(&relative),
             part: partial_dir.join(format!("{digest}.part")),
             partial_dir,
             relative,
@@ -97,26 +98,25 @@ impl Target {
     }
 }
 
-/// Downloads one store file from `base` into the store at `dir`. `may_have_partial: false`
+/// Downloads one store file from `store` into the store at `dir`. `may_have_partial: false`
 /// says (from a listing of `.partial/` taken before) that there is no partial file to resume,
 /// which saves a blocking hop per file. `on_bytes` is called as bytes arrive.
 pub(super) async fn fetch(
-    client: &reqwest::Client,
-    base: &str,
+    store: &StoreClient,
     path: &StorePath,
     dir: &Path,
     on_bytes: &(dyn Fn(u64) + Sync),
     durability: Durability,
     may_have_partial: bool,
 ) -> Result<Fetched, FetchError> {
-    let target = Target::new(base, path, dir)?;
+    let target = Target::new(store, path, dir)?;
     let partial = if may_have_partial {
         resume_partial(&target).await?
     } else {
         None
     };
     let have = partial.as_ref().map_or(0, StagedFile::len);
-    let mut req = client.get(&target.url);
+    let mut req = store.file_request(&target.relative);
     if have > 0 {
         req = req.header("range", format!("bytes={have}-"));
     }

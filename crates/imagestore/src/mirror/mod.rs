@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use paddock_client::{StoreApiError, StoreClient};
 use paddock_core::manifest::ImageManifest;
 
 pub use self::fetch::{FetchError, Fetched};
@@ -102,22 +103,11 @@ pub enum MirrorError {
 /// When a downloaded file is made durable.
 pub use crate::staged::Durability;
 
-/// A client with keep-alive connections, shared by every download of a run.
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(64)
-        .tcp_nodelay(true)
-        .connect_timeout(Duration::from_secs(20))
-        .build()
-        .unwrap_or_default()
-}
-
-/// Downloads one store file from `base` into the store at `dir`, resuming a partial download
+/// Downloads one store file from `store` into the store at `dir`, resuming a partial download
 /// in `dir/.partial/`, verifying the digest before the rename. `counter` is advanced as bytes
 /// arrive.
 pub async fn try_fetch_file(
-    client: &reqwest::Client,
-    base: &str,
+    store: &StoreClient,
     path: &StorePath,
     dir: &Path,
     counter: &AtomicU64,
@@ -126,23 +116,7 @@ pub async fn try_fetch_file(
     let on_bytes = |n| {
         counter.fetch_add(n, Ordering::Relaxed);
     };
-    fetch::fetch(client, base, path, dir, &on_bytes, durability, true).await
-}
-
-/// [`try_fetch_file`], with the bytes transferred and whether it resumed as a pair and the
-/// error as its text.
-pub async fn fetch_file(
-    client: &reqwest::Client,
-    base: &str,
-    path: &StorePath,
-    dir: &Path,
-    counter: &AtomicU64,
-    durability: Durability,
-) -> Result<(u64, bool), String> {
-    try_fetch_file(client, base, path, dir, counter, durability)
-        .await
-        .map(|f| (f.bytes, f.resumed))
-        .map_err(|e| e.to_string())
+    fetch::fetch(store, path, dir, &on_bytes, durability, true).await
 }
 
 /// Mirrors `base` (the URL `all.txt` is under) into the directory `dir`.
@@ -162,8 +136,8 @@ pub async fn mirror_with_progress(
     progress: Arc<dyn MirrorProgress>,
 ) -> Result<MirrorReport, MirrorError> {
     let t0 = Instant::now();
-    let client = http_client();
-    let index = fetch_index(&client, base).await?;
+    let store = StoreClient::new(base, None);
+    let index = fetch_index(&store).await?;
     let (fresh, recovery) = prepare_dir(dir).await?;
     let mut report = MirrorReport {
         recovery,
@@ -172,8 +146,7 @@ pub async fn mirror_with_progress(
     let (images, blobs) = plan(&index, dir, &mut report);
     progress.started(images.len() + blobs.len());
     let run = Run {
-        client,
-        base: base.to_string(),
+        store,
         dir: dir.to_path_buf(),
         partials: list_partials(dir),
         attempts: opts.attempts.max(1),
@@ -200,21 +173,21 @@ pub async fn mirror_with_progress(
 }
 
 /// The remote `all.txt`.
-async fn fetch_index(client: &reqwest::Client, base: &str) -> Result<String, MirrorError> {
-    let url = format!("{}/all.txt", base.trim_end_matches('/'));
-    let index_err = |message: String| MirrorError::Index {
-        url: url.clone(),
-        message,
-    };
-    let resp = client
-        .get(&url)
-        .send()
-        .await
-        .map_err(|e| index_err(e.to_string()))?;
-    if !resp.status().is_success() {
-        return Err(index_err(format!("HTTP {}", resp.status())));
-    }
-    resp.text().await.map_err(|e| index_err(e.to_string()))
+async fn fetch_index(store: &StoreClient) -> Result<String, MirrorError> {
+    store.index().await.map_err(|e| {
+        let message = match &e {
+            StoreApiError::NotFound { .. } => "HTTP 404 Not Found".to_string(),
+            StoreApiError::Status { status, .. } => format!("HTTP {status}"),
+            StoreApiError::Http { message, .. } | StoreApiError::Read { message, .. } => {
+                message.clone()
+            }
+            other => other.to_string(),
+        };
+        MirrorError::Index {
+            url: store.url(Path::new("all.txt")),
+            message,
+        }
+    })
 }
 
 fn task_failed(dir: &Path, e: tokio::task::JoinError) -> MirrorError {
@@ -333,8 +306,7 @@ async fn finish(
 
 /// What the workers of both phases share.
 struct Run {
-    client: reqwest::Client,
-    base: String,
+    store: StoreClient,
     dir: PathBuf,
     /// Digests with a partial download in `.partial/` when the run began.
     partials: HashSet<String>,
@@ -412,8 +384,7 @@ async fn fetch_with_retries(run: &Run, p: &StorePath) -> Result<Fetched, FetchEr
             || p.digest()
                 .is_some_and(|d| run.partials.contains(d.as_str()));
         let r = fetch::fetch(
-            &run.client,
-            &run.base,
+            &run.store,
             p,
             &run.dir,
             &on_bytes,

@@ -198,7 +198,7 @@ async fn store_answers_become_statuses(backend: Backend) {
     bytes.extend_from_slice(b"\n# edited\n");
     std::fs::write(&path, bytes).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let settings = paddock_imagestore::server::ServerSettings {
+    let settings = paddock_imagestore_server::server::ServerSettings {
         root: store.clone(),
         listen: listener.local_addr().unwrap(),
         max_upload_bytes: 1 << 20,
@@ -206,7 +206,8 @@ async fn store_answers_become_statuses(backend: Backend) {
     let base = format!("http://{}", settings.listen);
     tokio::spawn(async move {
         let _ =
-            paddock_imagestore::server::serve(&settings, listener, std::future::pending()).await;
+            paddock_imagestore_server::server::serve(&settings, listener, std::future::pending())
+                .await;
     });
     let t = TestApp::start_with(backend, |c| c.image_urls = vec![base.clone()]).await;
     let (s, v) = t

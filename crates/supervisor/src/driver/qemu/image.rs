@@ -321,6 +321,8 @@ pub fn blockdev_args(layers: &[CheckedLayer], overlay: &Path) -> Vec<String> {
             },
         });
         if l.format == "qcow2" {
+            // QMP's blockdev options are QEMU's JSON (written, not read): a qcow2 layer names
+            // its backing node, or null for none.
             node["backing"] = if i + 1 < n {
                 serde_json::Value::String(format!("layer{}", i + 1))
             } else {

@@ -10,6 +10,7 @@ use axum::http::header::{ACCEPT, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use paddock_client::{Found, StoreApiError, StoreClient};
 use paddock_core::api::jobs::{
     EnqueueJobRequest, EnqueueJobResponse, JobEventList, JobList, JobView,
 };
@@ -17,7 +18,6 @@ use paddock_core::protocol::SwitchboardMessage;
 use paddock_core::{
     ExecutionState, ExitStatus, ImageId, JobId, Name, Privilege, TagExpr, Transition,
 };
-use paddock_imagestore::client::{ClientError, Found, StoreClient};
 use serde::Deserialize;
 
 use crate::api::json::{Json, Path, Query};
@@ -84,24 +84,26 @@ async fn resolve_image(app: &AppState, image: &str) -> Result<ImageId, ApiError>
                     // A file there that is not that image (unreadable, too large, or hashing
                     // to another id) is not taken for it.
                     Err(
-                        e @ (ClientError::WrongManifest { .. }
-                        | ClientError::TooLarge { .. }
-                        | ClientError::Read { .. }),
+                        e @ (StoreApiError::WrongManifest { .. }
+                        | StoreApiError::TooLarge { .. }
+                        | StoreApiError::Read { .. }),
                     ) => {
                         tracing::warn!(error = %e, "a file at an image path is not that image; ignored");
                         answered = true;
                     }
-                    Err(ClientError::Http { message, .. }) => {
+                    Err(StoreApiError::Http { message, .. }) => {
                         errors.push(format!("{base}: {message}"))
                     }
                     Err(e) => errors.push(format!("{base}: {e}")),
                 },
                 Ok(Found::Missing { .. }) => answered = true,
-                Err(ClientError::Status { status, .. }) => {
+                Err(StoreApiError::Status { status, .. }) => {
                     errors.push(format!("{base}: HTTP {status}"))
                 }
-                Err(ClientError::Http { message, .. }) => errors.push(format!("{base}: {message}")),
-                Err(ClientError::Answer { source, .. }) if source.is_data() => {
+                Err(StoreApiError::Http { message, .. }) => {
+                    errors.push(format!("{base}: {message}"))
+                }
+                Err(StoreApiError::Answer { source, .. }) if source.is_data() => {
                     errors.push(format!("{base}: no id in the answer"))
                 }
                 Err(e) => return Err(ApiError::Internal(anyhow::anyhow!("{e}"))),

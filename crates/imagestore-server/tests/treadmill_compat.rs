@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use paddock_core::ImageId;
 use paddock_core::manifest::sha256_id;
 use paddock_imagestore::paths::StorePath;
-use paddock_imagestore::server::ServerSettings;
+use paddock_imagestore_server::server::ServerSettings;
 
 struct Server {
     base: String,
@@ -25,7 +25,7 @@ async fn start() -> Server {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("S");
     std::fs::create_dir_all(&root).unwrap();
-    let token = paddock_imagestore::tokens::add(&root, "ci").unwrap();
+    let token = paddock_imagestore_server::tokens::add(&root, "ci").unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let settings = ServerSettings {
@@ -34,7 +34,7 @@ async fn start() -> Server {
         max_upload_bytes: 1 << 30,
     };
     tokio::spawn(async move {
-        paddock_imagestore::server::serve(&settings, listener, std::future::pending())
+        paddock_imagestore_server::server::serve(&settings, listener, std::future::pending())
             .await
             .unwrap();
     });

@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use paddock_imagestore::server::ServerSettings;
+use paddock_imagestore_server::server::ServerSettings;
 
 /// The log, as the fmt subscriber writes it.
 #[derive(Clone, Default)]
@@ -50,7 +50,7 @@ async fn a_500_names_a_request_id_and_logs_the_cause_under_it() {
         max_upload_bytes: 1 << 20,
     };
     tokio::spawn(async move {
-        paddock_imagestore::server::serve(&settings, listener, std::future::pending())
+        paddock_imagestore_server::server::serve(&settings, listener, std::future::pending())
             .await
             .unwrap();
     });

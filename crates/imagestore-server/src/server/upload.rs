@@ -1,5 +1,5 @@
 //! Uploads: `PUT` of a blob or a manifest, authenticated by a push token, verified before it
-//! becomes visible, written through [`crate::staged`] (every write error seen, the file on
+//! becomes visible, written through [`paddock_imagestore::staged`] (every write error seen, the file on
 //! disk checked before the rename). A full disk is answered 507, nothing stored.
 
 use std::path::Path;
@@ -16,9 +16,9 @@ use tracing::Instrument;
 use super::Srv;
 use super::error::{ApiError, text};
 use super::index_task::INDEX_WAIT;
-use crate::local::StoreError;
-use crate::paths::StorePath;
-use crate::staged::{Durability, StagedFile, StagedWriter};
+use paddock_imagestore::local::StoreError;
+use paddock_imagestore::paths::StorePath;
+use paddock_imagestore::staged::{Durability, StagedFile, StagedWriter};
 
 /// Largest manifest accepted.
 const MAX_MANIFEST: usize = 1024 * 1024;
@@ -116,7 +116,7 @@ fn publish_blob(
     rel: &Path,
     digest: &ImageId,
 ) -> Result<bool, StoreError> {
-    if let Ok((f, _)) = crate::regular::open(root, rel) {
+    if let Ok((f, _)) = paddock_imagestore::regular::open(root, rel) {
         // Already there: refresh its time so a garbage collection about to remove it as
         // unreferenced waits another grace period (a manifest naming it may follow).
         let _ = f.set_modified(std::time::SystemTime::now());
@@ -178,7 +178,7 @@ fn blob_stored(srv: &Srv, digest: &str, size: u64) -> bool {
     digest
         .parse::<ImageId>()
         .ok()
-        .and_then(|d| crate::regular::open(&srv.root, &blob_path(&d)).ok())
+        .and_then(|d| paddock_imagestore::regular::open(&srv.root, &blob_path(&d)).ok())
         .is_some_and(|(_, m)| m.len() == size)
 }
 

@@ -82,9 +82,9 @@ pub(crate) async fn index_task(root: Arc<PathBuf>, index: IndexHandle) {
         let r = root.clone();
         let last = written.take();
         let result = tokio::task::spawn_blocking(move || {
-            let lines = crate::index::list(&r)?;
+            let lines = paddock_imagestore::index::list(&r)?;
             if last.as_ref() != Some(&lines) {
-                crate::index::write_lines(&r, lines.clone())?;
+                paddock_imagestore::index::write_lines(&r, lines.clone())?;
                 tracing::debug!(files = lines.len(), "all.txt rewritten");
             }
             Ok::<_, std::io::Error>(lines)

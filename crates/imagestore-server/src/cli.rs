@@ -107,11 +107,7 @@ pub fn main() -> std::process::ExitCode {
 
 /// [`main`] with arguments already parsed (the benchmark re-executes itself as the server).
 pub fn main_with(cli: Cli) -> std::process::ExitCode {
-    paddock_core::service::run(
-        Some("info"),
-        paddock_core::service::Runtime::MultiThread,
-        async { run(cli).await.map(|()| std::process::ExitCode::SUCCESS) },
-    )
+    paddock_core::service::serve(run(cli))
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -187,7 +183,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             dry_run,
         } => {
             existing_store(&root.root)?;
-            let r = crate::maintenance::gc(&root.root, Duration::from_secs(grace_s), dry_run)?;
+            let r = paddock_imagestore::maintenance::gc(
+                &root.root,
+                Duration::from_secs(grace_s),
+                dry_run,
+            )?;
             let bytes: u64 = r.removed.iter().map(|(_, s)| s).sum();
             for (p, s) in &r.removed {
                 println!(
@@ -219,7 +219,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Check { root, repair } => {
             existing_store(&root.root)?;
             let tty = std::io::stderr().is_terminal();
-            let r = crate::maintenance::check(&root.root, repair, |i, n| {
+            let r = paddock_imagestore::maintenance::check(&root.root, repair, |i, n| {
                 if tty && (i % 64 == 0 || i == n) {
                     eprint!("\r\x1b[Kcheck: {i}/{n} files");
                 }

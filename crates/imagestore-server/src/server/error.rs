@@ -7,9 +7,9 @@ use axum::http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::local::StoreError;
-use crate::paths::PathError;
-use crate::regular::OpenError;
+use paddock_imagestore::local::StoreError;
+use paddock_imagestore::paths::PathError;
+use paddock_imagestore::regular::OpenError;
 
 /// The header a 5xx answer carries its request id in (also in its body and in the log).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";

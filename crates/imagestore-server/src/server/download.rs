@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::Srv;
 use super::error::{ApiError, Internal};
-use crate::paths::StorePath;
-use crate::regular::OpenError;
+use paddock_imagestore::paths::StorePath;
+use paddock_imagestore::regular::OpenError;
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
@@ -67,7 +67,7 @@ async fn open_file(
     relative: PathBuf,
 ) -> Result<(Opened, std::fs::Metadata), OpenError> {
     tokio::task::spawn_blocking(move || {
-        let (mut file, meta) = crate::regular::open(&root, &relative)?;
+        let (mut file, meta) = paddock_imagestore::regular::open(&root, &relative)?;
         let read_err = |source| OpenError::Io {
             path: root.join(&relative),
             source,

@@ -12,11 +12,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+use paddock_client::StoreClient;
 use paddock_core::ImageId;
 use paddock_core::manifest::{ImageManifest, sha256_id};
-use paddock_imagestore::mirror::{Durability, MirrorOptions, fetch_file, mirror};
+use paddock_imagestore::mirror::{Durability, MirrorOptions, mirror, try_fetch_file};
 use paddock_imagestore::paths::StorePath;
-use paddock_imagestore::server::ServerSettings;
+use paddock_imagestore_server::server::ServerSettings;
 
 struct Server {
     base: String,
@@ -36,7 +37,7 @@ async fn start() -> Server {
 /// A server on the store at `root` (created).
 async fn start_at(root: PathBuf) -> Server {
     std::fs::create_dir_all(&root).unwrap();
-    let token = paddock_imagestore::tokens::add(&root, "ci").unwrap();
+    let token = paddock_imagestore_server::tokens::add(&root, "ci").unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let settings = ServerSettings {
@@ -45,7 +46,7 @@ async fn start_at(root: PathBuf) -> Server {
         max_upload_bytes: 1 << 30,
     };
     tokio::spawn(async move {
-        paddock_imagestore::server::serve(&settings, listener, std::future::pending())
+        paddock_imagestore_server::server::serve(&settings, listener, std::future::pending())
             .await
             .unwrap();
     });
@@ -476,9 +477,8 @@ async fn mirror_copies_a_treadmill_store_resumes_and_refuses_corruption() {
 
     // fetch_file alone: a digest mismatch leaves no partial file behind.
     let counter = AtomicU64::new(0);
-    let e = fetch_file(
-        &reqwest::Client::new(),
-        &s.base,
+    let e = try_fetch_file(
+        &StoreClient::new(&s.base, None),
         &StorePath::Blob(bad.clone()),
         &m,
         &counter,
@@ -486,7 +486,7 @@ async fn mirror_copies_a_treadmill_store_resumes_and_refuses_corruption() {
     )
     .await
     .unwrap_err();
-    assert!(e.contains("discarded"), "{e}");
+    assert!(e.to_string().contains("discarded"), "{e}");
     assert!(!m.join(".partial").join(format!("{bad}.part")).exists());
 }
 
@@ -570,9 +570,8 @@ async fn an_interrupted_download_is_resumed() {
     let counter = AtomicU64::new(0);
     let http = reqwest::Client::new();
     let path = StorePath::Blob(d.clone());
-    let e = fetch_file(
-        &http,
-        &format!("http://{flaky_addr}"),
+    let e = try_fetch_file(
+        &StoreClient::with_http(&format!("http://{flaky_addr}"), None, http.clone()),
         &path,
         dir.path(),
         &counter,
@@ -588,9 +587,8 @@ async fn an_interrupted_download_is_resumed() {
         "{e}"
     );
     // The next attempt (here from the real server) asks only for the rest.
-    let (bytes, resumed) = fetch_file(
-        &http,
-        &s.base,
+    let paddock_imagestore::mirror::Fetched { bytes, resumed } = try_fetch_file(
+        &StoreClient::with_http(&s.base, None, http),
         &path,
         dir.path(),
         &counter,
@@ -854,9 +852,11 @@ async fn a_pull_onto_a_full_disk_fails_and_leaves_no_truncated_file() {
         return;
     };
     let (s, id) = serve_image(&tmpfs::distinct_blobs(3, 7_000_000)).await;
-    let client = paddock_imagestore::client::StoreClient::new(&s.base, None);
+    let client = paddock_client::StoreClient::new(&s.base, None);
     let p = fs.path().join("P");
-    let e = client.pull(&id.to_string(), &p).await.unwrap_err();
+    let e = paddock_imagestore::transfer::pull(&client, &id.to_string(), &p)
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("space"), "{e}");
     let found = assert_store_whole(&p);
     assert!(
@@ -1174,7 +1174,7 @@ async fn mirror_progress_reports_every_file_and_byte() {
 /// full id is looked for at its store path; a call limit ends a call that gets no answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_store_client_reads_the_image_api_typed() {
-    use paddock_imagestore::client::{ClientError, Found, StoreClient};
+    use paddock_client::{Found, StoreApiError as ClientError, StoreClient};
 
     let (s, id) = serve_image(&[b"hello".to_vec()]).await;
     let raw = reqwest::get(format!("{}/api/v1/images", s.base))

@@ -5,9 +5,9 @@
 //! [`RESCAN`] + the time of a walk of files published behind its back, before a manifest
 //! PUT returns for uploads).
 //!
-//! Only regular files reached without a link are served ([`crate::regular`]): a link at a store
+//! Only regular files reached without a link are served ([`paddock_imagestore::regular`]): a link at a store
 //! path is answered 404 like a missing file. An upload is written through
-//! [`crate::staged`]: every write error is seen and the file on disk checked before it is
+//! [`paddock_imagestore::staged`]: every write error is seen and the file on disk checked before it is
 //! renamed into place; a full disk is answered 507 (Insufficient Storage), nothing stored.
 //!
 //! Every refusal and failure is an [`error::ApiError`], whose `IntoResponse` alone decides
@@ -28,11 +28,11 @@ use axum::routing::get;
 use paddock_core::api::images::{ImageList, ImageShown};
 use serde::Deserialize;
 
-use crate::catalog;
-use crate::import::ImageSummary;
-use crate::local::LocalStore;
-use crate::paths::StorePath;
 use crate::tokens::TokenCache;
+use paddock_imagestore::catalog;
+use paddock_imagestore::import::ImageSummary;
+use paddock_imagestore::local::LocalStore;
+use paddock_imagestore::paths::StorePath;
 
 mod download;
 pub mod error;
@@ -109,7 +109,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     std::fs::create_dir_all(settings.root.join("tmp"))?;
-    crate::index::write(&settings.root)?;
+    paddock_imagestore::index::write(&settings.root)?;
     // Header read and idle timeouts, a connection limit, and TCP_NODELAY (headers and body go
     // out in separate writes; with Nagle's algorithm and the client's delayed ACK every small
     // response would wait ~40 ms).
@@ -165,8 +165,9 @@ fn find_image(
         tracing::warn!(image.id = %s.id, %problem, "asked for a stored image that cannot be used");
     }
     // Listed a moment ago: whatever fails now is internal (not a 404).
-    let bytes = crate::regular::read(store.root(), &paddock_core::manifest::image_path(&s.id))
-        .map_err(|e| ApiError::internal(Internal::Open(e)))?;
+    let bytes =
+        paddock_imagestore::regular::read(store.root(), &paddock_core::manifest::image_path(&s.id))
+            .map_err(|e| ApiError::internal(Internal::Open(e)))?;
     Ok((s, catalog::manifest_json(&bytes)))
 }
 
