@@ -208,7 +208,7 @@ fn notify_systemd() {
 fn wait_until(cmd: &str) {
     let mut tries = 0u64;
     loop {
-        let ok = std::process::Command::new("sh")
+        let ok = std::process::Command::new("/bin/sh")
             .arg("-c")
             .arg(cmd)
             .stdin(std::process::Stdio::null())
