@@ -8,9 +8,10 @@
 //!    (secret ones 0600), `authorized_keys` and `authorized_keys.d/<user>` for each
 //!    `--ssh-user`, then `job-id`. Nothing of the data is printed; only counts.
 //! 3. It listens on the relay socket (`/run/paddock/puppet.sock`, mode 0666: everything in
-//!    the VM belongs to the job) and tells systemd it is up (`READY=1` on `$NOTIFY_SOCKET`,
-//!    for a `Type=notify` unit), so units ordered after it find the data.
-//! 4. Readiness: with `--ready-command CMD`, it runs `sh -c CMD` every second until it
+//!    the VM belongs to the job; bound before `job-id` is written) and tells systemd it is up
+//!    (`READY=1` on `$NOTIFY_SOCKET`, for a `Type=notify` unit), so units ordered after it
+//!    find the data.
+//! 4. Readiness: with `--ready-command CMD`, it runs `/bin/sh -c CMD` every second until it
 //!    succeeds (the NixOS module passes `systemctl is-active --quiet <readyTarget>`); then,
 //!    unless `--no-ready`, it reports `ready`. Without `--ready-command` it reports `ready` as
 //!    soon as the data is written.
@@ -81,6 +82,11 @@ pub fn run(opts: &GuestOptions) -> Result<(), GuestError> {
     let port = open_port(&opts.port);
     let data = fetch(&port, opts.timeout)?;
     data.check().map_err(GuestError::BadData)?;
+    // The relay listens before `job-id` is written: a script that waits for `job-id` and then
+    // reports finds the relay, never a port the guest puppet holds.
+    std::fs::create_dir_all(&opts.run_dir)
+        .map_err(|e| GuestError::Write(format!("creating {}: {e}", opts.run_dir.display())))?;
+    let listener = bind(&opts.listen)?;
     let files = GuestFiles {
         job_id: &data.job_id,
         parameters: &data.parameters,
@@ -97,7 +103,6 @@ pub fn run(opts: &GuestOptions) -> Result<(), GuestError> {
         opts.run_dir.display()
     ));
     drop(data);
-    let listener = bind(&opts.listen)?;
     let port = Arc::new(Mutex::new(port));
     let relay = {
         let port = port.clone();

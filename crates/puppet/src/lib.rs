@@ -310,7 +310,7 @@ impl Port {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
     use paddock_core::puppet::WorkloadOutcome;
     use std::os::unix::net::UnixListener;
@@ -356,6 +356,40 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(e, PuppetError::Connect { .. }));
+    }
+
+    /// `exchange` returns the reply itself (here the job's data); an unreadable `job_data`
+    /// reply is reported without being quoted (it may carry secrets).
+    #[test]
+    fn exchange_returns_job_data_and_never_quotes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.sock");
+        let line = "{\"type\":\"job_data\",\"job_id\":\"0190d6b8-3c1a-7f00-8000-000000000001\",\
+                    \"parameters\":{\"token\":{\"value\":\"s3cret\",\"secret\":true}}}\n";
+        let server = serve_once(&path, line);
+        let reply = exchange(&path, &PuppetRequest::JobData, Duration::from_secs(5)).unwrap();
+        server.join().unwrap();
+        let PuppetReply::JobData(d) = reply else {
+            panic!("{reply:?}")
+        };
+        assert!(d.parameters["token"].secret);
+        // `send` wants `ok`: it says what came instead, never the contents.
+        let path2 = dir.path().join("data2.sock");
+        let server = serve_once(&path2, line);
+        let e = send(&path2, &PuppetRequest::JobData, Duration::from_secs(5)).unwrap_err();
+        server.join().unwrap();
+        assert!(e.to_string().contains("job_data reply"), "{e}");
+        assert!(!e.to_string().contains("s3cret"), "{e}");
+
+        let path3 = dir.path().join("bad.sock");
+        let server = serve_once(
+            &path3,
+            "{\"type\":\"job_data\",\"job_id\":\"nope\",\"parameters\":{\"t\":{\"value\":\"s3cret\"}}}\n",
+        );
+        let e = exchange(&path3, &PuppetRequest::JobData, Duration::from_secs(5)).unwrap_err();
+        server.join().unwrap();
+        assert!(matches!(e, PuppetError::Protocol(_)), "{e}");
+        assert!(!e.to_string().contains("s3cret"), "{e}");
     }
 
     /// Character devices take the port path (the VM tests of paddock-supervisor use a real
