@@ -5,7 +5,8 @@
 //! ```text
 //! job-id                   the job's id and a newline (the guest only)           0644
 //! parameters/<name>        one file per parameter, its value as is              0600 secret, 0644 others
-//! authorized_keys          the job's SSH keys, one a line (when it has any)     0600 local, 0644 guest
+//! authorized_keys          the job's SSH keys, one a line                       0600 local, 0644 guest
+//!                          (local: only when the job has keys; guest: always)
 //! authorized_keys.d/<user> the same, for each job user named (the guest only)  0644
 //! ```
 //!
@@ -126,6 +127,7 @@ pub fn write_guest_files(run: &Path, files: &GuestFiles<'_>) -> Result<(), Strin
             .map_err(|e| format!("setting the mode of {}: {e}", d.display()))
     };
     mkdir(run)?;
+    mkdir(&run.join(PARAMETERS_DIR))?;
     write_parameters(&run.join(PARAMETERS_DIR), files.parameters)?;
     let write = |p: &Path, text: &str| {
         write_atomic(p, text.as_bytes(), 0o644).map_err(|e| format!("writing {}: {e}", p.display()))
@@ -249,6 +251,7 @@ mod tests {
         assert_eq!(mode(&run.join("parameters/token")), 0o600);
         assert_eq!(mode(&run.join("parameters/board")), 0o644);
         assert_eq!(mode(&run), 0o755);
+        assert_eq!(mode(&run.join(PARAMETERS_DIR)), 0o755);
         let k = run.join("authorized_keys.d/paddock");
         assert_eq!(
             fs::read_to_string(&k).unwrap(),
