@@ -13,6 +13,7 @@ pub mod credential;
 pub mod deployments;
 pub mod error_text;
 pub mod ids;
+pub mod job_files;
 pub mod lifecycle;
 #[cfg(feature = "logging")]
 pub mod logging;

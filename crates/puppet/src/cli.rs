@@ -1,7 +1,9 @@
 //! The `paddock-puppet` command line (the binary is installed by paddock-cli): report to the
 //! supervisor from inside a job: over the local driver's socket (`PADDOCK_PUPPET_SOCKET`) or,
-//! inside a VM, the virtio-serial port (`/dev/virtio-ports/org.paddock.puppet.0`). Exit codes:
-//! 0 the supervisor took it, 1 it refused or could not be reached, 2 usage.
+//! inside a VM, the guest puppet's relay socket (`/run/paddock/puppet.sock`) or the
+//! virtio-serial port (`/dev/virtio-ports/org.paddock.puppet.0`); or, inside a VM, run the
+//! guest puppet (`paddock-puppet guest`, [`crate::guest`]). Exit codes: 0 the supervisor took
+//! it, 1 it refused or could not be reached, 2 usage.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,7 +19,8 @@ use paddock_core::puppet::{PuppetRequest, SOCKET_ENV, WorkloadOutcome};
 )]
 pub struct Cli {
     /// The supervisor's puppet socket (a Unix socket), or a virtio-serial port (a character
-    /// device). Without it, inside a VM: /dev/virtio-ports/org.paddock.puppet.0.
+    /// device). Without it, inside a VM: the guest puppet's /run/paddock/puppet.sock when it
+    /// exists, else /dev/virtio-ports/org.paddock.puppet.0.
     #[arg(long, env = SOCKET_ENV)]
     socket: Option<PathBuf>,
     /// Seconds to wait for the supervisor's answer.
@@ -42,28 +45,79 @@ enum Command {
     },
     /// Ask the supervisor to terminate this job.
     Terminate,
+    /// Inside a VM: the long-running guest puppet. Fetches the job's data over the port,
+    /// writes the run directory (job-id, parameters/ with secret ones 0600, authorized_keys),
+    /// reports ready (see --ready-command) and relays the one-shot commands of the guest to
+    /// the port it holds, through its socket in the run directory.
+    Guest {
+        /// The VM's puppet port.
+        #[arg(long, default_value = crate::VM_PORT)]
+        port: PathBuf,
+        /// Where the job's data is written.
+        #[arg(long, default_value = crate::GUEST_RUN_DIR)]
+        run_dir: PathBuf,
+        /// The relay socket the one-shot commands use [default: RUN_DIR/puppet.sock].
+        #[arg(long)]
+        listen: Option<PathBuf>,
+        /// Also write the job's SSH keys to RUN_DIR/authorized_keys.d/USER (for sshd's
+        /// AuthorizedKeysFile /run/paddock/authorized_keys.d/%u). Repeatable.
+        #[arg(long = "ssh-user", value_name = "USER")]
+        ssh_users: Vec<String>,
+        /// Report ready only once this shell command succeeds (run every second), e.g.
+        /// `systemctl is-active --quiet multi-user.target`. Without it: as soon as the data
+        /// is written.
+        #[arg(long, value_name = "CMD", conflicts_with = "no_ready")]
+        ready_command: Option<String>,
+        /// Never report ready (the image runs `paddock-puppet ready` itself).
+        #[arg(long)]
+        no_ready: bool,
+    },
 }
 
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let timeout = Duration::from_secs(cli.timeout);
     let request = match cli.command {
         Command::Ready => PuppetRequest::Ready,
         Command::Exit { outcome, message } => PuppetRequest::Exit { outcome, message },
         Command::Terminate => PuppetRequest::Terminate,
-    };
-    let vm_port = std::path::Path::new(crate::VM_PORT);
-    let socket = match cli.socket {
-        Some(s) => s,
-        None if vm_port.exists() => vm_port.to_path_buf(),
-        None => {
+        Command::Guest {
+            port,
+            run_dir,
+            listen,
+            ssh_users,
+            ready_command,
+            no_ready,
+        } => {
+            let opts = crate::guest::GuestOptions {
+                listen: listen.unwrap_or_else(|| run_dir.join("puppet.sock")),
+                port,
+                run_dir,
+                ssh_users,
+                ready_command,
+                no_ready,
+                timeout,
+            };
+            let e = match crate::guest::run(&opts) {
+                Ok(()) => return std::process::ExitCode::SUCCESS,
+                Err(e) => e,
+            };
             eprintln!(
-                "paddock-puppet: no --socket, no {SOCKET_ENV} and no {} (is this a Paddock job?)",
-                crate::VM_PORT
+                "paddock-puppet guest: {}",
+                paddock_core::error_text::with_causes(&e)
             );
-            return std::process::ExitCode::from(2);
+            return std::process::ExitCode::FAILURE;
         }
     };
-    match crate::send(&socket, &request, Duration::from_secs(cli.timeout)) {
+    let Some(socket) = crate::default_target(cli.socket) else {
+        eprintln!(
+            "paddock-puppet: no --socket, no {SOCKET_ENV}, no {} and no {} (is this a Paddock job?)",
+            crate::GUEST_SOCKET,
+            crate::VM_PORT
+        );
+        return std::process::ExitCode::from(2);
+    };
+    match crate::send(&socket, &request, timeout) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // The error and its causes, once each.

@@ -1,31 +1,42 @@
 //! paddock-puppet: the client side of the puppet protocol (`paddock_core::puppet`). A workload
 //! runs `paddock-puppet ready`, `paddock-puppet exit success|error|unknown [--message M]` or
 //! `paddock-puppet terminate`; each sends one request to the supervisor and waits for its reply.
+//! Inside a VM, `paddock-puppet guest` ([`guest`]) is the long-running guest puppet: it fetches
+//! the job's data over the VM's port, writes `/run/paddock/`, reports `ready` and relays the
+//! one-shot commands of the guest to the port it holds.
 //!
-//! Where the request goes (`--socket` or `PADDOCK_PUPPET_SOCKET`) decides how it travels:
-//! - a Unix socket (the local driver's workloads): one connection per request;
+//! Where the request goes (`--socket` or `PADDOCK_PUPPET_SOCKET`, else the guest puppet's
+//! relay socket [`GUEST_SOCKET`] when it exists, else the VM port [`VM_PORT`]) decides how it
+//! travels:
+//! - a Unix socket (the local driver's workloads, the guest puppet's relay): one connection
+//!   per request;
 //! - a character device: a virtio-serial port inside a VM of the QEMU driver,
-//!   `/dev/virtio-ports/org.paddock.puppet.0`. The port is opened read/write, input left over
-//!   from an earlier request (a reply that came after its timeout) is discarded, the request
-//!   line is written (waiting while the supervisor is not yet connected to the port's host
-//!   side) and one reply line is read; the whole within the timeout.
+//!   `/dev/virtio-ports/org.paddock.puppet.0` ([`Port`]). The port is opened read/write, input
+//!   left over from an earlier request (a reply that came after its timeout) is discarded, the
+//!   request line is written (waiting while the supervisor is not yet connected to the port's
+//!   host side) and one reply line is read; the whole within the timeout.
 
 pub mod cli;
+pub mod guest;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
-use paddock_core::puppet::{PuppetReply, PuppetRequest};
+use paddock_core::puppet::{MAX_REPLY_LINE, PuppetReply, PuppetRequest};
 
-/// The puppet's virtio-serial port inside a VM of the QEMU driver: where `paddock-puppet`
-/// reports when neither `--socket` nor `PADDOCK_PUPPET_SOCKET` names a place.
+/// The puppet's virtio-serial port inside a VM of the QEMU driver.
 pub const VM_PORT: &str = "/dev/virtio-ports/org.paddock.puppet.0";
+/// The guest puppet's run directory: the job's data (`paddock_core::job_files`).
+pub const GUEST_RUN_DIR: &str = "/run/paddock";
+/// The guest puppet's relay socket: the one-shot commands inside a VM talk to it while the
+/// guest puppet holds the port.
+pub const GUEST_SOCKET: &str = "/run/paddock/puppet.sock";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PuppetError {
@@ -49,14 +60,47 @@ pub enum PuppetError {
     Closed { path: String },
 }
 
-/// Longest reply accepted.
-const MAX_REPLY: usize = 64 * 1024;
+/// Where a one-shot command sends its request: `explicit` (`--socket` or the environment),
+/// else the guest puppet's relay socket when it exists, else the VM port when it exists.
+pub fn default_target(explicit: Option<PathBuf>) -> Option<PathBuf> {
+    explicit.or_else(|| {
+        [GUEST_SOCKET, VM_PORT]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+    })
+}
 
-/// Sends one request and waits (up to `timeout`) for the reply: over a Unix socket, or over a
-/// virtio-serial port when `socket` is a character device (see the crate documentation).
+/// Sends one request and waits (up to `timeout`) for the reply `ok`: over a Unix socket, or
+/// over a virtio-serial port when `socket` is a character device (see the crate
+/// documentation).
 pub fn send(socket: &Path, request: &PuppetRequest, timeout: Duration) -> Result<(), PuppetError> {
+    match exchange(socket, request, timeout)? {
+        PuppetReply::Ok => Ok(()),
+        other => Err(PuppetError::Protocol(format!(
+            "expected ok, got a {} reply",
+            reply_kind(&other)
+        ))),
+    }
+}
+
+/// The name of a reply's type, for messages (never its contents).
+fn reply_kind(r: &PuppetReply) -> &'static str {
+    match r {
+        PuppetReply::Ok => "ok",
+        PuppetReply::Error { .. } => "error",
+        PuppetReply::JobData(_) => "job_data",
+    }
+}
+
+/// Sends one request and returns the reply (an `error` reply is [`PuppetError::Refused`]).
+pub fn exchange(
+    socket: &Path,
+    request: &PuppetRequest,
+    timeout: Duration,
+) -> Result<PuppetReply, PuppetError> {
     if std::fs::metadata(socket).is_ok_and(|m| m.file_type().is_char_device()) {
-        return send_port(socket, request, timeout);
+        return Port::open(socket)?.exchange(request, timeout);
     }
     let stream = UnixStream::connect(socket).map_err(|source| PuppetError::Connect {
         path: socket.display().to_string(),
@@ -64,9 +108,7 @@ pub fn send(socket: &Path, request: &PuppetRequest, timeout: Duration) -> Result
     })?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
-    let mut line =
-        serde_json::to_string(request).map_err(|e| PuppetError::Protocol(e.to_string()))?;
-    line.push('\n');
+    let line = request_line(request)?;
     // A supervisor that hangs up shows as a broken pipe or a reset, on writing or reading.
     let hung_up = |e: &std::io::Error| {
         matches!(
@@ -79,8 +121,9 @@ pub fn send(socket: &Path, request: &PuppetRequest, timeout: Duration) -> Result
         Err(e) if hung_up(&e) => return Err(PuppetError::Closed { path: path() }),
         r => r?,
     }
-    let mut reply = String::new();
-    match BufReader::new(&stream).read_line(&mut reply) {
+    let mut reply = Vec::new();
+    let mut bounded = BufReader::new(&stream).take(MAX_REPLY_LINE as u64 + 1);
+    match bounded.read_until(b'\n', &mut reply) {
         // A read timeout is WouldBlock on Unix, TimedOut elsewhere.
         Err(e)
             if matches!(
@@ -98,16 +141,39 @@ pub fn send(socket: &Path, request: &PuppetRequest, timeout: Duration) -> Result
         Ok(0) => return Err(PuppetError::Closed { path: path() }),
         Ok(_) => {}
     }
+    if reply.last() == Some(&b'\n') {
+        reply.pop();
+    } else if reply.len() > MAX_REPLY_LINE {
+        return Err(too_long());
+    }
     parse_reply(&reply)
 }
 
-fn parse_reply(reply: &str) -> Result<(), PuppetError> {
-    match serde_json::from_str::<PuppetReply>(reply.trim_end()) {
-        Ok(PuppetReply::Ok) => Ok(()),
+fn too_long() -> PuppetError {
+    PuppetError::Protocol(format!("a reply longer than {MAX_REPLY_LINE} bytes"))
+}
+
+fn request_line(request: &PuppetRequest) -> Result<String, PuppetError> {
+    let mut line =
+        serde_json::to_string(request).map_err(|e| PuppetError::Protocol(e.to_string()))?;
+    line.push('\n');
+    Ok(line)
+}
+
+/// Reads a reply line. An unreadable one is quoted in the error only when short and not a
+/// `job_data` reply (which may carry secrets).
+fn parse_reply(reply: &[u8]) -> Result<PuppetReply, PuppetError> {
+    let text = String::from_utf8_lossy(reply);
+    let text = text.trim_end();
+    match serde_json::from_str::<PuppetReply>(text) {
         Ok(PuppetReply::Error { message }) => Err(PuppetError::Refused(message)),
+        Ok(r) => Ok(r),
+        Err(e) if text.len() <= 200 && !text.contains("job_data") => {
+            Err(PuppetError::Protocol(format!("{e}: {text:?}")))
+        }
         Err(e) => Err(PuppetError::Protocol(format!(
-            "{e}: {:?}",
-            reply.trim_end()
+            "{e} (a reply of {} bytes)",
+            text.len()
         ))),
     }
 }
@@ -138,89 +204,113 @@ fn would_block(e: &std::io::Error) -> bool {
     )
 }
 
-/// [`send`] over a virtio-serial port (a character device).
-fn send_port(port: &Path, request: &PuppetRequest, timeout: Duration) -> Result<(), PuppetError> {
-    let deadline = Instant::now() + timeout;
-    let path = || port.display().to_string();
-    let no_answer = || PuppetError::NoAnswer {
-        path: path(),
-        timeout_s: timeout.as_secs(),
-    };
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
-        .open(port)
-        .map_err(|source| PuppetError::Connect {
+/// A virtio-serial port (a character device), open read/write and non-blocking. The guest
+/// puppet keeps one open for its whole life (the guest's kernel lets one process at a time
+/// open a port); a one-shot command opens it for one exchange.
+#[derive(Debug)]
+pub struct Port {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl Port {
+    pub fn open(path: &Path) -> Result<Port, PuppetError> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+            .open(path)
+            .map_err(|source| PuppetError::Connect {
+                path: path.display().to_string(),
+                source,
+            })?;
+        Ok(Port {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// One request and its reply (an `error` reply is [`PuppetError::Refused`]), within
+    /// `timeout`.
+    pub fn exchange(
+        &self,
+        request: &PuppetRequest,
+        timeout: Duration,
+    ) -> Result<PuppetReply, PuppetError> {
+        let deadline = Instant::now() + timeout;
+        let file = &self.file;
+        let path = || self.path.display().to_string();
+        let no_answer = || PuppetError::NoAnswer {
             path: path(),
-            source,
-        })?;
-    // A reply that came after an earlier request's time-out must not pass for this one's.
-    let mut junk = [0u8; 4096];
-    for _ in 0..64 {
-        match (&file).read(&mut junk) {
-            Ok(n) if n > 0 => {}
-            _ => break,
-        }
-    }
-    let mut line =
-        serde_json::to_string(request).map_err(|e| PuppetError::Protocol(e.to_string()))?;
-    line.push('\n');
-    let mut out = line.as_bytes();
-    while !out.is_empty() {
-        let ev = wait_for(&file, PollFlags::POLLOUT, deadline)?;
-        if Instant::now() >= deadline && !ev.contains(PollFlags::POLLOUT) {
-            return Err(no_answer());
-        }
-        if !ev.contains(PollFlags::POLLOUT) {
-            // The supervisor is not connected to the port yet (POLLHUP): wait for it.
-            if !ev.is_empty() {
-                std::thread::sleep(Duration::from_millis(50));
+            timeout_s: timeout.as_secs(),
+        };
+        // A reply that came after an earlier request's time-out must not pass for this one's.
+        let mut junk = [0u8; 4096];
+        for _ in 0..1024 {
+            match (&*file).read(&mut junk) {
+                Ok(n) if n > 0 => {}
+                _ => break,
             }
-            continue;
         }
-        match (&file).write(out) {
-            Ok(n) => out = &out[n..],
-            Err(e) if would_block(&e) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let mut reply = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let ev = wait_for(&file, PollFlags::POLLIN, deadline)?;
-        if ev.is_empty() {
-            if Instant::now() >= deadline {
+        let line = request_line(request)?;
+        let mut out = line.as_bytes();
+        while !out.is_empty() {
+            let ev = wait_for(file, PollFlags::POLLOUT, deadline)?;
+            if Instant::now() >= deadline && !ev.contains(PollFlags::POLLOUT) {
                 return Err(no_answer());
             }
-            continue;
-        }
-        match (&file).read(&mut buf) {
-            // The supervisor let go of the port before answering.
-            Ok(0) => return Err(PuppetError::Closed { path: path() }),
-            Ok(n) => {
-                let chunk = &buf[..n];
-                if let Some(end) = chunk.iter().position(|b| *b == b'\n') {
-                    reply.extend_from_slice(&chunk[..end]);
-                    break;
+            if !ev.contains(PollFlags::POLLOUT) {
+                // The supervisor is not connected to the port yet (POLLHUP): wait for it.
+                if !ev.is_empty() {
+                    std::thread::sleep(Duration::from_millis(50));
                 }
-                reply.extend_from_slice(chunk);
-                if reply.len() > MAX_REPLY {
-                    return Err(PuppetError::Protocol(format!(
-                        "a reply longer than {MAX_REPLY} bytes"
-                    )));
-                }
+                continue;
             }
-            Err(e) if would_block(&e) => {}
-            Err(e) => return Err(e.into()),
+            match (&*file).write(out) {
+                Ok(n) => out = &out[n..],
+                Err(e) if would_block(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let ev = wait_for(file, PollFlags::POLLIN, deadline)?;
+            if ev.is_empty() {
+                if Instant::now() >= deadline {
+                    return Err(no_answer());
+                }
+                continue;
+            }
+            match (&*file).read(&mut buf) {
+                // The supervisor let go of the port before answering.
+                Ok(0) => return Err(PuppetError::Closed { path: path() }),
+                Ok(n) => {
+                    let chunk = &buf[..n];
+                    if let Some(end) = chunk.iter().position(|b| *b == b'\n') {
+                        reply.extend_from_slice(&chunk[..end]);
+                        break;
+                    }
+                    reply.extend_from_slice(chunk);
+                    if reply.len() > MAX_REPLY_LINE {
+                        return Err(too_long());
+                    }
+                }
+                Err(e) if would_block(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        parse_reply(&reply)
     }
-    parse_reply(&String::from_utf8_lossy(&reply))
 }
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
     use paddock_core::puppet::WorkloadOutcome;
     use std::os::unix::net::UnixListener;
@@ -266,6 +356,40 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(e, PuppetError::Connect { .. }));
+    }
+
+    /// `exchange` returns the reply itself (here the job's data); an unreadable `job_data`
+    /// reply is reported without being quoted (it may carry secrets).
+    #[test]
+    fn exchange_returns_job_data_and_never_quotes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.sock");
+        let line = "{\"type\":\"job_data\",\"job_id\":\"0190d6b8-3c1a-7f00-8000-000000000001\",\
+                    \"parameters\":{\"token\":{\"value\":\"s3cret\",\"secret\":true}}}\n";
+        let server = serve_once(&path, line);
+        let reply = exchange(&path, &PuppetRequest::JobData, Duration::from_secs(5)).unwrap();
+        server.join().unwrap();
+        let PuppetReply::JobData(d) = reply else {
+            panic!("{reply:?}")
+        };
+        assert!(d.parameters["token"].secret);
+        // `send` wants `ok`: it says what came instead, never the contents.
+        let path2 = dir.path().join("data2.sock");
+        let server = serve_once(&path2, line);
+        let e = send(&path2, &PuppetRequest::JobData, Duration::from_secs(5)).unwrap_err();
+        server.join().unwrap();
+        assert!(e.to_string().contains("job_data reply"), "{e}");
+        assert!(!e.to_string().contains("s3cret"), "{e}");
+
+        let path3 = dir.path().join("bad.sock");
+        let server = serve_once(
+            &path3,
+            "{\"type\":\"job_data\",\"job_id\":\"nope\",\"parameters\":{\"t\":{\"value\":\"s3cret\"}}}\n",
+        );
+        let e = exchange(&path3, &PuppetRequest::JobData, Duration::from_secs(5)).unwrap_err();
+        server.join().unwrap();
+        assert!(matches!(e, PuppetError::Protocol(_)), "{e}");
+        assert!(!e.to_string().contains("s3cret"), "{e}");
     }
 
     /// Character devices take the port path (the VM tests of paddock-supervisor use a real

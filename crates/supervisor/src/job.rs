@@ -167,6 +167,8 @@ async fn run_inner<D: HostDriver>(
                     break End::PuppetExit;
                 }
                 Some(HostEvent::Puppet(PuppetRequest::Terminate)) => break End::PuppetTerminate,
+                // Answered by the puppet port itself, never an event; nothing to do if one came.
+                Some(HostEvent::Puppet(PuppetRequest::JobData)) => {}
                 Some(HostEvent::Exited { code, detail }) => break End::Exited { code, detail },
                 Some(HostEvent::PoweredOff { detail }) => break End::PoweredOff(detail),
                 Some(HostEvent::StartFailed { detail }) => break End::StartFailed(detail),

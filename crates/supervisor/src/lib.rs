@@ -10,7 +10,6 @@ pub mod connection;
 pub mod driver;
 pub mod image_cache;
 pub mod job;
-pub mod parameters;
 pub mod puppet_socket;
 pub mod supervisor;
 

@@ -1,13 +1,15 @@
 //! The supervisor's side of the puppet protocol (`paddock_core::puppet`): one request per line,
-//! one reply per line. Each request is handed to the job as a [`HostEvent::Puppet`] and answered
-//! `ok`; a malformed line is answered with an error, a line longer than 64 KiB with an error and
-//! the end of the connection. [`PuppetSocket`] serves a Unix socket of its own (the local
-//! driver); [`serve_stream`] serves any stream, such as the QEMU driver's connection to a VM's
-//! virtio-serial port.
+//! one reply per line. Each report (`ready`, `exit`, `terminate`) is handed to the job as a
+//! [`HostEvent::Puppet`] and answered `ok`; `job_data` is answered with the job's data where
+//! the stream serves one (a VM's port), else with an error, and changes nothing in the job; a
+//! malformed line is answered with an error, a line longer than 64 KiB with an error and the
+//! end of the connection. [`PuppetSocket`] serves a Unix socket of its own (the local driver);
+//! [`serve_stream`] serves any stream, such as the QEMU driver's connection to a VM's
+//! virtio-serial port. The job's data is never logged, only counted.
 
 use std::path::{Path, PathBuf};
 
-use paddock_core::puppet::{PuppetReply, PuppetRequest};
+use paddock_core::puppet::{JobData, MAX_REPLY_LINE, MAX_REQUEST_LINE, PuppetReply, PuppetRequest};
 use tokio::io::{
     AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
 };
@@ -17,7 +19,7 @@ use tokio::task::JoinHandle;
 use crate::driver::{EventSink, HostEvent};
 
 /// Longest accepted request line.
-const MAX_LINE: usize = 64 * 1024;
+const MAX_LINE: usize = MAX_REQUEST_LINE;
 
 /// A listening puppet socket; stops listening and removes the socket file when dropped.
 #[derive(Debug)]
@@ -37,7 +39,7 @@ impl PuppetSocket {
                     break;
                 };
                 let events = events.clone();
-                tokio::spawn(async move { serve_stream(stream, &events, |_| {}).await });
+                tokio::spawn(async move { serve_stream(stream, &events, None, |_| {}).await });
             }
         });
         Ok(PuppetSocket {
@@ -58,11 +60,13 @@ impl Drop for PuppetSocket {
     }
 }
 
-/// Serves one connection until it ends (or sends a line that is too long): each request goes
-/// to `events` (after `on_request` has seen it) and is answered.
+/// Serves one connection until it ends (or sends a line that is too long): each report goes
+/// to `events` (after `on_request` has seen it) and is answered; `job_data` is answered with
+/// `job_data` when given (after `on_request` has seen it).
 pub async fn serve_stream<S>(
     stream: S,
     events: &EventSink,
+    job_data: Option<&JobData>,
     mut on_request: impl FnMut(&PuppetRequest),
 ) where
     S: AsyncRead + AsyncWrite,
@@ -79,6 +83,10 @@ pub async fn serve_stream<S>(
                 false,
             ),
             Ok(Line::Text(line)) => match serde_json::from_str::<PuppetRequest>(&line) {
+                Ok(PuppetRequest::JobData) => {
+                    on_request(&PuppetRequest::JobData);
+                    (answer_job_data(job_data), true)
+                }
                 Ok(req) => {
                     tracing::debug!(request = ?req, "puppet request");
                     on_request(&req);
@@ -110,6 +118,37 @@ pub async fn serve_stream<S>(
             break;
         }
     }
+}
+
+/// The reply to `job_data`: the data when this stream serves it and it fits a reply line.
+fn answer_job_data(job_data: Option<&JobData>) -> PuppetReply {
+    let Some(data) = job_data else {
+        return PuppetReply::Error {
+            message: "job_data is served on a VM's puppet port only; a local job's data is in \
+                      its run/paddock directory"
+                .into(),
+        };
+    };
+    let reply = PuppetReply::JobData(data.clone());
+    let size = serde_json::to_string(&reply)
+        .map(|l| l.len())
+        .unwrap_or(usize::MAX);
+    if size > MAX_REPLY_LINE {
+        tracing::warn!(
+            bytes = size,
+            "the job's data does not fit a puppet reply; refused to the guest"
+        );
+        return PuppetReply::Error {
+            message: format!("the job's data is larger than {MAX_REPLY_LINE} bytes"),
+        };
+    }
+    tracing::info!(
+        parameters = data.parameters.len(),
+        secret = data.parameters.values().filter(|p| p.secret).count(),
+        ssh_keys = data.ssh_keys.len(),
+        "sent the job's data to the guest"
+    );
+    reply
 }
 
 enum Line {
@@ -190,5 +229,67 @@ mod tests {
         let p = sock.path().to_path_buf();
         drop(sock);
         assert!(!p.exists());
+    }
+
+    /// `job_data` is answered with the job's data on a stream that serves it, refused on the
+    /// local socket, and never becomes an event.
+    #[tokio::test]
+    async fn job_data_is_answered_not_forwarded() {
+        use paddock_core::protocol::JobParameter;
+        let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+        let data = JobData {
+            job_id: paddock_core::JobId::new(),
+            parameters: [(
+                "token".to_string(),
+                JobParameter {
+                    value: "s3cret".into(),
+                    secret: true,
+                },
+            )]
+            .into(),
+            ssh_keys: vec!["ssh-ed25519 AAAA k".into()],
+        };
+        let (ours, theirs) = tokio::io::duplex(1 << 16);
+        let served = data.clone();
+        let server = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            serve_stream(theirs, &tx, Some(&served), |r| seen.push(r.clone())).await;
+            seen
+        });
+        let mut c = BufReader::new(ours);
+        c.get_mut()
+            .write_all(b"{\"type\":\"job_data\"}\n{\"type\":\"ready\"}\n")
+            .await
+            .unwrap();
+        let mut line = String::new();
+        c.read_line(&mut line).await.unwrap();
+        assert_eq!(
+            serde_json::from_str::<PuppetReply>(&line).unwrap(),
+            PuppetReply::JobData(data)
+        );
+        line.clear();
+        c.read_line(&mut line).await.unwrap();
+        assert_eq!(line, "{\"type\":\"ok\"}\n");
+        drop(c);
+        let seen = server.await.unwrap();
+        assert_eq!(seen, [PuppetRequest::JobData, PuppetRequest::Ready]);
+        assert_eq!(
+            rx.recv().await,
+            Some(HostEvent::Puppet(PuppetRequest::Ready))
+        );
+        assert!(rx.try_recv().is_err(), "job_data is no event");
+
+        // The local driver's socket does not serve it.
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, _rx) = tokio::sync::mpsc::channel(8);
+        let sock = PuppetSocket::bind(&dir.path().join("p.sock"), tx).unwrap();
+        let path = sock.path().to_path_buf();
+        let e = tokio::task::spawn_blocking(move || {
+            paddock_puppet::exchange(&path, &PuppetRequest::JobData, Duration::from_secs(5))
+        })
+        .await
+        .unwrap()
+        .unwrap_err();
+        assert!(e.to_string().contains("VM's puppet port only"), "{e}");
     }
 }

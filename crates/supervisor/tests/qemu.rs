@@ -449,6 +449,27 @@ type States = Vec<(
 /// peer on a real WebSocket: the job states reported, the console, and whether the job's
 /// directory and QEMU processes are gone at the end. `None` when QEMU is absent (skipped).
 async fn run_job(test: &str, cmdline: &str, boot_timeout_s: u64) -> Option<(States, String)> {
+    run_job_with(
+        test,
+        cmdline,
+        boot_timeout_s,
+        Default::default(),
+        vec![],
+        |_| {},
+    )
+    .await
+}
+
+/// [`run_job`] with the job's parameters and SSH keys; `on_ready` runs when the job reports
+/// `ready`, given the supervisor's work directory, and the job id.
+async fn run_job_with(
+    test: &str,
+    cmdline: &str,
+    boot_timeout_s: u64,
+    parameters: BTreeMap<String, paddock_core::protocol::JobParameter>,
+    ssh_keys: Vec<String>,
+    mut on_ready: impl FnMut(&Path),
+) -> Option<(States, String)> {
     use futures_util::{SinkExt, StreamExt};
     use paddock_core::protocol::{StartJob, SupervisorMessage, SwitchboardMessage};
     use paddock_core::{ExecutionState, SupervisorId};
@@ -512,8 +533,8 @@ async fn run_job(test: &str, cmdline: &str, boot_timeout_s: u64) -> Option<(Stat
     ws.send(send(SwitchboardMessage::StartJob(StartJob {
         job_id: job,
         image_id: img.id.clone(),
-        parameters: Default::default(),
-        ssh_keys: vec![],
+        parameters,
+        ssh_keys,
         timeout_s: 120,
     })))
     .await
@@ -536,6 +557,9 @@ async fn run_job(test: &str, cmdline: &str, boot_timeout_s: u64) -> Option<(Stat
                 ..
             } => {
                 states.push((execution_state, exit_status, message));
+                if execution_state == Some(ExecutionState::Ready) {
+                    on_ready(&work);
+                }
                 if execution_state == Some(ExecutionState::Terminated) {
                     break;
                 }
@@ -658,4 +682,187 @@ async fn a_ready_guest_powering_off_without_a_result_ends_the_job_workload_finis
         "{states:?}"
     );
     assert!(console.contains(MARKER), "{console}");
+}
+
+/// Everything logged in this test binary (every level, every test, through the caps the
+/// service binaries put on libraries that log message contents,
+/// `paddock_core::logging::allowed`): for the check that no secret reaches a log.
+fn captured_logs() -> &'static std::sync::Mutex<Vec<u8>> {
+    use std::sync::{Mutex, OnceLock};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{Layer, filter::filter_fn, fmt};
+    static LOGS: OnceLock<&'static Mutex<Vec<u8>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs: &'static Mutex<Vec<u8>> = Box::leak(Box::new(Mutex::new(Vec::new())));
+        struct W(&'static Mutex<Vec<u8>>);
+        impl std::io::Write for W {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        tracing_subscriber::registry()
+            .with(
+                fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(move || W(logs))
+                    .with_filter(filter_fn(paddock_core::logging::allowed)),
+            )
+            .try_init()
+            .expect("no other subscriber in this test binary");
+        logs
+    })
+}
+
+/// The command lines and environments of the processes whose command line names `dir`.
+fn processes_naming(dir: &Path) -> Vec<(i32, Vec<u8>, Vec<u8>)> {
+    let needle = dir.as_os_str().as_encoded_bytes().to_vec();
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        if cmdline
+            .windows(needle.len())
+            .any(|w| w == needle.as_slice())
+        {
+            let environ = std::fs::read(e.path().join("environ")).unwrap_or_default();
+            found.push((pid, cmdline, environ));
+        }
+    }
+    found
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// The guest puppet (`paddock-puppet guest`) fetches the job's data over the port and writes
+/// /run/paddock: the guest finds the secret parameter at 0600 with the right digest and the
+/// job's SSH key for its job user; the guest puppet reports ready once its readiness command
+/// succeeds, and `paddock-puppet exit` inside the guest, through the guest puppet's relay,
+/// ends the job with its outcome and message. The secret is nowhere else: not in QEMU's
+/// command line or environment (read while the VM runs), not in any log of the supervisor
+/// (every level captured), not on the console.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guest_puppet_writes_the_jobs_data_and_relays_exit() {
+    use paddock_core::protocol::JobParameter;
+    use paddock_core::{ExecutionState, ExitStatus};
+    let logs = captured_logs();
+    let secret = format!("pdk-secret-{}", JobId::new());
+    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITestKey paddock-test".to_string();
+    let param = |value: &str, secret| JobParameter {
+        value: value.into(),
+        secret,
+    };
+    let parameters = BTreeMap::from([
+        ("token".to_string(), param(&secret, true)),
+        (
+            "token_sha256".to_string(),
+            param(&sha256_id(secret.as_bytes()).to_string(), false),
+        ),
+        ("ssh_key".to_string(), param(&key, false)),
+    ]);
+    let cmdline = format!("{CMDLINE} paddock.test=guest-daemon");
+    let mut seen_qemu = Vec::new();
+    let Some((states, console)) = run_job_with(
+        "guest_daemon",
+        &cmdline,
+        60,
+        parameters,
+        vec![key.clone()],
+        |work| seen_qemu = processes_naming(work),
+    )
+    .await
+    else {
+        return;
+    };
+    assert_eq!(
+        sequence(&states),
+        [
+            Some(ExecutionState::Initializing),
+            Some(ExecutionState::Ready),
+            Some(ExecutionState::Terminating),
+            Some(ExecutionState::Terminated)
+        ],
+        "{states:?}; console: {console}"
+    );
+    let message = states[2].2.clone().unwrap_or_default();
+    assert_eq!(
+        states[2].1,
+        Some(ExitStatus::WorkloadFinishedSuccess),
+        "the guest's checks: {message}; console: {console}"
+    );
+    // `job <id>:` with no failure after the colon; the id is the job's.
+    let id = message
+        .strip_prefix("job ")
+        .and_then(|m| m.strip_suffix(':'))
+        .unwrap_or_default();
+    assert!(id.parse::<JobId>().is_ok(), "{message}");
+    assert!(
+        console.contains("PADDOCK-GUEST-CHECKED:\n")
+            || console.contains("PADDOCK-GUEST-CHECKED:\r\n"),
+        "{console}"
+    );
+    assert!(console.contains("reported ready"), "{console}");
+
+    assert!(
+        !seen_qemu.is_empty(),
+        "QEMU was not found while the job ran"
+    );
+    for (pid, cmdline, environ) in &seen_qemu {
+        assert!(
+            !contains(cmdline, &secret),
+            "the secret is in /proc/{pid}/cmdline"
+        );
+        assert!(
+            !contains(environ, &secret),
+            "the secret is in /proc/{pid}/environ"
+        );
+    }
+    assert!(!console.contains(&secret), "the secret reached the console");
+    let logs = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    assert!(
+        logs.contains("sent the job's data to the guest"),
+        "the logs were not captured"
+    );
+    let leaks: Vec<String> = logs
+        .lines()
+        .filter(|l| l.contains(&secret))
+        .map(|l| l.replace(&secret, "<THE SECRET>"))
+        .collect();
+    assert!(leaks.is_empty(), "the secret reached a log: {leaks:#?}");
+}
+
+/// Fetching the job's data is not a report: a guest puppet whose readiness command never
+/// succeeds still ends the job `supervisor_host_start_error` at `boot_timeout_s`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_puppet_that_fetched_its_data_but_never_got_ready_is_a_host_start_error() {
+    use paddock_core::ExitStatus;
+    let cmdline = format!("{CMDLINE} paddock.test=guest-never-ready");
+    let Some((states, console)) = run_job("guest_never_ready", &cmdline, 20).await else {
+        return;
+    };
+    assert!(
+        console.contains("wrote 0 parameter(s)"),
+        "the guest puppet fetched the data; console: {console}"
+    );
+    assert_eq!(
+        states.iter().map(|s| s.1).find(|s| s.is_some()).flatten(),
+        Some(ExitStatus::SupervisorHostStartError),
+        "{states:?}; console: {console}"
+    );
+    assert!(
+        !states
+            .iter()
+            .any(|s| s.0 == Some(paddock_core::ExecutionState::Ready)),
+        "{states:?}"
+    );
 }

@@ -34,8 +34,9 @@ pub struct EnqueueJobRequest {
     pub priority: i32,
 }
 
-/// Reads submitted parameters with `deny_unknown_fields`.
-fn strict_parameters<'de, D: serde::Deserializer<'de>>(
+/// Reads submitted parameters with `deny_unknown_fields` (also the puppet's job data,
+/// `crate::puppet::JobData`).
+pub(crate) fn strict_parameters<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<BTreeMap<String, JobParameter>, D::Error> {
     #[derive(Deserialize)]

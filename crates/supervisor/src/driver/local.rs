@@ -30,8 +30,8 @@ use tokio::task::JoinHandle;
 use super::process_group::{kill_job_processes, terminate_group};
 use super::{EventSink, Host, HostDriver, HostError, HostEvent, HostJob};
 use crate::config::LocalDriverConfig;
-use crate::parameters::{write_atomic, write_parameters};
 use crate::puppet_socket::PuppetSocket;
+use paddock_core::job_files::{write_atomic, write_parameters};
 
 /// Longest path a Unix socket address can hold, less a margin.
 

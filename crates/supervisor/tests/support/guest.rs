@@ -11,7 +11,17 @@
 //!   (and `virtio_pci`: modules in Debian's cloud kernel) with their dependencies, links the
 //!   puppet port to `/dev/virtio-ports/org.paddock.puppet.0` (what udev does in a real
 //!   system), runs `paddock-puppet ready`, then `paddock-puppet exit success` or `exit error`
-//!   (not for `puppet-ready`), and powers off.
+//!   (not for `puppet-ready`), and powers off;
+//! - `paddock.test=guest-daemon`: the same port, then the guest puppet
+//!   (`paddock-puppet guest --ssh-user paddock --ready-command 'test -e /tmp/checked'`) in the
+//!   background. Once `/run/paddock/job-id` is there, the init checks the job's data against
+//!   the job's public parameters `token_sha256` (the sha256 of the secret parameter `token`)
+//!   and `ssh_key` (the job's one SSH key): `token` at mode 0600 with that digest, the public
+//!   parameters at 0644, `authorized_keys.d/paddock` holding the key. It then lets the guest
+//!   puppet report ready (`touch /tmp/checked`), waits until it has, and reports the verdict
+//!   with `paddock-puppet exit success|error --message "job <id>:<failures>"`, through the
+//!   guest puppet's relay socket (the guest puppet holds the port). The secret is never
+//!   printed.
 //!
 //! `paddock-puppet` is the `guest-puppet` example of this crate (the same
 //! `paddock_puppet::cli::main` as the installed binary), which `cargo test` builds with the
@@ -256,7 +266,7 @@ fn initramfs(base: &Base) -> Result<Guest, String> {
     let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let ir = tmp.join(format!("qemu-initramfs.tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&ir);
-    for d in ["bin", "proc", "sys", "dev", "lib/modules"] {
+    for d in ["bin", "proc", "sys", "dev", "run", "tmp", "lib/modules"] {
         std::fs::create_dir_all(ir.join(d)).map_err(|e| e.to_string())?;
     }
     std::fs::copy(base.dir.join("busybox"), ir.join("bin/busybox")).map_err(|e| e.to_string())?;
@@ -304,6 +314,8 @@ case "$(cat /proc/cmdline)" in
 *paddock.test=puppet-success*) mode=success;;
 *paddock.test=puppet-error*) mode=error;;
 *paddock.test=puppet-ready*) mode=ready;;
+*paddock.test=guest-daemon*) mode=guest;;
+*paddock.test=guest-never-ready*) mode=never;;
 esac
 if [ -n "$mode" ]; then
   for m in $(cat /lib/modules/order); do insmod /lib/modules/$m.ko; done
@@ -318,6 +330,28 @@ if [ -n "$mode" ]; then
   done
   mkdir -p /dev/virtio-ports
   ln -s /dev/$port /dev/virtio-ports/org.paddock.puppet.0
+  [ $mode = never ] && paddock-puppet guest --ready-command false
+  if [ $mode = guest ]; then
+    paddock-puppet guest --ssh-user paddock --ready-command 'test -e /tmp/checked' 2>/tmp/guest.log &
+    i=0
+    while [ ! -f /run/paddock/job-id ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+    p=/run/paddock/parameters
+    bad=
+    [ "$(stat -c %a $p/token)" = 600 ] || bad="$bad token-mode-$(stat -c %a $p/token)"
+    [ "$(sha256sum < $p/token | cut -d' ' -f1)" = "$(cat $p/token_sha256)" ] || bad="$bad token-digest"
+    [ "$(stat -c %a $p/token_sha256)" = 644 ] || bad="$bad public-mode"
+    [ "$(cat /run/paddock/authorized_keys.d/paddock)" = "$(cat $p/ssh_key)" ] || bad="$bad ssh-key"
+    [ "$(stat -c %a /run/paddock/authorized_keys.d/paddock)" = 644 ] || bad="$bad ssh-key-mode"
+    echo "PADDOCK-GUEST-CHECKED:$bad"
+    touch /tmp/checked
+    i=0
+    while ! grep -q "reported ready" /tmp/guest.log && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+    cat /tmp/guest.log
+    verdict=success
+    [ -n "$bad" ] && verdict=error
+    paddock-puppet exit $verdict --message "job $(cat /run/paddock/job-id):$bad" && echo PADDOCK-GUEST-EXIT-OK
+    poweroff -f
+  fi
   paddock-puppet ready && echo {READY_MARKER}
   case $mode in
   success) paddock-puppet exit success --message "all 3 tests passed";;

@@ -22,9 +22,13 @@
 //! - The puppet: a virtio-serial port named [`PUPPET_PORT`] (in the guest
 //!   `/dev/virtio-ports/org.paddock.puppet.0`) whose host side is a Unix socket QEMU listens
 //!   on; the supervisor connects to it and serves the puppet protocol there, reconnecting
-//!   when the connection ends. The host is `Ready` when the guest's puppet reports `ready`;
-//!   without any report within `boot_timeout_s` of QEMU's start, QEMU is killed and the job
-//!   ends `supervisor_host_start_error` ([`HostEvent::StartFailed`]).
+//!   when the connection ends. It also answers the guest puppet's `job_data` request there
+//!   with the job's id, parameters (secret ones included) and SSH keys: that port is the
+//!   only way they reach the guest (never QEMU's command line, environment or a log; the
+//!   answer is counted in the log, never shown). The host is `Ready` when the guest's puppet
+//!   reports `ready`; without any report (`ready`, `exit` or `terminate`: fetching the data
+//!   is not one) within `boot_timeout_s` of QEMU's start, QEMU is killed and the job ends
+//!   `supervisor_host_start_error` ([`HostEvent::StartFailed`]).
 //! - A guest that powers off ends the host ([`HostEvent::PoweredOff`]); QEMU failing ends it
 //!   with [`HostEvent::Exited`].
 //! - Stop: `system_powerdown` over QMP, then SIGKILL to QEMU's process group after
@@ -55,7 +59,7 @@ use super::local::{make_private_dir, pump, remove_dir};
 use super::{EventSink, Host, HostDriver, HostError, HostEvent, HostJob};
 use crate::config::{Accel, QemuDriverConfig};
 use crate::puppet_socket::serve_stream;
-use paddock_core::puppet::PuppetRequest;
+use paddock_core::puppet::{JobData, PuppetRequest};
 use qmp::Qmp;
 
 /// The name of the puppet's virtio-serial port.
@@ -239,11 +243,12 @@ fn qemu_escape(p: &Path) -> String {
 }
 
 /// Serves the puppet protocol on the VM's puppet port while QEMU runs: connects to the
-/// socket QEMU listens on, and again whenever the connection ends. `reported` turns true at
-/// the first request (the boot watchdog stands down).
+/// socket QEMU listens on, and again whenever the connection ends; `job_data` is answered
+/// with `data`. `reported` turns true at the first report (the boot watchdog stands down).
 async fn puppet_port(
     path: PathBuf,
     events: EventSink,
+    data: JobData,
     running: Arc<AtomicBool>,
     reported: watch::Sender<bool>,
 ) {
@@ -251,11 +256,13 @@ async fn puppet_port(
         match tokio::net::UnixStream::connect(&path).await {
             Ok(stream) => {
                 tracing::debug!("connected to the puppet port");
-                serve_stream(stream, &events, |req| {
+                serve_stream(stream, &events, Some(&data), |req| {
                     if matches!(req, PuppetRequest::Ready) {
                         tracing::info!("the guest's puppet reported ready");
                     }
-                    reported.send_replace(true);
+                    if req.is_report() {
+                        reported.send_replace(true);
+                    }
                 })
                 .await;
                 tracing::debug!("the puppet port's connection ended");
@@ -514,6 +521,11 @@ impl QemuDriver {
             puppet_port(
                 self.puppet_path(&job.job_id),
                 events.clone(),
+                JobData {
+                    job_id: job.job_id,
+                    parameters: job.parameters.clone(),
+                    ssh_keys: job.ssh_keys.clone(),
+                },
                 s.running.clone(),
                 reported_tx,
             )
