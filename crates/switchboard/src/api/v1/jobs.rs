@@ -31,14 +31,6 @@ const MAX_PARAMETERS: usize = 256;
 /// The most jobs one `GET /jobs` answers.
 const MAX_LIST_LIMIT: i64 = 500;
 
-fn valid_parameter_name(n: &str) -> bool {
-    !n.is_empty()
-        && n.len() <= 128
-        && !n.starts_with('.')
-        && n.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
-}
-
 /// The image a job names: with image store servers configured (`image_urls`), the first that
 /// knows it resolves it (an id, a label: its newest revision, or `label@revision`), asked with
 /// the image store's client ([`StoreClient::find`]: a full id its API does not know is read
@@ -156,7 +148,11 @@ pub async fn enqueue(
             "at most {MAX_PARAMETERS} parameters"
         )));
     }
-    if let Some(bad) = req.parameters.keys().find(|k| !valid_parameter_name(k)) {
+    if let Some(bad) = req
+        .parameters
+        .keys()
+        .find(|k| !paddock_core::job_files::valid_name(k))
+    {
         return Err(ApiError::BadRequest(format!(
             "invalid parameter name {bad:?}: use A-Z a-z 0-9 _ . -, not starting with '.'"
         )));
