@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod demo_vm;
 pub mod deploy;
 pub mod image;
 pub mod job;

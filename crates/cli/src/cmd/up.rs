@@ -3,12 +3,17 @@
 //! store has none), and N supervisors with the `local` driver connected over real WebSockets
 //! on loopback. Prints `PADDOCK_URL=…` and `PADDOCK_TOKEN=…` for the shell.
 //!
+//! With `--qemu`, one more supervisor, `qemu-1` (tagged `board:vm` and `site:local`), runs each
+//! job in a QEMU VM, and the demo VM image `hello-vm` is imported (built once from Debian
+//! packages: see [`super::demo_vm`]).
+//!
 //! Everything it creates lives in the data directory, so a second `paddock up` on it resumes:
 //! ```text
 //! DATA_DIR/switchboard.db           users, tokens, supervisors, jobs
 //! DATA_DIR/admin.token              the admin token printed as PADDOCK_TOKEN (mode 0600)
 //! DATA_DIR/store/                   the image store
 //! DATA_DIR/supervisors/local-N/     each supervisor's token and work directory
+//! DATA_DIR/supervisors/qemu-1/      the QEMU supervisor's (with --qemu)
 //! ```
 //! Ctrl-C (or SIGTERM) stops the supervisors first: a running job is stopped, its processes
 //! killed and it ends `internal_supervisor_error` ("the supervisor shut down"); queued jobs
@@ -25,9 +30,10 @@ use clap::Args;
 use paddock_core::{Name, Privilege, SupervisorId, Tag};
 use paddock_imagestore::LocalStore;
 use paddock_imagestore::import::ImportOptions;
-use paddock_supervisor::config::LocalDriverConfig;
+use paddock_supervisor::config::{Accel, LocalDriverConfig, QemuDriverConfig};
 use paddock_supervisor::connection::LinkSettings;
 use paddock_supervisor::driver::local::LocalDriver;
+use paddock_supervisor::driver::qemu::QemuDriver;
 use paddock_switchboard::auth::{SUPERVISOR_TOKEN_PREFIX, hash_token, new_token};
 use paddock_switchboard::db::Db;
 use paddock_switchboard::db::supervisors::NewSupervisor;
@@ -64,6 +70,15 @@ pub struct Up {
     /// Seconds between two reads of the --deployments branch.
     #[arg(long, default_value_t = 2)]
     deploy_poll_s: u64,
+    /// Also run a QEMU supervisor, qemu-1 (tagged board:vm and site:local), and import the
+    /// demo VM image hello-vm (built once from Debian's cloud kernel and busybox-static with
+    /// apt-get download). Needs qemu-system-x86_64 and qemu-img.
+    #[arg(long)]
+    qemu: bool,
+    /// The QEMU supervisor's accelerator: auto (KVM when a bounded probe boots, else TCG),
+    /// kvm or tcg.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "kvm", "tcg"])]
+    qemu_accel: String,
 }
 
 /// Writes a secret file with mode 0600.
@@ -136,6 +151,7 @@ fn demo_image(store: &LocalStore, data_dir: &Path) -> anyhow::Result<()> {
 async fn local_supervisor(
     db: &Db,
     name: &str,
+    tags: &[&str],
     dir: &Path,
 ) -> anyhow::Result<(SupervisorId, String)> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -158,7 +174,10 @@ async fn local_supervisor(
             s.id
         }
         None => {
-            let tags: Vec<Tag> = vec!["board:demo".parse()?, "site:local".parse()?];
+            let tags = tags
+                .iter()
+                .map(|t| t.parse())
+                .collect::<Result<Vec<Tag>, _>>()?;
             db.create_supervisor(NewSupervisor {
                 name: &name.parse()?,
                 site: &"local".parse()?,
@@ -208,14 +227,37 @@ pub async fn run(up: Up) -> anyhow::Result<()> {
 
     let store = LocalStore::new(&store_dir);
     demo_image(&store, &data_dir).context("importing the demo image")?;
+    let qemu_config = QemuDriverConfig {
+        accel: match up.qemu_accel.as_str() {
+            "kvm" => Accel::Kvm,
+            "tcg" => Accel::Tcg,
+            _ => Accel::Auto,
+        },
+        memory_mib: 256,
+        boot_timeout_s: 120,
+        stop_grace_s: 5,
+        ..QemuDriverConfig::default()
+    };
+    if up.qemu {
+        super::demo_vm::check_qemu(&qemu_config.qemu, &qemu_config.qemu_img)?;
+        super::demo_vm::ensure(&store, &data_dir.join("tmp"))
+            .context("importing the demo VM image")?;
+    }
     let token = admin_token(&db, &data_dir).await?;
     let mut sups = Vec::new();
     for n in 1..=up.supervisors {
         let name = format!("local-{n}");
         let dir = data_dir.join("supervisors").join(&name);
-        let (id, t) = local_supervisor(&db, &name, &dir).await?;
+        let (id, t) = local_supervisor(&db, &name, &["board:demo", "site:local"], &dir).await?;
         sups.push((name, dir, id, t));
     }
+    let qemu_sup = if up.qemu {
+        let dir = data_dir.join("supervisors").join("qemu-1");
+        let (id, t) = local_supervisor(&db, "qemu-1", &["board:vm", "site:local"], &dir).await?;
+        Some((dir, id, t))
+    } else {
+        None
+    };
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -227,26 +269,36 @@ pub async fn run(up: Up) -> anyhow::Result<()> {
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut supervisors = tokio::task::JoinSet::new();
+    let settings = |dir: &Path, id: SupervisorId, token: String| paddock_supervisor::Settings {
+        link: LinkSettings {
+            switchboard_url: base.clone(),
+            token,
+            supervisor_id: Some(id),
+            reconnect_min: Duration::from_millis(200),
+            reconnect_max: Duration::from_secs(5),
+            console_budget: paddock_supervisor::connection::CONSOLE_BUDGET,
+        },
+        stores: vec![store_dir.clone()],
+        urls: Vec::new(),
+        cache_dir: dir.join("work").join("cache"),
+        cache_max_bytes: 1 << 30,
+    };
     for (name, dir, id, t) in sups {
         let driver = LocalDriver::new(LocalDriverConfig::default(), &dir.join("work"))
             .with_context(|| format!("preparing supervisor {name}"))?;
-        let settings = paddock_supervisor::Settings {
-            link: LinkSettings {
-                switchboard_url: base.clone(),
-                token: t,
-                supervisor_id: Some(id),
-                reconnect_min: Duration::from_millis(200),
-                reconnect_max: Duration::from_secs(5),
-                console_budget: paddock_supervisor::connection::CONSOLE_BUDGET,
-            },
-            stores: vec![store_dir.clone()],
-            urls: Vec::new(),
-            cache_dir: dir.join("work").join("cache"),
-            cache_max_bytes: 1 << 30,
-        };
         let span = tracing::info_span!("supervisor", supervisor.name = %name);
         supervisors.spawn(tracing::Instrument::instrument(
-            paddock_supervisor::run(settings, driver, stop_rx.clone(), None),
+            paddock_supervisor::run(settings(&dir, id, t), driver, stop_rx.clone(), None),
+            span,
+        ));
+    }
+    if let Some((dir, id, t)) = qemu_sup {
+        let driver = QemuDriver::new(qemu_config, &dir.join("work"))
+            .await
+            .context("preparing supervisor qemu-1")?;
+        let span = tracing::info_span!("supervisor", supervisor.name = "qemu-1");
+        supervisors.spawn(tracing::Instrument::instrument(
+            paddock_supervisor::run(settings(&dir, id, t), driver, stop_rx.clone(), None),
             span,
         ));
     }
@@ -289,11 +341,18 @@ pub async fn run(up: Up) -> anyhow::Result<()> {
     println!("PADDOCK_TOKEN={token}");
     std::io::stdout().flush()?;
     eprintln!(
-        "paddock up: switchboard on {base}, {} local supervisor(s), data in {}; Ctrl-C stops",
+        "paddock up: switchboard on {base}, {} local supervisor(s){}, data in {}; Ctrl-C stops",
         up.supervisors,
+        if up.qemu { " and qemu-1" } else { "" },
         data_dir.display()
     );
     eprintln!("  try: paddock job enqueue hello --tags board:demo --param greeting=hi");
+    if up.qemu {
+        eprintln!(
+            "  a VM: paddock job enqueue {} --tags board:vm --param greeting=hi",
+            super::demo_vm::LABEL
+        );
+    }
 
     tokio::select! {
         _ = signal => eprintln!("paddock up: stopping (running jobs are stopped)"),
