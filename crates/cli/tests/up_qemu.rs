@@ -113,3 +113,28 @@ if kill -0 $(cat up.pid) 2>/dev/null; then echo "paddock up did not stop" >&2; e
     );
     assert!(read("up.err").contains("imported the demo VM image hello-vm"));
 }
+
+#[test]
+fn paddock_up_qemu_without_qemu_names_the_packages_and_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_paddock"));
+    // A PATH with only the built binaries: no QEMU on it.
+    let out = std::process::Command::new(bin)
+        .args(["up", "--qemu", "--data-dir"])
+        .arg(dir.path().join("D"))
+        .args(["--listen", "127.0.0.1:0"])
+        .env("PATH", bin.parent().unwrap())
+        .env_remove("PADDOCK_URL")
+        .env_remove("PADDOCK_TOKEN")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("qemu-system-x86_64 and qemu-img")
+            && err.contains("apt-get install qemu-system-x86 qemu-utils"),
+        "{err}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("PADDOCK_TOKEN"));
+}
