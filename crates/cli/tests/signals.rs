@@ -53,8 +53,28 @@ fn stop_with_sigterm(mut cmd: Command, ready: &str) -> (std::process::ExitStatus
             break s;
         }
         if Instant::now() > deadline {
+            // What it printed since, and where each of its threads waits.
+            while let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+                seen.push(line);
+            }
+            let threads = std::fs::read_dir(format!("/proc/{}/task", child.id()))
+                .map(|d| {
+                    d.flatten()
+                        .map(|t| {
+                            let read = |f: &str| {
+                                std::fs::read_to_string(t.path().join(f)).unwrap_or_default()
+                            };
+                            format!("{} {}", read("comm").trim(), read("wchan"))
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+                .unwrap_or_default();
             let _ = child.kill();
-            panic!("still running 20 s after SIGTERM:\n{}", seen.join("\n"));
+            panic!(
+                "still running 20 s after SIGTERM:\n{}\n--- threads\n{threads}",
+                seen.join("\n")
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     };

@@ -17,7 +17,7 @@ pub async fn run(app: AppState, mut shutdown: Shutdown) {
                     tracing::error!(error = format!("{e:#}"), "recording supervisor liveness");
                 }
             }
-            _ = shutdown.changed() => return,
+            _ = crate::state::stopped(&mut shutdown) => return,
         }
     }
 }

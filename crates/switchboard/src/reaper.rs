@@ -110,7 +110,7 @@ pub async fn run(app: AppState, mut shutdown: Shutdown) {
         }
         tokio::select! {
             _ = tokio::time::sleep(period) => {}
-            _ = shutdown.changed() => return,
+            _ = crate::state::stopped(&mut shutdown) => return,
         }
     }
 }

@@ -306,7 +306,7 @@ pub async fn run(app: AppState, wake: std::sync::Arc<Notify>, mut shutdown: Shut
             // in one pass instead of many.
             _ = wake.notified() => tokio::time::sleep(Duration::from_millis(2)).await,
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = shutdown.changed() => return,
+            _ = crate::state::stopped(&mut shutdown) => return,
         }
     }
 }

@@ -18,6 +18,12 @@ use crate::metrics::Metrics;
 /// A cloneable shutdown signal: flips to `true` once.
 pub type Shutdown = watch::Receiver<bool>;
 
+/// Resolves once the shutdown is asked for, also when it was before this is called (a
+/// receiver's `changed()` would wait for a change it has already seen and never end).
+pub async fn stopped(shutdown: &mut Shutdown) {
+    let _ = shutdown.wait_for(|s| *s).await;
+}
+
 /// Everything handlers and tasks share. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {

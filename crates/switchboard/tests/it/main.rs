@@ -15,4 +15,5 @@ mod images;
 mod lifecycle;
 mod matching;
 mod secrets;
+mod shutdown;
 mod storage;

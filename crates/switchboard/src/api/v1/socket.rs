@@ -151,7 +151,7 @@ async fn session(app: AppState, sup: Supervisor, mut socket: WebSocket) {
                     let _ = tx.send(SwitchboardMessage::StatusRequest);
                 }
             }
-            _ = shutdown.changed() => break,
+            _ = crate::state::stopped(&mut shutdown) => break,
         }
     }
     let _ = socket.send(Message::Close(None)).await;
