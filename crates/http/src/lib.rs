@@ -19,8 +19,15 @@
 //!
 //! A connection upgraded to a WebSocket leaves these limits when the upgrade completes (its
 //! handler owns it then, with its own heartbeats); upgrades need credentials first.
+//!
+//! With a [`TlsServer`] ([`serve_with`]), every connection is TLS (1.2 or 1.3; see [`tls`]):
+//! the handshake must end within the header read timeout, and the certificate files are read
+//! again when they change.
 
+pub mod tls;
 mod watched;
+
+pub use tls::{TlsError, TlsFiles, TlsServer};
 
 use std::future::Future;
 use std::io;
@@ -71,6 +78,17 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    serve_with(listener, router, limits, None, shutdown).await
+}
+
+/// [`serve`], over TLS when `tls` is given (plain HTTP otherwise).
+pub async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    tls: Option<TlsServer>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
@@ -109,31 +127,20 @@ pub async fn serve(
         };
         // TCP_NODELAY: without it a small response can wait ~40 ms for the client's delayed ACK.
         let _ = tcp.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
-        let mut stop = stop_rx.clone();
+        let router = router.clone();
+        let stop = stop_rx.clone();
+        let tls = tls.clone();
         connections.spawn(async move {
             let _permit = permit;
-            let activity = Activity::new();
-            let io = TokioIo::new(Watched::new(tcp, activity.clone()));
-            let mut builder = http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout);
-            let conn = builder.serve_connection(io, service).with_upgrades();
-            let mut conn = std::pin::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                }
-                () = activity.idle_for(limits.idle_timeout) => {
-                    tracing::debug!(%peer, idle_s = limits.idle_timeout.as_secs(), "closing an idle connection");
-                }
-                _ = async { let _ = stop.wait_for(|s| *s).await; } => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn.as_mut()).await;
-                }
+            let Some(tls) = tls else {
+                return connection(tcp, peer, router, limits, stop).await;
+            };
+            // The handshake is part of what a client must send within the header timeout.
+            match tokio::time::timeout(limits.header_read_timeout, tls.acceptor().accept(tcp)).await
+            {
+                Ok(Ok(stream)) => connection(stream, peer, router, limits, stop).await,
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
         });
     }
@@ -147,6 +154,41 @@ pub async fn serve(
         connections.abort_all();
     }
     Ok(())
+}
+
+/// Serves one connection (plain or TLS) until it ends, idles out or the server stops.
+async fn connection<S>(
+    stream: S,
+    peer: std::net::SocketAddr,
+    router: Router,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = TowerToHyperService::new(router);
+    let activity = Activity::new();
+    let io = TokioIo::new(Watched::new(stream, activity.clone()));
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let conn = builder.serve_connection(io, service).with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        }
+        () = activity.idle_for(limits.idle_timeout) => {
+            tracing::debug!(%peer, idle_s = limits.idle_timeout.as_secs(), "closing an idle connection");
+        }
+        _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn.as_mut()).await;
+        }
+    }
 }
 
 /// Errors of one incoming connection (the peer gave up before it was accepted), as opposed to

@@ -63,6 +63,10 @@ pub struct Config {
     /// Console output kept per job, in bytes (stored in the database). Output past it is
     /// dropped, and one line in the console and an event of the job say how many bytes.
     pub console_limit_bytes: u64,
+    /// `[tls]`: serve HTTPS (and the supervisors' WSS) with `cert_file` (PEM chain) and
+    /// `key_file` (PEM key), read again when they change; plain HTTP when absent. Relative
+    /// paths are taken from this file's directory.
+    pub tls: Option<paddock_http::TlsFiles>,
 }
 
 /// `[http]`: the HTTP server's limits (see `paddock_http`).
@@ -123,6 +127,7 @@ impl Default for Config {
             require_audit: Default::default(),
             http: HttpLimits::default(),
             console_limit_bytes: 64 * 1024 * 1024,
+            tls: None,
         }
     }
 }
@@ -152,7 +157,10 @@ impl Config {
 
     /// Parses and validates; every problem is reported at once, each as `FILE:LINE: …`.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let config: Config = paddock_core::config_file::parse_toml(path, text)?;
+        let mut config: Config = paddock_core::config_file::parse_toml(path, text)?;
+        if let Some(t) = &mut config.tls {
+            paddock_core::config_file::relative_to_file(path, [&mut t.cert_file, &mut t.key_file]);
+        }
         // Every problem of the values at once, each at its field's line.
         if let Err(bad) = config.validate() {
             paddock_core::config_file::Problems::check(path, text, bad)?;

@@ -22,5 +22,5 @@ pub mod testing;
 pub mod tokens;
 
 pub use config::Config;
-pub use server::{router, run};
+pub use server::{router, run, run_with};
 pub use state::AppState;

@@ -16,6 +16,15 @@ pub fn router(app: AppState) -> Router {
 /// Serves the API on `listener` and runs the scheduler and the reaper until
 /// [`AppState::shutdown`].
 pub async fn run(app: AppState, listener: TcpListener) -> anyhow::Result<()> {
+    run_with(app, listener, None).await
+}
+
+/// [`run`], over TLS when `tls` is given.
+pub async fn run_with(
+    app: AppState,
+    listener: TcpListener,
+    tls: Option<paddock_http::TlsServer>,
+) -> anyhow::Result<()> {
     let shutdown = app.shutdown_signal();
     let scheduler = tokio::spawn(crate::scheduler::run(
         app.clone(),
@@ -26,7 +35,7 @@ pub async fn run(app: AppState, listener: TcpListener) -> anyhow::Result<()> {
     let liveness = tokio::spawn(crate::liveness::run(app.clone(), shutdown.clone()));
     let mut stop = shutdown.clone();
     let limits = app.config.http.limits();
-    let r = paddock_http::serve(listener, router(app), limits, async move {
+    let r = paddock_http::serve_with(listener, router(app), limits, tls, async move {
         let _ = stop.wait_for(|s| *s).await;
     })
     .await;

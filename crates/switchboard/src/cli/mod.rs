@@ -159,8 +159,39 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     None
                 }
             };
+            // The key is a secret: read (and the pair checked) unless told not to, or when it is
+            // a systemd credential outside its unit.
+            let tls_checked = match &c.tls {
+                Some(_) if no_secrets => Some(false),
+                Some(t) if paddock_core::credential::outside_its_unit(&t.key_file) => {
+                    eprintln!(
+                        "{}",
+                        paddock_core::credential::not_checked("tls.key_file", &t.key_file)
+                    );
+                    Some(false)
+                }
+                Some(t) => {
+                    paddock_http::TlsServer::new(t.clone())
+                        .map_err(|e| anyhow::anyhow!("{}: tls: {e}", config.display()))?;
+                    Some(true)
+                }
+                None => None,
+            };
             println!("{}: ok", config.display());
             println!("listen = {}", c.listen);
+            match (&c.tls, tls_checked) {
+                (Some(t), Some(true)) => println!(
+                    "tls = {} with {} (read, and they match)",
+                    t.cert_file.display(),
+                    t.key_file.display()
+                ),
+                (Some(t), _) => println!(
+                    "tls = {} with {} (not read)",
+                    t.cert_file.display(),
+                    t.key_file.display()
+                ),
+                (None, _) => println!("tls = none: plain HTTP"),
+            }
             match unread {
                 Some(f) => println!("database = the URL in {} (not read)", f.display()),
                 None => println!("database = {}", redact_url(&c.database_url())),

@@ -1,0 +1,151 @@
+//! Issue 18 (servers): `paddock-switchboard serve` with `[tls]`, with certificates made at test
+//! time (rcgen): curl trusting the test CA is served over HTTPS, plain HTTP gets nothing, and
+//! `check-config` reads the pair (or says it did not) and refuses a key of another certificate,
+//! naming the file.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+
+/// A CA, and server certificates for localhost/127.0.0.1 signed by it: `ca.pem`, then
+/// `server.crt`/`server.key` and `other.crt`/`other.key` in `dir`.
+fn certificates(dir: &Path) {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(vec![]).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Distinct names: a leaf whose issuer name equals its own looks self-signed to OpenSSL.
+    p.distinguished_name
+        .push(rcgen::DnType::CommonName, "paddock test CA");
+    let ca = p.self_signed(&ca_key).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    for stem in ["server", "other"] {
+        let key = KeyPair::generate().unwrap();
+        let p =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
+        std::fs::write(dir.join(format!("{stem}.crt")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{stem}.key")), key.serialize_pem()).unwrap();
+    }
+}
+
+fn switchboard() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_paddock-switchboard"))
+}
+
+#[test]
+fn the_switchboard_serves_https_with_its_tls_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    certificates(d);
+    // Relative paths: from the configuration file's directory.
+    std::fs::write(
+        d.join("sb.toml"),
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[tls]\ncert_file = \"server.crt\"\nkey_file = \"server.key\"\n",
+            d.join("data").display()
+        ),
+    )
+    .unwrap();
+    let check = switchboard()
+        .args(["check-config", "--config"])
+        .arg(d.join("sb.toml"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(
+        out.contains("tls = ") && out.contains("(read, and they match)"),
+        "{out}"
+    );
+
+    let mut child = switchboard()
+        .args(["serve", "--config"])
+        .arg(d.join("sb.toml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .env("NO_COLOR", "1")
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut url = None;
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        if let Some(u) = line.strip_prefix("paddock-switchboard: serving on ") {
+            url = Some(u.to_string());
+            break;
+        }
+    }
+    let url = url.expect("a serving line");
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let port = url.rsplit(':').next().unwrap().to_string();
+    let curl = |args: &[&str]| {
+        Command::new("curl")
+            .args(["-sS", "--max-time", "10"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let ok = curl(&[
+        "--cacert",
+        &d.join("ca.pem").display().to_string(),
+        "--resolve",
+        &format!("localhost:{port}:127.0.0.1"),
+        &format!("https://localhost:{port}/healthz"),
+    ]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    // Not trusted without the CA; plain HTTP gets no answer.
+    let untrusted = curl(&[&format!("https://127.0.0.1:{port}/healthz")]);
+    assert!(!untrusted.status.success());
+    let plain = curl(&[&format!("http://127.0.0.1:{port}/healthz")]);
+    assert!(
+        !plain.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plain.stdout)
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    std::thread::sleep(Duration::from_millis(10));
+}
+
+#[test]
+fn check_config_refuses_a_key_of_another_certificate_and_can_skip_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    certificates(d);
+    std::fs::write(
+        d.join("sb.toml"),
+        "[tls]\ncert_file = \"server.crt\"\nkey_file = \"other.key\"\n",
+    )
+    .unwrap();
+    let bad = switchboard()
+        .args(["check-config", "--config"])
+        .arg(d.join("sb.toml"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success());
+    assert!(
+        err.contains("tls:") && err.contains("other.key") && err.contains("does not match"),
+        "{err}"
+    );
+    let skipped = switchboard()
+        .args(["check-config", "--no-secrets", "--config"])
+        .arg(d.join("sb.toml"))
+        .output()
+        .unwrap();
+    assert!(skipped.status.success());
+    assert!(String::from_utf8_lossy(&skipped.stdout).contains("(not read)"));
+}
