@@ -501,6 +501,33 @@ mod tests {
         assert_eq!(l.stop_grace_s, 5);
     }
 
+    /// The example's commented qemu block, uncommented, is valid and holds the defaults.
+    #[test]
+    fn example_qemu_block_parses() {
+        let text = include_str!("../supervisor.example.toml");
+        let (top, _) = text.split_once("\n[driver]\n").unwrap();
+        let (_, qemu) = text.split_once("# [driver]\n").unwrap();
+        let qemu: String = qemu
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let c = Config::parse(
+            Path::new("/etc/paddock/supervisor.toml"),
+            &format!("{top}\n[driver]\n{qemu}"),
+        )
+        .unwrap();
+        let DriverConfig::Qemu(q) = &c.driver else {
+            panic!("{:?}", c.driver)
+        };
+        let d = QemuDriverConfig::default();
+        assert_eq!(q.network, d.network);
+        assert_eq!(q.ssh_listen, d.ssh_listen);
+        assert_eq!(q.ssh_ports, d.ssh_ports);
+        assert_eq!(q.ssh_user, d.ssh_user);
+        assert_eq!(q.ssh_host.as_deref(), Some("rack1.lab.example"));
+    }
+
     #[test]
     fn relative_paths_become_absolute_from_the_config_file() {
         let text = "switchboard_url = \"http://x\"\ntoken_file = \"t\"\nwork_dir = \"work\"\n[images]\nstores = [\"s\"]\ncache_dir = \"c\"\n";
