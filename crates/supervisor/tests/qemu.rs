@@ -1083,3 +1083,82 @@ async fn a_start_without_a_free_ssh_port_fails_leaving_nothing() {
     );
     host.stop().await.unwrap();
 }
+
+/// A "QEMU" that fails the way QEMU does when its forwarded port was taken after the probe,
+/// `failures` times, then runs the real one; it counts its runs in `dir/runs`.
+fn qemu_losing_its_port(dir: &Path, failures: u32) -> String {
+    let script = dir.join("qemu-losing-port");
+    let runs = dir.join("runs");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nn=$(cat {runs:?} 2>/dev/null || echo 0)\necho $((n+1)) > {runs:?}\n\
+             if [ \"$n\" -lt {failures} ]; then\n\
+             echo \"qemu-system-x86_64: -netdev user,id=paddock-net,hostfwd=tcp:127.0.0.1:1-:22: \
+             Could not set up host forwarding rule 'tcp:127.0.0.1:1-:22'\" >&2\nexit 1\nfi\n\
+             exec qemu-system-x86_64 \"$@\"\n"
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script.display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_taken_between_the_probe_and_qemu_is_retried_with_another() {
+    let Some(g) = guest::guest("port_retry") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let cmdline = format!("{CMDLINE} paddock.test=puppet-ready");
+    // Twice taken, then QEMU gets its port: the job runs, on the third port tried.
+    let twice = QemuDriverConfig {
+        qemu: qemu_losing_its_port(dir.path(), 2),
+        ..config()
+    };
+    let driver = QemuDriver::new(twice, &dir.path().join("work"))
+        .await
+        .unwrap();
+    let img = image(&store, "retry", &direct_attrs(&cmdline), &direct_blobs(&g));
+    let (tx, mut rx) = mpsc::channel(64);
+    let mut host = driver.start(job(img), tx).await.unwrap();
+    assert!(host.access().is_some());
+    let (console, end, ready) = until_end(&mut rx, Duration::from_secs(90)).await;
+    assert!(ready, "console: {console}");
+    // The failed attempts' QEMUs are not the host's end: the guest's power-off is.
+    assert!(
+        matches!(end, Some(HostEvent::PoweredOff { .. })),
+        "{end:?}; console: {console}"
+    );
+    host.stop().await.unwrap();
+    let runs = std::fs::read_to_string(dir.path().join("runs")).unwrap();
+    assert_eq!(runs.trim(), "3");
+
+    // Always taken: the start fails after PORT_ATTEMPTS tries, leaving nothing.
+    let _ = std::fs::remove_file(dir.path().join("runs"));
+    let always = QemuDriverConfig {
+        qemu: qemu_losing_its_port(dir.path(), 1000),
+        ..config()
+    };
+    let driver = QemuDriver::new(always, &dir.path().join("work2"))
+        .await
+        .unwrap();
+    let img = image(&store, "retry", &direct_attrs(&cmdline), &direct_blobs(&g));
+    let j = job(img);
+    let id = j.job_id;
+    let (tx, _rx) = mpsc::channel(64);
+    let e = driver.start(j, tx).await.unwrap_err().to_string();
+    assert!(
+        e.contains("could not bind an SSH port in 5 attempts")
+            && e.contains("Could not set up host forwarding rule"),
+        "{e}"
+    );
+    let runs = std::fs::read_to_string(dir.path().join("runs")).unwrap();
+    assert_eq!(
+        runs.trim(),
+        paddock_supervisor::driver::qemu::PORT_ATTEMPTS.to_string()
+    );
+    assert!(!driver.job_dir(&id).exists());
+}
