@@ -48,6 +48,62 @@ pub struct StartJob {
     pub timeout_s: u64,
 }
 
+/// Where a user logs in to a job's host with SSH: `ssh -p PORT USER@HOST` (`paddock job ssh`).
+/// Not a secret: logging in takes a private key matching one of the job's SSH keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessEndpoint {
+    /// A host name or an IP address (an IPv6 address without brackets).
+    pub host: String,
+    pub port: u16,
+    /// The user to log in as.
+    pub user: String,
+}
+
+impl AccessEndpoint {
+    /// Longest host name (DNS's limit).
+    pub const MAX_HOST: usize = 253;
+    /// Longest user name.
+    pub const MAX_USER: usize = 64;
+
+    /// Refuses what could not be a host, port and user for `ssh`: every character is checked,
+    /// so nothing in it can be taken for an option or shell syntax (a host or user starting
+    /// with `-` is refused).
+    pub fn check(&self) -> Result<(), String> {
+        let host_ok = !self.host.is_empty()
+            && self.host.len() <= Self::MAX_HOST
+            && !self.host.starts_with(['-', '.'])
+            && self
+                .host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'_'));
+        if !host_ok {
+            return Err(format!(
+                "access host {:?} is not a host name or an IP address (at most {} bytes)",
+                self.host,
+                Self::MAX_HOST
+            ));
+        }
+        if self.port == 0 {
+            return Err("access port 0".into());
+        }
+        let user_ok = !self.user.is_empty()
+            && self.user.len() <= Self::MAX_USER
+            && !self.user.starts_with(['-', '.'])
+            && self
+                .user
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+        if !user_ok {
+            return Err(format!(
+                "access user {:?} is not a user name (A-Z a-z 0-9 . _ -, at most {} bytes)",
+                self.user,
+                Self::MAX_USER
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A job a supervisor runs, as it reports it in `hello` and `status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunningJob {
@@ -101,6 +157,13 @@ pub enum SupervisorMessage {
         job_id: JobId,
         bytes: u64,
         reason: String,
+    },
+    /// How a user reaches a job's host (a VM's forwarded sshd), sent once the host is started
+    /// and before its `ready`. The switchboard keeps it with the job until the job terminates
+    /// (and refuses one that [`AccessEndpoint::check`] refuses).
+    JobAccess {
+        job_id: JobId,
+        access: AccessEndpoint,
     },
     /// Answer to `status_request`.
     Status {
@@ -224,6 +287,74 @@ mod tests {
         let old: SupervisorMessage =
             serde_json::from_str(r#"{"type":"hello","future_field":1}"#).unwrap();
         assert!(matches!(old, SupervisorMessage::Hello { .. }));
+    }
+
+    #[test]
+    fn job_access_wire_format_and_bounds() {
+        let id: JobId = "0190b6d8-7c2e-7000-8000-000000000001".parse().unwrap();
+        let access = AccessEndpoint {
+            host: "rack1.lab".into(),
+            port: 40022,
+            user: "paddock".into(),
+        };
+        let m = SupervisorMessage::JobAccess {
+            job_id: id,
+            access: access.clone(),
+        };
+        let s = serde_json::to_string(&m).unwrap();
+        assert_eq!(
+            s,
+            r#"{"type":"job_access","job_id":"0190b6d8-7c2e-7000-8000-000000000001","access":{"host":"rack1.lab","port":40022,"user":"paddock"}}"#
+        );
+        assert_eq!(serde_json::from_str::<SupervisorMessage>(&s).unwrap(), m);
+        assert!(access.check().is_ok());
+        for host in ["127.0.0.1", "::1", "a-b.example.org", "lab_1"] {
+            let a = AccessEndpoint {
+                host: host.into(),
+                ..access.clone()
+            };
+            assert!(a.check().is_ok(), "{host}");
+        }
+        let bad = [
+            AccessEndpoint {
+                host: "-oProxyCommand=x".into(),
+                ..access.clone()
+            },
+            AccessEndpoint {
+                host: "a b".into(),
+                ..access.clone()
+            },
+            AccessEndpoint {
+                host: "".into(),
+                ..access.clone()
+            },
+            AccessEndpoint {
+                host: "a".repeat(254),
+                ..access.clone()
+            },
+            AccessEndpoint {
+                port: 0,
+                ..access.clone()
+            },
+            AccessEndpoint {
+                user: "-l".into(),
+                ..access.clone()
+            },
+            AccessEndpoint {
+                user: "root@x".into(),
+                ..access.clone()
+            },
+            AccessEndpoint {
+                user: "u".repeat(65),
+                ..access.clone()
+            },
+        ];
+        for a in bad {
+            assert!(a.check().is_err(), "{a:?}");
+        }
+        // A port out of range is not a u16: the message is unreadable.
+        let wide = s.replace("40022", "70000");
+        assert!(serde_json::from_str::<SupervisorMessage>(&wide).is_err());
     }
 
     #[test]

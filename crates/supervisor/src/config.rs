@@ -110,6 +110,18 @@ impl Accel {
     }
 }
 
+/// A VM's network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Network {
+    /// QEMU's user-mode network (SLIRP: the guest reaches out through the supervisor's
+    /// host, DHCP included) with the guest's sshd (port 22) forwarded to a per-job port of
+    /// the supervisor (`ssh_listen`, `ssh_ports`).
+    User,
+    /// No network device (a tap or bridge can still be given in `extra_args`).
+    None,
+}
+
 /// The `qemu` driver: each job runs in its own QEMU VM (see `docs/supervisor.md`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -134,7 +146,24 @@ pub struct QemuDriverConfig {
     pub boot_timeout_s: u64,
     /// Seconds between the ACPI power-down request and killing QEMU when a job is stopped.
     pub stop_grace_s: u64,
+    /// `user` (default): user-mode networking with the guest's port 22 forwarded to a per-job
+    /// port; `none`: no network device.
+    pub network: Network,
+    /// The address the forwarded SSH ports listen on (an IPv4 address; `network = "user"`).
+    pub ssh_listen: String,
+    /// The ports given to jobs, `START-END` (inclusive): each job takes one that is free when
+    /// it starts.
+    pub ssh_ports: String,
+    /// The name users reach this supervisor by, shown with the job (`paddock job status`,
+    /// `paddock job ssh`). Default: `ssh_listen`, or this machine's host name when `ssh_listen`
+    /// is `0.0.0.0`.
+    pub ssh_host: Option<String>,
+    /// The guest user a job's SSH keys log in as (the NixOS module's `jobUser`).
+    pub ssh_user: String,
 }
+
+/// The defaults of the SSH port fields.
+pub const DEFAULT_SSH_PORTS: &str = "42000-42999";
 
 impl Default for QemuDriverConfig {
     fn default() -> Self {
@@ -148,6 +177,48 @@ impl Default for QemuDriverConfig {
             accel: Accel::Auto,
             boot_timeout_s: 300,
             stop_grace_s: 10,
+            network: Network::User,
+            ssh_listen: "127.0.0.1".into(),
+            ssh_ports: DEFAULT_SSH_PORTS.into(),
+            ssh_host: None,
+            ssh_user: "paddock".into(),
+        }
+    }
+}
+
+/// Reads `START-END` (1 – 65535, START ≤ END).
+pub fn parse_port_range(s: &str) -> Result<std::ops::RangeInclusive<u16>, String> {
+    let bad = || format!("{s:?} is not a port range START-END (1 to 65535, START <= END)");
+    let (a, b) = s.split_once('-').ok_or_else(bad)?;
+    let a: u16 = a.trim().parse().map_err(|_| bad())?;
+    let b: u16 = b.trim().parse().map_err(|_| bad())?;
+    if a == 0 || a > b {
+        return Err(bad());
+    }
+    Ok(a..=b)
+}
+
+impl QemuDriverConfig {
+    /// The forwarded ports' address (checked by `validate`).
+    pub fn ssh_listen_addr(&self) -> Result<std::net::Ipv4Addr, String> {
+        self.ssh_listen
+            .parse()
+            .map_err(|_| format!("{:?} is not an IPv4 address", self.ssh_listen))
+    }
+
+    /// What users are told to connect to: `ssh_host`, else `ssh_listen` unless it is
+    /// `0.0.0.0`, else this machine's host name.
+    pub fn access_host(&self) -> String {
+        if let Some(h) = &self.ssh_host {
+            return h.clone();
+        }
+        match self.ssh_listen_addr() {
+            Ok(a) if !a.is_unspecified() => a.to_string(),
+            _ => std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "localhost".into()),
         }
     }
 }
@@ -225,6 +296,32 @@ impl QemuDriverConfig {
         }
         if self.stop_grace_s > 3600 {
             bad.push(("driver.stop_grace_s", "must be at most 3600".into()));
+        }
+        if self.network == Network::User {
+            if let Err(e) = self.ssh_listen_addr() {
+                bad.push(("driver.ssh_listen", e));
+            }
+            if let Err(e) = parse_port_range(&self.ssh_ports) {
+                bad.push(("driver.ssh_ports", e));
+            }
+        }
+        if let Some(h) = &self.ssh_host {
+            let probe = paddock_core::protocol::AccessEndpoint {
+                host: h.clone(),
+                port: 22,
+                user: "u".into(),
+            };
+            if let Err(e) = probe.check() {
+                bad.push(("driver.ssh_host", e));
+            }
+        }
+        let probe = paddock_core::protocol::AccessEndpoint {
+            host: "h".into(),
+            port: 22,
+            user: self.ssh_user.clone(),
+        };
+        if let Err(e) = probe.check() {
+            bad.push(("driver.ssh_user", e));
         }
         for a in &self.extra_args {
             if a.contains('\0') {
@@ -404,6 +501,33 @@ mod tests {
         assert_eq!(l.stop_grace_s, 5);
     }
 
+    /// The example's commented qemu block, uncommented, is valid and holds the defaults.
+    #[test]
+    fn example_qemu_block_parses() {
+        let text = include_str!("../supervisor.example.toml");
+        let (top, _) = text.split_once("\n[driver]\n").unwrap();
+        let (_, qemu) = text.split_once("# [driver]\n").unwrap();
+        let qemu: String = qemu
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let c = Config::parse(
+            Path::new("/etc/paddock/supervisor.toml"),
+            &format!("{top}\n[driver]\n{qemu}"),
+        )
+        .unwrap();
+        let DriverConfig::Qemu(q) = &c.driver else {
+            panic!("{:?}", c.driver)
+        };
+        let d = QemuDriverConfig::default();
+        assert_eq!(q.network, d.network);
+        assert_eq!(q.ssh_listen, d.ssh_listen);
+        assert_eq!(q.ssh_ports, d.ssh_ports);
+        assert_eq!(q.ssh_user, d.ssh_user);
+        assert_eq!(q.ssh_host.as_deref(), Some("rack1.lab.example"));
+    }
+
     #[test]
     fn relative_paths_become_absolute_from_the_config_file() {
         let text = "switchboard_url = \"http://x\"\ntoken_file = \"t\"\nwork_dir = \"work\"\n[images]\nstores = [\"s\"]\ncache_dir = \"c\"\n";
@@ -515,5 +639,64 @@ mod tests {
             );
         }
         assert!(e.contains("-qmp is set by the driver"), "{e}");
+    }
+
+    #[test]
+    fn qemu_network_defaults_and_errors() {
+        let c = Config::parse(
+            Path::new("s.toml"),
+            &format!("{BASE}[driver]\nkind = \"qemu\"\n"),
+        )
+        .unwrap();
+        let DriverConfig::Qemu(q) = &c.driver else {
+            panic!("{:?}", c.driver)
+        };
+        assert_eq!(q.network, Network::User);
+        assert_eq!(q.ssh_listen, "127.0.0.1");
+        assert_eq!(parse_port_range(&q.ssh_ports).unwrap(), 42000..=42999);
+        assert_eq!(q.ssh_user, "paddock");
+        // A loopback listener: users on this machine connect to it as it is.
+        assert_eq!(q.access_host(), "127.0.0.1");
+        let any = QemuDriverConfig {
+            ssh_listen: "0.0.0.0".into(),
+            ..q.clone()
+        };
+        assert!(!any.access_host().is_empty() && any.access_host() != "0.0.0.0");
+        let named = QemuDriverConfig {
+            ssh_host: Some("rack1.lab".into()),
+            ..any
+        };
+        assert_eq!(named.access_host(), "rack1.lab");
+
+        let text = format!(
+            "{BASE}[driver]\nkind = \"qemu\"\nssh_listen = \"localhost\"\nssh_ports = \"2000-1000\"\nssh_host = \"-oProxyCommand=x\"\nssh_user = \"a b\"\nnetwork = \"user\"\n"
+        );
+        let e = Config::parse(Path::new("s.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        for (line, field) in [
+            (6, "ssh_listen"),
+            (7, "ssh_ports"),
+            (8, "ssh_host"),
+            (9, "ssh_user"),
+        ] {
+            assert!(
+                e.contains(&format!("s.toml:{line}")) && e.contains(field),
+                "{field}: {e}"
+            );
+        }
+        for bad in ["", "1", "0-10", "10-", "a-b", "1-70000"] {
+            assert!(parse_port_range(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_port_range("22-22").unwrap(), 22..=22);
+        // Without user networking the SSH fields are not used, and not checked.
+        let text =
+            format!("{BASE}[driver]\nkind = \"qemu\"\nnetwork = \"none\"\nssh_ports = \"x\"\n");
+        Config::parse(Path::new("s.toml"), &text).unwrap();
+        let text = format!("{BASE}[driver]\nkind = \"qemu\"\nnetwork = \"tap\"\n");
+        let e = Config::parse(Path::new("s.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tap"), "{e}");
     }
 }

@@ -157,6 +157,21 @@ impl Link {
         });
     }
 
+    /// How a user reaches a job's host: sent in order with the job's reports, before its
+    /// `ready`.
+    pub fn job_access(&self, job_id: JobId, access: paddock_core::protocol::AccessEndpoint) {
+        tracing::info!(
+            job.id = %job_id,
+            host = %access.host,
+            port = access.port,
+            user = %access.user,
+            "job access"
+        );
+        let _ = self
+            .tx
+            .send(SupervisorMessage::JobAccess { job_id, access });
+    }
+
     /// Console output of a job. While connected this waits until the budget has room (the
     /// caller, and through it the workload's output, is held back); while disconnected, output
     /// that does not fit is dropped and counted for a `console_dropped` report.

@@ -150,6 +150,9 @@ async fn run_inner<D: HostDriver>(
         }
     };
 
+    if let Some(access) = host.access() {
+        link.job_access(id, access);
+    }
     let mut ready = false;
     let mut outcome: Option<(WorkloadOutcome, Option<String>)> = None;
     let end = loop {

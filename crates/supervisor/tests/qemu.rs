@@ -866,3 +866,299 @@ async fn a_guest_puppet_that_fetched_its_data_but_never_got_ready_is_a_host_star
         "{states:?}"
     );
 }
+
+// Interactive access: the guest's sshd forwarded to a per-job port (`network = "user"`).
+
+/// A fresh ed25519 key pair in `dir` (no passphrase): the private key's path and the public
+/// key's line.
+fn ssh_key(dir: &Path, name: &str) -> (std::path::PathBuf, String) {
+    let key = dir.join(name);
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    (key, public.trim().to_string())
+}
+
+/// Runs `ssh` with `key` to the endpoint, `command` in the guest; (success, stdout, stderr).
+fn ssh_run(
+    access: &paddock_core::protocol::AccessEndpoint,
+    key: &Path,
+    command: &str,
+) -> (bool, String, String) {
+    let out = std::process::Command::new("ssh")
+        .args(["-F", "none", "-p", &access.port.to_string(), "-i"])
+        .arg(key)
+        .args([
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "ConnectTimeout=20",
+            "-l",
+            &access.user,
+            &access.host,
+            command,
+        ])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guests_sshd_is_reachable_on_the_jobs_port_with_the_jobs_key() {
+    let Some(g) = guest::guest("ssh") else {
+        return;
+    };
+    if !guest::have("ssh") || !guest::have("ssh-keygen") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "ssh and ssh-keygen are needed in CI (openssh-client)"
+        );
+        eprintln!("SKIPPED ssh: openssh-client is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = ssh_key(dir.path(), "job-key");
+    let (other, _) = ssh_key(dir.path(), "other-key");
+    let img = image(
+        &dir.path().join("store"),
+        "ssh",
+        &direct_attrs(&format!("{CMDLINE} paddock.test=ssh")),
+        &direct_blobs(&g),
+    );
+    let config = QemuDriverConfig {
+        ssh_user: "root".into(),
+        boot_timeout_s: 120,
+        ..config()
+    };
+    let range = paddock_supervisor::config::parse_port_range(&config.ssh_ports).unwrap();
+    let driver = QemuDriver::new(config, &dir.path().join("work"))
+        .await
+        .unwrap();
+    let mut job = job(img);
+    job.ssh_keys = vec![public];
+    let id = job.job_id;
+    let (tx, mut rx) = mpsc::channel(64);
+    let mut host = driver.start(job, tx).await.unwrap();
+    let access = host.access().expect("user networking gives an endpoint");
+    assert_eq!(
+        (access.host.as_str(), access.user.as_str()),
+        ("127.0.0.1", "root")
+    );
+    assert!(range.contains(&access.port), "{access:?}");
+    // QEMU holds the port: it cannot be bound now.
+    assert!(std::net::TcpListener::bind(("127.0.0.1", access.port)).is_err());
+
+    // Ready once dropbear runs (the guest puppet's readiness command).
+    let mut console = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(150);
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(HostEvent::Console { data, .. })) => console.push_str(&data),
+            Ok(Some(HostEvent::Ready | HostEvent::Puppet(PuppetRequest::Ready))) => break,
+            Ok(Some(HostEvent::Puppet(_))) => {}
+            other => panic!("{other:?} before ready; console: {console}"),
+        }
+    }
+    // Keep reading the console meanwhile (the guest blocks on a full pipe otherwise).
+    let console = std::sync::Arc::new(std::sync::Mutex::new(console));
+    let reader = {
+        let console = console.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                if let HostEvent::Console { data, .. } = ev {
+                    console.lock().unwrap().push_str(&data);
+                }
+            }
+        })
+    };
+    let uname = {
+        let c = console.lock().unwrap();
+        c.lines()
+            .find_map(|l| l.trim().strip_prefix(guest::UNAME_MARKER))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no {} line; console: {c}", guest::UNAME_MARKER))
+    };
+    assert!(!uname.is_empty());
+
+    // The job's key runs a command in the guest (dropbear may need a moment under TCG).
+    let (a, k) = (access.clone(), key.clone());
+    let (ok, out, err) = tokio::task::spawn_blocking(move || {
+        let t = Instant::now();
+        loop {
+            let r = ssh_run(&a, &k, "uname -r");
+            if r.0 || t.elapsed() > Duration::from_secs(60) {
+                return r;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        ok,
+        "ssh failed: {err}; console: {}",
+        console.lock().unwrap()
+    );
+    assert_eq!(out.trim(), uname, "stderr: {err}");
+
+    // Another key is refused.
+    let a = access.clone();
+    let (ok, _, err) = tokio::task::spawn_blocking(move || ssh_run(&a, &other, "true"))
+        .await
+        .unwrap();
+    assert!(!ok, "a key not of the job logged in: {err}");
+
+    host.stop().await.unwrap();
+    reader.abort();
+    assert!(!driver.job_dir(&id).exists());
+    // The port is free again once the VM is gone.
+    assert!(std::net::TcpListener::bind(("127.0.0.1", access.port)).is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_without_a_free_ssh_port_fails_leaving_nothing() {
+    let Some(g) = guest::guest("no_free_port") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let img = image(
+        &dir.path().join("store"),
+        "noport",
+        &direct_attrs(&format!("{CMDLINE} paddock.test=sleep")),
+        &direct_blobs(&g),
+    );
+    // The range's one port is taken by another process.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let busy = QemuDriverConfig {
+        ssh_ports: format!("{port}-{port}"),
+        ..config()
+    };
+    let driver = QemuDriver::new(busy, &dir.path().join("work"))
+        .await
+        .unwrap();
+    let first = job(img);
+    let id = first.job_id;
+    let (tx, _rx) = mpsc::channel(64);
+    let e = driver.start(first, tx).await.unwrap_err().to_string();
+    assert!(e.contains("no free port in ssh_ports"), "{e}");
+    assert!(!driver.job_dir(&id).exists());
+
+    // Without networking, the same driver settings start a VM with no endpoint.
+    let img = image(
+        &dir.path().join("store"),
+        "nonet",
+        &direct_attrs(&format!("{CMDLINE} paddock.test=sleep")),
+        &direct_blobs(&g),
+    );
+    let none = QemuDriverConfig {
+        ssh_ports: format!("{port}-{port}"),
+        network: paddock_supervisor::config::Network::None,
+        ..config()
+    };
+    let driver = QemuDriver::new(none, &dir.path().join("work2"))
+        .await
+        .unwrap();
+    let (tx, _rx) = mpsc::channel(64);
+    let mut host = driver.start(job(img), tx).await.unwrap();
+    assert!(host.access().is_none());
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", host.pid())).unwrap();
+    assert!(
+        !contains(&cmdline, "hostfwd"),
+        "no network device without networking"
+    );
+    host.stop().await.unwrap();
+}
+
+/// A "QEMU" that fails the way QEMU does when its forwarded port was taken after the probe,
+/// `failures` times, then runs the real one; it counts its runs in `dir/runs`.
+fn qemu_losing_its_port(dir: &Path, failures: u32) -> String {
+    let script = dir.join("qemu-losing-port");
+    let runs = dir.join("runs");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nn=$(cat {runs:?} 2>/dev/null || echo 0)\necho $((n+1)) > {runs:?}\n\
+             if [ \"$n\" -lt {failures} ]; then\n\
+             echo \"qemu-system-x86_64: -netdev user,id=paddock-net,hostfwd=tcp:127.0.0.1:1-:22: \
+             Could not set up host forwarding rule 'tcp:127.0.0.1:1-:22'\" >&2\nexit 1\nfi\n\
+             exec qemu-system-x86_64 \"$@\"\n"
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script.display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_taken_between_the_probe_and_qemu_is_retried_with_another() {
+    let Some(g) = guest::guest("port_retry") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let cmdline = format!("{CMDLINE} paddock.test=puppet-ready");
+    // Twice taken, then QEMU gets its port: the job runs, on the third port tried.
+    let twice = QemuDriverConfig {
+        qemu: qemu_losing_its_port(dir.path(), 2),
+        ..config()
+    };
+    let driver = QemuDriver::new(twice, &dir.path().join("work"))
+        .await
+        .unwrap();
+    let img = image(&store, "retry", &direct_attrs(&cmdline), &direct_blobs(&g));
+    let (tx, mut rx) = mpsc::channel(64);
+    let mut host = driver.start(job(img), tx).await.unwrap();
+    assert!(host.access().is_some());
+    let (console, end, ready) = until_end(&mut rx, Duration::from_secs(90)).await;
+    assert!(ready, "console: {console}");
+    // The failed attempts' QEMUs are not the host's end: the guest's power-off is.
+    assert!(
+        matches!(end, Some(HostEvent::PoweredOff { .. })),
+        "{end:?}; console: {console}"
+    );
+    host.stop().await.unwrap();
+    let runs = std::fs::read_to_string(dir.path().join("runs")).unwrap();
+    assert_eq!(runs.trim(), "3");
+
+    // Always taken: the start fails after PORT_ATTEMPTS tries, leaving nothing.
+    let _ = std::fs::remove_file(dir.path().join("runs"));
+    let always = QemuDriverConfig {
+        qemu: qemu_losing_its_port(dir.path(), 1000),
+        ..config()
+    };
+    let driver = QemuDriver::new(always, &dir.path().join("work2"))
+        .await
+        .unwrap();
+    let img = image(&store, "retry", &direct_attrs(&cmdline), &direct_blobs(&g));
+    let j = job(img);
+    let id = j.job_id;
+    let (tx, _rx) = mpsc::channel(64);
+    let e = driver.start(j, tx).await.unwrap_err().to_string();
+    assert!(
+        e.contains("could not bind an SSH port in 5 attempts")
+            && e.contains("Could not set up host forwarding rule"),
+        "{e}"
+    );
+    let runs = std::fs::read_to_string(dir.path().join("runs")).unwrap();
+    assert_eq!(
+        runs.trim(),
+        paddock_supervisor::driver::qemu::PORT_ATTEMPTS.to_string()
+    );
+    assert!(!driver.job_dir(&id).exists());
+}

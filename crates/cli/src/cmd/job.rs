@@ -1,4 +1,4 @@
-//! `paddock job enqueue|list|status|events|cancel|console`.
+//! `paddock job enqueue|list|status|events|cancel|console|logs|watch|ssh`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -59,11 +59,17 @@ pub enum JobCommand {
         /// The job's id.
         id: String,
     },
-    /// Print a job's console output (same as `logs`).
+    /// Attach to a job's console, read-only: print it and follow it live until the job
+    /// terminates (`logs --follow`). Input to the console is not supported yet.
     Console {
         /// The job's id.
         id: String,
     },
+    /// Log in to a job's host with SSH (a VM of a `qemu` supervisor with user networking):
+    /// runs the system's `ssh` to the endpoint `paddock job status` shows, with CMD when given.
+    /// The job's host key is trusted when first seen and checked afterwards (kept in
+    /// `known_hosts` beside the client configuration, per job). Exits with ssh's status.
+    Ssh(Ssh),
     /// Print a job's console output; `--follow` keeps printing until the job terminates.
     Logs {
         /// The job's id.
@@ -107,6 +113,19 @@ pub struct Enqueue {
     /// Higher runs first.
     #[arg(long, default_value_t = 0)]
     priority: i32,
+}
+
+#[derive(Debug, Args)]
+pub struct Ssh {
+    /// The job's id.
+    id: String,
+    /// The private key to log in with (one whose public key was given to `job enqueue
+    /// --ssh-key`); default: ssh's own choice (agent, ~/.ssh/id_*).
+    #[arg(short = 'i', long = "identity")]
+    identity: Option<PathBuf>,
+    /// The command to run in the guest, after `--`; default: an interactive shell.
+    #[arg(last = true)]
+    command: Vec<String>,
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
@@ -225,11 +244,14 @@ pub async fn run(cmd: JobCommand) -> anyhow::Result<()> {
                 .await?;
             eprintln!("cancel requested: {} is {}", job.id, job.execution_state);
         }
-        JobCommand::Console { id } | JobCommand::Logs { id, follow: false } => {
+        JobCommand::Logs { id, follow: false } => {
             let (text, _) = console_after(&client, &id, 0).await?;
             print!("{text}");
         }
-        JobCommand::Logs { id, follow: true } => follow_console(&client, &id).await?,
+        JobCommand::Console { id } | JobCommand::Logs { id, follow: true } => {
+            follow_console(&client, &id).await?
+        }
+        JobCommand::Ssh(ssh) => ssh_to(&client, ssh).await?,
         JobCommand::Watch { id } => watch(&client, &id).await?,
     }
     Ok(())
@@ -247,6 +269,90 @@ async fn console_after(client: &Client, id: &str, cursor: i64) -> anyhow::Result
         .and_then(|v| v.parse().ok())
         .unwrap_or(cursor);
     Ok((resp.text().await?, next))
+}
+
+/// Where `job ssh` keeps the host keys of jobs: `known_hosts` beside the client
+/// configuration (`~/.config/paddock/known_hosts`), each key under the alias
+/// `paddock-job-<id>`, so a port a later job reuses never meets an earlier job's key.
+fn known_hosts_file() -> PathBuf {
+    let config = crate::config::path();
+    config
+        .parent()
+        .map(|d| d.join("known_hosts"))
+        .unwrap_or_else(|| PathBuf::from("known_hosts"))
+}
+
+/// The `ssh` arguments that log in to `access` for `job` (before the optional command).
+pub fn ssh_args(
+    job: &paddock_core::JobId,
+    access: &paddock_core::protocol::AccessEndpoint,
+    identity: Option<&std::path::Path>,
+    known_hosts: &std::path::Path,
+) -> Vec<std::ffi::OsString> {
+    let mut a: Vec<std::ffi::OsString> = vec![
+        "-p".into(),
+        access.port.to_string().into(),
+        "-l".into(),
+        access.user.clone().into(),
+        "-o".into(),
+        format!("HostKeyAlias=paddock-job-{job}").into(),
+        "-o".into(),
+        "StrictHostKeyChecking=accept-new".into(),
+    ];
+    let mut file = std::ffi::OsString::from("UserKnownHostsFile=");
+    file.push(known_hosts.as_os_str());
+    a.extend(["-o".into(), file]);
+    if let Some(k) = identity {
+        a.extend(["-i".into(), k.as_os_str().to_owned()]);
+        a.extend(["-o".into(), "IdentitiesOnly=yes".into()]);
+    }
+    a.extend(["--".into(), access.host.clone().into()]);
+    a
+}
+
+/// `paddock job ssh`: the job's endpoint from the API, then `ssh` in this process's place.
+async fn ssh_to(client: &Client, ssh: Ssh) -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let (job, _): (JobView, _) = client.get_json(&format!("/jobs/{}", ssh.id)).await?;
+    let Some(access) = &job.access else {
+        let why = match job.execution_state {
+            ExecutionState::Terminated => format!(
+                "it has terminated ({})",
+                job.exit_status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "no exit status".into())
+            ),
+            ExecutionState::Queued | ExecutionState::Scheduled | ExecutionState::Initializing => {
+                format!(
+                    "it is {}: its host is not started yet (try again once it is ready)",
+                    job.execution_state
+                )
+            }
+            s => format!(
+                "it is {s}, but its host offers no SSH access (only a VM of a qemu supervisor \
+                 with network = \"user\" does)"
+            ),
+        };
+        bail!("job {}: no SSH endpoint: {why}", job.id);
+    };
+    // The switchboard checked it; checked again, as it becomes ssh's arguments.
+    access
+        .check()
+        .map_err(|e| anyhow::anyhow!("job {}: {e}", job.id))?;
+    let known_hosts = known_hosts_file();
+    if let Some(d) = known_hosts.parent() {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    let mut cmd = std::process::Command::new("ssh");
+    cmd.args(ssh_args(
+        &job.id,
+        access,
+        ssh.identity.as_deref(),
+        &known_hosts,
+    ));
+    cmd.args(&ssh.command);
+    let e = cmd.exec();
+    Err(anyhow::Error::new(e).context("running ssh (is openssh-client installed?)"))
 }
 
 /// Prints the console as it grows until the job has terminated and all output is shown.
@@ -284,6 +390,9 @@ fn print_status(j: &JobView) {
     }
     if let Some(s) = j.supervisor_id {
         println!("supervisor:     {s}");
+    }
+    if let Some(a) = &j.access {
+        println!("ssh:            ssh -p {} {}@{}", a.port, a.user, a.host);
     }
     println!("created:        {}", j.created_at);
     if let Some(t) = &j.terminated_at {
@@ -442,6 +551,30 @@ impl ConsoleTail {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn ssh_arguments() {
+        let job: paddock_core::JobId = "0190b6d8-7c2e-7000-8000-000000000001".parse().unwrap();
+        let access = paddock_core::protocol::AccessEndpoint {
+            host: "rack1.lab".into(),
+            port: 42007,
+            user: "paddock".into(),
+        };
+        let a = ssh_args(
+            &job,
+            &access,
+            Some(std::path::Path::new("/k/id")),
+            std::path::Path::new("/c/known_hosts"),
+        );
+        let a: Vec<String> = a.iter().map(|s| s.to_string_lossy().into_owned()).collect();
+        assert_eq!(
+            a.join(" "),
+            "-p 42007 -l paddock -o HostKeyAlias=paddock-job-0190b6d8-7c2e-7000-8000-000000000001 \
+             -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=/c/known_hosts \
+             -i /k/id -o IdentitiesOnly=yes -- rack1.lab"
+        );
+    }
 
     #[test]
     fn sse_events_survive_any_chunking() {

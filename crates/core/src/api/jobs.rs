@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::JobParameter;
+use crate::protocol::{AccessEndpoint, JobParameter};
 use crate::{Actor, ExecutionState, ExitStatus, ImageId, JobId, Name, SupervisorId};
 
 /// `POST /api/v1/jobs`.
@@ -89,6 +89,11 @@ pub struct JobView {
     pub created_at: String,
     pub updated_at: String,
     pub terminated_at: Option<String>,
+    /// How to log in to the job's host (`ssh -p PORT USER@HOST`), once its supervisor has
+    /// started a host that offers it (a VM of the `qemu` driver with user-mode networking);
+    /// absent otherwise and once the job has terminated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<AccessEndpoint>,
 }
 
 /// `GET /api/v1/jobs?state=&user=&limit=&cursor=`: newest first.

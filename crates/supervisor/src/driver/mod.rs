@@ -109,6 +109,11 @@ pub trait Host: Send + 'static {
 
     /// Whether the host still runs.
     fn is_running(&self) -> bool;
+
+    /// How a user logs in to the host (a VM's forwarded sshd), when it offers that.
+    fn access(&self) -> Option<paddock_core::protocol::AccessEndpoint> {
+        None
+    }
 }
 
 /// Longest path a Unix socket address takes here (108 bytes less a margin).

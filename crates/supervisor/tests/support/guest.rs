@@ -23,11 +23,21 @@
 //!   guest puppet's relay socket (the guest puppet holds the port). The secret is never
 //!   printed.
 //!
+//! - `paddock.test=ssh`: the same port, then the guest puppet (`--ssh-user root
+//!   --ready-command 'test -e /tmp/sshd-up'`) in the background. Once `/run/paddock/job-id`
+//!   is there, the init copies `authorized_keys` (the job's keys) to root's `~/.ssh`, prints
+//!   [`UNAME_MARKER`] and the kernel's `uname -r`, sets up the network QEMU's user-mode
+//!   network gives (`eth0` 10.0.2.15/24, gateway 10.0.2.2: the address QEMU's DHCP would
+//!   hand out and its `hostfwd` forwards to; set statically, so no DHCP client script is
+//!   needed), starts dropbear on port 22 (public keys only), lets the guest puppet report
+//!   ready (`touch /tmp/sshd-up`) and keeps running until it is stopped.
+//!
 //! `paddock-puppet` is the `guest-puppet` example of this crate (the same
 //! `paddock_puppet::cli::main` as the installed binary), which `cargo test` builds with the
 //! tests; `<profile>/paddock-puppet` serves too (`cargo build -p paddock-cli`). It is copied in
 //! with the shared libraries `ldd` names and the dynamic loader. The kernel, busybox and the
-//! modules are cached under the target directory; the initramfs is rebuilt once per test run,
+//! modules are cached under the target directory, as are dropbear (Debian's `dropbear-bin`) and
+//! the libraries it needs that this machine lacks (`libtomcrypt1`, `libtommath1`); the initramfs is rebuilt once per test run,
 //! so it always holds the puppet just built.
 //!
 //! Without `qemu-system-x86_64` the tests print SKIPPED and pass, unless `CI` is set: then
@@ -42,8 +52,13 @@ use std::sync::OnceLock;
 pub const MARKER: &str = "PADDOCK-GUEST-UP";
 /// Printed by the guest after `paddock-puppet ready` succeeded.
 pub const READY_MARKER: &str = "PADDOCK-PUPPET-READY-OK";
-/// The modules the puppet port needs, loaded with their dependencies.
-const MODULES: &[&str] = &["virtio_pci", "virtio_console"];
+/// Printed by the guest of `paddock.test=ssh` before its kernel's `uname -r`, on one line.
+pub const UNAME_MARKER: &str = "PADDOCK-GUEST-UNAME:";
+/// The modules the puppet port (and the network card) need, loaded with their dependencies.
+const MODULES: &[&str] = &["virtio_pci", "virtio_console", "virtio_net"];
+/// Packages whose files the guest takes: dropbear and the libraries it needs beyond the
+/// puppet's.
+const SSH_PACKAGES: &[&str] = &["dropbear-bin", "libtomcrypt1", "libtommath1"];
 /// The kernel command line of the test guest.
 pub const CMDLINE: &str = "console=ttyS0 panic=-1 quiet";
 
@@ -103,9 +118,9 @@ struct Base {
 }
 
 fn build() -> Result<Base, String> {
-    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("qemu-guest-v2");
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("qemu-guest-v3");
     let base = Base { dir: cache.clone() };
-    if ["vmlinuz", "busybox", "modules/order"]
+    if ["vmlinuz", "busybox", "modules/order", "dropbear/dropbear"]
         .iter()
         .all(|f| cache.join(f).is_file())
     {
@@ -125,6 +140,7 @@ fn build() -> Result<Base, String> {
         .to_string();
     run(Command::new("apt-get")
         .args(["download", "-q", &kernel_pkg, "busybox-static"])
+        .args(SSH_PACKAGES)
         .current_dir(&work))
     .map_err(|e| format!("{e} (has `apt-get update` run?)"))?;
     let root = work.join("x");
@@ -149,6 +165,26 @@ fn build() -> Result<Base, String> {
     std::fs::create_dir_all(out.join("modules")).map_err(|e| e.to_string())?;
     std::fs::copy(&vmlinuz, out.join("vmlinuz")).map_err(|e| e.to_string())?;
     std::fs::copy(root.join("bin/busybox"), out.join("busybox")).map_err(|e| e.to_string())?;
+    // dropbear and the libraries of its packages (`dropbear/lib/`).
+    std::fs::create_dir_all(out.join("dropbear/lib")).map_err(|e| e.to_string())?;
+    std::fs::copy(
+        root.join("usr/sbin/dropbear"),
+        out.join("dropbear/dropbear"),
+    )
+    .map_err(|e| format!("dropbear-bin: usr/sbin/dropbear: {e}"))?;
+    for d in ["usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu"] {
+        let Ok(entries) = std::fs::read_dir(root.join(d)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("libtom") && name.contains(".so") {
+                // Links (`libtomcrypt.so.1` → the versioned file) are copied as files.
+                std::fs::copy(e.path(), out.join("dropbear/lib").join(&name))
+                    .map_err(|e| format!("{name}: {e}"))?;
+            }
+        }
+    }
     // The modules and their dependencies (`depends=` in each module's .modinfo), in load order.
     let mut found = std::collections::BTreeMap::new();
     find_modules(&root.join("lib/modules"), &mut found)?;
@@ -266,7 +302,17 @@ fn initramfs(base: &Base) -> Result<Guest, String> {
     let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let ir = tmp.join(format!("qemu-initramfs.tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&ir);
-    for d in ["bin", "proc", "sys", "dev", "run", "tmp", "lib/modules"] {
+    for d in [
+        "bin",
+        "proc",
+        "sys",
+        "dev",
+        "run",
+        "tmp",
+        "lib/modules",
+        "etc/dropbear",
+        "root",
+    ] {
         std::fs::create_dir_all(ir.join(d)).map_err(|e| e.to_string())?;
     }
     std::fs::copy(base.dir.join("busybox"), ir.join("bin/busybox")).map_err(|e| e.to_string())?;
@@ -290,10 +336,32 @@ fn initramfs(base: &Base) -> Result<Guest, String> {
     if !stripped {
         std::fs::copy(&puppet, &dest).map_err(|e| e.to_string())?;
     }
-    let libs = run(Command::new("ldd").arg(&puppet))?;
+    // dropbear, with its own libraries in the loader's default directory and the system's
+    // (libc, libcrypt, zlib) below.
+    let dropbear = base.dir.join("dropbear/dropbear");
+    std::fs::copy(&dropbear, ir.join("bin/dropbear")).map_err(|e| e.to_string())?;
+    let libdir = ir.join("lib/x86_64-linux-gnu");
+    std::fs::create_dir_all(&libdir).map_err(|e| e.to_string())?;
+    for e in std::fs::read_dir(base.dir.join("dropbear/lib"))
+        .map_err(|e| e.to_string())?
+        .flatten()
+    {
+        std::fs::copy(e.path(), libdir.join(e.file_name())).map_err(|e| e.to_string())?;
+    }
+    let dropbear_libs = run(Command::new("ldd")
+        .arg(&dropbear)
+        .env("LD_LIBRARY_PATH", base.dir.join("dropbear/lib")))?;
+    if let Some(l) = dropbear_libs.lines().find(|l| l.contains("not found")) {
+        return Err(format!(
+            "dropbear needs a library this machine lacks: {}",
+            l.trim()
+        ));
+    }
+    let libs = run(Command::new("ldd").arg(&puppet))? + &dropbear_libs;
     for lib in libs
         .lines()
         .filter_map(|l| l.split_whitespace().find(|w| w.starts_with('/')))
+        .filter(|l| !Path::new(l).starts_with(&base.dir))
     {
         let inside = ir.join(lib.trim_start_matches('/'));
         if let Some(d) = inside.parent() {
@@ -316,6 +384,7 @@ case "$(cat /proc/cmdline)" in
 *paddock.test=puppet-ready*) mode=ready;;
 *paddock.test=guest-daemon*) mode=guest;;
 *paddock.test=guest-never-ready*) mode=never;;
+*paddock.test=ssh*) mode=ssh;;
 esac
 if [ -n "$mode" ]; then
   for m in $(cat /lib/modules/order); do insmod /lib/modules/$m.ko; done
@@ -331,6 +400,25 @@ if [ -n "$mode" ]; then
   mkdir -p /dev/virtio-ports
   ln -s /dev/$port /dev/virtio-ports/org.paddock.puppet.0
   [ $mode = never ] && paddock-puppet guest --ready-command false
+  if [ $mode = ssh ]; then
+    paddock-puppet guest --ssh-user root --ready-command 'test -e /tmp/sshd-up' &
+    i=0
+    while [ ! -f /run/paddock/job-id ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+    echo 'root::0:0:root:/root:/bin/sh' > /etc/passwd
+    mkdir -p /root/.ssh /dev/pts
+    mount -t devpts devpts /dev/pts
+    cp /run/paddock/authorized_keys /root/.ssh/authorized_keys
+    chmod 700 /root /root/.ssh
+    chmod 600 /root/.ssh/authorized_keys
+    echo "{UNAME_MARKER}$(uname -r)"
+    ip link set lo up
+    ip addr add 10.0.2.15/24 dev eth0
+    ip link set eth0 up
+    ip route add default via 10.0.2.2
+    dropbear -R -s -p 22
+    touch /tmp/sshd-up
+    while true; do sleep 1000; done
+  fi
   if [ $mode = guest ]; then
     paddock-puppet guest --ssh-user paddock --ready-command 'test -e /tmp/checked' 2>/tmp/guest.log &
     i=0

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use paddock_core::api::format_ms;
 use paddock_core::api::jobs::{JobView, ParameterView};
 use paddock_core::lifecycle::Applied;
-use paddock_core::protocol::{JobParameter, StartJob};
+use paddock_core::protocol::{AccessEndpoint, JobParameter, StartJob};
 use paddock_core::{
     Actor, ExecutionState, ExitStatus, ImageId, JobId, JobState, Name, Privilege, SupervisorId,
     Transition,
@@ -40,6 +40,8 @@ pub struct Job {
     pub scheduled_at: Option<i64>,
     pub stop_requested_at: Option<i64>,
     pub terminated_at: Option<i64>,
+    /// How to reach the job's host (the supervisor's `job_access`), until the job terminates.
+    pub access: Option<AccessEndpoint>,
 }
 
 impl Job {
@@ -74,6 +76,11 @@ impl Job {
             created_at: format_ms(self.created_at),
             updated_at: format_ms(self.updated_at),
             terminated_at: self.terminated_at.map(format_ms),
+            access: if self.state.is_terminated() {
+                None
+            } else {
+                self.access.clone()
+            },
         }
     }
 
@@ -90,7 +97,7 @@ impl Job {
 
 const COLUMNS: &str = "seq, id, user_name, image_id, tag_expr, parameters, ssh_keys, timeout_s, queue_timeout_s, priority, \
     execution_state, exit_status, status_message, supervisor_id, version, created_at, updated_at, scheduled_at, \
-    stop_requested_at, terminated_at";
+    stop_requested_at, terminated_at, access";
 
 const ACTIVE: &str = "('scheduled', 'initializing', 'ready', 'terminating')";
 
@@ -121,6 +128,10 @@ fn row_to_job(row: &AnyRow) -> Result<Job> {
         scheduled_at: row.try_get("scheduled_at")?,
         stop_requested_at: row.try_get("stop_requested_at")?,
         terminated_at: row.try_get("terminated_at")?,
+        access: match row.try_get::<Option<String>, _>("access")? {
+            Some(a) => Some(json_col("access", &a)?),
+            None => None,
+        },
     })
 }
 
@@ -258,6 +269,7 @@ impl Db {
                 scheduled_at: None,
                 stop_requested_at: None,
                 terminated_at: None,
+                access: None,
             });
         };
         let mut tx = self.pool.begin().await?;
@@ -339,6 +351,31 @@ impl Db {
     }
 
     /// Non-terminated jobs assigned to a supervisor.
+    /// Stores how to reach the job's host, as its supervisor reported it (`job_access`):
+    /// only for a job assigned to `from` that has not terminated (the end of a job clears it).
+    pub async fn set_job_access(
+        &self,
+        id: JobId,
+        from: SupervisorId,
+        access: &AccessEndpoint,
+    ) -> Result<()> {
+        let r = sqlx::query(
+            "UPDATE jobs SET access = $1 WHERE id = $2 AND supervisor_id = $3 \
+             AND execution_state <> 'terminated'",
+        )
+        .bind(to_json(access))
+        .bind(id.to_string())
+        .bind(from.to_string())
+        .execute(&self.pool)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "job {id} is not running on this supervisor"
+            )));
+        }
+        Ok(())
+    }
+
     pub async fn jobs_on_supervisor(&self, sup: SupervisorId) -> Result<Vec<Job>> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM jobs WHERE supervisor_id = $1 AND execution_state IN {ACTIVE} ORDER BY seq"
@@ -708,6 +745,7 @@ pub(crate) async fn transition_on(mut via: Via<'_>, id: JobId, change: &Change) 
         let update = sqlx::query(
             "UPDATE jobs SET execution_state = $1, exit_status = $2, status_message = $3, stop_requested_at = $4, \
              terminated_at = $5, parameters = $6, updated_at = $7, last_actor = $8, last_message = $9, \
+             access = CASE WHEN $1 = 'terminated' THEN NULL ELSE access END, \
              version = version + 1 WHERE id = $10 AND version = $11",
         )
         .bind(applied.state.execution_state.as_str())

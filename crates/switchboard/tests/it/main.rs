@@ -5,6 +5,7 @@
 
 mod common;
 
+mod access;
 mod api_errors;
 mod audit;
 mod auth;

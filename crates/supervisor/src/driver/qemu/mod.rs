@@ -33,6 +33,12 @@
 //!   with [`HostEvent::Exited`].
 //! - Stop: `system_powerdown` over QMP, then SIGKILL to QEMU's process group after
 //!   `stop_grace_s`; the job directory (overlay included) is removed.
+//! - Network (`network = "user"`, the default): QEMU's user-mode network
+//!   (`-netdev user,id=paddock-net,hostfwd=tcp:<ssh_listen>:<port>-:22` and a
+//!   `virtio-net-pci` device), the guest's sshd forwarded to a port of `ssh_ports` that was
+//!   free when the job started (probed with a bind, then released to QEMU; when another
+//!   process takes it in between, QEMU fails to set up the forwarding and the start is tried
+//!   again with another port, at most [`PORT_ATTEMPTS`] times). [`Host::access`] says where.
 //! - At start, [`HostDriver::cleanup_leftovers`] kills every QEMU whose command line names a
 //!   path under `<work_dir>/qemu/` (a crashed earlier run) and removes the job directories.
 
@@ -40,15 +46,16 @@ pub mod accel;
 pub mod image;
 pub mod qmp;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use paddock_core::protocol::ConsoleStream;
+use paddock_core::protocol::{AccessEndpoint, ConsoleStream};
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 use tokio::sync::watch;
@@ -57,7 +64,7 @@ use tracing::Instrument;
 
 use super::local::{make_private_dir, pump, remove_dir};
 use super::{EventSink, Host, HostDriver, HostError, HostEvent, HostJob};
-use crate::config::{Accel, QemuDriverConfig};
+use crate::config::{Accel, Network, QemuDriverConfig, parse_port_range};
 use crate::puppet_socket::serve_stream;
 use paddock_core::puppet::{JobData, PuppetRequest};
 use qmp::Qmp;
@@ -70,6 +77,12 @@ const STDERR_TAIL: usize = 4096;
 /// How long a QMP command may take.
 const QMP_TIMEOUT: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(20);
+/// How many ports a start tries when QEMU cannot bind the one it was given.
+pub const PORT_ATTEMPTS: usize = 5;
+/// What QEMU says when it cannot bind a forwarded port.
+const HOSTFWD_FAILED: &str = "Could not set up host forwarding rule";
+/// The id of the user-mode network (`-netdev`): `extra_args` may add others.
+const NETDEV_ID: &str = "paddock-net";
 
 #[derive(Debug)]
 pub struct QemuDriver {
@@ -78,6 +91,31 @@ pub struct QemuDriver {
     accel: Accel,
     vms_dir: PathBuf,
     sockets_dir: PathBuf,
+    /// The SSH ports of this driver's running VMs (a port is probed free before QEMU binds
+    /// it: two starts must not probe the same one).
+    ports: Arc<Mutex<HashSet<u16>>>,
+    /// Where the next port search starts in `ssh_ports` (round robin: a port just released
+    /// is not reused at once, so a user's `known_hosts` entry and a lingering connection of
+    /// the job before do not meet the next job).
+    next_port: AtomicUsize,
+    /// `ssh_host`, or its default, resolved once.
+    access_host: String,
+}
+
+/// A port of `ssh_ports` held for a job until its VM is gone.
+#[derive(Debug)]
+struct PortLease {
+    port: u16,
+    ports: Arc<Mutex<HashSet<u16>>>,
+}
+
+impl Drop for PortLease {
+    fn drop(&mut self) {
+        self.ports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.port);
+    }
 }
 
 impl QemuDriver {
@@ -91,11 +129,24 @@ impl QemuDriver {
         // A socket is `<dir>/<32 hex>.qmp` or `<dir>/<32 hex>.puppet`.
         let sockets_dir = crate::driver::socket_dir(&work_dir.join("qemu-sockets"), 40, "qmp")?;
         let accel = accel::choose(config.accel, &config.qemu, &config.machine).await;
+        let access_host = config.access_host();
+        if config.network == Network::User {
+            tracing::info!(
+                ssh_listen = %config.ssh_listen,
+                ssh_ports = %config.ssh_ports,
+                ssh_host = %access_host,
+                ssh_user = %config.ssh_user,
+                "VMs get user-mode networking, their sshd forwarded to a port of ssh_ports"
+            );
+        }
         Ok(QemuDriver {
             config,
             accel,
             vms_dir,
             sockets_dir,
+            ports: Arc::new(Mutex::new(HashSet::new())),
+            next_port: AtomicUsize::new(0),
+            access_host,
         })
     }
 
@@ -116,6 +167,37 @@ impl QemuDriver {
     fn puppet_path(&self, job: &paddock_core::JobId) -> PathBuf {
         self.sockets_dir
             .join(format!("{}.puppet", job.to_string().replace('-', "")))
+    }
+
+    /// A port of `ssh_ports` that no VM of this driver holds and that could be bound now
+    /// (the probe's socket is closed at once: QEMU binds it next).
+    fn take_port(&self) -> Result<PortLease, HostError> {
+        let c = &self.config;
+        let range = parse_port_range(&c.ssh_ports).map_err(HostError::Other)?;
+        let addr = c.ssh_listen_addr().map_err(HostError::Other)?;
+        let (first, count) = (*range.start(), usize::from(range.end() - range.start()) + 1);
+        let mut held = self.ports.lock().unwrap_or_else(|p| p.into_inner());
+        let start = self.next_port.fetch_add(1, Ordering::Relaxed);
+        for i in 0..count {
+            let Ok(port) = u16::try_from(usize::from(first) + (start + i) % count) else {
+                continue;
+            };
+            if held.contains(&port) {
+                continue;
+            }
+            if std::net::TcpListener::bind((addr, port)).is_ok() {
+                held.insert(port);
+                self.next_port.store(start + i + 1, Ordering::Relaxed);
+                return Ok(PortLease {
+                    port,
+                    ports: self.ports.clone(),
+                });
+            }
+        }
+        Err(HostError::Other(format!(
+            "no free port in ssh_ports = {} on {addr} (all {count} in use)",
+            c.ssh_ports
+        )))
     }
 }
 
@@ -152,6 +234,7 @@ impl HostDriver for QemuDriver {
             Ok(host) => Ok(host),
             Err(e) => {
                 if let Some(s) = started.take() {
+                    drop(s.go);
                     kill_and_wait(s.pgid, &s.running, s.monitor).await;
                 }
                 let _ = std::fs::remove_file(&socket);
@@ -195,6 +278,9 @@ struct Started {
     pgid: i32,
     running: Arc<AtomicBool>,
     monitor: JoinHandle<()>,
+    /// Set once the start succeeded: only then does QEMU's end become the host's event (a
+    /// QEMU of a failed start, or of an attempt given up for another port, is not news).
+    go: watch::Sender<bool>,
 }
 
 async fn kill_and_wait(pgid: i32, running: &AtomicBool, monitor: JoinHandle<()>) {
@@ -310,6 +396,24 @@ async fn boot_watchdog(
     }
 }
 
+/// The user-mode network with the guest's port 22 forwarded to `listen:port` (IPv4: QEMU's
+/// `hostfwd` forwards IPv4 only) and the guest's network card.
+fn user_net_args(listen: &str, port: u16) -> Vec<String> {
+    vec![
+        "-netdev".into(),
+        format!("user,id={NETDEV_ID},hostfwd=tcp:{listen}:{port}-:22"),
+        "-device".into(),
+        format!("virtio-net-pci,netdev={NETDEV_ID}"),
+    ]
+}
+
+/// How a spawn attempt failed.
+enum SpawnError {
+    /// QEMU could not bind the forwarded port (another process took it after the probe).
+    PortTaken(String),
+    Other(HostError),
+}
+
 fn tail_of(tail: &Mutex<String>) -> String {
     tail.lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -325,6 +429,7 @@ impl QemuDriver {
         socket: &Path,
         plan: &image::BootPlan,
         disk: Option<(&[image::CheckedLayer], &Path)>,
+        ssh_port: Option<u16>,
     ) -> Vec<String> {
         let c = &self.config;
         let mut a: Vec<String> = vec![
@@ -376,44 +481,25 @@ impl QemuDriver {
         if let Some((layers, overlay)) = disk {
             a.extend(image::blockdev_args(layers, overlay));
         }
+        if let Some(port) = ssh_port {
+            a.extend(user_net_args(&c.ssh_listen, port));
+        }
         a.extend(c.extra_args.iter().cloned());
         a
     }
 
-    async fn prepare_and_spawn(
+    /// Spawns QEMU with `args` (recorded in `started` at once, for the caller's clean-up) and
+    /// waits until its QMP socket answers (the machine is set up, paused).
+    async fn spawn(
         &self,
-        job: &HostJob,
+        args: &[String],
         dir: &Path,
         socket: &Path,
-        events: EventSink,
+        events: &EventSink,
         started: &mut Option<Started>,
-    ) -> Result<QemuHost, HostError> {
-        let mut plan = image::plan(job)?;
-        for l in &mut plan.disk {
-            l.path = std::path::absolute(&l.path)
-                .map_err(HostError::io(format!("resolving {}", l.path.display())))?;
-        }
-        remove_dir(dir).await;
-        make_private_dir(dir)?;
-        let _ = std::fs::remove_file(socket);
-
-        let overlay = dir.join("overlay.qcow2");
-        let mut checked = Vec::new();
-        if !plan.disk.is_empty() {
-            let (layers, size) = image::check_chain(&self.config.qemu_img, &plan.disk)
-                .await
-                .map_err(|e| HostError::Image(format!("image {}: {e}", job.image.id)))?;
-            image::create_overlay(&self.config.qemu_img, &layers[0], size, &overlay)
-                .await
-                .map_err(HostError::Other)?;
-            checked = layers;
-        }
-        let disk = (!checked.is_empty()).then_some((checked.as_slice(), overlay.as_path()));
-        let args = self.qemu_args(job, dir, socket, &plan, disk);
-        tracing::debug!(qemu = %self.config.qemu, ?args, "starting QEMU");
-
+    ) -> Result<Qmp, SpawnError> {
         let mut child = Command::new(&self.config.qemu)
-            .args(&args)
+            .args(args)
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .current_dir(dir)
@@ -422,10 +508,16 @@ impl QemuDriver {
             .stderr(Stdio::piped())
             .process_group(0)
             .spawn()
-            .map_err(|e| HostError::Other(format!("starting {}: {e}", self.config.qemu)))?;
+            .map_err(|e| {
+                SpawnError::Other(HostError::Other(format!(
+                    "starting {}: {e}",
+                    self.config.qemu
+                )))
+            })?;
         let pgid = child.id().map(|p| p as i32).unwrap_or(0);
         let running = Arc::new(AtomicBool::new(true));
         let (exited_tx, mut exited) = watch::channel(false);
+        let (go_tx, mut go) = watch::channel(false);
         let tail = Arc::new(Mutex::new(String::new()));
         let console = child
             .stdout
@@ -460,8 +552,11 @@ impl QemuDriver {
                             detail: format!("waiting for QEMU: {e}"),
                         },
                     };
-                    tracing::info!(?ev, "QEMU ended");
-                    let _ = events.send(ev).await;
+                    // A failed start's QEMU (the sender dropped before `true`) is not news.
+                    if go.wait_for(|g| *g).await.is_ok() {
+                        tracing::info!(?ev, "QEMU ended");
+                        let _ = events.send(ev).await;
+                    }
                 }
             }
             .in_current_span(),
@@ -470,25 +565,28 @@ impl QemuDriver {
             pgid,
             running: running.clone(),
             monitor,
+            go: go_tx,
         });
 
         // QMP answers once QEMU has set the machine up (paused).
         let deadline = Instant::now() + Duration::from_secs(self.config.boot_timeout_s);
-        let boot_deadline = tokio::time::Instant::from_std(deadline);
-        let mut qmp = loop {
+        let qmp = loop {
             if *exited.borrow_and_update() {
                 // Let the error pump finish its last read.
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                return Err(HostError::Other(format!(
-                    "QEMU ended while starting: {}",
-                    tail_of(&tail)
-                )));
+                let tail = tail_of(&tail);
+                if tail.contains(HOSTFWD_FAILED) {
+                    return Err(SpawnError::PortTaken(tail));
+                }
+                return Err(SpawnError::Other(HostError::Other(format!(
+                    "QEMU ended while starting: {tail}"
+                ))));
             }
             if Instant::now() >= deadline {
-                return Err(HostError::Other(format!(
+                return Err(SpawnError::Other(HostError::Other(format!(
                     "QEMU's QMP socket did not answer within boot_timeout_s = {}",
                     self.config.boot_timeout_s
-                )));
+                ))));
             }
             if socket.exists() {
                 match tokio::time::timeout(QMP_TIMEOUT, Qmp::connect(socket)).await {
@@ -502,20 +600,104 @@ impl QemuDriver {
                 _ = exited.changed() => {}
             }
         };
+        Ok(qmp)
+    }
+
+    async fn prepare_and_spawn(
+        &self,
+        job: &HostJob,
+        dir: &Path,
+        socket: &Path,
+        events: EventSink,
+        started: &mut Option<Started>,
+    ) -> Result<QemuHost, HostError> {
+        let mut plan = image::plan(job)?;
+        for l in &mut plan.disk {
+            l.path = std::path::absolute(&l.path)
+                .map_err(HostError::io(format!("resolving {}", l.path.display())))?;
+        }
+        remove_dir(dir).await;
+        make_private_dir(dir)?;
+        let _ = std::fs::remove_file(socket);
+
+        let overlay = dir.join("overlay.qcow2");
+        let mut checked = Vec::new();
+        if !plan.disk.is_empty() {
+            let (layers, size) = image::check_chain(&self.config.qemu_img, &plan.disk)
+                .await
+                .map_err(|e| HostError::Image(format!("image {}: {e}", job.image.id)))?;
+            image::create_overlay(&self.config.qemu_img, &layers[0], size, &overlay)
+                .await
+                .map_err(HostError::Other)?;
+            checked = layers;
+        }
+        let disk = (!checked.is_empty()).then_some((checked.as_slice(), overlay.as_path()));
+        let mut attempt = 0;
+        let (lease, mut qmp, spawned_at) = loop {
+            attempt += 1;
+            let lease = match self.config.network {
+                Network::User => Some(self.take_port()?),
+                Network::None => None,
+            };
+            let args = self.qemu_args(
+                job,
+                dir,
+                socket,
+                &plan,
+                disk,
+                lease.as_ref().map(|l| l.port),
+            );
+            tracing::debug!(qemu = %self.config.qemu, ?args, "starting QEMU");
+            let spawned_at = Instant::now();
+            match self.spawn(&args, dir, socket, &events, started).await {
+                Ok(qmp) => break (lease, qmp, spawned_at),
+                Err(SpawnError::PortTaken(detail)) if attempt < PORT_ATTEMPTS => {
+                    tracing::info!(
+                        port = lease.as_ref().map(|l| l.port),
+                        attempt,
+                        %detail,
+                        "QEMU could not bind the SSH port (taken since the probe); trying another"
+                    );
+                    if let Some(s) = started.take() {
+                        drop(s.go);
+                        kill_and_wait(s.pgid, &s.running, s.monitor).await;
+                    }
+                    let _ = std::fs::remove_file(socket);
+                    let _ = std::fs::remove_file(self.puppet_path(&job.job_id));
+                }
+                Err(SpawnError::PortTaken(detail)) => {
+                    return Err(HostError::Other(format!(
+                        "QEMU could not bind an SSH port in {PORT_ATTEMPTS} attempts: {detail}"
+                    )));
+                }
+                Err(SpawnError::Other(e)) => return Err(e),
+            }
+        };
         match tokio::time::timeout(QMP_TIMEOUT, qmp.execute("cont")).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(HostError::Other(format!("starting the guest: {e}"))),
             Err(_) => return Err(HostError::Other("QMP cont timed out".into())),
         }
-        tracing::info!(
-            pid = pgid,
-            accel = self.accel.as_str(),
-            disk_layers = checked.len(),
-            "VM started"
+        let boot_deadline = tokio::time::Instant::from_std(
+            spawned_at + Duration::from_secs(self.config.boot_timeout_s),
         );
         let Some(s) = started.take() else {
             return Err(HostError::Other("lost the QEMU process".into()));
         };
+        // From here QEMU's end is the host's event.
+        s.go.send_replace(true);
+        let access = lease.as_ref().map(|l| AccessEndpoint {
+            host: self.access_host.clone(),
+            port: l.port,
+            user: self.config.ssh_user.clone(),
+        });
+        tracing::info!(
+            pid = s.pgid,
+            accel = self.accel.as_str(),
+            disk_layers = checked.len(),
+            ssh_port = lease.as_ref().map(|l| l.port),
+            "VM started"
+        );
         let (reported_tx, reported_rx) = watch::channel(false);
         let puppet = tokio::spawn(
             puppet_port(
@@ -552,6 +734,9 @@ impl QemuDriver {
             running: s.running,
             monitor: Some(s.monitor),
             qmp: Some(qmp),
+            access,
+            lease,
+            _go: s.go,
         })
     }
 }
@@ -569,6 +754,12 @@ pub struct QemuHost {
     running: Arc<AtomicBool>,
     monitor: Option<JoinHandle<()>>,
     qmp: Option<Qmp>,
+    /// Where the guest's sshd is forwarded (`network = "user"`).
+    access: Option<AccessEndpoint>,
+    /// The forwarded port, held until QEMU is gone.
+    lease: Option<PortLease>,
+    /// Kept `true`: QEMU's end is this host's event.
+    _go: watch::Sender<bool>,
 }
 
 impl QemuHost {
@@ -640,10 +831,17 @@ impl Host for QemuHost {
         let _ = std::fs::remove_file(&self.socket);
         let _ = std::fs::remove_file(&self.puppet_socket);
         remove_dir(&self.dir).await;
+        if !self.running.load(Ordering::SeqCst) {
+            self.lease.take();
+        }
         Ok(())
     }
 
     fn is_running(&self) -> bool {
         self.running.load(Ordering::SeqCst)
+    }
+
+    fn access(&self) -> Option<AccessEndpoint> {
+        self.access.clone()
     }
 }

@@ -233,6 +233,25 @@ async fn handle(
                 }
             }
         }
+        SupervisorMessage::JobAccess { job_id, access } => {
+            if let Err(reason) = access.check() {
+                tracing::warn!(job.id = %job_id, reason, "job access refused");
+                let _ = tx.send(SwitchboardMessage::Refused {
+                    job_id: Some(job_id),
+                    reason,
+                });
+                return;
+            }
+            match app.db.set_job_access(job_id, sup.id, &access).await {
+                Ok(()) => {
+                    tracing::debug!(job.id = %job_id, host = %access.host, port = access.port, user = %access.user, "job access stored")
+                }
+                Err(e) => {
+                    let reason = refuse(tx, Some(job_id), &e);
+                    tracing::warn!(job.id = %job_id, reason, "job access refused");
+                }
+            }
+        }
         SupervisorMessage::Status { running_jobs } => {
             reconcile(app, sup.id, &running_jobs, tx, Moment::Status).await
         }
