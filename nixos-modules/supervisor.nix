@@ -22,9 +22,9 @@ let
         type = lib.types.bool;
         default = false;
         description = ''
-          The host driver starts QEMU VMs: give the unit /dev/kvm, /dev/net/tun, the network
-          bridge and QEMU on its PATH. (The supervisor's `qemu` driver is not written yet:
-          `check-config` refuses `driver.kind = "qemu"` today.)
+          The host driver starts QEMU VMs (`settings.driver.kind = "qemu"`, see
+          docs/supervisor.md): give the unit /dev/kvm, /dev/net/tun, the network bridge and
+          QEMU (and qemu-img) on its PATH.
         '';
       };
       settings = lib.mkOption {
