@@ -138,3 +138,88 @@ fn paddock_up_qemu_without_qemu_names_the_packages_and_stops() {
     );
     assert!(!String::from_utf8_lossy(&out.stdout).contains("PADDOCK_TOKEN"));
 }
+
+/// Issue 17's acceptance walk-through, as README writes it: the demo VM held running with the
+/// user's key, `paddock job ssh ID -- uname -a` printing the guest's kernel, `paddock job
+/// cancel` ending it with no QEMU of the job left.
+#[test]
+fn paddock_up_qemu_job_ssh_into_a_held_demo_vm_then_cancel() {
+    if !have("qemu-system-x86_64") || !have("qemu-img") || !have("ssh") || !have("ssh-keygen") {
+        assert!(
+            !in_ci(),
+            "QEMU (qemu-system-x86 qemu-utils) and ssh (openssh-client) are needed in CI"
+        );
+        eprintln!("SKIPPED: QEMU or ssh is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache");
+    let port = shell::free_port();
+    let script = format!(
+        r#"
+set -euo pipefail
+export XDG_CACHE_HOME={cache}
+paddock up --qemu --qemu-accel tcg --supervisors 1 --data-dir D --listen 127.0.0.1:{port} > up.out 2> up.err &
+echo $! > up.pid
+for i in $(seq 1200); do grep -q '^PADDOCK_TOKEN=' up.out 2>/dev/null && break; sleep 0.25; done
+export $(cat up.out)
+ssh-keygen -q -t ed25519 -N '' -f key
+ID=$(paddock job enqueue hello-vm --tags board:vm --param hold=1 --ssh-key key.pub)
+for i in $(seq 600); do
+  [ "$(paddock job status $ID --json | jq -r .execution_state)" = ready ] && break
+  sleep 0.5
+done
+paddock job status $ID > status.txt
+for i in $(seq 30); do
+  paddock job ssh $ID -i key -- uname -a > uname.txt 2> ssh.err && break
+  sleep 1
+done
+paddock job cancel $ID
+for i in $(seq 300); do
+  [ "$(paddock job status $ID --json | jq -r .execution_state)" = terminated ] && break
+  sleep 0.2
+done
+paddock job logs $ID > logs.txt
+kill -INT $(cat up.pid)
+for i in $(seq 300); do kill -0 $(cat up.pid) 2>/dev/null || break; sleep 0.1; done
+"#,
+        cache = cache.display()
+    );
+    let out = shell::run(d, &script);
+    let read = |f: &str| std::fs::read_to_string(d.join(f)).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "script failed ({}):\n--- stderr\n{}\n--- paddock up\n{}\n--- ssh\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        read("up.err"),
+        read("ssh.err")
+    );
+    let logs = read("logs.txt");
+    let uname = read("uname.txt");
+    assert!(
+        uname.starts_with("Linux "),
+        "{uname}\n{}\n{logs}",
+        read("ssh.err")
+    );
+    // The guest's kernel, as its console said it.
+    let release = logs
+        .lines()
+        .find_map(|l| l.split(", kernel ").nth(1))
+        .unwrap_or_else(|| panic!("no kernel on the console: {logs}"))
+        .trim()
+        .to_string();
+    assert!(uname.contains(&release), "{uname} vs {release}");
+    assert!(
+        read("status.txt").contains("ssh -p "),
+        "{}",
+        read("status.txt")
+    );
+    assert!(logs.contains("holding (parameter hold)"), "{logs}");
+    assert!(
+        qemu_naming(d).is_empty(),
+        "QEMU left running: {:?}",
+        qemu_naming(d)
+    );
+}

@@ -2,11 +2,19 @@
 //! command line) whose guest runs the guest puppet (`paddock-puppet guest`), prints a greeting
 //! and the job's public parameters on its console, reports success and powers off.
 //!
-//! It is built once from Debian packages: Debian's cloud kernel (`linux-image-cloud-amd64`)
-//! and `busybox-static`, fetched with `apt-get download` (nothing is installed) and kept in
-//! `$XDG_CACHE_HOME/paddock/demo-vm` (else `~/.cache/…`), plus the `paddock-puppet` installed
-//! beside `paddock` (or on `PATH`) with the shared libraries it needs. The initramfs loads
-//! `virtio_pci` and `virtio_console` (modules of the cloud kernel) for the puppet's port.
+//! When the job has SSH keys (`paddock job enqueue --ssh-key`), the guest also brings up its
+//! network (QEMU's user networking: 10.0.2.15, gateway 10.0.2.2) and dropbear on port 22 for
+//! `root` with those keys, before it reports ready, so `paddock job ssh` works. With the
+//! parameter `hold` it keeps running after its greeting until the job is canceled (or times
+//! out) instead of reporting success.
+//!
+//! It is built once from Debian packages: Debian's cloud kernel (`linux-image-cloud-amd64`),
+//! `busybox-static` and dropbear (`dropbear-bin`, with `libtomcrypt1` and `libtommath1`),
+//! fetched with `apt-get download` (nothing is installed) and kept in
+//! `$XDG_CACHE_HOME/paddock/demo-vm-v2` (else `~/.cache/…`), plus the `paddock-puppet`
+//! installed beside `paddock` (or on `PATH`) with the shared libraries it needs. The initramfs
+//! loads `virtio_pci`, `virtio_console` (the puppet's port) and `virtio_net` (modules of the
+//! cloud kernel).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,7 +28,11 @@ use paddock_supervisor::driver::qemu::image::{ATTR_CMDLINE, ATTR_INITRD, ATTR_KE
 /// The demo image's label.
 pub const LABEL: &str = "hello-vm";
 /// The kernel modules the puppet's port needs, loaded with their dependencies.
-const MODULES: &[&str] = &["virtio_pci", "virtio_console"];
+const MODULES: &[&str] = &["virtio_pci", "virtio_console", "virtio_net"];
+/// dropbear and the libraries it needs beyond what a Debian system has.
+const SSH_PACKAGES: &[&str] = &["dropbear-bin", "libtomcrypt1", "libtommath1"];
+/// The files of the cached base, all there when it is whole.
+const BASE_FILES: &[&str] = &["vmlinuz", "busybox", "modules/order", "dropbear/dropbear"];
 /// The Debian package whose kernel the demo boots (a meta package naming the versioned one).
 const KERNEL_META: &str = "linux-image-cloud-amd64";
 /// A module found at most this deep in dependencies (a loop in `depends=` ends there).
@@ -115,17 +127,14 @@ fn cache_dir() -> anyhow::Result<PathBuf> {
             }
         },
     };
-    Ok(base.join("paddock").join("demo-vm"))
+    Ok(base.join("paddock").join("demo-vm-v2"))
 }
 
 /// The cached `vmlinuz`, `busybox` and `modules/` (with `modules/order`): fetched and
 /// unpacked from Debian's packages the first time.
 fn base_files() -> anyhow::Result<PathBuf> {
     let cache = cache_dir()?;
-    if ["vmlinuz", "busybox", "modules/order"]
-        .iter()
-        .all(|f| cache.join(f).is_file())
-    {
+    if BASE_FILES.iter().all(|f| cache.join(f).is_file()) {
         return Ok(cache);
     }
     for tool in ["apt-get", "apt-cache", "dpkg"] {
@@ -150,7 +159,8 @@ fn base_files() -> anyhow::Result<PathBuf> {
     }
     let out = r?;
     // Another `paddock up` may have finished first: either result serves.
-    if std::fs::rename(&out, &cache).is_err() && !cache.join("modules/order").is_file() {
+    if std::fs::rename(&out, &cache).is_err() && !BASE_FILES.iter().all(|f| cache.join(f).is_file())
+    {
         bail!("could not move the demo VM's files to {}", cache.display());
     }
     let _ = std::fs::remove_dir_all(&work);
@@ -168,12 +178,13 @@ fn fetch_into(work: &Path) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("apt-cache names no kernel package for {KERNEL_META}"))?
         .to_string();
     eprintln!(
-        "paddock up: fetching {kernel_pkg} and busybox-static for the demo VM (apt-get download, \
-         once; kept in {})",
+        "paddock up: fetching {kernel_pkg}, busybox-static and dropbear for the demo VM \
+         (apt-get download, once; kept in {})",
         cache_dir()?.display()
     );
     run(Command::new("apt-get")
         .args(["download", "-q", &kernel_pkg, "busybox-static"])
+        .args(SSH_PACKAGES)
         .current_dir(work))
     .context("downloading the packages (has `apt-get update` run?)")?;
     let root = work.join("x");
@@ -196,6 +207,25 @@ fn fetch_into(work: &Path) -> anyhow::Result<PathBuf> {
     std::fs::copy(&vmlinuz, out.join("vmlinuz"))?;
     std::fs::copy(root.join("bin/busybox"), out.join("busybox"))
         .context("no bin/busybox in busybox-static")?;
+    // dropbear and the libraries of its packages (`dropbear/lib/`; links copied as files).
+    std::fs::create_dir_all(out.join("dropbear/lib"))?;
+    std::fs::copy(
+        root.join("usr/sbin/dropbear"),
+        out.join("dropbear/dropbear"),
+    )
+    .context("no usr/sbin/dropbear in dropbear-bin")?;
+    for d in ["usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu"] {
+        let Ok(entries) = std::fs::read_dir(root.join(d)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("libtom") && name.contains(".so") {
+                std::fs::copy(e.path(), out.join("dropbear/lib").join(&name))
+                    .with_context(|| format!("copying {name}"))?;
+            }
+        }
+    }
     let mut found = BTreeMap::new();
     for dir in ["lib/modules", "usr/lib/modules"] {
         find_modules(&root.join(dir), &mut found, 0);
@@ -307,8 +337,9 @@ while [ -z "$port" ] && [ $i -lt 300 ]; do
 done
 mkdir -p /dev/virtio-ports
 ln -s /dev/$port /dev/virtio-ports/org.paddock.puppet.0
-# The guest puppet fetches the job's data, writes /run/paddock and reports ready.
-paddock-puppet guest &
+# The guest puppet fetches the job's data and writes /run/paddock; it reports ready once
+# /tmp/ready exists (after sshd is up, when the job has keys).
+paddock-puppet guest --ssh-user root --ready-command 'test -e /tmp/ready' &
 i=0
 while [ ! -f /run/paddock/job-id ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
 echo "hello from a Paddock VM: job $(cat /run/paddock/job-id), kernel $(uname -r)"
@@ -320,6 +351,24 @@ for p in /run/paddock/parameters/*; do
     echo "parameter $(basename $p) = $(cat $p)"
   fi
 done
+if [ -s /run/paddock/authorized_keys ]; then
+  echo 'root::0:0:root:/root:/bin/sh' > /etc/passwd
+  mkdir -p /root/.ssh /dev/pts /etc/dropbear
+  mount -t devpts devpts /dev/pts
+  cp /run/paddock/authorized_keys /root/.ssh/authorized_keys
+  chmod 700 /root /root/.ssh
+  chmod 600 /root/.ssh/authorized_keys
+  ip link set lo up
+  ip addr add 10.0.2.15/24 dev eth0
+  ip link set eth0 up
+  ip route add default via 10.0.2.2
+  dropbear -R -s -p 22 && echo "sshd: dropbear on port 22 (root, the job's keys)"
+fi
+touch /tmp/ready
+if [ -f /run/paddock/parameters/hold ]; then
+  echo "holding (parameter hold): cancel the job to end it"
+  while true; do sleep 1000; done
+fi
 paddock-puppet exit success --message "hello-vm: done"
 sleep 1
 poweroff -f
@@ -334,7 +383,17 @@ fn initramfs(base: &Path, puppet: &Path, work: &Path) -> anyhow::Result<PathBuf>
         }
     }
     let ir = work.join("root");
-    for d in ["bin", "proc", "sys", "dev", "run", "tmp", "lib/modules"] {
+    for d in [
+        "bin",
+        "proc",
+        "sys",
+        "dev",
+        "run",
+        "tmp",
+        "root",
+        "etc/dropbear",
+        "lib/modules",
+    ] {
         std::fs::create_dir_all(ir.join(d))?;
     }
     std::fs::copy(base.join("busybox"), ir.join("bin/busybox"))?;
@@ -343,10 +402,26 @@ fn initramfs(base: &Path, puppet: &Path, work: &Path) -> anyhow::Result<PathBuf>
     }
     std::fs::copy(puppet, ir.join("bin/paddock-puppet"))
         .with_context(|| format!("copying {}", puppet.display()))?;
-    let libs = run(Command::new("ldd").arg(puppet))?;
+    // dropbear, with its own libraries in the loader's default directory and the system's
+    // (libc, libcrypt, zlib) found by ldd below.
+    let dropbear = base.join("dropbear/dropbear");
+    std::fs::copy(&dropbear, ir.join("bin/dropbear"))?;
+    let libdir = ir.join("lib/x86_64-linux-gnu");
+    std::fs::create_dir_all(&libdir)?;
+    for e in std::fs::read_dir(base.join("dropbear/lib"))?.flatten() {
+        std::fs::copy(e.path(), libdir.join(e.file_name()))?;
+    }
+    let dropbear_libs = run(Command::new("ldd")
+        .arg(&dropbear)
+        .env("LD_LIBRARY_PATH", base.join("dropbear/lib")))?;
+    if let Some(l) = dropbear_libs.lines().find(|l| l.contains("not found")) {
+        bail!("dropbear needs a library this machine lacks: {}", l.trim());
+    }
+    let libs = run(Command::new("ldd").arg(puppet))? + &dropbear_libs;
     for lib in libs
         .lines()
         .filter_map(|l| l.split_whitespace().find(|w| w.starts_with('/')))
+        .filter(|l| !Path::new(l).starts_with(base))
     {
         let inside = ir.join(lib.trim_start_matches('/'));
         if let Some(d) = inside.parent() {
