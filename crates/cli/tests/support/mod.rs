@@ -62,6 +62,9 @@ pub struct LabOptions {
     pub switchboard_toml: String,
     /// Extra top-level lines of every supervisor's TOML.
     pub supervisor_toml: String,
+    /// The `[driver]` table of every supervisor's TOML (default: the local driver with a 2 s
+    /// stop grace).
+    pub driver_toml: String,
 }
 
 impl Default for LabOptions {
@@ -70,6 +73,7 @@ impl Default for LabOptions {
             rust_log: "debug".into(),
             switchboard_toml: String::new(),
             supervisor_toml: String::new(),
+            driver_toml: "[driver]\nkind = \"local\"\nstop_grace_s = 2\n".into(),
         }
     }
 }
@@ -264,12 +268,13 @@ impl Lab {
         std::fs::write(
             &config,
             format!(
-                "switchboard_url = {:?}\nsupervisor_id = {:?}\ntoken_file = \"token\"\nwork_dir = \"work\"\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n{}[images]\nstores = [{:?}]\nurls = {:?}\n[driver]\nkind = \"local\"\nstop_grace_s = 2\n",
+                "switchboard_url = {:?}\nsupervisor_id = {:?}\ntoken_file = \"token\"\nwork_dir = \"work\"\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n{}[images]\nstores = [{:?}]\nurls = {:?}\n{}",
                 self.base,
                 v["id"].as_str().unwrap(),
                 self.options.supervisor_toml,
                 self.store.root().display().to_string(),
                 self.image_urls,
+                self.options.driver_toml,
             ),
         )
         .unwrap();

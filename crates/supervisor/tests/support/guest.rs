@@ -12,6 +12,8 @@
 //!   puppet port to `/dev/virtio-ports/org.paddock.puppet.0` (what udev does in a real
 //!   system), runs `paddock-puppet ready`, then `paddock-puppet exit success` or `exit error`
 //!   (not for `puppet-ready`), and powers off;
+//! - `paddock.test=puppet-stay`: as `puppet-ready`, but it then keeps running (a job's host
+//!   that stays up until stopped; like `sleep`, it ignores ACPI power-down requests);
 //! - `paddock.test=guest-daemon`: the same port, then the guest puppet
 //!   (`paddock-puppet guest --ssh-user paddock --ready-command 'test -e /tmp/checked'`) in the
 //!   background. Once `/run/paddock/job-id` is there, the init checks the job's data against
@@ -314,6 +316,7 @@ case "$(cat /proc/cmdline)" in
 *paddock.test=puppet-success*) mode=success;;
 *paddock.test=puppet-error*) mode=error;;
 *paddock.test=puppet-ready*) mode=ready;;
+*paddock.test=puppet-stay*) mode=stay;;
 *paddock.test=guest-daemon*) mode=guest;;
 *paddock.test=guest-never-ready*) mode=never;;
 esac
@@ -353,6 +356,7 @@ if [ -n "$mode" ]; then
     poweroff -f
   fi
   paddock-puppet ready && echo {READY_MARKER}
+  [ $mode = stay ] && while true; do sleep 1000; done
   case $mode in
   success) paddock-puppet exit success --message "all 3 tests passed";;
   error) paddock-puppet exit error --message "2 tests failed";;
