@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use support::{Lab, LabOptions, alive, gone, read_pid};
 
 /// The driver's grace between the ACPI power-down request and SIGKILL.
-const STOP_GRACE_S: u64 = 3;
+const STOP_GRACE_S: u64 = 5;
 
 fn qemu_lab_options() -> LabOptions {
     LabOptions {
@@ -140,6 +140,22 @@ fn entries(dir: &Path) -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
+/// Kills (SIGKILL) what still names these work directories when a test ends, failed or not:
+/// a QEMU outlives the supervisor that started it.
+struct KillLeftovers(Vec<PathBuf>);
+
+impl Drop for KillLeftovers {
+    fn drop(&mut self) {
+        for w in &self.0 {
+            for pid in processes_naming(w) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-9", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+}
+
 async fn events(lab: &Lab, id: &str) -> Vec<Value> {
     let (_, v) = lab
         .call(Method::GET, &format!("/jobs/{id}/events"), Value::Null)
@@ -184,6 +200,7 @@ async fn a_qemu_supervisor_killed_mid_vm_leaves_no_qemu_after_restart_and_takes_
     };
     let mut lab = Lab::start_opts(&[], qemu_lab_options()).await;
     let s = lab.add_supervisor("vm1", &["board:vm"]).await;
+    let _guard = KillLeftovers(vec![lab.sups[s].work.clone()]);
     let stays = vm_image(&lab, "stays", "puppet-stay", &g);
     let succeeds = vm_image(&lab, "succeeds", "puppet-success", &g);
     let work = lab.sups[s].work.clone();
@@ -251,65 +268,102 @@ async fn a_qemu_supervisor_killed_mid_vm_leaves_no_qemu_after_restart_and_takes_
     assert!(entries(&work.join("qemu")).is_empty());
 }
 
-/// The switchboard's job timeout stops a running VM: `stop_job`, then the driver asks the
-/// guest to power down over QMP and, as this guest ignores the ACPI button, kills QEMU after
-/// the driver's `stop_grace_s`; the supervisor confirms the end itself (before the
-/// switchboard's own stop grace), and QEMU and the overlay are gone.
+/// The switchboard's job timeout stops running VMs: `stop_job`, then the driver asks the guest
+/// to power down over QMP (ACPI power button). A guest that obeys powers off within the grace;
+/// one that ignores the button is killed after the driver's `stop_grace_s`. Either way the
+/// supervisor confirms the end itself (before the switchboard's own stop grace), and QEMU and
+/// the overlay are gone. Two supervisors, one VM each, at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_job_timeout_stops_a_running_vm_powerdown_then_kill_after_the_grace() {
+async fn the_job_timeout_stops_running_vms_powerdown_then_kill_after_the_grace() {
     let Some(g) = guest::guest("qemu_job_timeout") else {
         return;
     };
     let mut lab = Lab::start_opts(&[], qemu_lab_options()).await;
-    let s = lab.add_supervisor("vm1", &["board:vm"]).await;
-    let stays = vm_image(&lab, "stays", "puppet-stay", &g);
-    let work = lab.sups[s].work.clone();
+    let ignores = lab.add_supervisor("vm-ignores", &["board:ignores"]).await;
+    let obeys = lab.add_supervisor("vm-obeys", &["board:obeys"]).await;
+    let _guard = KillLeftovers(vec![
+        lab.sups[ignores].work.clone(),
+        lab.sups[obeys].work.clone(),
+    ]);
+    let deaf = vm_image(&lab, "deaf", "puppet-stay", &g);
+    let polite = vm_image(&lab, "polite", "puppet-stay-acpi", &g);
 
-    let timeout_s = 30;
-    let id = lab
-        .enqueue(json!({"image": stays, "tags": "board:vm", "timeout_s": timeout_s}))
-        .await;
-    lab.wait_state(&id, "ready", Duration::from_secs(timeout_s))
-        .await;
-    let job_dir = work.join("qemu").join(&id);
-    assert!(job_dir.join("overlay.qcow2").is_file());
-    let pid = read_pid(&job_dir.join("qemu.pid")).await;
-    assert!(alive(pid));
+    let timeout_s = 45;
+    let mut jobs = Vec::new();
+    for (s, image, tag) in [
+        (ignores, &deaf, "board:ignores"),
+        (obeys, &polite, "board:obeys"),
+    ] {
+        let id = lab
+            .enqueue(json!({"image": image, "tags": tag, "timeout_s": timeout_s}))
+            .await;
+        jobs.push((s, id));
+    }
+    let mut pids = Vec::new();
+    for (s, id) in &jobs {
+        lab.wait_state(id, "ready", Duration::from_secs(timeout_s))
+            .await;
+        let job_dir = lab.sups[*s].work.join("qemu").join(id);
+        assert!(job_dir.join("overlay.qcow2").is_file());
+        let pid = read_pid(&job_dir.join("qemu.pid")).await;
+        assert!(alive(pid));
+        pids.push(pid);
+    }
 
-    let job = lab
-        .wait_state(&id, "terminated", Duration::from_secs(timeout_s + 30))
-        .await;
-    assert_eq!(job["exit_status"], "job_timeout", "{job}");
-    assert!(!alive(pid), "QEMU {pid} outlived the job");
-    assert!(processes_naming(&work).is_empty());
-    assert!(!job_dir.exists(), "the overlay outlived the job");
-    assert!(entries(&work.join("qemu-sockets")).is_empty());
-
-    let events = events(&lab, &id).await;
-    let find = |state: &str| {
-        events
-            .iter()
-            .find(|e| e["to_state"] == state)
-            .unwrap_or_else(|| panic!("no {state} event: {events:#?}"))
-            .clone()
-    };
-    let (terminating, terminated) = (find("terminating"), find("terminated"));
-    assert_eq!(terminating["actor"], "supervisor", "{events:#?}");
-    assert_eq!(
-        terminated["actor"], "supervisor",
-        "the supervisor confirmed the stop itself: {events:#?}"
-    );
-    // The power-down request was made and waited for (a failed request kills at once), then
-    // QEMU was killed.
-    let stop_ms = at_ms(&terminated) - at_ms(&terminating);
+    let mut took = Vec::new();
+    for ((s, id), pid) in jobs.iter().zip(&pids) {
+        let work = &lab.sups[*s].work;
+        let job = lab
+            .wait_state(id, "terminated", Duration::from_secs(timeout_s + 30))
+            .await;
+        assert_eq!(job["exit_status"], "job_timeout", "{job}");
+        assert!(!alive(*pid), "QEMU {pid} outlived the job");
+        assert!(processes_naming(work).is_empty());
+        assert!(
+            !work.join("qemu").join(id).exists(),
+            "the overlay outlived the job"
+        );
+        assert!(entries(&work.join("qemu-sockets")).is_empty());
+        let events = events(&lab, id).await;
+        let find = |state: &str| {
+            events
+                .iter()
+                .find(|e| e["to_state"] == state)
+                .unwrap_or_else(|| panic!("no {state} event: {events:#?}"))
+                .clone()
+        };
+        let (terminating, terminated) = (find("terminating"), find("terminated"));
+        assert_eq!(terminating["actor"], "supervisor", "{events:#?}");
+        assert_eq!(
+            terminated["actor"], "supervisor",
+            "the supervisor confirmed the stop itself: {events:#?}"
+        );
+        took.push(at_ms(&terminated) - at_ms(&terminating));
+    }
+    let grace_ms = (STOP_GRACE_S * 1000) as i64;
+    // Ignoring the button: the request was made and its grace waited out (a failed request
+    // kills at once), then QEMU was killed.
     assert!(
-        stop_ms >= (STOP_GRACE_S * 1000) as i64 - 100
-            && stop_ms < (STOP_GRACE_S * 1000 + 5000) as i64,
-        "stopping took {stop_ms} ms, the grace is {STOP_GRACE_S} s"
+        took[0] >= grace_ms - 100 && took[0] < grace_ms + 5000,
+        "stopping the guest that ignores the button took {} ms, the grace is {STOP_GRACE_S} s",
+        took[0]
     );
+    // Obeying: the guest got the button press and powered off before the grace ended.
+    assert!(
+        took[1] < grace_ms - 1000,
+        "stopping the guest that obeys the button took {} ms (was it asked?)",
+        took[1]
+    );
+    let console = lab.console(&jobs[1].1).await;
+    assert!(console.contains("PADDOCK-GUEST-POWER-BUTTON:"), "{console}");
+    assert!(console.contains("PADDOCK-GUEST-POWERING-DOWN"), "{console}");
     let logs = lab.logs();
     assert!(
         logs.contains("still running after the power-down request; killing QEMU"),
+        "the supervisor's log"
+    );
+    assert!(
+        logs.contains("the guest powered off when asked"),
         "the supervisor's log"
     );
     assert!(!logs.contains("QMP system_powerdown"), "the request failed");
@@ -327,6 +381,7 @@ async fn a_corrupted_lower_layer_is_a_host_start_error_leaving_nothing() {
     let s = lab.add_supervisor("vm1", &["board:vm"]).await;
     let image = vm_image(&lab, "corrupt", "puppet-success", &g);
     let work = lab.sups[s].work.clone();
+    let _guard = KillLeftovers(vec![work.clone()]);
     let verified = lab.store.verified_image(&image.parse().unwrap()).unwrap();
     let (lower_digest, lower_path) = verified
         .blobs
