@@ -393,6 +393,8 @@ struct Peer {
 }
 
 impl Peer {
+    // The handshake callback's error type is tungstenite's (an HTTP response).
+    #[allow(clippy::result_large_err)]
     async fn accept(listener: &TcpListener) -> anyhow::Result<Peer> {
         let (tcp, _) = tokio::time::timeout(Duration::from_secs(30), listener.accept())
             .await
