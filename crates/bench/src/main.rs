@@ -11,6 +11,7 @@ mod deploy_latency;
 mod deployments;
 mod images;
 mod local;
+mod qemu;
 mod scheduler;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +33,9 @@ enum Command {
     /// Jobs/s and enqueue -> ready latency with real local supervisors running a trivial
     /// workload.
     Local(local::Options),
+    /// The QEMU driver: overlay creation, start_job -> QEMU exec, boot -> ready under TCG,
+    /// supervisor memory per running VM (needs qemu-system-x86_64 and the test guest).
+    Qemu(qemu::Options),
     /// Image store: mirror versus the wget one-liner, serving versus a static server.
     Images(images::Options),
     /// Deployments DB: validate + plan time of a synthetic fleet (10,000 supervisors).
@@ -65,6 +69,7 @@ fn main() -> std::process::ExitCode {
         }
         Command::Scheduler(opts) => block_on(scheduler::run(opts)),
         Command::Local(opts) => block_on(local::run(opts)),
+        Command::Qemu(opts) => block_on(qemu::run(opts)),
         Command::Images(opts) => block_on(images::run(opts)),
         Command::Deployments(opts) => block_on(deployments::run(opts)),
         Command::DeployLatency(opts) => block_on(deploy_latency::run(opts)),

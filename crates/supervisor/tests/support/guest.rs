@@ -12,6 +12,11 @@
 //!   puppet port to `/dev/virtio-ports/org.paddock.puppet.0` (what udev does in a real
 //!   system), runs `paddock-puppet ready`, then `paddock-puppet exit success` or `exit error`
 //!   (not for `puppet-ready`), and powers off;
+//! - `paddock.test=puppet-stay`: as `puppet-ready`, but it then keeps running (a job's host
+//!   that stays up until stopped; like `sleep`, it ignores ACPI power-down requests);
+//! - `paddock.test=puppet-stay-acpi`: the same, but it powers off when the ACPI power button
+//!   is pressed (QMP `system_powerdown`): it watches the button's input device (the modules
+//!   `button` and `evdev`) and prints `PADDOCK-GUEST-POWERING-DOWN` first;
 //! - `paddock.test=guest-daemon`: the same port, then the guest puppet
 //!   (`paddock-puppet guest --ssh-user paddock --ready-command 'test -e /tmp/checked'`) in the
 //!   background. Once `/run/paddock/job-id` is there, the init checks the job's data against
@@ -54,8 +59,15 @@ pub const MARKER: &str = "PADDOCK-GUEST-UP";
 pub const READY_MARKER: &str = "PADDOCK-PUPPET-READY-OK";
 /// Printed by the guest of `paddock.test=ssh` before its kernel's `uname -r`, on one line.
 pub const UNAME_MARKER: &str = "PADDOCK-GUEST-UNAME:";
-/// The modules the puppet port (and the network card) need, loaded with their dependencies.
-const MODULES: &[&str] = &["virtio_pci", "virtio_console", "virtio_net"];
+/// The modules the guest loads, with their dependencies: the puppet port, the network card,
+/// and (`button`, `evdev`) the ACPI power button as an input device, for `puppet-stay-acpi`.
+const MODULES: &[&str] = &[
+    "virtio_pci",
+    "virtio_console",
+    "virtio_net",
+    "button",
+    "evdev",
+];
 /// Packages whose files the guest takes: dropbear and the libraries it needs beyond the
 /// puppet's.
 const SSH_PACKAGES: &[&str] = &["dropbear-bin", "libtomcrypt1", "libtommath1"];
@@ -118,7 +130,7 @@ struct Base {
 }
 
 fn build() -> Result<Base, String> {
-    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("qemu-guest-v3");
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("qemu-guest-v4");
     let base = Base { dir: cache.clone() };
     if ["vmlinuz", "busybox", "modules/order", "dropbear/dropbear"]
         .iter()
@@ -382,6 +394,8 @@ case "$(cat /proc/cmdline)" in
 *paddock.test=puppet-success*) mode=success;;
 *paddock.test=puppet-error*) mode=error;;
 *paddock.test=puppet-ready*) mode=ready;;
+*paddock.test=puppet-stay-acpi*) mode=stayacpi;;
+*paddock.test=puppet-stay*) mode=stay;;
 *paddock.test=guest-daemon*) mode=guest;;
 *paddock.test=guest-never-ready*) mode=never;;
 *paddock.test=ssh*) mode=ssh;;
@@ -441,6 +455,16 @@ if [ -n "$mode" ]; then
     poweroff -f
   fi
   paddock-puppet ready && echo {READY_MARKER}
+  if [ $mode = stayacpi ]; then
+    for n in /sys/class/input/event*/device/name; do
+      if [ -f "$n" ] && grep -q "Power Button" "$n"; then
+        ev=$(basename $(dirname $(dirname $n)))
+        echo "PADDOCK-GUEST-POWER-BUTTON:$ev"
+        (head -c 1 /dev/input/$ev >/dev/null && echo PADDOCK-GUEST-POWERING-DOWN && poweroff -f) &
+      fi
+    done
+  fi
+  case $mode in stay|stayacpi) while true; do sleep 1000; done;; esac
   case $mode in
   success) paddock-puppet exit success --message "all 3 tests passed";;
   error) paddock-puppet exit error --message "2 tests failed";;
