@@ -4,7 +4,7 @@
 //!
 //! When the job has SSH keys (`paddock job enqueue --ssh-key`), the guest also brings up its
 //! network (QEMU's user networking: 10.0.2.15, gateway 10.0.2.2) and dropbear on port 22 for
-//! `root` with those keys, before it reports ready, so `paddock job ssh` works. With the
+//! the job user `paddock` with those keys, before it reports ready, so `paddock job ssh` works. With the
 //! parameter `hold` it keeps running after its greeting until the job is canceled (or times
 //! out) instead of reporting success.
 //!
@@ -339,7 +339,7 @@ mkdir -p /dev/virtio-ports
 ln -s /dev/$port /dev/virtio-ports/org.paddock.puppet.0
 # The guest puppet fetches the job's data and writes /run/paddock; it reports ready once
 # /tmp/ready exists (after sshd is up, when the job has keys).
-paddock-puppet guest --ssh-user root --ready-command 'test -e /tmp/ready' &
+paddock-puppet guest --ssh-user paddock --ready-command 'test -e /tmp/ready' &
 i=0
 while [ ! -f /run/paddock/job-id ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
 echo "hello from a Paddock VM: job $(cat /run/paddock/job-id), kernel $(uname -r)"
@@ -352,17 +352,22 @@ for p in /run/paddock/parameters/*; do
   fi
 done
 if [ -s /run/paddock/authorized_keys ]; then
+  # The job user `paddock` (the supervisor's default ssh_user, the NixOS module's jobUser).
   echo 'root::0:0:root:/root:/bin/sh' > /etc/passwd
-  mkdir -p /root/.ssh /dev/pts /etc/dropbear
+  echo 'paddock::1000:1000:job user:/home/paddock:/bin/sh' >> /etc/passwd
+  echo 'root:x:0:' > /etc/group
+  echo 'paddock:x:1000:' >> /etc/group
+  mkdir -p /home/paddock/.ssh /dev/pts /etc/dropbear
   mount -t devpts devpts /dev/pts
-  cp /run/paddock/authorized_keys /root/.ssh/authorized_keys
-  chmod 700 /root /root/.ssh
-  chmod 600 /root/.ssh/authorized_keys
+  cp /run/paddock/authorized_keys /home/paddock/.ssh/authorized_keys
+  chown -R 1000:1000 /home/paddock
+  chmod 700 /home/paddock /home/paddock/.ssh
+  chmod 600 /home/paddock/.ssh/authorized_keys
   ip link set lo up
   ip addr add 10.0.2.15/24 dev eth0
   ip link set eth0 up
   ip route add default via 10.0.2.2
-  dropbear -R -s -p 22 && echo "sshd: dropbear on port 22 (root, the job's keys)"
+  dropbear -R -s -p 22 && echo "sshd: dropbear on port 22 (user paddock, the job's keys)"
 fi
 touch /tmp/ready
 if [ -f /run/paddock/parameters/hold ]; then
@@ -390,7 +395,7 @@ fn initramfs(base: &Path, puppet: &Path, work: &Path) -> anyhow::Result<PathBuf>
         "dev",
         "run",
         "tmp",
-        "root",
+        "home",
         "etc/dropbear",
         "lib/modules",
     ] {
