@@ -49,7 +49,7 @@ const CMDLINE: &str = "console=ttyS0 panic=-1 quiet";
 pub struct Options {
     /// The test guest's kernel. `cargo test -p paddock-supervisor --test qemu` builds and
     /// caches it here (relative to the workspace root).
-    #[arg(long, default_value = "target/tmp/qemu-guest-v3/vmlinuz")]
+    #[arg(long, default_value = "target/tmp/qemu-guest-v4/vmlinuz")]
     kernel: PathBuf,
     /// The test guest's initramfs (left by the same test run).
     #[arg(long, default_value = "target/tmp/qemu-initrd.gz")]
