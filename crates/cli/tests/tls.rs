@@ -149,3 +149,66 @@ fn check_config_refuses_a_key_of_another_certificate_and_can_skip_the_secret() {
     assert!(skipped.status.success());
     assert!(String::from_utf8_lossy(&skipped.stdout).contains("(not read)"));
 }
+
+#[test]
+fn the_image_store_serves_https_with_its_tls_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    certificates(d);
+    std::fs::write(
+        d.join("is.toml"),
+        "root = \"store\"\nlisten = \"127.0.0.1:0\"\n[tls]\ncert_file = \"server.crt\"\nkey_file = \"server.key\"\n",
+    )
+    .unwrap();
+    let imagestore = || Command::new(env!("CARGO_BIN_EXE_paddock-imagestore"));
+    let check = imagestore()
+        .args(["check-config", "--config"])
+        .arg(d.join("is.toml"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(out.contains("(read, and they match)"), "{out}");
+
+    let mut child = imagestore()
+        .args(["serve", "--config"])
+        .arg(d.join("is.toml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .env("NO_COLOR", "1")
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let line = stderr
+        .lines()
+        .map(|l| l.unwrap())
+        .find(|l| l.starts_with("paddock-imagestore: serving "))
+        .expect("a serving line");
+    let url = line.rsplit(' ').next().unwrap().to_string();
+    assert!(url.starts_with("https://127.0.0.1:"), "{line}");
+    let port = url.rsplit(':').next().unwrap().to_string();
+    let ok = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--cacert"])
+        .arg(d.join("ca.pem"))
+        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+        .arg(format!("https://localhost:{port}/all.txt"))
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let plain = Command::new("curl")
+        .args(["-sS", "--max-time", "10"])
+        .arg(format!("http://127.0.0.1:{port}/all.txt"))
+        .output()
+        .unwrap();
+    assert!(!plain.status.success());
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -52,6 +52,9 @@ pub enum Command {
         /// The configuration file to check (TOML, see imagestore.example.toml).
         #[arg(long)]
         config: PathBuf,
+        /// Do not read the TLS key (a build-time check, where secrets do not exist yet).
+        #[arg(long)]
+        no_secrets: bool,
     },
     /// Manage push tokens.
     #[command(subcommand)]
@@ -138,23 +141,65 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("listening on {}", c.listen))?;
             let addr = listener.local_addr()?;
+            let tls = match &c.tls {
+                Some(files) => Some(
+                    paddock_http::TlsServer::new(files.clone())
+                        .context("[tls]: the certificate and key")?,
+                ),
+                None => {
+                    tracing::info!("no [tls] configured: serving plain HTTP");
+                    None
+                }
+            };
+            let scheme = if tls.is_some() { "https" } else { "http" };
             // Caught from here on: a SIGTERM right after the line below stops gracefully.
             let stop = paddock_core::service::shutdown_signal();
             eprintln!(
-                "paddock-imagestore: serving {} on http://{addr}",
+                "paddock-imagestore: serving {} on {scheme}://{addr}",
                 c.root.display()
             );
-            crate::server::serve(&settings, listener, stop)
+            crate::server::serve_with(&settings, listener, tls, stop)
                 .await
                 .context("serving")?;
             Ok(())
         }
-        Command::CheckConfig { config } => {
+        Command::CheckConfig { config, no_secrets } => {
             let c = Config::load(&config)?;
+            // The key is a secret: read (and the pair checked) unless told not to, or when it
+            // is a systemd credential outside its unit.
+            let tls = match &c.tls {
+                Some(t) if no_secrets => Some((t, false)),
+                Some(t) if paddock_core::credential::outside_its_unit(&t.key_file) => {
+                    eprintln!(
+                        "{}",
+                        paddock_core::credential::not_checked("tls.key_file", &t.key_file)
+                    );
+                    Some((t, false))
+                }
+                Some(t) => {
+                    paddock_http::TlsServer::new(t.clone())
+                        .map_err(|e| anyhow::anyhow!("{}: tls: {e}", config.display()))?;
+                    Some((t, true))
+                }
+                None => None,
+            };
             println!("{}: ok", config.display());
             println!("root = {}", c.root.display());
             println!("listen = {}", c.listen);
             println!("max_upload_bytes = {}", c.max_upload_bytes);
+            match tls {
+                Some((t, read)) => println!(
+                    "tls = {} with {} ({})",
+                    t.cert_file.display(),
+                    t.key_file.display(),
+                    if read {
+                        "read, and they match"
+                    } else {
+                        "not read"
+                    }
+                ),
+                None => println!("tls = none: plain HTTP"),
+            }
             Ok(())
         }
         Command::Token(TokenCommand::Add { name, root }) => {

@@ -16,6 +16,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Largest blob accepted by `PUT`, in bytes.
     pub max_upload_bytes: u64,
+    /// `[tls]`: serve HTTPS with `cert_file` (PEM chain) and `key_file` (PEM key), read again
+    /// when they change; plain HTTP when absent. Relative to the file's directory.
+    pub tls: Option<paddock_http::TlsFiles>,
 }
 
 impl Default for Config {
@@ -24,6 +27,7 @@ impl Default for Config {
             root: PathBuf::from("store"),
             listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
             max_upload_bytes: 64 * 1024 * 1024 * 1024,
+            tls: None,
         }
     }
 }
@@ -35,6 +39,9 @@ impl Config {
         let mut c: Config = paddock_core::config_file::parse_toml(path, &text)?;
         if c.root.is_relative() {
             c.root = path.parent().unwrap_or(Path::new(".")).join(&c.root);
+        }
+        if let Some(t) = &mut c.tls {
+            paddock_core::config_file::relative_to_file(path, [&mut t.cert_file, &mut t.key_file]);
         }
         if c.max_upload_bytes == 0 {
             anyhow::bail!("{}: max_upload_bytes: must be at least 1", path.display());

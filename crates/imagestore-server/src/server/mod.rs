@@ -108,15 +108,26 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(settings, listener, None, shutdown).await
+}
+
+/// [`serve`], over TLS when `tls` is given.
+pub async fn serve_with(
+    settings: &ServerSettings,
+    listener: tokio::net::TcpListener,
+    tls: Option<paddock_http::TlsServer>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     std::fs::create_dir_all(settings.root.join("tmp"))?;
     paddock_imagestore::index::write(&settings.root)?;
     // Header read and idle timeouts, a connection limit, and TCP_NODELAY (headers and body go
     // out in separate writes; with Nagle's algorithm and the client's delayed ACK every small
     // response would wait ~40 ms).
-    paddock_http::serve(
+    paddock_http::serve_with(
         listener,
         app(&settings.root, settings.max_upload_bytes),
         paddock_http::Limits::default(),
+        tls,
         shutdown,
     )
     .await
