@@ -75,15 +75,17 @@ fn the_switchboard_serves_https_with_its_tls_section() {
         .env("NO_COLOR", "1")
         .spawn()
         .unwrap();
-    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
     let mut url = None;
-    for line in stderr.lines() {
+    for line in lines.by_ref() {
         let line = line.unwrap();
         if let Some(u) = line.strip_prefix("paddock-switchboard: serving on ") {
             url = Some(u.to_string());
             break;
         }
     }
+    // Keep reading: a closed stderr would end the server at its next log line.
+    std::thread::spawn(move || lines.for_each(drop));
     let url = url.expect("a serving line");
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     let port = url.rsplit(':').next().unwrap().to_string();
@@ -182,12 +184,13 @@ fn the_image_store_serves_https_with_its_tls_section() {
         .env("NO_COLOR", "1")
         .spawn()
         .unwrap();
-    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let line = stderr
-        .lines()
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = lines
+        .by_ref()
         .map(|l| l.unwrap())
         .find(|l| l.starts_with("paddock-imagestore: serving "))
         .expect("a serving line");
+    std::thread::spawn(move || lines.for_each(drop));
     let url = line.rsplit(' ').next().unwrap().to_string();
     assert!(url.starts_with("https://127.0.0.1:"), "{line}");
     let port = url.rsplit(':').next().unwrap().to_string();
@@ -209,6 +212,87 @@ fn the_image_store_serves_https_with_its_tls_section() {
         .output()
         .unwrap();
     assert!(!plain.status.success());
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn the_deploy_webhook_serves_https_with_its_tls_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    certificates(d);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(d.join("token"), "pdk_x\n").unwrap();
+    std::fs::write(d.join("secret"), "s3cret\n").unwrap();
+    std::fs::write(
+        d.join("deploy.toml"),
+        format!(
+            "switchboard_url = \"http://127.0.0.1:9\"\ntoken_file = \"token\"\nrepo = \"repo\"\nstate_dir = \"state\"\nlisten = \"127.0.0.1:{port}\"\nwebhook_secret_file = \"secret\"\npoll_interval_s = 3600\n[tls]\ncert_file = \"server.crt\"\nkey_file = \"server.key\"\n"
+        ),
+    )
+    .unwrap();
+    let deploy = || Command::new(env!("CARGO_BIN_EXE_paddock-deploy"));
+    let check = deploy()
+        .args(["check-config", "--config"])
+        .arg(d.join("deploy.toml"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(
+        out.contains(&format!("webhook: https://127.0.0.1:{port}/hooks/push")),
+        "{out}"
+    );
+
+    let mut child = deploy()
+        .args(["serve", "--config"])
+        .arg(d.join("deploy.toml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .env("NO_COLOR", "1")
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = lines
+        .by_ref()
+        .map(|l| l.unwrap())
+        .find(|l| l.starts_with("paddock-deploy: webhook on "))
+        .expect("a webhook line");
+    // Keep reading: the daemon logs on (a closed stderr would end it).
+    std::thread::spawn(move || lines.for_each(drop));
+    assert!(line.contains("https://"), "{line}");
+    // An unsigned push is refused (401), over TLS.
+    let code = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .arg("--cacert")
+        .arg(d.join("ca.pem"))
+        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+        .args(["-X", "POST", "--data", "{}"])
+        .arg(format!("https://localhost:{port}/hooks/push"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&code.stdout),
+        "401",
+        "{}",
+        String::from_utf8_lossy(&code.stderr)
+    );
     let _ = child.kill();
     let _ = child.wait();
 }

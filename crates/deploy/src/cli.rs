@@ -75,15 +75,26 @@ async fn serve(c: Config) -> Result<(), String> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| format!("listening on {addr}: {e}"))?;
+        let tls = match &c.tls {
+            Some(files) => {
+                Some(paddock_http::TlsServer::new(files.clone()).map_err(|e| format!("tls: {e}"))?)
+            }
+            None => {
+                tracing::info!("no [tls] configured: the webhook listener serves plain HTTP");
+                None
+            }
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let app = webhook(secret.into_bytes(), wake.clone());
         tokio::spawn(async move {
             let limits = paddock_http::Limits::default();
-            if let Err(e) = paddock_http::serve(listener, app, limits, std::future::pending()).await
+            if let Err(e) =
+                paddock_http::serve_with(listener, app, limits, tls, std::future::pending()).await
             {
                 tracing::error!("webhook listener: {e}");
             }
         });
-        eprintln!("paddock-deploy: webhook on http://{addr}/hooks/push");
+        eprintln!("paddock-deploy: webhook on {scheme}://{addr}/hooks/push");
     }
     std::fs::create_dir_all(&c.state_dir)
         .map_err(|e| format!("state_dir {}: {e}", c.state_dir.display()))?;

@@ -27,6 +27,10 @@ pub struct Config {
     /// File holding the webhook secret; required with `listen`.
     #[serde(default)]
     pub webhook_secret_file: Option<PathBuf>,
+    /// `[tls]`: the webhook listener serves HTTPS with `cert_file` (PEM chain) and `key_file`
+    /// (PEM key), read again when they change; plain HTTP when absent. Only with `listen`.
+    #[serde(default)]
+    pub tls: Option<paddock_http::TlsFiles>,
     /// A working tree of the repo on this server, watched; its edits apply at once.
     #[serde(default)]
     pub worktree: Option<PathBuf>,
@@ -83,6 +87,9 @@ impl Config {
                 .chain([c.webhook_secret_file.as_mut(), c.worktree.as_mut()])
                 .flatten(),
         );
+        if let Some(t) = &mut c.tls {
+            paddock_core::config_file::relative_to_file(path, [&mut t.cert_file, &mut t.key_file]);
+        }
         if !crate::git_source::is_remote(&c.repo) {
             let mut repo = PathBuf::from(&c.repo);
             paddock_core::config_file::relative_to_file(path, [&mut repo]);
@@ -129,6 +136,12 @@ impl Config {
                 format!("branch: `{}` is not a branch name", c.branch),
             );
         }
+        if c.tls.is_some() && c.listen.is_none() {
+            problems.at(
+                "tls",
+                "tls: only with `listen` (it is the webhook listener's)",
+            );
+        }
         if c.listen.is_some() && c.webhook_secret_file.is_none() {
             problems.at(
                 "listen",
@@ -147,6 +160,14 @@ impl Config {
                     problems.at(field, format!("{field}: {e}"));
                 }
             }
+            if let Some(t) = c
+                .tls
+                .as_ref()
+                .filter(|t| !paddock_core::credential::outside_its_unit(&t.key_file))
+                && let Err(e) = paddock_http::TlsServer::new(t.clone())
+            {
+                problems.at("tls", format!("tls: {e}"));
+            }
         }
         problems.finish()?;
         Ok(c)
@@ -162,7 +183,10 @@ impl Config {
             format!("branch: {}", self.branch),
             format!("poll_interval_s: {}", self.poll_interval_s),
             match self.listen {
-                Some(a) => format!("webhook: http://{a}/hooks/push"),
+                Some(a) => format!(
+                    "webhook: {}://{a}/hooks/push",
+                    if self.tls.is_some() { "https" } else { "http" }
+                ),
                 None => "webhook: none".into(),
             },
         ];
