@@ -131,6 +131,13 @@ pub enum Command {
         report: PathBuf,
         #[arg(long, default_value = "127.0.0.1:8099")]
         listen: std::net::SocketAddr,
+        /// Serve HTTPS with this PEM certificate chain (with --tls-key; read again when the
+        /// files change). Plain HTTP without.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
 }
 
@@ -300,52 +307,66 @@ fn run_service(path: &Path) -> Result<u8, String> {
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     paddock_core::logging::init("warn");
-    let result =
-        match cli.command {
-            Command::Collect {
-                output,
-                collectors,
-                timeout_s,
-                remote,
-                report_to,
-            } => select(&collectors)
-                .and_then(|_| remote.connect())
-                .and_then(|host| collect(host, output, &collectors, timeout_s, &report_to))
-                .map(|_| 0),
-            Command::CheckConfig { config, no_secrets } => {
-                // As every service's check-config: 0 valid, 1 not (never 2, which is usage here).
-                return match crate::config::Config::load_checking(&config, !no_secrets) {
-                    Ok(c) => {
-                        if let Some(t) = c.token_file.as_ref().filter(|t| {
-                            !no_secrets && paddock_core::credential::outside_its_unit(t)
-                        }) {
-                            eprintln!("{}", paddock_core::credential::not_checked("token_file", t));
-                        }
-                        println!("{}: ok\n{}", config.display(), c.summary());
-                        std::process::ExitCode::SUCCESS
+    let result = match cli.command {
+        Command::Collect {
+            output,
+            collectors,
+            timeout_s,
+            remote,
+            report_to,
+        } => select(&collectors)
+            .and_then(|_| remote.connect())
+            .and_then(|host| collect(host, output, &collectors, timeout_s, &report_to))
+            .map(|_| 0),
+        Command::CheckConfig { config, no_secrets } => {
+            // As every service's check-config: 0 valid, 1 not (never 2, which is usage here).
+            return match crate::config::Config::load_checking(&config, !no_secrets) {
+                Ok(c) => {
+                    if let Some(t) = c
+                        .token_file
+                        .as_ref()
+                        .filter(|t| !no_secrets && paddock_core::credential::outside_its_unit(t))
+                    {
+                        eprintln!("{}", paddock_core::credential::not_checked("token_file", t));
                     }
-                    Err(e) => {
-                        for line in e.lines() {
-                            eprintln!("error: {line}");
-                        }
-                        std::process::ExitCode::FAILURE
+                    println!("{}: ok\n{}", config.display(), c.summary());
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    for line in e.lines() {
+                        eprintln!("error: {line}");
                     }
-                };
-            }
-            Command::Run { config } => run_service(&config),
-            Command::Serve { report, listen } => crate::serve::serve(report, listen).map(|_| 0),
-            Command::Check {
-                baseline,
-                remote,
-                report_to,
-            } => {
-                // The baseline is read before connecting: a bad one never costs a connection.
-                read_baseline(&baseline).and_then(|checks| {
-                    let host = remote.connect()?;
-                    check(host.as_ref(), &checks, &report_to)
-                })
-            }
-        };
+                    std::process::ExitCode::FAILURE
+                }
+            };
+        }
+        Command::Run { config } => run_service(&config),
+        Command::Serve {
+            report,
+            listen,
+            tls_cert,
+            tls_key,
+        } => {
+            let tls = tls_cert
+                .zip(tls_key)
+                .map(|(cert_file, key_file)| paddock_http::TlsFiles {
+                    cert_file,
+                    key_file,
+                });
+            crate::serve::serve(report, listen, tls).map(|_| 0)
+        }
+        Command::Check {
+            baseline,
+            remote,
+            report_to,
+        } => {
+            // The baseline is read before connecting: a bad one never costs a connection.
+            read_baseline(&baseline).and_then(|checks| {
+                let host = remote.connect()?;
+                check(host.as_ref(), &checks, &report_to)
+            })
+        }
+    };
     match result {
         Ok(code) => std::process::ExitCode::from(code),
         Err(e) => {

@@ -155,8 +155,17 @@ pub fn router(report: PathBuf) -> Router {
         .with_state(report)
 }
 
-/// Serves until the process is stopped.
-pub fn serve(report: PathBuf, listen: SocketAddr) -> Result<(), String> {
+/// Serves until the process is stopped; over TLS with `tls` (plain HTTP otherwise).
+pub fn serve(
+    report: PathBuf,
+    listen: SocketAddr,
+    tls: Option<paddock_http::TlsFiles>,
+) -> Result<(), String> {
+    let tls = tls
+        .map(paddock_http::TlsServer::new)
+        .transpose()
+        .map_err(|e| format!("--tls-cert/--tls-key: {e}"))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -166,14 +175,20 @@ pub fn serve(report: PathBuf, listen: SocketAddr) -> Result<(), String> {
             .await
             .map_err(|e| format!("listening on {listen}: {e}"))?;
         eprintln!(
-            "paddock-audit: serving {} on http://{}/",
+            "paddock-audit: serving {} on {scheme}://{}/",
             report.display(),
             listen
         );
         let limits = paddock_http::Limits::default();
-        paddock_http::serve(listener, router(report), limits, std::future::pending())
-            .await
-            .map_err(|e| e.to_string())
+        paddock_http::serve_with(
+            listener,
+            router(report),
+            limits,
+            tls,
+            std::future::pending(),
+        )
+        .await
+        .map_err(|e| e.to_string())
     })
 }
 

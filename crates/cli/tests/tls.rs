@@ -296,3 +296,63 @@ fn the_deploy_webhook_serves_https_with_its_tls_section() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn the_audit_report_page_serves_https_with_tls_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    certificates(d);
+    std::fs::write(
+        d.join("report.json"),
+        r#"{"format":"paddock-audit/1","host":"tls-test-host","summary":{"verdict":"PASSED"}}"#,
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_paddock-audit"))
+        .arg("serve")
+        .arg("--report")
+        .arg(d.join("report.json"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .arg("--tls-cert")
+        .arg(d.join("server.crt"))
+        .arg("--tls-key")
+        .arg(d.join("server.key"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = lines
+        .by_ref()
+        .map(|l| l.unwrap())
+        .find(|l| l.starts_with("paddock-audit: serving "))
+        .expect("a serving line");
+    std::thread::spawn(move || lines.for_each(drop));
+    assert!(line.contains("https://"), "{line}");
+    let page = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--cacert"])
+        .arg(d.join("ca.pem"))
+        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+        .arg(format!("https://localhost:{port}/"))
+        .output()
+        .unwrap();
+    assert!(
+        page.status.success(),
+        "{}",
+        String::from_utf8_lossy(&page.stderr)
+    );
+    assert!(String::from_utf8_lossy(&page.stdout).contains("tls-test-host"));
+    let _ = child.kill();
+    let _ = child.wait();
+    // A key without its certificate is refused by the flags.
+    let bad = Command::new(env!("CARGO_BIN_EXE_paddock-audit"))
+        .args(["serve", "--tls-key"])
+        .arg(d.join("server.key"))
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+}
