@@ -744,7 +744,10 @@ async fn console_input_reaches_the_guest_s_serial_port() {
         .lines()
         .filter(|l| l.contains(&typed) && !l.contains("puppet request"))
         .collect();
-    assert!(leaks.is_empty(), "the console input reached a log: {leaks:#?}");
+    assert!(
+        leaks.is_empty(),
+        "the console input reached a log: {leaks:#?}"
+    );
 }
 
 /// Everything logged in this test binary (every level, every test, through the caps the
