@@ -3,7 +3,7 @@
 //! `crates/supervisor/tests/support/guest.rs`, here with dropbear), `paddock job enqueue
 //! --ssh-key`, the endpoint in `paddock job status`, and `paddock job ssh ID -- CMD` running a
 //! command in the guest; and `paddock job ssh`'s refusals for jobs without an endpoint (no
-//! QEMU needed).
+//! QEMU needed); `paddock job console ID --input` typing into the guest's serial port.
 
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
@@ -253,4 +253,138 @@ async fn paddock_job_ssh_refuses_jobs_without_an_endpoint() {
     assert!(!home.join("paddock/known_hosts").exists());
     lab.cancel(&queued).await;
     lab.cancel(&running).await;
+}
+
+/// `paddock job console ID --input` (issue 17 item 5): the lines typed on its standard input
+/// reach the guest's serial port, end to end (CLI → switchboard → supervisor → QEMU → guest):
+/// the test guest (`paddock.test=console-echo`) reads a line from `/dev/ttyS0` and reports it
+/// as its outcome's message. A user without the privilege `console_input` is refused with a
+/// message naming it, and the endpoint refuses the job's owner without it (403).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paddock_job_console_input_types_into_a_vm_job() {
+    use std::io::Write;
+    let Some(g) = guest::guest("console_input") else {
+        return;
+    };
+    let options = LabOptions {
+        driver_toml: "kind = \"qemu\"\naccel = \"tcg\"\nmemory_mib = 256\nboot_timeout_s = 150\n\
+                      stop_grace_s = 2\nnetwork = \"none\"\n"
+            .into(),
+        ..LabOptions::default()
+    };
+    let mut lab = Lab::start_opts(&[], options).await;
+    lab.add_supervisor("vm1", &["board:vm"]).await;
+    let image = vm_image(
+        &lab.store,
+        &g,
+        &format!("{} paddock.test=console-echo", guest::CMDLINE),
+    );
+    let home = lab.path().join("home");
+    // The job's owner holds everything but console_input.
+    let (s, v) = lab
+        .call(
+            Method::POST,
+            "/users",
+            json!({"name": "viewer", "privileges": ["submit_jobs", "list_jobs"]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let viewer = v["token"]["token"].as_str().unwrap().to_string();
+    let out = Command::new(PADDOCK)
+        .args(["job", "enqueue", &image, "--tags", "board:vm"])
+        .env("PADDOCK_URL", &lab.base)
+        .env("PADDOCK_TOKEN", &viewer)
+        .env("PADDOCK_CONFIG", home.join("paddock/config.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let id = text(&out.stdout).trim().to_string();
+    lab.wait_state(&id, "ready", Duration::from_secs(180)).await;
+
+    let console_input = |token: &str| {
+        Command::new(PADDOCK)
+            .args(["job", "console", &id, "--input"])
+            .env("PADDOCK_URL", &lab.base)
+            .env("PADDOCK_TOKEN", token)
+            .env("PADDOCK_CONFIG", home.join("paddock/config.toml"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // Refused for the owner without the privilege, before anything is read or sent.
+    let mut refused = console_input(&viewer);
+    refused
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"not sent\n")
+        .unwrap();
+    let out = refused.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        text(&out.stderr).contains("needs the privilege console_input"),
+        "{out:?}"
+    );
+    // The API says the same to a client that does not ask first.
+    let r = lab
+        .http
+        .post(format!("{}/api/v1/jobs/{id}/console/input", lab.base))
+        .bearer_auth(&viewer)
+        .json(&json!({"data": "not sent\n"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert!(r.text().await.unwrap().contains("console_input"));
+
+    // The admin (admin implies console_input) types a line; the command follows the console
+    // until the job ends.
+    let mut attached = console_input(&lab.admin);
+    let mut stdin = attached.stdin.take().unwrap();
+    stdin.write_all(b"hello from the console\n").unwrap();
+    // The guest waits at most 60 s for its line: a line that never came ends it too, with
+    // an empty one in its message.
+    let job = lab
+        .wait_state(&id, "terminated", Duration::from_secs(120))
+        .await;
+    drop(stdin);
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = attached.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "paddock job console did not end with the job"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = attached.wait_with_output().unwrap();
+    assert!(status.success(), "{out:?}");
+    assert_eq!(job["exit_status"], "workload_finished_success", "{job}");
+    assert_eq!(
+        job["status_message"],
+        "got: hello from the console",
+        "{job}\nconsole: {}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stdout).contains(guest::MARKER),
+        "{}",
+        text(&out.stdout)
+    );
+    // The guest's own report holds what it read (`got: …`): the lines about that report are
+    // the guest's word, not the input's path.
+    let logs = lab.logs();
+    let leaks: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("hello from the console") && !l.contains("got: hello"))
+        .collect();
+    assert!(
+        leaks.is_empty(),
+        "the console input reached a log: {leaks:#?}"
+    );
+    assert!(logs.contains("console input"), "the logs were not captured");
 }

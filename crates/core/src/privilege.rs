@@ -20,16 +20,19 @@ pub enum Privilege {
     ManageSupervisors,
     /// List supervisors and their status.
     ListSupervisors,
+    /// Type into the live console of a job one may see (`paddock job console ID --input`).
+    ConsoleInput,
 }
 
 impl Privilege {
-    pub const ALL: [Privilege; 6] = [
+    pub const ALL: [Privilege; 7] = [
         Self::Admin,
         Self::SubmitJobs,
         Self::ListJobs,
         Self::CancelJobs,
         Self::ManageSupervisors,
         Self::ListSupervisors,
+        Self::ConsoleInput,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -40,6 +43,7 @@ impl Privilege {
             Self::CancelJobs => "cancel_jobs",
             Self::ManageSupervisors => "manage_supervisors",
             Self::ListSupervisors => "list_supervisors",
+            Self::ConsoleInput => "console_input",
         }
     }
 
@@ -57,7 +61,7 @@ impl fmt::Display for Privilege {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown privilege {0:?} (known: admin, submit_jobs, list_jobs, cancel_jobs, manage_supervisors, list_supervisors)"
+    "unknown privilege {0:?} (known: admin, submit_jobs, list_jobs, cancel_jobs, manage_supervisors, list_supervisors, console_input)"
 )]
 pub struct UnknownPrivilege(String);
 

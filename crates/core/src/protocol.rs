@@ -173,6 +173,21 @@ pub enum SupervisorMessage {
     Heartbeat,
 }
 
+/// The most bytes of console input one `console_input` message (and one API request) carries.
+pub const CONSOLE_INPUT_MAX: usize = 4096;
+
+/// Console input as it travels (`console_input`): the text, whose `Debug` shows only its
+/// length, so that no log of a message ever holds what a user typed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ConsoleInput(pub String);
+
+impl fmt::Debug for ConsoleInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} bytes>", self.0.len())
+    }
+}
+
 /// Switchboard → supervisor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -194,6 +209,15 @@ pub enum SwitchboardMessage {
     Config {
         generation: u64,
         config: serde_json::Value,
+    },
+    /// Input for the live console of a job the supervisor runs (`POST
+    /// /api/v1/jobs/{id}/console/input`): the supervisor hands `data` to the job's host (a VM's
+    /// serial port). At most [`CONSOLE_INPUT_MAX`] bytes; never logged (only its length).
+    /// Fire and forget: input for a job the supervisor does not run, for a host without console
+    /// input, or over the bound is dropped with a warning in the supervisor's log (its length).
+    ConsoleInput {
+        job_id: JobId,
+        data: ConsoleInput,
     },
     /// A message from the supervisor was refused (for example an illegal transition).
     Refused {
@@ -435,5 +459,23 @@ mod tests {
         let mut v = config().to_value();
         v["future"] = serde_json::json!(1);
         assert_eq!(SupervisorConfig::read(&v).unwrap(), config());
+    }
+
+    #[test]
+    fn console_input_is_never_shown_by_debug() {
+        let m = SwitchboardMessage::ConsoleInput {
+            job_id: "00000000-0000-0000-0000-000000000001".parse().unwrap(),
+            data: ConsoleInput("hunter2\n".into()),
+        };
+        let wire = serde_json::to_string(&m).unwrap();
+        assert!(wire.contains(r#""type":"console_input""#), "{wire}");
+        assert!(wire.contains(r#""data":"hunter2\n""#), "{wire}");
+        assert_eq!(
+            serde_json::from_str::<SwitchboardMessage>(&wire).unwrap(),
+            m
+        );
+        let shown = format!("{m:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("<8 bytes>"), "{shown}");
     }
 }

@@ -167,7 +167,7 @@ fn file_level_errors() {
         vec![
             "db/switchboard.yaml:3:12: users[0].email: `nobody` is not an email address",
             "db/switchboard.yaml:4:11: users[1].name: duplicate user `a` (first at db/switchboard.yaml:2:11)",
-            "db/switchboard.yaml:5:18: users[1].privileges[0]: `root` is not a privilege (one of: admin, submit_jobs, list_jobs, cancel_jobs, manage_supervisors, list_supervisors)",
+            "db/switchboard.yaml:5:18: users[1].privileges[0]: `root` is not a privilege (one of: admin, submit_jobs, list_jobs, cancel_jobs, manage_supervisors, list_supervisors, console_input)",
         ]
     );
 }

@@ -521,6 +521,7 @@ impl Task {
             }
             m @ (SwitchboardMessage::StartJob(_)
             | SwitchboardMessage::StopJob { .. }
+            | SwitchboardMessage::ConsoleInput { .. }
             | SwitchboardMessage::Config { .. }) => {
                 let _ = self.inbound.send(m);
                 Ok(())

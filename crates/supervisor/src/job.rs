@@ -5,6 +5,8 @@
 //! 2. Start the host through the driver (a failure: `supervisor_host_start_error`).
 //! 3. `ready` when the driver says the workload runs; console output is forwarded (waiting
 //!    while the link's console budget is full and the switchboard connected: back-pressure).
+//!    Console input from the switchboard (`console_input`) goes to the host
+//!    ([`Host::console_input`]) while it runs.
 //! 4. The end: the workload exits (its exit code decides `workload_finished_success` or
 //!    `_error`, unless it reported its own outcome through the puppet), the puppet reports
 //!    `exit` or asks to `terminate`, a VM powers off by itself (`workload_finished_unknown`
@@ -92,9 +94,10 @@ pub async fn run<D: HostDriver>(
     ctx: JobContext<D>,
     start: StartJob,
     stop: watch::Receiver<Option<StopReason>>,
+    input: mpsc::Receiver<String>,
 ) {
     let span = tracing::info_span!("job", job.id = %start.job_id, image = %start.image_id);
-    run_inner(ctx, start, stop).instrument(span).await
+    run_inner(ctx, start, stop, input).instrument(span).await
 }
 
 /// Ends a job whose host could not be started (its image refused, or the driver failed):
@@ -113,6 +116,7 @@ async fn run_inner<D: HostDriver>(
     ctx: JobContext<D>,
     start: StartJob,
     mut stop: watch::Receiver<Option<StopReason>>,
+    mut input: mpsc::Receiver<String>,
 ) {
     let id = start.job_id;
     let link = &ctx.link;
@@ -177,6 +181,14 @@ async fn run_inner<D: HostDriver>(
                 Some(HostEvent::StartFailed { detail }) => break End::StartFailed(detail),
                 None => break End::Exited { code: None, detail: "the host went away".into() },
             },
+            Some(data) = input.recv() => {
+                // What was typed is never logged, only how much.
+                let bytes = data.len();
+                match host.console_input(data.as_bytes()).await {
+                    Ok(()) => tracing::info!(bytes, "console input written"),
+                    Err(e) => tracing::warn!(bytes, error = %e, "console input not written"),
+                }
+            }
             r = stopped(&mut stop) => break End::Stopped(r),
         }
     };

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use paddock_core::JobId;
-use paddock_core::protocol::{SupervisorConfig, SwitchboardMessage};
-use tokio::sync::watch;
+use paddock_core::protocol::{CONSOLE_INPUT_MAX, SupervisorConfig, SwitchboardMessage};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::connection::{self, JobTable, LinkSettings};
@@ -67,6 +67,16 @@ pub fn site_image_stores(config: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// How many `console_input` messages may wait for a job's host (each at most
+/// [`CONSOLE_INPUT_MAX`] bytes); more are dropped with a warning.
+const CONSOLE_INPUT_QUEUE: usize = 16;
+
+/// A job task's handles: its stop request and its console input.
+struct Running {
+    stop: watch::Sender<Option<StopReason>>,
+    input: mpsc::Sender<String>,
+}
+
 /// How many finished job ids are remembered, so a repeated `start_job` is not run twice.
 const RECENT: usize = 256;
 
@@ -94,7 +104,7 @@ pub async fn run<D: HostDriver>(
         link: link.clone(),
         supervisor_id: settings.link.supervisor_id,
     };
-    let mut running: HashMap<JobId, watch::Sender<Option<StopReason>>> = HashMap::new();
+    let mut running: HashMap<JobId, Running> = HashMap::new();
     let mut recent: VecDeque<JobId> = VecDeque::new();
     let mut tasks: JoinSet<JobId> = JoinSet::new();
     loop {
@@ -115,20 +125,37 @@ pub async fn run<D: HostDriver>(
                         tracing::info!(job.id = %id, "start_job");
                         link.track(id);
                         let (tx, rx) = watch::channel(None);
-                        running.insert(id, tx);
+                        let (input, input_rx) = mpsc::channel(CONSOLE_INPUT_QUEUE);
+                        running.insert(id, Running { stop: tx, input });
                         let ctx = ctx.clone();
                         tasks.spawn(async move {
-                            job::run(ctx, start, rx).await;
+                            job::run(ctx, start, rx, input_rx).await;
                             id
                         });
                     }
                     SwitchboardMessage::StopJob { job_id, reason } => {
                         match running.get(&job_id) {
-                            Some(stop) => {
+                            Some(r) => {
                                 tracing::info!(job.id = %job_id, %reason, "stop_job");
-                                stop.send_replace(Some(StopReason::Switchboard));
+                                r.stop.send_replace(Some(StopReason::Switchboard));
                             }
                             None => tracing::debug!(job.id = %job_id, %reason, "stop_job for a job not running here"),
+                        }
+                    }
+                    // The text is never logged, only its length.
+                    SwitchboardMessage::ConsoleInput { job_id, data } => {
+                        let bytes = data.0.len();
+                        if bytes > CONSOLE_INPUT_MAX {
+                            tracing::warn!(job.id = %job_id, bytes, max = CONSOLE_INPUT_MAX, "console input over the bound dropped");
+                            continue;
+                        }
+                        match running.get(&job_id) {
+                            Some(r) => {
+                                if r.input.try_send(data.0).is_err() {
+                                    tracing::warn!(job.id = %job_id, bytes, "console input dropped: the job's host is not taking input as fast as it comes");
+                                }
+                            }
+                            None => tracing::warn!(job.id = %job_id, bytes, "console input for a job not running here dropped"),
                         }
                     }
                     SwitchboardMessage::Config { generation: g, config } => {
@@ -171,8 +198,8 @@ pub async fn run<D: HostDriver>(
         }
     }
     tracing::info!(jobs = running.len(), "supervisor shutting down");
-    for stop in running.values() {
-        stop.send_replace(Some(StopReason::Shutdown));
+    for r in running.values() {
+        r.stop.send_replace(Some(StopReason::Shutdown));
     }
     let _ = tokio::time::timeout(Duration::from_secs(60), async {
         while tasks.join_next().await.is_some() {}

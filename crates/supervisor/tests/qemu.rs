@@ -455,20 +455,21 @@ async fn run_job(test: &str, cmdline: &str, boot_timeout_s: u64) -> Option<(Stat
         boot_timeout_s,
         Default::default(),
         vec![],
-        |_| {},
+        |_| None,
     )
     .await
 }
 
 /// [`run_job`] with the job's parameters and SSH keys; `on_ready` runs when the job reports
-/// `ready`, given the supervisor's work directory, and the job id.
+/// `ready`, given the supervisor's work directory; what it returns is sent to the job as
+/// console input (`console_input`).
 async fn run_job_with(
     test: &str,
     cmdline: &str,
     boot_timeout_s: u64,
     parameters: BTreeMap<String, paddock_core::protocol::JobParameter>,
     ssh_keys: Vec<String>,
-    mut on_ready: impl FnMut(&Path),
+    mut on_ready: impl FnMut(&Path) -> Option<String>,
 ) -> Option<(States, String)> {
     use futures_util::{SinkExt, StreamExt};
     use paddock_core::protocol::{StartJob, SupervisorMessage, SwitchboardMessage};
@@ -557,8 +558,15 @@ async fn run_job_with(
                 ..
             } => {
                 states.push((execution_state, exit_status, message));
-                if execution_state == Some(ExecutionState::Ready) {
-                    on_ready(&work);
+                if execution_state == Some(ExecutionState::Ready)
+                    && let Some(data) = on_ready(&work)
+                {
+                    ws.send(send(SwitchboardMessage::ConsoleInput {
+                        job_id: job,
+                        data: paddock_core::protocol::ConsoleInput(data),
+                    }))
+                    .await
+                    .unwrap();
                 }
                 if execution_state == Some(ExecutionState::Terminated) {
                     break;
@@ -684,6 +692,64 @@ async fn a_ready_guest_powering_off_without_a_result_ends_the_job_workload_finis
     assert!(console.contains(MARKER), "{console}");
 }
 
+/// Console input end to end through the supervisor: a `console_input` message for the job
+/// reaches the guest's serial port (QEMU's standard input, `-chardev stdio`), where the guest
+/// reads a line and reports it as its outcome's message. The text is in no log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_input_reaches_the_guest_s_serial_port() {
+    use paddock_core::{ExecutionState, ExitStatus};
+    let logs = captured_logs();
+    let typed = format!("typed-{}", JobId::new());
+    let cmdline = format!("{CMDLINE} paddock.test=console-echo");
+    let Some((states, console)) = run_job_with(
+        "console_echo",
+        &cmdline,
+        60,
+        Default::default(),
+        vec![],
+        |_| Some(format!("{typed}\n")),
+    )
+    .await
+    else {
+        return;
+    };
+    assert_eq!(
+        sequence(&states),
+        [
+            Some(ExecutionState::Initializing),
+            Some(ExecutionState::Ready),
+            Some(ExecutionState::Terminating),
+            Some(ExecutionState::Terminated)
+        ],
+        "{states:?}; console: {console}"
+    );
+    assert_eq!(
+        states[2].1,
+        Some(ExitStatus::WorkloadFinishedSuccess),
+        "{states:?}; console: {console}"
+    );
+    assert_eq!(
+        states[2].2.as_deref(),
+        Some(format!("got: {typed}").as_str()),
+        "console: {console}"
+    );
+    let logs = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    assert!(
+        logs.contains("console input written"),
+        "the logs were not captured"
+    );
+    // The guest's own report holds what it read (`got: …`), and its puppet request is logged
+    // at debug: that line is the guest's word, not the input's path.
+    let leaks: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains(&typed) && !l.contains("puppet request"))
+        .collect();
+    assert!(
+        leaks.is_empty(),
+        "the console input reached a log: {leaks:#?}"
+    );
+}
+
 /// Everything logged in this test binary (every level, every test, through the caps the
 /// service binaries put on libraries that log message contents,
 /// `paddock_core::logging::allowed`): for the check that no secret reaches a log.
@@ -778,7 +844,10 @@ async fn the_guest_puppet_writes_the_jobs_data_and_relays_exit() {
         60,
         parameters,
         vec![key.clone()],
-        |work| seen_qemu = processes_naming(work),
+        |work| {
+            seen_qemu = processes_naming(work);
+            None
+        },
     )
     .await
     else {

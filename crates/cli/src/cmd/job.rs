@@ -59,11 +59,16 @@ pub enum JobCommand {
         /// The job's id.
         id: String,
     },
-    /// Attach to a job's console, read-only: print it and follow it live until the job
-    /// terminates (`logs --follow`). Input to the console is not supported yet.
+    /// Attach to a job's console: print it and follow it live until the job terminates
+    /// (`logs --follow`). Read-only unless `--input`.
     Console {
         /// The job's id.
         id: String,
+        /// Also send each line typed on standard input (with its newline) to the console
+        /// (a VM's serial port); needs the privilege console_input. Input ends at end of file
+        /// (Ctrl-D); the console is followed until the job terminates.
+        #[arg(long, short)]
+        input: bool,
     },
     /// Log in to a job's host with SSH (a VM of a `qemu` supervisor with user networking):
     /// runs the system's `ssh` to the endpoint `paddock job status` shows, with CMD when given.
@@ -248,7 +253,8 @@ pub async fn run(cmd: JobCommand) -> anyhow::Result<()> {
             let (text, _) = console_after(&client, &id, 0).await?;
             print!("{text}");
         }
-        JobCommand::Console { id } | JobCommand::Logs { id, follow: true } => {
+        JobCommand::Console { id, input: true } => console_with_input(&client, &id).await?,
+        JobCommand::Console { id, input: false } | JobCommand::Logs { id, follow: true } => {
             follow_console(&client, &id).await?
         }
         JobCommand::Ssh(ssh) => ssh_to(&client, ssh).await?,
@@ -370,6 +376,101 @@ async fn follow_console(client: &Client, id: &str) -> anyhow::Result<()> {
             return Ok(());
         }
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+}
+
+/// Reads `r` up to and with its next `\n`, at most `max` bytes, never splitting a UTF-8
+/// character (`pending` carries an incomplete character's bytes to the next call); `None` at
+/// end of input. Bytes that are not UTF-8 become U+FFFD.
+pub fn next_input_chunk(
+    r: &mut impl std::io::BufRead,
+    max: usize,
+    pending: &mut Vec<u8>,
+) -> std::io::Result<Option<String>> {
+    let mut buf = std::mem::take(pending);
+    let mut eof = false;
+    while buf.len() < max && buf.last() != Some(&b'\n') {
+        let avail = r.fill_buf()?;
+        if avail.is_empty() {
+            eof = true;
+            break;
+        }
+        let room = max - buf.len();
+        let n = match avail.iter().take(room).position(|b| *b == b'\n') {
+            Some(i) => i + 1,
+            None => avail.len().min(room),
+        };
+        buf.extend_from_slice(&avail[..n]);
+        r.consume(n);
+    }
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    if !eof && buf.last() != Some(&b'\n') {
+        // Cut at the last whole character; the rest starts the next chunk.
+        if let Err(e) = std::str::from_utf8(&buf)
+            && e.error_len().is_none()
+            && e.valid_up_to() > 0
+        {
+            *pending = buf.split_off(e.valid_up_to());
+        }
+    }
+    Ok(Some(String::from_utf8_lossy(&buf).into_owned()))
+}
+
+/// `paddock job console ID --input`: follows the console as `follow_console` does, and sends
+/// each line of standard input to `POST /jobs/{id}/console/input`. A refusal that lasts (no
+/// privilege, no such job) ends the command with the server's message; one for this moment
+/// (the job not running yet, its supervisor away) is printed and the next line is tried.
+async fn console_with_input(client: &Client, id: &str) -> anyhow::Result<()> {
+    use paddock_core::Privilege;
+    use paddock_core::api::auth::WhoAmI;
+    use paddock_core::api::jobs::{ConsoleInputRequest, ConsoleInputResponse};
+    use paddock_core::protocol::CONSOLE_INPUT_MAX;
+
+    let (me, _): (WhoAmI, _) = client.get_json("/whoami").await?;
+    if !Privilege::ConsoleInput.granted_by(&me.privileges) {
+        bail!(
+            "typing into a job's console needs the privilege console_input, which {} does not \
+             hold (without --input the console is followed read-only)",
+            me.user
+        );
+    }
+    // Standard input is read on a thread of its own (a read blocks until a line comes).
+    let (tx, mut lines) = tokio::sync::mpsc::channel::<String>(16);
+    std::thread::spawn(move || {
+        let stdin = std::io::stdin();
+        let mut r = stdin.lock();
+        let mut pending = Vec::new();
+        while let Ok(Some(chunk)) = next_input_chunk(&mut r, CONSOLE_INPUT_MAX, &mut pending) {
+            if tx.blocking_send(chunk).is_err() {
+                break;
+            }
+        }
+    });
+    let path = format!("/jobs/{id}/console/input");
+    let sender = async {
+        while let Some(data) = lines.recv().await {
+            let r: anyhow::Result<ConsoleInputResponse> =
+                client.post_json(&path, &ConsoleInputRequest { data }).await;
+            if let Err(e) = r {
+                let status = e
+                    .downcast_ref::<paddock_client::ClientError>()
+                    .and_then(|c| c.status());
+                match status {
+                    Some(s) if s == reqwest::StatusCode::CONFLICT => {
+                        eprintln!("paddock: console input not sent: {e:#}");
+                    }
+                    _ => return Err(e.context("console input refused")),
+                }
+            }
+        }
+        // End of input: the console is still followed.
+        std::future::pending::<anyhow::Result<()>>().await
+    };
+    tokio::select! {
+        r = follow_console(client, id) => r,
+        r = sender => r,
     }
 }
 
@@ -586,5 +687,29 @@ mod tests {
             got.extend(p.push(&bytes[split..]));
             assert_eq!(got, ["{\"a\":\"é\"}", "two"], "split at {split}");
         }
+    }
+
+    /// Console input is read a line at a time (with its newline), at most `max` bytes, never
+    /// splitting a character; the last line needs no newline.
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn console_input_chunks() {
+        let read = |input: &[u8], max| {
+            let mut r = std::io::BufReader::with_capacity(3, input);
+            let mut pending = Vec::new();
+            let mut out = Vec::new();
+            while let Some(c) = next_input_chunk(&mut r, max, &mut pending).unwrap() {
+                assert!(c.len() <= max, "{c:?}");
+                out.push(c);
+            }
+            out
+        };
+        assert_eq!(read(b"ls -l\nwho\n", 64), ["ls -l\n", "who\n"]);
+        assert_eq!(read(b"a\n\nb", 64), ["a\n", "\n", "b"]);
+        assert_eq!(read(b"abcdefgh\n", 4), ["abcd", "efgh", "\n"]);
+        // `é` is two bytes: a chunk ends before it rather than in it.
+        assert_eq!(read("abcé\n".as_bytes(), 4), ["abc", "é\n"]);
+        assert_eq!(read("ééé".as_bytes(), 3), ["é", "é", "é"]);
+        assert!(read(b"", 4).is_empty());
     }
 }

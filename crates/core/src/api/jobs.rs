@@ -34,6 +34,33 @@ pub struct EnqueueJobRequest {
     pub priority: i32,
 }
 
+/// `POST /api/v1/jobs/{id}/console/input`: text for the job's live console (a VM's serial
+/// port), at most [`crate::protocol::CONSOLE_INPUT_MAX`] bytes, sent as it is (a line ends with
+/// the `\n` the client puts there).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleInputRequest {
+    pub data: String,
+}
+
+impl std::fmt::Debug for ConsoleInputRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ConsoleInputRequest {{ data: <{} bytes> }}",
+            self.data.len()
+        )
+    }
+}
+
+/// The answer to `POST /api/v1/jobs/{id}/console/input` (202): the input went to the job's
+/// supervisor, `bytes` long. Delivery to the host is not confirmed (the supervisor logs a host
+/// that refuses it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsoleInputResponse {
+    pub bytes: usize,
+}
+
 /// Reads submitted parameters with `deny_unknown_fields` (also the puppet's job data,
 /// `crate::puppet::JobData`).
 pub(crate) fn strict_parameters<'de, D: serde::Deserializer<'de>>(

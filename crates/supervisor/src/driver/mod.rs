@@ -10,6 +10,8 @@
 //! - Everything the host does afterwards arrives as [`HostEvent`]s on the channel given to
 //!   `start`: `Ready` when the workload runs (at once for a process, on the puppet's `ready`
 //!   for a VM), console output, puppet requests, and `Exited` when the host stops by itself.
+//! - [`Host::console_input`] types into the host's console (a VM's serial port); a host
+//!   without one refuses.
 //! - [`Host::stop`] stops the host and releases everything it held; it may be called at any
 //!   time, also after `Exited`, and more than once.
 
@@ -113,6 +115,13 @@ pub trait Host: Send + 'static {
     /// How a user logs in to the host (a VM's forwarded sshd), when it offers that.
     fn access(&self) -> Option<paddock_core::protocol::AccessEndpoint> {
         None
+    }
+
+    /// Writes `data` to the host's console input (a VM's serial port), as it is. The default
+    /// refuses: a host without a console to type into. Never log `data` (its length at most).
+    fn console_input(&mut self, data: &[u8]) -> impl Future<Output = Result<(), HostError>> + Send {
+        let _ = data;
+        async { Err(HostError::Other("this host has no console input".into())) }
     }
 }
 

@@ -37,6 +37,11 @@
 //!   needed), starts dropbear on port 22 (public keys only), lets the guest puppet report
 //!   ready (`touch /tmp/sshd-up`) and keeps running until it is stopped.
 //!
+//! - `paddock.test=console-echo`: the same port; it opens the serial port `/dev/ttyS0` (before
+//!   reporting: the UART's FIFO is cleared when the port is opened), runs `paddock-puppet
+//!   ready`, reads one line from the serial port (at most 60 s) and reports it with
+//!   `paddock-puppet exit success --message "got: <line>"`: console input, end to end.
+//!
 //! `paddock-puppet` is the `guest-puppet` example of this crate (the same
 //! `paddock_puppet::cli::main` as the installed binary), which `cargo test` builds with the
 //! tests; `<profile>/paddock-puppet` serves too (`cargo build -p paddock-cli`). It is copied in
@@ -399,6 +404,7 @@ case "$(cat /proc/cmdline)" in
 *paddock.test=guest-daemon*) mode=guest;;
 *paddock.test=guest-never-ready*) mode=never;;
 *paddock.test=ssh*) mode=ssh;;
+*paddock.test=console-echo*) mode=echo;;
 esac
 if [ -n "$mode" ]; then
   for m in $(cat /lib/modules/order); do insmod /lib/modules/$m.ko; done
@@ -452,6 +458,14 @@ if [ -n "$mode" ]; then
     verdict=success
     [ -n "$bad" ] && verdict=error
     paddock-puppet exit $verdict --message "job $(cat /run/paddock/job-id):$bad" && echo PADDOCK-GUEST-EXIT-OK
+    poweroff -f
+  fi
+  if [ $mode = echo ]; then
+    exec 3</dev/ttyS0
+    paddock-puppet ready && echo {READY_MARKER}
+    line=
+    read -t 60 -r line <&3
+    paddock-puppet exit success --message "got: $line"
     poweroff -f
   fi
   paddock-puppet ready && echo {READY_MARKER}

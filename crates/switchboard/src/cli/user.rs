@@ -16,7 +16,7 @@ pub enum UserCommand {
         /// The new user's name.
         name: Name,
         /// A privilege to grant; repeat for several (admin, submit_jobs, list_jobs, cancel_jobs,
-        /// manage_supervisors, list_supervisors).
+        /// manage_supervisors, list_supervisors, console_input).
         #[arg(long = "privilege")]
         privileges: Vec<Privilege>,
         /// The user's e-mail address (shown by the API; nothing is sent to it).

@@ -10,6 +10,7 @@ mod api_errors;
 mod audit;
 mod auth;
 mod console;
+mod console_input;
 mod deployment;
 mod hostile;
 mod images;

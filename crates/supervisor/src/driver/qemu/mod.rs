@@ -18,7 +18,8 @@
 //! - QEMU starts paused (`-S`) in its own process group with an empty environment (`PATH`
 //!   only); nothing of the job's parameters is on its command line. Once QMP answers, the
 //!   guest runs (`cont`). The serial console (QEMU's standard output) is the job's console
-//!   (`stdout`); QEMU's own messages are its `stderr`.
+//!   (`stdout`); QEMU's own messages are its `stderr`. QEMU's standard input is the serial
+//!   port's input (`-chardev stdio`): console input ([`Host::console_input`]) is written there.
 //! - The puppet: a virtio-serial port named [`PUPPET_PORT`] (in the guest
 //!   `/dev/virtio-ports/org.paddock.puppet.0`) whose host side is a Unix socket QEMU listens
 //!   on; the supervisor connects to it and serves the puppet protocol there, reconnecting
@@ -56,7 +57,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use paddock_core::protocol::{AccessEndpoint, ConsoleStream};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -77,6 +78,8 @@ const STDERR_TAIL: usize = 4096;
 /// How long a QMP command may take.
 const QMP_TIMEOUT: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(20);
+/// How long a write of console input may wait for QEMU to take it.
+const CONSOLE_INPUT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How many ports a start tries when QEMU cannot bind the one it was given.
 pub const PORT_ATTEMPTS: usize = 5;
 /// What QEMU says when it cannot bind a forwarded port.
@@ -281,6 +284,8 @@ struct Started {
     /// Set once the start succeeded: only then does QEMU's end become the host's event (a
     /// QEMU of a failed start, or of an attempt given up for another port, is not news).
     go: watch::Sender<bool>,
+    /// QEMU's standard input: the serial port's input (`-chardev stdio`).
+    stdin: Option<tokio::process::ChildStdin>,
 }
 
 async fn kill_and_wait(pgid: i32, running: &AtomicBool, monitor: JoinHandle<()>) {
@@ -503,7 +508,7 @@ impl QemuDriver {
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .current_dir(dir)
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
@@ -519,6 +524,7 @@ impl QemuDriver {
         let (exited_tx, mut exited) = watch::channel(false);
         let (go_tx, mut go) = watch::channel(false);
         let tail = Arc::new(Mutex::new(String::new()));
+        let stdin = child.stdin.take();
         let console = child
             .stdout
             .take()
@@ -566,6 +572,7 @@ impl QemuDriver {
             running: running.clone(),
             monitor,
             go: go_tx,
+            stdin,
         });
 
         // QMP answers once QEMU has set the machine up (paused).
@@ -737,6 +744,7 @@ impl QemuDriver {
             access,
             lease,
             _go: s.go,
+            console_in: s.stdin,
         })
     }
 }
@@ -760,6 +768,8 @@ pub struct QemuHost {
     lease: Option<PortLease>,
     /// Kept `true`: QEMU's end is this host's event.
     _go: watch::Sender<bool>,
+    /// QEMU's standard input, the serial port's input (`-chardev stdio` reads it).
+    console_in: Option<tokio::process::ChildStdin>,
 }
 
 impl QemuHost {
@@ -825,6 +835,7 @@ impl Host for QemuHost {
             }
         }
         self.qmp.take();
+        self.console_in.take();
         if let Some(m) = self.monitor.take() {
             let _ = tokio::time::timeout(Duration::from_secs(10), m).await;
         }
@@ -843,5 +854,36 @@ impl Host for QemuHost {
 
     fn access(&self) -> Option<AccessEndpoint> {
         self.access.clone()
+    }
+
+    /// Writes to QEMU's standard input, which `-chardev stdio` hands to the guest's serial
+    /// port. Bounded in time: a guest that does not read its serial port fills QEMU's pipe.
+    async fn console_input(&mut self, data: &[u8]) -> Result<(), HostError> {
+        if !self.running.load(Ordering::SeqCst) {
+            return Err(HostError::Other("the VM is not running".into()));
+        }
+        let Some(w) = self.console_in.as_mut() else {
+            return Err(HostError::Other(
+                "the VM's serial port input is closed".into(),
+            ));
+        };
+        let write = async {
+            w.write_all(data).await?;
+            w.flush().await
+        };
+        match tokio::time::timeout(CONSOLE_INPUT_TIMEOUT, write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                self.console_in = None;
+                Err(HostError::Io {
+                    what: "writing to the VM's serial port".into(),
+                    source: e,
+                })
+            }
+            Err(_) => Err(HostError::Other(format!(
+                "the VM's serial port took no input for {} s",
+                CONSOLE_INPUT_TIMEOUT.as_secs()
+            ))),
+        }
     }
 }

@@ -12,9 +12,10 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use paddock_client::{Found, StoreApiError, StoreClient};
 use paddock_core::api::jobs::{
-    EnqueueJobRequest, EnqueueJobResponse, JobEventList, JobList, JobView,
+    ConsoleInputRequest, ConsoleInputResponse, EnqueueJobRequest, EnqueueJobResponse, JobEventList,
+    JobList, JobView,
 };
-use paddock_core::protocol::SwitchboardMessage;
+use paddock_core::protocol::{CONSOLE_INPUT_MAX, ConsoleInput, SwitchboardMessage};
 use paddock_core::{
     ExecutionState, ExitStatus, ImageId, JobId, Name, Privilege, TagExpr, Transition,
 };
@@ -329,6 +330,65 @@ pub async fn console(
         text,
     )
         .into_response())
+}
+
+/// The most bytes a `POST /jobs/{id}/console/input` body may take: its `data` at most
+/// [`CONSOLE_INPUT_MAX`] bytes, each escaped in JSON at most six times over (`\u0000`).
+pub const CONSOLE_INPUT_BODY_MAX: usize = 6 * CONSOLE_INPUT_MAX + 1024;
+
+/// Input for a job's live console, sent to its supervisor as `console_input`. The route's
+/// guard asks for `console_input`; the job must be one the caller may see (its own, or any
+/// with `list_jobs`), started (`initializing` or `ready`) on a supervisor connected to this
+/// process. The text is never stored or logged (its length is).
+pub async fn console_input(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(body): Json<ConsoleInputRequest>,
+) -> Result<(StatusCode, Json<ConsoleInputResponse>), ApiError> {
+    let job = visible_job(&app, &caller, &id).await?;
+    if body.data.is_empty() {
+        return Err(ApiError::BadRequest("data: empty console input".into()));
+    }
+    if body.data.len() > CONSOLE_INPUT_MAX {
+        return Err(ApiError::Rejected(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "data: {} bytes of console input, at most {CONSOLE_INPUT_MAX} per request",
+                body.data.len()
+            ),
+        ));
+    }
+    let state = job.state.execution_state;
+    if !matches!(state, ExecutionState::Initializing | ExecutionState::Ready) {
+        return Err(ApiError::Conflict(format!(
+            "job {} is {}: console input needs a job whose host runs (initializing or ready)",
+            job.id,
+            state.as_str()
+        )));
+    }
+    let Some(sup) = job.supervisor_id else {
+        return Err(ApiError::Conflict(format!(
+            "job {} has no supervisor",
+            job.id
+        )));
+    };
+    let bytes = body.data.len();
+    let sent = app.hub.send(
+        sup,
+        SwitchboardMessage::ConsoleInput {
+            job_id: job.id,
+            data: ConsoleInput(body.data),
+        },
+    );
+    if !sent {
+        return Err(ApiError::Conflict(format!(
+            "job {}: its supervisor is not connected to this switchboard",
+            job.id
+        )));
+    }
+    tracing::info!(job.id = %job.id, user = %caller.user, bytes, "console input sent");
+    Ok((StatusCode::ACCEPTED, Json(ConsoleInputResponse { bytes })))
 }
 
 /// Response header carrying the console cursor.

@@ -45,6 +45,12 @@ pub fn routes(app: AppState) -> Router<AppState> {
         .route("/jobs/{id}/events", get(jobs::events))
         .route("/jobs/{id}/console", get(jobs::console));
     let cancel = Router::new().route("/jobs/{id}/cancel", post(jobs::cancel));
+    let console_input = Router::new().route(
+        "/jobs/{id}/console/input",
+        post(jobs::console_input).layer(axum::extract::DefaultBodyLimit::max(
+            jobs::CONSOLE_INPUT_BODY_MAX,
+        )),
+    );
     let read_sups = Router::new()
         .route("/supervisors", get(supervisors::list))
         .route("/supervisors/{id}", get(supervisors::get))
@@ -67,6 +73,7 @@ pub fn routes(app: AppState) -> Router<AppState> {
         .merge(guarded(&app, Guard(&[SubmitJobs]), submit))
         .merge(guarded(&app, Guard(&[ListJobs, SubmitJobs]), read_jobs))
         .merge(guarded(&app, Guard(&[CancelJobs, SubmitJobs]), cancel))
+        .merge(guarded(&app, Guard(&[ConsoleInput]), console_input))
         .merge(guarded(
             &app,
             Guard(&[ListSupervisors, ManageSupervisors]),
