@@ -33,6 +33,26 @@ fn certificates(dir: &Path) {
     }
 }
 
+/// Starts `cmd` (stdout discarded, stderr read) and returns it with the first line of its
+/// standard error that starts with `prefix`. Its standard error is read on after that: a
+/// closed pipe would end the server at its next log line.
+fn spawn_until(mut cmd: Command, prefix: &str) -> (std::process::Child, String) {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .env("NO_COLOR", "1")
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = lines
+        .by_ref()
+        .map(|l| l.unwrap())
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starting {prefix:?}"));
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, line)
+}
+
 fn switchboard() -> Command {
     Command::new(env!("CARGO_BIN_EXE_paddock-switchboard"))
 }
@@ -67,26 +87,10 @@ fn the_switchboard_serves_https_with_its_tls_section() {
         "{out}"
     );
 
-    let mut child = switchboard()
-        .args(["serve", "--config"])
-        .arg(d.join("sb.toml"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .env("NO_COLOR", "1")
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut url = None;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(u) = line.strip_prefix("paddock-switchboard: serving on ") {
-            url = Some(u.to_string());
-            break;
-        }
-    }
-    // Keep reading: a closed stderr would end the server at its next log line.
-    std::thread::spawn(move || lines.for_each(drop));
-    let url = url.expect("a serving line");
+    let mut cmd = switchboard();
+    cmd.args(["serve", "--config"]).arg(d.join("sb.toml"));
+    let (mut child, line) = spawn_until(cmd, "paddock-switchboard: serving on ");
+    let url = line["paddock-switchboard: serving on ".len()..].to_string();
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     let port = url.rsplit(':').next().unwrap().to_string();
     let curl = |args: &[&str]| {
@@ -176,21 +180,9 @@ fn the_image_store_serves_https_with_its_tls_section() {
     );
     assert!(out.contains("(read, and they match)"), "{out}");
 
-    let mut child = imagestore()
-        .args(["serve", "--config"])
-        .arg(d.join("is.toml"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .env("NO_COLOR", "1")
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let line = lines
-        .by_ref()
-        .map(|l| l.unwrap())
-        .find(|l| l.starts_with("paddock-imagestore: serving "))
-        .expect("a serving line");
-    std::thread::spawn(move || lines.for_each(drop));
+    let mut cmd = imagestore();
+    cmd.args(["serve", "--config"]).arg(d.join("is.toml"));
+    let (mut child, line) = spawn_until(cmd, "paddock-imagestore: serving ");
     let url = line.rsplit(' ').next().unwrap().to_string();
     assert!(url.starts_with("https://127.0.0.1:"), "{line}");
     let port = url.rsplit(':').next().unwrap().to_string();
@@ -252,22 +244,9 @@ fn the_deploy_webhook_serves_https_with_its_tls_section() {
         "{out}"
     );
 
-    let mut child = deploy()
-        .args(["serve", "--config"])
-        .arg(d.join("deploy.toml"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .env("NO_COLOR", "1")
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let line = lines
-        .by_ref()
-        .map(|l| l.unwrap())
-        .find(|l| l.starts_with("paddock-deploy: webhook on "))
-        .expect("a webhook line");
-    // Keep reading: the daemon logs on (a closed stderr would end it).
-    std::thread::spawn(move || lines.for_each(drop));
+    let mut cmd = deploy();
+    cmd.args(["serve", "--config"]).arg(d.join("deploy.toml"));
+    let (mut child, line) = spawn_until(cmd, "paddock-deploy: webhook on ");
     assert!(line.contains("https://"), "{line}");
     // An unsigned push is refused (401), over TLS.
     let code = Command::new("curl")
@@ -312,26 +291,16 @@ fn the_audit_report_page_serves_https_with_tls_flags() {
         .local_addr()
         .unwrap()
         .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_paddock-audit"))
-        .arg("serve")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_paddock-audit"));
+    cmd.arg("serve")
         .arg("--report")
         .arg(d.join("report.json"))
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .arg("--tls-cert")
         .arg(d.join("server.crt"))
         .arg("--tls-key")
-        .arg(d.join("server.key"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let line = lines
-        .by_ref()
-        .map(|l| l.unwrap())
-        .find(|l| l.starts_with("paddock-audit: serving "))
-        .expect("a serving line");
-    std::thread::spawn(move || lines.for_each(drop));
+        .arg(d.join("server.key"));
+    let (mut child, line) = spawn_until(cmd, "paddock-audit: serving ");
     assert!(line.contains("https://"), "{line}");
     let page = Command::new("curl")
         .args(["-sS", "--max-time", "10", "--cacert"])
